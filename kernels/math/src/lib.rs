@@ -1,0 +1,112 @@
+//! The numerical core of the builtin ifp kernels.
+//!
+//! Every algorithm here has the shape the `ifp:kernel` contract (see `wit/`) requires:
+//! a resident [`Shard`] whose [`Shard::step`] returns additive statistics, and an
+//! [`Algorithm::update`] that turns their sum into the next model. The guest crates in
+//! `kernels/kmeans` and `kernels/logreg` wrap this code as WebAssembly components; the host
+//! and the benchmarks also use it natively, so wasm and native run the very same source.
+//!
+//! Hot loops are written against [`simd`]'s vector types (wasm SIMD128 on wasm32, portable
+//! arrays elsewhere); statistics are accumulated in `f64` whatever the input precision.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod kmeans;
+pub mod logreg;
+pub mod params;
+pub mod rng;
+pub mod simd;
+
+pub use kmeans::KMeans;
+pub use logreg::LogReg;
+
+/// The shape of the data a job runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataShape {
+    /// Feature columns (labels excluded).
+    pub cols: u32,
+    /// Whether each row carries a label.
+    pub has_labels: bool,
+    /// Rows in the whole data set, over all functions.
+    pub total_rows: u64,
+}
+
+/// Which rows `init` needs (mirrors the WIT `sample-plan`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplePlan {
+    /// The first `n` rows.
+    Head(u64),
+    /// `count` rows drawn uniformly without replacement with `seed`, in row order.
+    Uniform { count: u64, seed: u64 },
+}
+
+/// The result of one [`Algorithm::update`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateResult {
+    pub model: Vec<f64>,
+    pub loss: f64,
+    pub converged: bool,
+}
+
+/// One named array of a model (mirrors the WIT `model-field`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelField {
+    pub name: String,
+    pub shape: Vec<u32>,
+    pub values: Vec<f64>,
+}
+
+/// A parameter as the user gave it: kebab-case name and textual value.
+pub type Param = (String, String);
+
+/// An algorithm in the map → sum → update shape. Errors are one readable line.
+pub trait Algorithm {
+    type Shard: Shard;
+    /// Name used on the command line and in reports.
+    const NAME: &'static str;
+    fn validate(params: &[Param], shape: DataShape) -> Result<(), String>;
+    fn plan_sample(params: &[Param], shape: DataShape) -> Result<SamplePlan, String>;
+    fn init(
+        params: &[Param],
+        shape: DataShape,
+        sample_features: &[f32],
+        sample_labels: &[f32],
+        start: &[f64],
+    ) -> Result<Vec<f64>, String>;
+    fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String>;
+    fn describe(params: &[Param], shape: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String>;
+    fn new_shard(shape: DataShape) -> Self::Shard;
+}
+
+/// One worker's resident slice of the data.
+pub trait Shard {
+    fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String>;
+    fn rows(&self) -> u64;
+    fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String>;
+    fn assignments(&self) -> Vec<u32>;
+}
+
+/// Checks that `features`/`labels` hold whole rows of `shape`; returns the row count.
+pub(crate) fn check_chunk(shape: DataShape, features: &[f32], labels: &[f32]) -> Result<usize, String> {
+    let cols = shape.cols as usize;
+    if cols == 0 {
+        return Err("the data has no feature columns".into());
+    }
+    if features.len() % cols != 0 {
+        return Err(format!("{} feature values do not form whole rows of {cols} columns", features.len()));
+    }
+    let n = features.len() / cols;
+    let want = if shape.has_labels { n } else { 0 };
+    if labels.len() != want {
+        return Err(format!("{} labels given for {n} rows (expected {want})", labels.len()));
+    }
+    Ok(n)
+}
+
+/// Checks that a model or partial has the expected length.
+pub(crate) fn check_len(what: &str, got: usize, want: usize) -> Result<(), String> {
+    if got != want {
+        return Err(format!("{what} has {got} values, expected {want}"));
+    }
+    Ok(())
+}

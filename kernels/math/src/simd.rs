@@ -1,0 +1,229 @@
+//! Four-lane `f32` and two-lane `f64` vectors with one API and two backends: wasm SIMD128
+//! (with relaxed-SIMD fused multiply-add where the target enables it) and portable arrays
+//! that LLVM vectorises for the native target. The kernels are written once against this.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod imp {
+    use core::arch::wasm32::*;
+
+    #[derive(Clone, Copy)]
+    pub struct F32x4(v128);
+    #[derive(Clone, Copy)]
+    pub struct F64x2(v128);
+
+    impl F32x4 {
+        #[inline(always)]
+        pub fn splat(x: f32) -> Self {
+            Self(f32x4_splat(x))
+        }
+        /// Loads `s[i..i + 4]`.
+        #[inline(always)]
+        pub fn load(s: &[f32], i: usize) -> Self {
+            let s = &s[i..i + 4];
+            // SAFETY: the slice above holds four f32s; v128_load allows unaligned reads.
+            Self(unsafe { v128_load(s.as_ptr() as *const v128) })
+        }
+        #[inline(always)]
+        pub fn store(self, s: &mut [f32], i: usize) {
+            let s = &mut s[i..i + 4];
+            // SAFETY: as in `load`.
+            unsafe { v128_store(s.as_mut_ptr() as *mut v128, self.0) }
+        }
+        /// `a * b + c`, fused where relaxed SIMD is enabled.
+        #[inline(always)]
+        pub fn madd(a: Self, b: Self, c: Self) -> Self {
+            #[cfg(target_feature = "relaxed-simd")]
+            {
+                Self(f32x4_relaxed_madd(a.0, b.0, c.0))
+            }
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            {
+                Self(f32x4_add(f32x4_mul(a.0, b.0), c.0))
+            }
+        }
+        #[inline(always)]
+        pub fn min(self, o: Self) -> Self {
+            Self(f32x4_pmin(self.0, o.0))
+        }
+        /// Bit `l` is set when lane `l` of `self` equals that of `o`.
+        #[inline(always)]
+        pub fn eq_mask(self, o: Self) -> u32 {
+            i32x4_bitmask(f32x4_eq(self.0, o.0)) as u32
+        }
+        #[inline(always)]
+        pub fn hmin(self) -> f32 {
+            let s = f32x4_pmin(self.0, i32x4_shuffle::<2, 3, 0, 1>(self.0, self.0));
+            let s = f32x4_pmin(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
+            f32x4_extract_lane::<0>(s)
+        }
+        #[inline(always)]
+        pub fn to_f64(self) -> (F64x2, F64x2) {
+            let hi = i64x2_shuffle::<1, 1>(self.0, self.0);
+            (F64x2(f64x2_promote_low_f32x4(self.0)), F64x2(f64x2_promote_low_f32x4(hi)))
+        }
+    }
+
+    impl F64x2 {
+        #[inline(always)]
+        pub fn splat(x: f64) -> Self {
+            Self(f64x2_splat(x))
+        }
+        #[inline(always)]
+        pub fn load(s: &[f64], i: usize) -> Self {
+            let s = &s[i..i + 2];
+            // SAFETY: two f64s; unaligned load.
+            Self(unsafe { v128_load(s.as_ptr() as *const v128) })
+        }
+        #[inline(always)]
+        pub fn store(self, s: &mut [f64], i: usize) {
+            let s = &mut s[i..i + 2];
+            // SAFETY: as in `load`.
+            unsafe { v128_store(s.as_mut_ptr() as *mut v128, self.0) }
+        }
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            Self(f64x2_add(self.0, o.0))
+        }
+        /// `a * b + c`, never fused, so that f64 results match the native build bit for bit.
+        #[inline(always)]
+        pub fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            Self(f64x2_add(f64x2_mul(a.0, b.0), c.0))
+        }
+        #[inline(always)]
+        pub fn hsum(self) -> f64 {
+            f64x2_extract_lane::<0>(self.0) + f64x2_extract_lane::<1>(self.0)
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+mod imp {
+    #[derive(Clone, Copy)]
+    pub struct F32x4([f32; 4]);
+    #[derive(Clone, Copy)]
+    pub struct F64x2([f64; 2]);
+
+    impl F32x4 {
+        #[inline(always)]
+        pub fn splat(x: f32) -> Self {
+            Self([x; 4])
+        }
+        #[inline(always)]
+        pub fn load(s: &[f32], i: usize) -> Self {
+            Self(s[i..i + 4].try_into().unwrap())
+        }
+        #[inline(always)]
+        pub fn store(self, s: &mut [f32], i: usize) {
+            s[i..i + 4].copy_from_slice(&self.0)
+        }
+        #[inline(always)]
+        pub fn madd(a: Self, b: Self, c: Self) -> Self {
+            Self(core::array::from_fn(|l| a.0[l] * b.0[l] + c.0[l]))
+        }
+        #[inline(always)]
+        pub fn min(self, o: Self) -> Self {
+            // Same semantics as wasm's pmin: `o < self ? o : self`.
+            Self(core::array::from_fn(|l| if o.0[l] < self.0[l] { o.0[l] } else { self.0[l] }))
+        }
+        #[inline(always)]
+        pub fn eq_mask(self, o: Self) -> u32 {
+            (0..4).fold(0, |m, l| m | (((self.0[l] == o.0[l]) as u32) << l))
+        }
+        #[inline(always)]
+        pub fn hmin(self) -> f32 {
+            let s = self.min(Self([self.0[2], self.0[3], self.0[0], self.0[1]]));
+            let s = s.min(Self([s.0[1], s.0[0], s.0[3], s.0[2]]));
+            s.0[0]
+        }
+        #[inline(always)]
+        pub fn to_f64(self) -> (F64x2, F64x2) {
+            let v = self.0;
+            (F64x2([v[0] as f64, v[1] as f64]), F64x2([v[2] as f64, v[3] as f64]))
+        }
+    }
+
+    impl F64x2 {
+        #[inline(always)]
+        pub fn splat(x: f64) -> Self {
+            Self([x; 2])
+        }
+        #[inline(always)]
+        pub fn load(s: &[f64], i: usize) -> Self {
+            Self(s[i..i + 2].try_into().unwrap())
+        }
+        #[inline(always)]
+        pub fn store(self, s: &mut [f64], i: usize) {
+            s[i..i + 2].copy_from_slice(&self.0)
+        }
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            Self([self.0[0] + o.0[0], self.0[1] + o.0[1]])
+        }
+        #[inline(always)]
+        pub fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            Self([a.0[0] * b.0[0] + c.0[0], a.0[1] * b.0[1] + c.0[1]])
+        }
+        #[inline(always)]
+        pub fn hsum(self) -> f64 {
+            self.0[0] + self.0[1]
+        }
+    }
+}
+
+pub use imp::{F32x4, F64x2};
+
+/// `acc[..] += x[..]` with `x` widened to f64; `x.len() == acc.len()`.
+#[inline(always)]
+pub fn add_widened(acc: &mut [f64], x: &[f32]) {
+    let d = x.len();
+    let mut c = 0;
+    while c + 4 <= d {
+        let (lo, hi) = F32x4::load(x, c).to_f64();
+        F64x2::load(acc, c).add(lo).store(acc, c);
+        F64x2::load(acc, c + 2).add(hi).store(acc, c + 2);
+        c += 4;
+    }
+    while c < d {
+        acc[c] += x[c] as f64;
+        c += 1;
+    }
+}
+
+/// `acc[..] += r * x[..]` with `x` widened to f64.
+#[inline(always)]
+pub fn axpy_widened(acc: &mut [f64], r: f64, x: &[f32]) {
+    let d = x.len();
+    let rv = F64x2::splat(r);
+    let mut c = 0;
+    while c + 4 <= d {
+        let (lo, hi) = F32x4::load(x, c).to_f64();
+        F64x2::mul_add(rv, lo, F64x2::load(acc, c)).store(acc, c);
+        F64x2::mul_add(rv, hi, F64x2::load(acc, c + 2)).store(acc, c + 2);
+        c += 4;
+    }
+    while c < d {
+        acc[c] += r * x[c] as f64;
+        c += 1;
+    }
+}
+
+/// `Σ w[c] * x[c]` in f64 with `x` widened, in a fixed order (two lanes, then tail).
+#[inline(always)]
+pub fn dot_widened(w: &[f64], x: &[f32]) -> f64 {
+    let d = x.len();
+    let mut a = F64x2::splat(0.0);
+    let mut b = F64x2::splat(0.0);
+    let mut c = 0;
+    while c + 4 <= d {
+        let (lo, hi) = F32x4::load(x, c).to_f64();
+        a = F64x2::mul_add(F64x2::load(w, c), lo, a);
+        b = F64x2::mul_add(F64x2::load(w, c + 2), hi, b);
+        c += 4;
+    }
+    let mut s = a.add(b).hsum();
+    while c < d {
+        s += w[c] * x[c] as f64;
+        c += 1;
+    }
+    s
+}
