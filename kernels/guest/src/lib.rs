@@ -1,0 +1,84 @@
+//! Glue between the `ifp:kernel` WIT world and a native [`Algorithm`]: [`Kernel<A>`]
+//! implements the generated guest traits for any algorithm, so a kernel crate is one line:
+//!
+//! ```ignore
+//! type Component = ifp_kernel_guest::Kernel<ifp_kernel_math::KMeans>;
+//! ifp_kernel_guest::export!(Component with_types_in ifp_kernel_guest);
+//! ```
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use ifp_kernel_math::{Algorithm, DataShape, SamplePlan, Shard};
+
+wit_bindgen::generate!({
+    world: "kernel",
+    path: "../../wit",
+    pub_export_macro: true,
+    export_macro_name: "export",
+});
+
+use exports::ifp::kernel::algorithm as wit;
+
+/// The component type for algorithm `A`.
+pub struct Kernel<A>(PhantomData<A>);
+
+/// The `shard` resource for algorithm `A`.
+pub struct KernelShard<A: Algorithm>(RefCell<A::Shard>);
+
+fn shape(s: wit::DataShape) -> DataShape {
+    DataShape { cols: s.cols, has_labels: s.has_labels, total_rows: s.total_rows }
+}
+
+impl<A: Algorithm + 'static> wit::Guest for Kernel<A> {
+    type Shard = KernelShard<A>;
+
+    fn name() -> String {
+        A::NAME.to_string()
+    }
+
+    fn validate(params: Vec<wit::Param>, s: wit::DataShape) -> Result<(), String> {
+        A::validate(&params, shape(s))
+    }
+
+    fn plan_sample(params: Vec<wit::Param>, s: wit::DataShape) -> Result<wit::SamplePlan, String> {
+        Ok(match A::plan_sample(&params, shape(s))? {
+            SamplePlan::Head(n) => wit::SamplePlan::Head(n),
+            SamplePlan::Uniform { count, seed } => wit::SamplePlan::Uniform(wit::UniformSample { count, seed }),
+        })
+    }
+
+    fn init(params: Vec<wit::Param>, s: wit::DataShape, sample: wit::Sample, start: Vec<f64>) -> Result<Vec<f64>, String> {
+        A::init(&params, shape(s), &sample.features, &sample.labels, &start)
+    }
+
+    fn update(params: Vec<wit::Param>, s: wit::DataShape, model: Vec<f64>, total: Vec<f64>) -> Result<wit::UpdateResult, String> {
+        let u = A::update(&params, shape(s), &model, &total)?;
+        Ok(wit::UpdateResult { model: u.model, loss: u.loss, converged: u.converged })
+    }
+
+    fn describe(params: Vec<wit::Param>, s: wit::DataShape, model: Vec<f64>) -> Result<Vec<wit::ModelField>, String> {
+        Ok(A::describe(&params, shape(s), &model)?
+            .into_iter()
+            .map(|f| wit::ModelField { name: f.name, shape: f.shape, values: f.values })
+            .collect())
+    }
+}
+
+impl<A: Algorithm + 'static> wit::GuestShard for KernelShard<A> {
+    fn new(s: wit::DataShape) -> Self {
+        Self(RefCell::new(A::new_shard(shape(s))))
+    }
+    fn append(&self, features: Vec<f32>, labels: Vec<f32>) -> Result<(), String> {
+        self.0.borrow_mut().append(&features, &labels)
+    }
+    fn rows(&self) -> u64 {
+        self.0.borrow().rows()
+    }
+    fn step(&self, model: Vec<f64>) -> Result<Vec<f64>, String> {
+        self.0.borrow_mut().step(&model)
+    }
+    fn assignments(&self) -> Vec<u32> {
+        self.0.borrow().assignments()
+    }
+}

@@ -1,0 +1,4 @@
+//! The builtin logistic-regression kernel: [`ifp_kernel_math::LogReg`] exported as an `ifp:kernel` component.
+
+type Component = ifp_kernel_guest::Kernel<ifp_kernel_math::LogReg>;
+ifp_kernel_guest::export!(Component with_types_in ifp_kernel_guest);
