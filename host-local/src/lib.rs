@@ -1,0 +1,14 @@
+//! `ifp-host`: the engine shared by every ifp host (local worker processes, AWS Lambda).
+//!
+//! It loads a kernel component ([`kernel`]), reads a function's share of the data
+//! ([`data`]), runs one wasmtime instance per inner worker over a contiguous slice of that
+//! share and merges their partials ([`function`]), and synchronises functions once per
+//! iteration through a state store ([`sync`]).
+
+pub mod data;
+pub mod function;
+pub mod job;
+pub mod kernel;
+pub mod sync;
+
+pub use kernel::{KernelEngine, KernelError, KernelInstance, Param, Sandbox};

@@ -128,7 +128,7 @@ impl crate::Shard for LogRegShard {
         let shape = DataShape { cols: self.d as u32, has_labels: true, total_rows: 0 };
         check_chunk(shape, features, labels)?;
         if let Some((i, y)) = labels.iter().enumerate().find(|(_, &y)| y != 0.0 && y != 1.0) {
-            return Err(format!("label {y} in row {} of the shard is not 0 or 1", self.y.len() + i));
+            return Err(format!("label {y} in row {} of this chunk is not 0 or 1", i + 1));
         }
         self.x.extend_from_slice(features);
         self.y.extend_from_slice(labels);
@@ -211,7 +211,7 @@ mod tests {
     fn labels_outside_zero_one_are_refused() {
         let mut s = LogReg::new_shard(shape(1, 2));
         let e = s.append(&[1.0, 2.0], &[0.0, 2.0]).unwrap_err();
-        assert_eq!(e, "label 2 in row 1 of the shard is not 0 or 1");
+        assert_eq!(e, "label 2 in row 2 of this chunk is not 0 or 1");
     }
 
     #[test]

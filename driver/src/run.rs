@@ -1,0 +1,364 @@
+//! `ifp run`: one job, on an embedded default data set or a file, with W functions of M inner
+//! workers each; prints progress and a summary, writes the result JSON and the labels.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+
+use ifp_host::data::{DataFile, LabelCol};
+use ifp_host::function::IterationReport;
+use ifp_host::job::{run_in_process, Data, JobConfig, JobOutcome};
+use ifp_host::kernel::ModelField;
+use ifp_host::{KernelEngine, Param, Sandbox};
+
+use crate::gen::{GenSpec, Kind};
+use crate::output;
+
+/// Rows and columns of the embedded default data sets (used when `--data` is not given).
+pub const DEFAULT_ROWS: u64 = 200_000;
+pub const DEFAULT_COLS: u64 = 16;
+pub const DEFAULT_K: u64 = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabelColArg {
+    Last,
+    None,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The algorithm: a builtin kernel (`kmeans`, `logreg`).
+    pub algorithm: String,
+    /// Data file (.npy float32/float64 2-D, or headerless .csv). Without it, a default data
+    /// set (200,000 × 16, seeded) is generated in memory.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where the label is: `last` column or `none` (default: `last` for logreg, else `none`).
+    #[arg(long, value_enum)]
+    pub label_col: Option<LabelColArg>,
+    /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
+    #[arg(long)]
+    pub k: Option<u64>,
+    /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
+    #[arg(long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
+    pub init: Option<String>,
+    /// Initial centroids (k × cols) from a .npy or .csv file.
+    #[arg(long)]
+    pub init_centroids: Option<PathBuf>,
+    /// Maximum iterations (default: 300 for kmeans, 100 for logreg).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_iter: Option<u32>,
+    /// Convergence tolerance (kmeans: relative to the mean feature variance, default 1e-4;
+    /// logreg: change of the loss, default 1e-6).
+    #[arg(long)]
+    pub tol: Option<f64>,
+    /// Gradient-descent step (logreg, default 0.1).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// L2 regularisation strength (logreg, default 0).
+    #[arg(long)]
+    pub l2: Option<f64>,
+    /// Functions (workers), each with its own shard.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub workers: u32,
+    /// Inner workers (wasm instances) per function (default: the available parallelism).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub inner: Option<u64>,
+    /// Seed for the default data and for random/kmeans++ initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the result (model, iterations, timings) as JSON.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the final assignment of every row (kmeans) as .npy (int32) or .csv.
+    #[arg(long)]
+    pub labels_out: Option<PathBuf>,
+    /// Seconds a function waits for the others in one iteration before failing the job.
+    #[arg(long, default_value_t = 60.0)]
+    pub sync_timeout: f64,
+    /// Job id (default: generated).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// No progress or summary on stderr/stdout.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn builtin_kind(algorithm: &str) -> Result<Kind> {
+    match algorithm {
+        "kmeans" => Ok(Kind::Kmeans),
+        "logreg" => Ok(Kind::Logreg),
+        other => bail!("unknown algorithm '{other}' (builtin: kmeans, logreg)"),
+    }
+}
+
+/// The kernel parameters for `args`, refusing flags that do not apply to the algorithm.
+fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> {
+    let mut p: Vec<Param> = Vec::new();
+    let mut put = |n: &str, v: String| p.push((n.to_string(), v));
+    let misplaced = |flag: &str, given: bool| -> Result<()> {
+        if given {
+            bail!("{flag} does not apply to {}", a.algorithm);
+        }
+        Ok(())
+    };
+    match kind {
+        Kind::Kmeans => {
+            misplaced("--learning-rate", a.learning_rate.is_some())?;
+            misplaced("--l2", a.l2.is_some())?;
+            put("k", k.unwrap_or(DEFAULT_K).to_string());
+            if let Some(i) = &a.init {
+                put("init", i.clone());
+            }
+            put("seed", a.seed.to_string());
+        }
+        Kind::Logreg => {
+            misplaced("--k", a.k.is_some())?;
+            misplaced("--init", a.init.is_some())?;
+            misplaced("--init-centroids", a.init_centroids.is_some())?;
+            misplaced("--labels-out", a.labels_out.is_some())?;
+            if let Some(v) = a.learning_rate {
+                put("learning-rate", v.to_string());
+            }
+            if let Some(v) = a.l2 {
+                put("l2", v.to_string());
+            }
+        }
+    }
+    if let Some(t) = a.tol {
+        put("tol", t.to_string());
+    }
+    Ok(p)
+}
+
+/// Reads `--init-centroids`: a k × cols table, row-major.
+fn read_centroids(path: &PathBuf, cols: u32, k: Option<u64>) -> Result<(u64, Vec<f64>)> {
+    let f = DataFile::open(path).context("--init-centroids")?;
+    if f.cols() != cols as u64 {
+        bail!("--init-centroids {} has {} columns but the data has {cols} features", path.display(), f.cols());
+    }
+    if let Some(k) = k {
+        if f.rows() != k {
+            bail!("--init-centroids {} has {} rows, expected k = {k}", path.display(), f.rows());
+        }
+    }
+    let raw = f.read_raw(0..f.rows()).context("--init-centroids")?;
+    Ok((f.rows(), raw.into_iter().map(f64::from).collect()))
+}
+
+pub fn run_cmd(a: RunArgs) -> Result<()> {
+    let kind = builtin_kind(&a.algorithm)?;
+    if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
+        bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
+    }
+    for (flag, p) in [("--out", &a.out), ("--labels-out", &a.labels_out)] {
+        if let Some(p) = p {
+            if p.is_dir() {
+                bail!("{flag} {} is a directory", p.display());
+            }
+            if flag == "--labels-out" {
+                output::TableFormat::of(p).context("--labels-out")?;
+            }
+        }
+    }
+    let label = match (a.label_col, kind) {
+        (Some(LabelColArg::Last), _) => LabelCol::Last,
+        (Some(LabelColArg::None), _) => LabelCol::None,
+        (None, Kind::Logreg) => LabelCol::Last,
+        (None, Kind::Kmeans) => LabelCol::None,
+    };
+    let (data, data_name) = match &a.data {
+        Some(p) => (Data::File { file: DataFile::open(p)?, label }, p.display().to_string()),
+        None => {
+            if a.label_col.is_some() {
+                bail!("--label-col needs --data");
+            }
+            let spec = GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
+            let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();
+            (Data::Memory(spec.rows()), name)
+        }
+    };
+    let shape = data.shape()?;
+    let (k, start) = match (&a.init_centroids, kind) {
+        (Some(p), Kind::Kmeans) => {
+            let (k, c) = read_centroids(p, shape.cols, a.k)?;
+            (Some(k), c)
+        }
+        _ => (a.k, Vec::new()),
+    };
+    let params = kernel_params(kind, &a, k)?;
+    let inner = a.inner.map(|m| m as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cfg = JobConfig {
+        job: a.job.clone().unwrap_or_else(new_job_id),
+        params,
+        max_iter: a.max_iter.unwrap_or(if kind == Kind::Kmeans { 300 } else { 100 }),
+        workers: a.workers,
+        inner,
+        sync_timeout: Duration::from_secs_f64(a.sync_timeout),
+        want_assignments: a.labels_out.is_some(),
+        start,
+    };
+    let engine = KernelEngine::builtin(&a.algorithm, Sandbox::default())?;
+
+    let progress = Progress::new(a.quiet, cfg.max_iter);
+    let outcome = run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it))?;
+    progress.finish();
+
+    // Everything is computed: now write the outputs, each all-or-nothing.
+    let labels = if a.labels_out.is_some() {
+        let mut all = Vec::with_capacity(shape.total_rows as usize);
+        for r in &outcome.reports {
+            all.extend(r.assignments.as_deref().unwrap_or_default());
+        }
+        if all.len() as u64 != shape.total_rows {
+            bail!("--labels-out: {} produced no per-row assignment", a.algorithm);
+        }
+        Some(all)
+    } else {
+        None
+    };
+    let result = result_json(&a.algorithm, &data_name, &cfg, &outcome);
+    if let Some(p) = &a.out {
+        output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
+    }
+    if let (Some(p), Some(l)) = (&a.labels_out, &labels) {
+        output::write_labels(p, l)?;
+    }
+    if !a.quiet {
+        print_summary(&result, &outcome);
+    }
+    Ok(())
+}
+
+fn new_job_id() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{:x}-{:x}", t.as_secs(), std::process::id() ^ t.subsec_nanos())
+}
+
+/// A model field as JSON: a number, a list, or a list of rows.
+fn field_json(f: &ModelField) -> Value {
+    match f.shape.as_slice() {
+        [] => json!(f.values.first().copied().unwrap_or(f64::NAN)),
+        [_] => json!(f.values),
+        [_, c, ..] => json!(f.values.chunks((*c).max(1) as usize).collect::<Vec<_>>()),
+    }
+}
+
+/// Per iteration: the slowest function's compute, and the rest of worker 0's iteration time.
+pub fn iteration_timings(outcome: &JobOutcome) -> Vec<Value> {
+    (0..outcome.iterations as usize)
+        .map(|t| {
+            let compute = outcome.reports.iter().map(|r| r.iterations[t].compute_s).fold(0.0, f64::max);
+            let r0 = &outcome.reports[0].iterations[t];
+            let sync = (r0.compute_s + r0.sync_s - compute).max(0.0);
+            json!({ "iteration": t, "compute_s": compute, "sync_s": sync, "loss": r0.loss })
+        })
+        .collect()
+}
+
+pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobConfig, o: &JobOutcome) -> Value {
+    let model: Map<String, Value> = o.fields.iter().map(|f| (f.name.clone(), field_json(f))).collect();
+    let params: Map<String, Value> = cfg.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let load_s = o.reports.iter().map(|r| r.load_s).fold(0.0, f64::max);
+    json!({
+        "algorithm": algorithm,
+        "job": cfg.job,
+        "data": data_name,
+        "iterations": o.iterations,
+        "converged": o.converged,
+        "loss": o.losses.last().copied().unwrap_or(f64::NAN),
+        "losses": o.losses,
+        "model": model,
+        "config": {
+            "workers": cfg.workers,
+            "inner": o.reports[0].inner,
+            "rows": o.shape.total_rows,
+            "cols": o.shape.cols,
+            "labelled": o.shape.has_labels,
+            "max_iter": cfg.max_iter,
+            "params": params,
+        },
+        "timing": {
+            "init_s": o.init_s,
+            "load_s": load_s,
+            "total_s": o.total_s,
+            "iterations": iteration_timings(o),
+        },
+        "workers": o.reports.iter().map(|r| json!({
+            "worker": r.worker, "rows": r.rows, "inner": r.inner, "load_s": r.load_s, "total_s": r.total_s,
+            "round_trips": r.sync.round_trips, "wait_s": r.sync.wait_s,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_summary(result: &Value, o: &JobOutcome) {
+    let it = &result["timing"]["iterations"];
+    let n = it.as_array().map_or(0, |a| a.len()).max(1) as f64;
+    let sum = |key: &str| it.as_array().map_or(0.0, |a| a.iter().map(|v| v[key].as_f64().unwrap_or(0.0)).sum::<f64>());
+    println!(
+        "{}: {} iterations ({}), loss {:.6e}; {} workers x {} inner, {} rows x {} cols",
+        result["algorithm"].as_str().unwrap_or("?"),
+        o.iterations,
+        if o.converged { "converged" } else { "max-iter reached" },
+        result["loss"].as_f64().unwrap_or(f64::NAN),
+        result["config"]["workers"],
+        result["config"]["inner"],
+        o.shape.total_rows,
+        o.shape.cols,
+    );
+    println!(
+        "time: load {:.3} s, total {:.3} s; per iteration: compute {:.2} ms, sync {:.3} ms",
+        result["timing"]["load_s"].as_f64().unwrap_or(0.0),
+        o.total_s,
+        sum("compute_s") / n * 1e3,
+        sum("sync_s") / n * 1e3,
+    );
+}
+
+/// A progress bar on a terminal, plain lines otherwise, nothing with `--quiet`.
+struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool, max_iter: u32) -> Self {
+        if quiet {
+            return Self { bar: None, plain: false };
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(max_iter as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} iter {pos}/{len} [{bar:30}] {msg} ({elapsed})")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            Self { bar: Some(bar), plain: false }
+        } else {
+            Self { bar: None, plain: true }
+        }
+    }
+    fn iteration(&self, it: &IterationReport) {
+        if let Some(b) = &self.bar {
+            b.set_position(it.iteration as u64 + 1);
+            b.set_message(format!("loss {:.6e}", it.loss));
+        } else if self.plain {
+            eprintln!(
+                "iteration {}: loss {:.6e}, compute {:.2} ms, sync {:.3} ms",
+                it.iteration + 1,
+                it.loss,
+                it.compute_s * 1e3,
+                it.sync_s * 1e3
+            );
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

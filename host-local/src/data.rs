@@ -1,0 +1,440 @@
+//! Reading data sets: 2-D `.npy` files (float32 or float64, C order) and headerless CSV
+//! files, optionally with the label in the last column, and slicing them into row ranges.
+//!
+//! Everything read is checked: a file that is not the format its name says, an unsupported
+//! dtype, a cell that is not a number (named by row and column, 1-based), ragged rows, NaN or
+//! infinite values and empty data all give a [`DataError`] naming the file and the value.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use npyz::{DType, NpyFile, Order, TypeStr};
+
+/// Where the label is in each row of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelCol {
+    /// The last column is the label.
+    Last,
+    /// No label column.
+    #[default]
+    None,
+}
+
+/// A data error: one line naming the file and the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("unsupported data file {path}: expected a .npy or .csv extension")]
+    Extension { path: PathBuf },
+    #[error("malformed .npy file {path}: {reason}")]
+    NpyHeader { path: PathBuf, reason: String },
+    #[error("unsupported dtype '{dtype}' in {path}: expected float32 ('<f4') or float64 ('<f8')")]
+    Dtype { path: PathBuf, dtype: String },
+    #[error("{path} holds a {ndim}-D array with shape {shape:?}; expected a 2-D array (rows × columns)")]
+    Dims { path: PathBuf, ndim: usize, shape: Vec<u64> },
+    #[error("{path} is stored in Fortran order; save it in C order (numpy.ascontiguousarray)")]
+    FortranOrder { path: PathBuf },
+    #[error("{path} is truncated: {reason}")]
+    Truncated { path: PathBuf, reason: String },
+    #[error("{path} row {row} column {col}: '{cell}' is not a number")]
+    NotANumber { path: PathBuf, row: u64, col: usize, cell: String },
+    #[error("{path} row {row} has {got} columns, expected {expected} like the first row")]
+    Ragged { path: PathBuf, row: u64, got: usize, expected: usize },
+    #[error("{path} row {row} column {col}: value {value} is not finite")]
+    NotFinite { path: PathBuf, row: u64, col: usize, value: f64 },
+    #[error("{path} holds no rows")]
+    Empty { path: PathBuf },
+    #[error("{path} has {cols} column(s); with the label in the last column it needs at least 2")]
+    NoFeatures { path: PathBuf, cols: u64 },
+}
+
+/// Rows in memory: row-major features and, when the data is labelled, one label per row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rows {
+    pub cols: usize,
+    pub features: Vec<f32>,
+    /// Empty when the data has no labels.
+    pub labels: Vec<f32>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        if self.cols == 0 {
+            0
+        } else {
+            self.features.len() / self.cols
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn has_labels(&self) -> bool {
+        !self.labels.is_empty()
+    }
+    /// Rows `range` as borrowed slices `(features, labels)`.
+    pub fn slice(&self, range: Range<usize>) -> (&[f32], &[f32]) {
+        let f = &self.features[range.start * self.cols..range.end * self.cols];
+        let l = if self.labels.is_empty() { &[][..] } else { &self.labels[range] };
+        (f, l)
+    }
+    /// Splits raw rows of `total_cols` values into features and labels.
+    fn from_raw(raw: Vec<f32>, total_cols: usize, label: LabelCol) -> Self {
+        match label {
+            LabelCol::None => Rows { cols: total_cols, features: raw, labels: Vec::new() },
+            LabelCol::Last => {
+                let cols = total_cols - 1;
+                let n = raw.len() / total_cols;
+                let mut features = Vec::with_capacity(n * cols);
+                let mut labels = Vec::with_capacity(n);
+                for r in raw.chunks_exact(total_cols) {
+                    features.extend_from_slice(&r[..cols]);
+                    labels.push(r[cols]);
+                }
+                Rows { cols, features, labels }
+            }
+        }
+    }
+}
+
+/// The contiguous share `index` of `n` items split into `parts` (sizes differ by at most one).
+pub fn share(n: u64, parts: u64, index: u64) -> Range<u64> {
+    let start = n * index / parts;
+    let end = n * (index + 1) / parts;
+    start..end
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Npy { offset: u64, f64: bool },
+    Csv,
+}
+
+/// An opened data file: its shape is known, rows are read on demand.
+#[derive(Clone, Debug)]
+pub struct DataFile {
+    path: PathBuf,
+    format: Format,
+    rows: u64,
+    /// Columns per row, label included.
+    cols: u64,
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io { path: path.to_path_buf(), source }
+}
+
+impl DataFile {
+    /// Opens `path` and reads its shape (the header of a `.npy`, one pass over a CSV).
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+        let (format, rows, cols) = match ext.as_deref() {
+            Some("npy") => Self::open_npy(path)?,
+            Some("csv") => Self::open_csv(path)?,
+            _ => return Err(DataError::Extension { path: path.to_path_buf() }),
+        };
+        if rows == 0 || cols == 0 {
+            return Err(DataError::Empty { path: path.to_path_buf() });
+        }
+        Ok(Self { path: path.to_path_buf(), format, rows, cols })
+    }
+
+    /// Whether the file is a CSV (read sequentially) rather than an `.npy` (random access).
+    pub fn is_csv(&self) -> bool {
+        self.format == Format::Csv
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+    /// Columns per row, label included.
+    pub fn cols(&self) -> u64 {
+        self.cols
+    }
+
+    /// Feature columns under `label`, or an error if there would be none.
+    pub fn feature_cols(&self, label: LabelCol) -> Result<u64, DataError> {
+        match label {
+            LabelCol::None => Ok(self.cols),
+            LabelCol::Last if self.cols < 2 => Err(DataError::NoFeatures { path: self.path.clone(), cols: self.cols }),
+            LabelCol::Last => Ok(self.cols - 1),
+        }
+    }
+
+    fn open_npy(path: &Path) -> Result<(Format, u64, u64), DataError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let len = file.metadata().map_err(io_err(path))?.len();
+        let mut r = BufReader::new(file);
+        // The header length is needed to seek to rows; npyz parses the header itself.
+        let mut pre = [0u8; 12];
+        let got = read_up_to(&mut r, &mut pre).map_err(io_err(path))?;
+        let bad = |reason: String| DataError::NpyHeader { path: path.to_path_buf(), reason };
+        if got < 10 || &pre[..6] != b"\x93NUMPY" {
+            return Err(bad("missing the \\x93NUMPY magic string".into()));
+        }
+        let offset = match pre[6] {
+            1 => 10 + u16::from_le_bytes([pre[8], pre[9]]) as u64,
+            2 | 3 if got == 12 => 12 + u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
+            v => return Err(bad(format!("unsupported format version {v}"))),
+        };
+        let file = File::open(path).map_err(io_err(path))?;
+        let npy = NpyFile::new(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+        let dtype = match npy.dtype() {
+            DType::Plain(ts) => ts,
+            other => return Err(DataError::Dtype { path: path.to_path_buf(), dtype: other.descr() }),
+        };
+        let f64 = match is_float(&dtype) {
+            Some(f) => f,
+            None => return Err(DataError::Dtype { path: path.to_path_buf(), dtype: dtype.to_string() }),
+        };
+        let shape = npy.shape().to_vec();
+        if shape.len() != 2 {
+            return Err(DataError::Dims { path: path.to_path_buf(), ndim: shape.len(), shape });
+        }
+        if npy.order() == Order::Fortran && shape[0] > 1 && shape[1] > 1 {
+            return Err(DataError::FortranOrder { path: path.to_path_buf() });
+        }
+        let need = offset + shape[0] * shape[1] * if f64 { 8 } else { 4 };
+        if len < need {
+            return Err(DataError::Truncated {
+                path: path.to_path_buf(),
+                reason: format!("the header promises {} × {} values ({need} bytes) but the file has {len} bytes", shape[0], shape[1]),
+            });
+        }
+        Ok((Format::Npy { offset, f64 }, shape[0], shape[1]))
+    }
+
+    fn open_csv(path: &Path) -> Result<(Format, u64, u64), DataError> {
+        let mut rdr = csv_reader(path)?;
+        let mut rec = csv::ByteRecord::new();
+        let (mut rows, mut cols) = (0u64, 0u64);
+        loop {
+            match rdr.read_byte_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {
+                    if rows == 0 {
+                        cols = rec.len() as u64;
+                    }
+                    rows += 1;
+                }
+                Err(e) => return Err(csv_error(path, e)),
+            }
+        }
+        Ok((Format::Csv, rows, cols))
+    }
+
+    /// Reads rows `range` (all columns, label included) as f32.
+    pub fn read_raw(&self, range: Range<u64>) -> Result<Vec<f32>, DataError> {
+        assert!(range.end <= self.rows, "row range {range:?} beyond {} rows", self.rows);
+        let cols = self.cols as usize;
+        let n = (range.end - range.start) as usize;
+        let path = &self.path;
+        let raw = match self.format {
+            Format::Npy { offset, f64 } => {
+                use std::io::{Seek, SeekFrom};
+                let size = if f64 { 8 } else { 4 };
+                let mut f = File::open(path).map_err(io_err(path))?;
+                f.seek(SeekFrom::Start(offset + range.start * self.cols * size)).map_err(io_err(path))?;
+                let mut bytes = vec![0u8; n * cols * size as usize];
+                f.read_exact(&mut bytes).map_err(|e| DataError::Truncated { path: path.clone(), reason: e.to_string() })?;
+                if f64 {
+                    bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
+                } else {
+                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+                }
+            }
+            Format::Csv => {
+                let mut rdr = csv_reader(path)?;
+                let mut rec = csv::ByteRecord::new();
+                let mut out = Vec::with_capacity(n * cols);
+                let mut row = 0u64;
+                while row < range.end {
+                    match rdr.read_byte_record(&mut rec) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => return Err(csv_error(path, e)),
+                    }
+                    if row >= range.start {
+                        parse_record(path, row, &rec, &mut out)?;
+                    }
+                    row += 1;
+                }
+                out
+            }
+        };
+        // Values must be finite: check after the f32 conversion (f64 overflow becomes inf).
+        if let Some(i) = raw.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::NotFinite {
+                path: path.clone(),
+                row: range.start + (i / cols) as u64 + 1,
+                col: i % cols + 1,
+                value: raw[i] as f64,
+            });
+        }
+        Ok(raw)
+    }
+
+    /// Reads rows `range` split into features and labels.
+    pub fn read(&self, range: Range<u64>, label: LabelCol) -> Result<Rows, DataError> {
+        self.feature_cols(label)?;
+        Ok(Rows::from_raw(self.read_raw(range)?, self.cols as usize, label))
+    }
+}
+
+fn is_float(t: &TypeStr) -> Option<bool> {
+    match t.to_string().as_str() {
+        "<f4" | "|f4" => Some(false),
+        "<f8" | "|f8" => Some(true),
+        _ => None,
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+fn csv_reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, DataError> {
+    let f = File::open(path).map_err(io_err(path))?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(BufReader::with_capacity(1 << 20, f)))
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> DataError {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => DataError::Ragged {
+            path: path.to_path_buf(),
+            row: pos.as_ref().map(|p| p.record() + 1).unwrap_or(0),
+            got: *len as usize,
+            expected: *expected_len as usize,
+        },
+        _ => DataError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) },
+    }
+}
+
+/// Parses one CSV record of numbers into `out`; `row` is 0-based.
+pub fn parse_record(path: &Path, row: u64, rec: &csv::ByteRecord, out: &mut Vec<f32>) -> Result<(), DataError> {
+    for (c, cell) in rec.iter().enumerate() {
+        let v = std::str::from_utf8(cell).ok().and_then(|s| fast_float_parse(s));
+        match v {
+            Some(v) => out.push(v),
+            None => {
+                return Err(DataError::NotANumber {
+                    path: path.to_path_buf(),
+                    row: row + 1,
+                    col: c + 1,
+                    cell: String::from_utf8_lossy(cell).chars().take(40).collect(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fast_float_parse(s: &str) -> Option<f32> {
+    // Rust's parser is correctly rounded; parse as f64 first so that values written from
+    // float64 data round the same way numpy's astype(float32) does.
+    s.parse::<f64>().ok().map(|v| v as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use npyz::WriterBuilder as _;
+
+    fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.path().join(name);
+        File::create(&p).unwrap().write_all(bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn shares_cover_every_row_once() {
+        for n in [0u64, 1, 7, 100, 1001] {
+            for parts in 1..9u64 {
+                let mut next = 0;
+                for i in 0..parts {
+                    let r = share(n, parts, i);
+                    assert_eq!(r.start, next);
+                    assert!(r.end - r.start <= n / parts + 1);
+                    next = r.end;
+                }
+                assert_eq!(next, n);
+            }
+        }
+    }
+
+    #[test]
+    fn csv_rows_and_labels() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, "a.csv", b"1, 2, 0\n3,4.5,1\n-1e3,6,0");
+        let f = DataFile::open(&p).unwrap();
+        assert_eq!((f.rows(), f.cols()), (3, 3));
+        let r = f.read(1..3, LabelCol::Last).unwrap();
+        assert_eq!(r.features, vec![3.0, 4.5, -1000.0, 6.0]);
+        assert_eq!(r.labels, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn csv_errors_name_row_and_column() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, "a.csv", b"1,2\n3,x\n");
+        let e = DataFile::open(&p).unwrap().read(0..2, LabelCol::None).unwrap_err().to_string();
+        assert!(e.ends_with("a.csv row 2 column 2: 'x' is not a number"), "{e}");
+        let p = write(&d, "b.csv", b"1,2\n3\n");
+        let e = DataFile::open(&p).unwrap_err().to_string();
+        assert!(e.ends_with("b.csv row 2 has 1 columns, expected 2 like the first row"), "{e}");
+        let p = write(&d, "c.csv", b"1,2\n3,nan\n");
+        let e = DataFile::open(&p).unwrap().read(0..2, LabelCol::None).unwrap_err().to_string();
+        assert!(e.ends_with("c.csv row 2 column 2: value NaN is not finite"), "{e}");
+        let p = write(&d, "e.csv", b"");
+        assert!(DataFile::open(&p).unwrap_err().to_string().ends_with("e.csv holds no rows"));
+    }
+
+    #[test]
+    fn npy_f32_f64_and_header_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let p32 = d.path().join("a.npy");
+        npyz::to_file_1d(&p32, vec![0f32; 1]).unwrap();
+        let e = DataFile::open(&p32).unwrap_err().to_string();
+        assert!(e.contains("1-D array"), "{e}");
+
+        let mut buf = Vec::new();
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[2, 3]).writer(&mut buf).begin_nd().unwrap();
+        w.extend([1.0f64, 2.0, 3.0, 4.0, 5.0, 6.5]).unwrap();
+        w.finish().unwrap();
+        let p64 = write(&d, "b.npy", &buf);
+        let f = DataFile::open(&p64).unwrap();
+        assert_eq!((f.rows(), f.cols()), (2, 3));
+        assert_eq!(f.read_raw(1..2).unwrap(), vec![4.0, 5.0, 6.5]);
+        let cut = write(&d, "t.npy", &buf[..buf.len() - 4]);
+        assert!(DataFile::open(&cut).unwrap_err().to_string().contains("is truncated"));
+
+        let mut ibuf = Vec::new();
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[1, 2]).writer(&mut ibuf).begin_nd().unwrap();
+        w.extend([1i32, 2]).unwrap();
+        w.finish().unwrap();
+        let pi = write(&d, "i.npy", &ibuf);
+        let e = DataFile::open(&pi).unwrap_err().to_string();
+        assert!(e.starts_with("unsupported dtype '<i4'"), "{e}");
+        let bad = write(&d, "bad.npy", b"not numpy at all");
+        assert!(DataFile::open(&bad).unwrap_err().to_string().contains("malformed .npy file"));
+        let txt = write(&d, "x.txt", b"1");
+        assert!(DataFile::open(&txt).unwrap_err().to_string().contains("expected a .npy or .csv"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Setting up a job (shape, validation, the initial model from a sample) and running it with
+//! every function as a thread of this process over the in-process store.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::data::{share, DataFile, LabelCol, Rows};
+use crate::function::{Function, FunctionReport, IterationReport, JobSpec, RowSource};
+use crate::kernel::{DataShape, KernelEngine, ModelField, Param, Sample, SamplePlan};
+
+use crate::sync::{InProcess, StateStore};
+
+/// A job's data: rows in memory or a file.
+pub enum Data {
+    Memory(Rows),
+    File { file: DataFile, label: LabelCol },
+}
+
+impl Data {
+    pub fn source(&self) -> RowSource<'_> {
+        match self {
+            Data::Memory(r) => RowSource::Memory(r),
+            Data::File { file, label } => RowSource::File { file, label: *label },
+        }
+    }
+
+    pub fn shape(&self) -> Result<DataShape> {
+        Ok(match self {
+            Data::Memory(r) => DataShape { cols: r.cols as u32, has_labels: r.has_labels(), total_rows: r.len() as u64 },
+            Data::File { file, label } => DataShape {
+                cols: file.feature_cols(*label)? as u32,
+                has_labels: *label == LabelCol::Last,
+                total_rows: file.rows(),
+            },
+        })
+    }
+
+    /// The rows a kernel's sample plan asks for.
+    pub fn sample(&self, plan: SamplePlan) -> Result<Sample> {
+        let total = self.shape()?.total_rows;
+        let indices: Vec<u64> = match plan {
+            SamplePlan::Head(n) => (0..n.min(total)).collect(),
+            SamplePlan::Uniform(u) => ifp_kernel_math::rng::sample_indices(total, u.count.min(total), u.seed),
+        };
+        let mut s = Sample { features: Vec::new(), labels: Vec::new() };
+        let mut push = |rows: &Rows, i: usize| {
+            let (f, l) = rows.slice(i..i + 1);
+            s.features.extend_from_slice(f);
+            s.labels.extend_from_slice(l);
+        };
+        match self {
+            Data::Memory(r) => indices.iter().for_each(|&i| push(r, i as usize)),
+            Data::File { file, label } if file.is_csv() => {
+                // A CSV is read sequentially anyway: one pass up to the last sampled row.
+                let end = indices.last().map_or(0, |l| l + 1);
+                let rows = file.read(0..end, *label)?;
+                indices.iter().for_each(|&i| push(&rows, i as usize));
+            }
+            Data::File { file, label } => {
+                for &i in &indices {
+                    push(&file.read(i..i + 1, *label)?, 0);
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Everything about a job that is not data.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    pub job: String,
+    pub params: Vec<Param>,
+    pub max_iter: u32,
+    pub workers: u32,
+    /// Inner workers per function.
+    pub inner: usize,
+    pub sync_timeout: Duration,
+    pub want_assignments: bool,
+    /// A user-supplied starting model (e.g. initial centroids), or empty.
+    pub start: Vec<f64>,
+}
+
+/// The initial model: validates the parameters, gathers the sample the kernel asks for and
+/// calls its `init`.
+pub fn initial_model(engine: &KernelEngine, data: &Data, params: &[Param], start: &[f64]) -> Result<Vec<f64>> {
+    let shape = data.shape()?;
+    let mut inst = engine.instantiate()?;
+    inst.validate(params, shape)?;
+    let plan = if start.is_empty() { inst.plan_sample(params, shape)? } else { SamplePlan::Head(0) };
+    let sample = data.sample(plan).context("reading the initialisation sample")?;
+    Ok(inst.init(params, shape, &sample, start)?)
+}
+
+/// The result of a whole job.
+#[derive(Clone, Debug)]
+pub struct JobOutcome {
+    pub shape: DataShape,
+    pub model: Vec<f64>,
+    pub fields: Vec<ModelField>,
+    pub iterations: u32,
+    pub converged: bool,
+    /// Loss per iteration (of the model entering it).
+    pub losses: Vec<f64>,
+    pub reports: Vec<FunctionReport>,
+    /// Seconds for the initial model (validation, sample, init).
+    pub init_s: f64,
+    pub total_s: f64,
+}
+
+/// Runs a job with `cfg.workers` functions as threads of this process, each with its own
+/// shard and `cfg.inner` inner workers, synchronising through the in-process store.
+/// `on_iteration` is called once per iteration (from worker 0).
+pub fn run_in_process(
+    engine: &KernelEngine,
+    cfg: &JobConfig,
+    data: &Data,
+    on_iteration: &(dyn Fn(&IterationReport) + Sync),
+) -> Result<JobOutcome> {
+    let started = Instant::now();
+    let shape = data.shape()?;
+    let model0 = initial_model(engine, data, &cfg.params, &cfg.start)?;
+    let init_s = started.elapsed().as_secs_f64();
+    let spec = Arc::new(JobSpec {
+        job: cfg.job.clone(),
+        params: cfg.params.clone(),
+        shape,
+        max_iter: cfg.max_iter,
+        workers: cfg.workers,
+    });
+    let store = InProcess::new(&cfg.job, cfg.workers as usize, cfg.sync_timeout);
+    let source = data.source();
+    let describe_model = Mutex::new(None);
+    let results: Vec<Result<FunctionReport>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..cfg.workers)
+            .map(|w| {
+                let (spec, mut store, model0, source, describe_model) = (spec.clone(), store.clone(), model0.clone(), &source, &describe_model);
+                s.spawn(move || -> Result<FunctionReport> {
+                    let range = share(shape.total_rows, cfg.workers as u64, w as u64);
+                    let mut f = match Function::load(engine, spec.clone(), w, cfg.inner, source, range) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            store.abort(w, &format!("{e:#}"));
+                            return Err(e.context(format!("worker {w}")));
+                        }
+                    };
+                    let mut cb = |it: &IterationReport| {
+                        if w == 0 {
+                            on_iteration(it)
+                        }
+                    };
+                    let r = f.run(&mut store, model0, cfg.want_assignments, &mut cb).with_context(|| format!("worker {w}"))?;
+                    if w == 0 {
+                        let fields = f.instance().describe(&spec.params, spec.shape, &r.model)?;
+                        *describe_model.lock().unwrap() = Some(fields);
+                    }
+                    Ok(r)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("worker thread panicked")).collect()
+    });
+    // Report the root cause: a worker's own failure rather than the others' "aborted".
+    let (reports, mut errors): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
+    if !errors.is_empty() {
+        let is_abort = |e: &anyhow::Error| e.chain().any(|c| matches!(c.downcast_ref(), Some(crate::sync::SyncError::Aborted { .. })));
+        let pos = errors.iter().position(|e| !is_abort(e.as_ref().unwrap_err())).unwrap_or(0);
+        return Err(errors.swap_remove(pos).unwrap_err());
+    }
+    let reports: Vec<FunctionReport> = reports.into_iter().map(Result::unwrap).collect();
+    let r0 = &reports[0];
+    Ok(JobOutcome {
+        shape,
+        model: r0.model.clone(),
+        fields: describe_model.into_inner().unwrap().unwrap_or_default(),
+        iterations: r0.iterations.len() as u32,
+        converged: r0.converged,
+        losses: r0.iterations.iter().map(|i| i.loss).collect(),
+        reports,
+        init_s,
+        total_s: started.elapsed().as_secs_f64(),
+    })
+}

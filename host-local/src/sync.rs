@@ -1,0 +1,222 @@
+//! Synchronisation between functions, once per iteration, behind one trait.
+//!
+//! Per iteration `t`, every worker `w` of `W` calls [`StateStore::arrive`] with its partial.
+//! Exactly one worker (the one completing the set) gets [`Arrival::Reduce`] with all `W`
+//! partials in worker order; it sums them, runs the kernel's `update` and calls
+//! [`StateStore::release`]. Every other worker gets [`Arrival::Wait`] and blocks in
+//! [`StateStore::await_release`] until the release (or the sync timeout). Arriving twice for
+//! the same `(t, w)` changes nothing, so a retried worker cannot double-count.
+//!
+//! [`InProcess`] implements this for workers that are threads of one process; the Redis
+//! implementation lives beside it for workers that are separate processes or functions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the reducing worker publishes for iteration `t`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Release {
+    /// The model for iteration `t + 1`.
+    pub model: Vec<f64>,
+    /// The loss of the model that entered iteration `t`.
+    pub loss: f64,
+    /// The kernel's stopping rule fired.
+    pub converged: bool,
+    /// Every worker stops after this iteration (converged or out of iterations).
+    pub stop: bool,
+}
+
+/// The outcome of arriving with a partial.
+#[derive(Debug)]
+pub enum Arrival {
+    /// This worker completed the set: here are all partials, in worker order.
+    Reduce(Vec<Vec<f64>>),
+    /// Others are still missing, or another worker reduces: wait for the release.
+    Wait,
+}
+
+/// Sync failures. Each names the job, and where it applies the worker and iteration.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("job {job}: worker {worker} timed out after {timeout:?} waiting for iteration {iteration} (a worker died or stalled)")]
+    Timeout { job: String, worker: u32, iteration: u32, timeout: Duration },
+    #[error("job {job} aborted: worker {worker} failed: {reason}")]
+    Aborted { job: String, worker: u32, reason: String },
+    #[error("job {job}: state store error: {message}")]
+    Store { job: String, message: String },
+}
+
+/// Counters a store keeps for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SyncStats {
+    /// Requests sent to the store (round trips over the network for remote stores).
+    pub round_trips: u64,
+    /// Seconds spent blocked waiting for other workers.
+    pub wait_s: f64,
+}
+
+/// The state store the functions of one job synchronise through.
+pub trait StateStore: Send {
+    /// Registers worker `w`'s partial for iteration `t`.
+    fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError>;
+    /// Publishes the reduction of iteration `t` and wakes the others.
+    fn release(&mut self, t: u32, release: &Release) -> Result<(), SyncError>;
+    /// Blocks until iteration `t` is released.
+    fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError>;
+    /// Tells every other worker that worker `w` failed, so they stop waiting.
+    fn abort(&mut self, w: u32, reason: &str);
+    /// Counters so far.
+    fn stats(&self) -> SyncStats;
+}
+
+#[derive(Default)]
+struct Iteration {
+    partials: Vec<Option<Vec<f64>>>,
+    arrived: usize,
+    release: Option<Release>,
+}
+
+#[derive(Default)]
+struct Shared {
+    iterations: HashMap<u32, Iteration>,
+    aborted: Option<(u32, String)>,
+}
+
+/// The in-process store: workers are threads sharing one [`InProcess`] (cloned per worker).
+#[derive(Clone)]
+pub struct InProcess {
+    job: String,
+    workers: usize,
+    timeout: Duration,
+    shared: Arc<(Mutex<Shared>, Condvar)>,
+    stats: SyncStats,
+}
+
+impl InProcess {
+    pub fn new(job: &str, workers: usize, timeout: Duration) -> Self {
+        Self { job: job.into(), workers, timeout, shared: Arc::default(), stats: SyncStats::default() }
+    }
+
+    fn aborted(&self, s: &Shared) -> Result<(), SyncError> {
+        match &s.aborted {
+            Some((w, r)) => Err(SyncError::Aborted { job: self.job.clone(), worker: *w, reason: r.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl StateStore for InProcess {
+    fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError> {
+        self.stats.round_trips += 1;
+        let (lock, _) = &*self.shared;
+        let mut s = lock.lock().unwrap();
+        self.aborted(&s)?;
+        let n = self.workers;
+        let it = s.iterations.entry(t).or_insert_with(|| Iteration { partials: vec![None; n], ..Default::default() });
+        let slot = &mut it.partials[w as usize];
+        if slot.is_some() {
+            return Ok(Arrival::Wait);
+        }
+        *slot = Some(partial.to_vec());
+        it.arrived += 1;
+        if it.arrived == n {
+            Ok(Arrival::Reduce(it.partials.iter().map(|p| p.clone().unwrap()).collect()))
+        } else {
+            Ok(Arrival::Wait)
+        }
+    }
+
+    fn release(&mut self, t: u32, release: &Release) -> Result<(), SyncError> {
+        self.stats.round_trips += 1;
+        let (lock, cv) = &*self.shared;
+        let mut s = lock.lock().unwrap();
+        if let Some(it) = s.iterations.get_mut(&t) {
+            it.release = Some(release.clone());
+            it.partials.iter_mut().for_each(|p| *p = None);
+        }
+        // Everyone has passed iteration t - 1 by now.
+        if t >= 1 {
+            s.iterations.remove(&(t - 1));
+        }
+        cv.notify_all();
+        Ok(())
+    }
+
+    fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError> {
+        self.stats.round_trips += 1;
+        let started = Instant::now();
+        let (lock, cv) = &*self.shared;
+        let mut s = lock.lock().unwrap();
+        loop {
+            self.aborted(&s)?;
+            if let Some(r) = s.iterations.get(&t).and_then(|it| it.release.clone()) {
+                self.stats.wait_s += started.elapsed().as_secs_f64();
+                return Ok(r);
+            }
+            let left = self.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(SyncError::Timeout { job: self.job.clone(), worker: w, iteration: t, timeout: self.timeout });
+            }
+            s = cv.wait_timeout(s, left).unwrap().0;
+        }
+    }
+
+    fn abort(&mut self, w: u32, reason: &str) {
+        let (lock, cv) = &*self.shared;
+        let mut s = lock.lock().unwrap();
+        if s.aborted.is_none() {
+            s.aborted = Some((w, reason.to_string()));
+        }
+        cv.notify_all();
+    }
+
+    fn stats(&self) -> SyncStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(t: f64) -> Release {
+        Release { model: vec![t], loss: t, converged: false, stop: false }
+    }
+
+    #[test]
+    fn last_arrival_reduces_in_worker_order_and_retries_do_not_double_count() {
+        let mut a = InProcess::new("j", 3, Duration::from_secs(5));
+        let (mut b, mut c) = (a.clone(), a.clone());
+        assert!(matches!(c.arrive(0, 2, &[3.0]).unwrap(), Arrival::Wait));
+        assert!(matches!(a.arrive(0, 0, &[1.0]).unwrap(), Arrival::Wait));
+        assert!(matches!(a.arrive(0, 0, &[100.0]).unwrap(), Arrival::Wait), "a retry is ignored");
+        match b.arrive(0, 1, &[2.0]).unwrap() {
+            Arrival::Reduce(p) => assert_eq!(p, vec![vec![1.0], vec![2.0], vec![3.0]]),
+            Arrival::Wait => panic!("the last arrival must reduce"),
+        }
+        b.release(0, &rel(7.0)).unwrap();
+        assert_eq!(a.await_release(0, 0).unwrap(), rel(7.0));
+        assert_eq!(c.await_release(0, 2).unwrap(), rel(7.0));
+    }
+
+    #[test]
+    fn a_missing_worker_times_out_naming_job_worker_and_iteration() {
+        let mut a = InProcess::new("job-x", 2, Duration::from_millis(50));
+        a.arrive(4, 0, &[1.0]).unwrap();
+        let e = a.await_release(4, 0).unwrap_err().to_string();
+        assert!(e.starts_with("job job-x: worker 0 timed out after 50ms waiting for iteration 4"), "{e}");
+    }
+
+    #[test]
+    fn abort_wakes_waiters() {
+        let mut a = InProcess::new("j", 2, Duration::from_secs(30));
+        let mut b = a.clone();
+        a.arrive(0, 0, &[1.0]).unwrap();
+        let h = std::thread::spawn(move || a.await_release(0, 0));
+        std::thread::sleep(Duration::from_millis(20));
+        b.abort(1, "bad data");
+        let e = h.join().unwrap().unwrap_err().to_string();
+        assert_eq!(e, "job j aborted: worker 1 failed: bad data");
+    }
+}
