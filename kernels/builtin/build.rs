@@ -20,7 +20,9 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let target_dir = guest_target_dir(&out_dir);
+    // One guest build per checkout, so that checkouts sharing a target directory never
+    // embed each other's kernels.
+    let target_dir = guest_target_dir(&out_dir).join(format!("{:016x}", fnv1a(root.to_string_lossy().as_bytes())));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
@@ -62,4 +64,9 @@ fn guest_target_dir(out_dir: &Path) -> PathBuf {
         .find(|p| p.join("CACHEDIR.TAG").exists())
         .unwrap_or_else(|| out_dir.ancestors().nth(3).expect("OUT_DIR is <target>/<profile>/build/<pkg>/out"));
     target.join("wasm-kernels")
+}
+
+/// FNV-1a, to name a checkout's guest directory after its path.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
