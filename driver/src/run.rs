@@ -54,13 +54,13 @@ pub struct RunArgs {
     pub max_iter: Option<u32>,
     /// Convergence tolerance (kmeans: relative to the mean feature variance, default 1e-4;
     /// logreg: change of the loss, default 1e-6).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tol: Option<f64>,
     /// Gradient-descent step (logreg, default 0.1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub learning_rate: Option<f64>,
     /// L2 regularisation strength (logreg, default 0).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
     /// Functions (workers), each with its own shard.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]

@@ -183,7 +183,7 @@ impl DataFile {
             v => return Err(bad(format!("unsupported format version {v}"))),
         };
         let file = File::open(path).map_err(io_err(path))?;
-        let npy = NpyFile::new(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+        let npy = NpyFile::new(BufReader::new(file)).map_err(|e| bad(e.to_string().lines().next().unwrap_or_default().to_string()))?;
         let dtype = match npy.dtype() {
             DType::Plain(ts) => ts,
             other => return Err(DataError::Dtype { path: path.to_path_buf(), dtype: other.descr() }),
