@@ -1,0 +1,100 @@
+//! The wasm components and the native build of the same kernel source must give the same
+//! results: partials of one step and whole runs (model and iteration count) within 1e-9.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ifp_host::data::{DataFile, LabelCol};
+use ifp_host::job::{initial_model, run_in_process, Data, JobConfig};
+use ifp_host::kernel::{DataShape, Sample};
+use ifp_host::{KernelEngine, Param, Sandbox};
+use ifp_kernel_math::{Algorithm, KMeans, LogReg, Shard};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../driver/tests/fixtures").join(name)
+}
+
+fn params(list: &[(&str, &str)]) -> Vec<Param> {
+    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+fn close(what: &str, a: &[f64], b: &[f64], rel: f64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= rel * y.abs().max(1e-300);
+        assert!(ok, "{what}[{i}]: wasm {x} vs native {y}");
+    }
+}
+
+/// Runs algorithm `A` natively on one shard, the same loop the host runs.
+fn native_run<A: Algorithm>(p: &[Param], shape: DataShape, rows: &ifp_host::data::Rows, model: Vec<f64>, max_iter: u32) -> (Vec<f64>, u32) {
+    let mshape = ifp_kernel_math::DataShape { cols: shape.cols, has_labels: shape.has_labels, total_rows: shape.total_rows };
+    let mut shard = A::new_shard(mshape);
+    shard.append(&rows.features, &rows.labels).unwrap();
+    let mut model = model;
+    for t in 0..max_iter {
+        let partial = shard.step(&model).unwrap();
+        let u = A::update(p, mshape, &model, &partial).unwrap();
+        model = u.model;
+        if u.converged {
+            return (model, t + 1);
+        }
+    }
+    (model, max_iter)
+}
+
+fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, max_iter: u32) {
+    let f = DataFile::open(&fixture(file)).unwrap();
+    let rows = f.read(0..f.rows(), label).unwrap();
+    let data = Data::File { file: f, label };
+    let shape = data.shape().unwrap();
+    let engine = KernelEngine::builtin(algo, Sandbox::default()).unwrap();
+    let model0 = initial_model(&engine, &data, &p, &[]).unwrap();
+
+    // One step: the partials agree.
+    let mut inst = engine.instantiate().unwrap();
+    let shard = inst.new_shard(shape).unwrap();
+    inst.append(shard, &rows.features, &rows.labels).unwrap();
+    let wasm_partial = inst.step(shard, &model0).unwrap();
+    let mshape = ifp_kernel_math::DataShape { cols: shape.cols, has_labels: shape.has_labels, total_rows: shape.total_rows };
+    let mut native_shard = A::new_shard(mshape);
+    native_shard.append(&rows.features, &rows.labels).unwrap();
+    close(&format!("{algo} partial"), &wasm_partial, &native_shard.step(&model0).unwrap(), 1e-9);
+
+    // The initial model: the wasm init equals the native init on the same sample.
+    let sample_plan = A::plan_sample(&p, mshape).unwrap();
+    let plan = match sample_plan {
+        ifp_kernel_math::SamplePlan::Head(n) => ifp_host::kernel::SamplePlan::Head(n),
+        ifp_kernel_math::SamplePlan::Uniform { count, seed } => {
+            ifp_host::kernel::SamplePlan::Uniform(ifp_host::kernel::UniformSample { count, seed })
+        }
+    };
+    let Sample { features, labels } = data.sample(plan).unwrap();
+    close(&format!("{algo} init"), &model0, &A::init(&p, mshape, &features, &labels, &[]).unwrap(), 0.0);
+
+    // Whole runs.
+    let cfg = JobConfig {
+        job: "wasm-native".into(),
+        params: p.clone(),
+        max_iter,
+        workers: 1,
+        inner: 1,
+        sync_timeout: Duration::from_secs(30),
+        want_assignments: false,
+        start: Vec::new(),
+    };
+    let wasm = run_in_process(&engine, &cfg, &data, &|_| {}).unwrap();
+    let (native_model, native_iters) = native_run::<A>(&p, shape, &rows, model0, max_iter);
+    assert_eq!(wasm.iterations, native_iters, "{algo}: iterations");
+    close(&format!("{algo} model"), &wasm.model, &native_model, 1e-9);
+}
+
+#[test]
+fn kmeans_wasm_equals_native() {
+    check::<KMeans>("kmeans", "blobs.npy", LabelCol::None, params(&[("k", "4"), ("init", "kmeans++"), ("seed", "11")]), 100);
+}
+
+#[test]
+fn logreg_wasm_equals_native() {
+    check::<LogReg>("logreg", "logreg.npy", LabelCol::Last, params(&[("learning-rate", "0.5"), ("l2", "0.01")]), 60);
+}
