@@ -4,6 +4,7 @@
 mod gen;
 mod output;
 mod run;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
