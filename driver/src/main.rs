@@ -4,6 +4,7 @@
 mod gen;
 mod output;
 mod run;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

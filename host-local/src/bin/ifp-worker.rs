@@ -1,0 +1,39 @@
+//! `ifp-worker`: one ifp function as a local process (see `ifp_host::worker`). The `ifp run
+//! --redis` driver starts W of these; a restarted one with the same job and worker index
+//! rejoins the job where it is.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ifp_host::worker::{self, WorkerArgs, EXIT_ABORTED};
+
+fn main() -> ExitCode {
+    let args = match WorkerArgs::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            eprintln!("{} (see ifp-worker --help)", text.lines().next().unwrap_or("invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("IFP_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let stdout = std::io::stdout();
+    match worker::run(&args, &mut stdout.lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if worker::is_aborted(&e) {
+                ExitCode::from(EXIT_ABORTED)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
