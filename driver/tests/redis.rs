@@ -148,7 +148,8 @@ fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() 
     let redis = RedisServer::start(None);
     let url = redis.url();
     let dir = tempfile::tempdir().unwrap();
-    let base = job_args("logreg");
+    let data = fixture("logreg.npy").display().to_string();
+    let base: Vec<String> = ["run", "logreg", "--data", &data, "--learning-rate", "0.5"].iter().map(|s| s.to_string()).collect();
     let mut con = redis.con();
     for (workers, max_iter) in [(3u64, 10u64), (3, 40), (5, 25)] {
         redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut con).unwrap();

@@ -211,10 +211,14 @@ mod tests {
         assert!(matches!(a.arrive(0, 0, &[100.0]).unwrap(), Arrival::Wait), "a retry is ignored");
         match b.arrive(0, 1, &[2.0]).unwrap() {
             Arrival::Reduce(p) => assert_eq!(p, vec![vec![1.0], vec![2.0], vec![3.0]]),
-            Arrival::Wait => panic!("the last arrival must reduce"),
+            Arrival::Wait | Arrival::Released(_) => panic!("the last arrival must reduce"),
         }
         b.release(0, &rel(7.0)).unwrap();
         assert_eq!(a.await_release(0, 0).unwrap(), rel(7.0));
+        match c.arrive(0, 2, &[3.0]).unwrap() {
+            Arrival::Released(r) => assert_eq!(r, rel(7.0), "a retry after the release gets the release"),
+            other => panic!("a retry after the release must get it, got {other:?}"),
+        }
         assert_eq!(c.await_release(0, 2).unwrap(), rel(7.0));
     }
 

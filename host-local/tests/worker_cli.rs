@@ -59,5 +59,6 @@ fn a_missing_redis_url_is_a_usage_error() {
     let a = base("0");
     let (code, err) = worker(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
     assert_eq!(code, 2);
-    assert!(err.contains("--redis"), "{err}");
+    assert!(err.starts_with("error: the following required arguments were not provided: --redis <REDIS>"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

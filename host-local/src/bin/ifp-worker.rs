@@ -15,8 +15,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // One line: clap's message with the offending arguments, without the usage.
             let text = e.render().to_string();
-            eprintln!("{} (see ifp-worker --help)", text.lines().next().unwrap_or("invalid arguments"));
+            let line: Vec<&str> = text.lines().take_while(|l| !l.starts_with("Usage:")).map(str::trim).filter(|l| !l.is_empty()).collect();
+            eprintln!("{} (see ifp-worker --help)", line.join(" "));
             return ExitCode::from(2);
         }
     };
