@@ -258,7 +258,7 @@ pub fn encode_release(r: &Release) -> Vec<u8> {
 
 /// Decodes [`encode_release`]'s bytes.
 pub fn decode_release(b: &[u8]) -> Option<Release> {
-    if b.len() < 9 || (b.len() - 9) % 8 != 0 {
+    if b.len() < 9 || !(b.len() - 9).is_multiple_of(8) {
         return None;
     }
     let loss = f64::from_le_bytes(b[1..9].try_into().ok()?);
@@ -270,7 +270,7 @@ fn encode_f64s(v: &[f64]) -> Vec<u8> {
 }
 
 fn decode_f64s(b: &[u8]) -> Option<Vec<f64>> {
-    if b.len() % 8 != 0 {
+    if !b.len().is_multiple_of(8) {
         return None;
     }
     Some(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())

@@ -89,7 +89,7 @@ fn parse_param(s: &str) -> Result<Param, String> {
 /// Reads raw little-endian f64 values.
 pub fn read_model(path: &std::path::Path) -> Result<Vec<f64>> {
     let b = std::fs::read(path).with_context(|| format!("reading the initial model {}", path.display()))?;
-    if b.len() % 8 != 0 {
+    if !b.len().is_multiple_of(8) {
         bail!("initial model {}: {} bytes is not a whole number of f64 values", path.display(), b.len());
     }
     Ok(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
