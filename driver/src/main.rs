@@ -5,6 +5,7 @@ mod gen;
 mod output;
 mod run;
 mod sweep;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,6 +17,7 @@ use ifp_host::{KernelEngine, Param, Sandbox};
 
 use crate::gen::{GenSpec, Kind};
 use crate::output;
+use crate::workers;
 
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
@@ -83,6 +84,10 @@ pub struct RunArgs {
     /// Job id (default: generated).
     #[arg(long)]
     pub job: Option<String>,
+    /// Run the functions as `ifp-worker` processes synchronising through this Redis
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     /// No progress or summary on stderr/stdout.
     #[arg(long)]
     pub quiet: bool,
@@ -205,8 +210,15 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let engine = KernelEngine::builtin(&a.algorithm, Sandbox::default())?;
 
     let progress = Progress::new(a.quiet, cfg.max_iter);
-    let outcome = run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it))?;
+    let outcome = match &a.redis {
+        Some(url) => {
+            let r = workers::RedisJob { url, algorithm: &a.algorithm, data_path: a.data.as_deref(), label };
+            workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
+        }
+        None => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),
+    };
     progress.finish();
+    let outcome = outcome?;
 
     // Everything is computed: now write the outputs, each all-or-nothing.
     let labels = if a.labels_out.is_some() {
@@ -221,7 +233,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let result = result_json(&a.algorithm, &data_name, &cfg, &outcome);
+    let mut result = result_json(&a.algorithm, &data_name, &cfg, &outcome);
+    result["sync"] = workers::sync_json(if a.redis.is_some() { "redis" } else { "in-process" }, a.redis.as_deref(), &outcome);
     if let Some(p) = &a.out {
         output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }
@@ -317,6 +330,18 @@ fn print_summary(result: &Value, o: &JobOutcome) {
         sum("compute_s") / n * 1e3,
         sum("sync_s") / n * 1e3,
     );
+    let s = &result["sync"];
+    if let Some(ws) = s["workers"].as_array() {
+        let mean = |key: &str| ws.iter().map(|w| w[key].as_f64().unwrap_or(0.0)).sum::<f64>() / ws.len().max(1) as f64;
+        let max_trips = ws.iter().map(|w| w["round_trips_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max);
+        println!(
+            "sync ({}{}): {:.3} ms per iteration (mean over workers), {:.2} round trips per worker per iteration (max)",
+            s["store"].as_str().unwrap_or("?"),
+            s["url"].as_str().map(|u| format!(" {u}")).unwrap_or_default(),
+            mean("sync_s_per_iteration") * 1e3,
+            max_trips,
+        );
+    }
 }
 
 /// A progress bar on a terminal, plain lines otherwise, nothing with `--quiet`.
