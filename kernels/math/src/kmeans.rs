@@ -322,12 +322,12 @@ impl crate::Shard for KMeansShard {
 }
 
 /// Centroids laid out for scoring: per chunk of up to 16 centroids, for each column, four
-/// vectors holding that column of the chunk's centroids, plus `½‖c‖²` per centroid (padding
+/// vectors holding that column of the chunk's centroids negated, plus `½‖c‖²` per centroid (padding
 /// lanes hold +∞ so that they never win).
 struct Centroids {
     d: usize,
     k: usize,
-    /// `chunks × d × 16` lanes.
+    /// `chunks × d × 16` lanes, negated.
     t: Vec<f32>,
     /// `chunks × 16` half squared norms.
     half_norm: Vec<f32>,
@@ -343,7 +343,9 @@ impl Centroids {
             let mut s = 0.0f32;
             for i in 0..d {
                 let v = model[j * d + i] as f32;
-                t[(c * d + i) * CHUNK + lane] = v;
+                // Negated, so that scoring multiplies rows as they are (`x·(−c)` is exactly
+                // `−x·c`): no negation per row and column in the inner loop.
+                t[(c * d + i) * CHUNK + lane] = -v;
                 s += v * v;
             }
             half_norm[c * CHUNK + lane] = 0.5 * s;
@@ -399,9 +401,9 @@ fn score_block<const R: usize, const V: usize>(rows: &[f32], t: &[f32], hn: &[f3
     for i in 0..d {
         let cv: [F32x4; V] = core::array::from_fn(|v| F32x4::load(t, i * CHUNK + 4 * v));
         for r in 0..R {
-            let nx = F32x4::splat(-rows[r * d + i]);
+            let x = F32x4::splat(rows[r * d + i]);
             for v in 0..V {
-                acc[r][v] = F32x4::madd(nx, cv[v], acc[r][v]);
+                acc[r][v] = F32x4::madd(x, cv[v], acc[r][v]);
             }
         }
     }
