@@ -53,7 +53,7 @@ def main():
     x = np.load(f"{d}/kmeans_x.npy")
     c0 = np.load(f"{d}/kmeans_init.npy")
     xl = np.load(f"{d}/logreg_x.npy")
-    y = np.load(f"{d}/logreg_y.npy")
+    y = np.load(f"{d}/logreg_y.npy").ravel()
     out = {"python": platform.python_version(), "numpy": np.__version__, "sklearn": sklearn.__version__, "blas": blas_name()}
     with threadpool_limits(limits=threads):
         out["threadpools"] = [

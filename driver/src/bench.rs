@@ -276,7 +276,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
             let c: Vec<f64> = c.iter().filter_map(Value::as_f64).collect();
             if c.len() == ours.centers_2.len() {
                 let diff = c.iter().zip(&ours.centers_2).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
-                println!("same work: centroids after 2 iterations differ from scikit-learn's by at most {diff:.1e} (relative; scikit-learn sums in f32)");
+                println!("check: centroids after 2 iterations differ from scikit-learn's by at most {diff:.1e} (relative; scikit-learn accumulates in f32, we in f64)");
             }
         }
     }
