@@ -176,6 +176,8 @@ pub use imp::{F32x4, F64x2};
 #[inline(always)]
 pub fn add_widened(acc: &mut [f64], x: &[f32]) {
     let d = x.len();
+    // Same length as `x`, so that the compiler drops the bounds checks below.
+    let acc = &mut acc[..d];
     let mut c = 0;
     while c + 4 <= d {
         let (lo, hi) = F32x4::load(x, c).to_f64();
@@ -193,6 +195,7 @@ pub fn add_widened(acc: &mut [f64], x: &[f32]) {
 #[inline(always)]
 pub fn axpy_widened(acc: &mut [f64], r: f64, x: &[f32]) {
     let d = x.len();
+    let acc = &mut acc[..d];
     let rv = F64x2::splat(r);
     let mut c = 0;
     while c + 4 <= d {
@@ -242,6 +245,7 @@ pub fn axpy_block_widened(acc: &mut [f64], r: &[f64], x: &[f32]) {
 #[inline(always)]
 pub fn dot_widened(w: &[f64], x: &[f32]) -> f64 {
     let d = x.len();
+    let w = &w[..d];
     let mut a = F64x2::splat(0.0);
     let mut b = F64x2::splat(0.0);
     let mut c = 0;
