@@ -171,6 +171,20 @@ fn setup_python(dir: &Path) -> Result<PathBuf> {
     Ok(py)
 }
 
+/// Fails early, in one line, when `python` cannot run or lacks a package the script needs.
+fn check_python(python: &Path) -> Result<()> {
+    let out = Command::new(python)
+        .args(["-c", "import numpy, sklearn, threadpoolctl"])
+        .output()
+        .with_context(|| format!("cannot run python '{}' (give --python PATH or --setup-python DIR)", python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+        bail!("python '{}' cannot import numpy, scikit-learn and threadpoolctl: {last} (try --setup-python DIR)", python.display());
+    }
+    Ok(())
+}
+
 fn run_python(python: &Path, dir: &Path, threads: u64, repeats: u64) -> Result<Value> {
     let script = dir.join("bench.py");
     std::fs::write(&script, BENCH_PY)?;
@@ -218,7 +232,8 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         _ if a.no_python => None,
         _ => Some(a.python.clone()),
     };
-    if python.is_some() {
+    if let Some(py) = &python {
+        check_python(py)?;
         output::write_npy_f32(&dir.path().join("kmeans_x.npy"), n, d, km.features.iter().copied())?;
         output::write_npy_f32(&dir.path().join("kmeans_init.npy"), a.k, d, km.features[..k * d as usize].iter().copied())?;
         output::write_npy_f32(&dir.path().join("logreg_x.npy"), n, d, lr.features.iter().copied())?;
