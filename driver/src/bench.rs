@@ -222,11 +222,6 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     ensure!(a.k <= a.rows, "--k is {}, more than the {} rows", a.k, a.rows);
     let dir = tempfile::Builder::new().prefix("ifp-bench-").tempdir().context("cannot create a temporary directory")?;
     let (n, d) = (a.rows, a.cols);
-    eprintln!("generating {n} x {d} k-means rows and {n} x {d} logistic-regression rows (seed {})", a.seed);
-    let km = GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: 1, seed: a.seed }.rows();
-    let lr = GenSpec { kind: Kind::Logreg, rows: n, cols: d, k: 0, seed: a.seed }.rows();
-    let k = a.k as usize;
-    let init: Vec<f64> = km.features[..k * d as usize].iter().map(|&v| v as f64).collect();
     let python = match &a.setup_python {
         Some(venv) if !a.no_python => Some(setup_python(venv)?),
         _ if a.no_python => None,
@@ -234,6 +229,13 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     };
     if let Some(py) = &python {
         check_python(py)?;
+    }
+    eprintln!("generating {n} x {d} k-means rows and {n} x {d} logistic-regression rows (seed {})", a.seed);
+    let km = GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: 1, seed: a.seed }.rows();
+    let lr = GenSpec { kind: Kind::Logreg, rows: n, cols: d, k: 0, seed: a.seed }.rows();
+    let k = a.k as usize;
+    let init: Vec<f64> = km.features[..k * d as usize].iter().map(|&v| v as f64).collect();
+    if python.is_some() {
         output::write_npy_f32(&dir.path().join("kmeans_x.npy"), n, d, km.features.iter().copied())?;
         output::write_npy_f32(&dir.path().join("kmeans_init.npy"), a.k, d, km.features[..k * d as usize].iter().copied())?;
         output::write_npy_f32(&dir.path().join("logreg_x.npy"), n, d, lr.features.iter().copied())?;
