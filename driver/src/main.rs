@@ -1,6 +1,7 @@
 //! `ifp`: generate data, run iterative ML jobs as WebAssembly kernels spread over functions
 //! with one instance per vCPU, and report what each configuration costs.
 
+mod bench;
 mod gen;
 mod output;
 mod run;
@@ -26,6 +27,8 @@ enum Command {
     Gen(GenArgs),
     /// Run a job (k-means or logistic regression) and report the model and timings.
     Run(run::RunArgs),
+    /// Time our iterations against scikit-learn and numpy on the same data and threads.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Gen(a) => gen_cmd(a),
         Command::Run(a) => run::run_cmd(a),
+        Command::Bench(a) => bench::bench_cmd(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -176,6 +176,8 @@ pub use imp::{F32x4, F64x2};
 #[inline(always)]
 pub fn add_widened(acc: &mut [f64], x: &[f32]) {
     let d = x.len();
+    // Same length as `x`, so that the compiler drops the bounds checks below.
+    let acc = &mut acc[..d];
     let mut c = 0;
     while c + 4 <= d {
         let (lo, hi) = F32x4::load(x, c).to_f64();
@@ -193,6 +195,7 @@ pub fn add_widened(acc: &mut [f64], x: &[f32]) {
 #[inline(always)]
 pub fn axpy_widened(acc: &mut [f64], r: f64, x: &[f32]) {
     let d = x.len();
+    let acc = &mut acc[..d];
     let rv = F64x2::splat(r);
     let mut c = 0;
     while c + 4 <= d {
@@ -207,10 +210,42 @@ pub fn axpy_widened(acc: &mut [f64], r: f64, x: &[f32]) {
     }
 }
 
+/// `acc[c] += Σ_i r[i] * x[i·d + c]` over the rows of a row-major block `x` (`r.len()` rows
+/// of `d = acc.len()` columns), with `x` widened to f64. Each element sums the rows in order,
+/// exactly as `r.len()` calls of [`axpy_widened`] would, but eight columns at a time are
+/// kept in registers across the block instead of being loaded and stored for every row.
+#[inline(always)]
+pub fn axpy_block_widened(acc: &mut [f64], r: &[f64], x: &[f32]) {
+    let d = acc.len();
+    let mut c = 0;
+    while c + 8 <= d {
+        let mut a = [F64x2::load(acc, c), F64x2::load(acc, c + 2), F64x2::load(acc, c + 4), F64x2::load(acc, c + 6)];
+        for (i, &ri) in r.iter().enumerate() {
+            let rv = F64x2::splat(ri);
+            let (l0, h0) = F32x4::load(x, i * d + c).to_f64();
+            let (l1, h1) = F32x4::load(x, i * d + c + 4).to_f64();
+            a[0] = F64x2::mul_add(rv, l0, a[0]);
+            a[1] = F64x2::mul_add(rv, h0, a[1]);
+            a[2] = F64x2::mul_add(rv, l1, a[2]);
+            a[3] = F64x2::mul_add(rv, h1, a[3]);
+        }
+        for (v, a) in a.iter().enumerate() {
+            a.store(acc, c + 2 * v);
+        }
+        c += 8;
+    }
+    if c < d {
+        for (i, &ri) in r.iter().enumerate() {
+            axpy_widened(&mut acc[c..], ri, &x[i * d + c..(i + 1) * d]);
+        }
+    }
+}
+
 /// `Σ w[c] * x[c]` in f64 with `x` widened, in a fixed order (two lanes, then tail).
 #[inline(always)]
 pub fn dot_widened(w: &[f64], x: &[f32]) -> f64 {
     let d = x.len();
+    let w = &w[..d];
     let mut a = F64x2::splat(0.0);
     let mut b = F64x2::splat(0.0);
     let mut c = 0;

@@ -1,0 +1,41 @@
+//! The wasm kernels and the native build of the same source (what `kernel_step` compares)
+//! compute the same thing: partials equal to 1e-9 relative and identical k-means assignments,
+//! over shapes that exercise the SIMD tails (odd column counts, k not a multiple of 16, row
+//! counts not a multiple of the scoring block).
+
+use ifp_benches::{Case, Kind};
+
+fn check(kind: Kind, n: usize, d: usize, k: usize) {
+    let case = Case::new(kind, n, d, k, 3);
+    let engine = case.engine();
+    let (mut inst, shard) = case.wasm_shard(&engine);
+    let mut native = case.native_shard();
+    let mut model = case.model.clone();
+    for step in 0..2 {
+        let w = inst.step(shard, &model).expect("wasm step");
+        let nv = native.step(&model).expect("native step");
+        assert_eq!(w.len(), nv.len());
+        for (i, (a, b)) in w.iter().zip(&nv).enumerate() {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{} step {step} value {i}: wasm {a} native {b}", case.label());
+        }
+        if kind == Kind::KMeans {
+            assert_eq!(inst.assignments(shard).unwrap(), native.assignments(), "{}", case.label());
+        }
+        // Move the model so that the second step runs under a different one.
+        model.iter_mut().enumerate().for_each(|(i, m)| *m += 0.01 * (i % 7) as f64);
+    }
+}
+
+#[test]
+fn kmeans_wasm_matches_native() {
+    for &(n, d, k) in &[(1001, 7, 5), (2000, 32, 16), (503, 3, 17), (64, 33, 40)] {
+        check(Kind::KMeans, n, d, k);
+    }
+}
+
+#[test]
+fn logreg_wasm_matches_native() {
+    for &(n, d) in &[(1001, 7), (2000, 32), (130, 9)] {
+        check(Kind::LogReg, n, d, 0);
+    }
+}

@@ -1,0 +1,88 @@
+"""The Python side of `ifp bench` (embedded in the ifp binary and run by it).
+
+Times, on the .npy files `ifp bench` wrote to DIR, what a user would otherwise run:
+- one scikit-learn `KMeans(algorithm="lloyd")` iteration, as (fit with max_iter=12 minus fit
+  with max_iter=2) / 10 from the same initial centroids with tol=0, so that the fixed costs
+  of a fit (validation, copies, the final E-step) cancel;
+- one numpy full-batch logistic-regression gradient step (forward, loss and gradient).
+Thread pools are limited to THREADS (the caller also sets OMP/OPENBLAS/MKL_NUM_THREADS).
+Prints one JSON object on the last line of stdout.
+
+usage: python bench.py DIR THREADS REPEATS
+"""
+
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import sklearn
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_info, threadpool_limits
+
+
+def blas_name():
+    try:
+        cfg = np.show_config(mode="dicts")
+        b = cfg["Build Dependencies"]["blas"]
+        return f"{b.get('name')} {b.get('version', '')}".strip()
+    except Exception as e:  # older numpy: no dict mode
+        return f"unknown ({e})"
+
+
+def kmeans_fit(x, c0, iters):
+    km = KMeans(n_clusters=c0.shape[0], init=c0, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd")
+    t = time.perf_counter()
+    km.fit(x)
+    return time.perf_counter() - t, km
+
+
+def logreg_step(x, y, w, b):
+    z = x @ w + b
+    p = 1.0 / (1.0 + np.exp(-z))
+    loss = np.sum(np.logaddexp(0.0, z) - y * z)
+    r = p - y
+    gw = x.T @ r
+    gb = r.sum()
+    return gw, gb, loss
+
+
+def main():
+    d, threads, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    x = np.load(f"{d}/kmeans_x.npy")
+    c0 = np.load(f"{d}/kmeans_init.npy")
+    xl = np.load(f"{d}/logreg_x.npy")
+    y = np.load(f"{d}/logreg_y.npy").ravel()
+    out = {"python": platform.python_version(), "numpy": np.__version__, "sklearn": sklearn.__version__, "blas": blas_name()}
+    with threadpool_limits(limits=threads):
+        out["threadpools"] = [
+            {k: p.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "architecture")}
+            for p in threadpool_info()
+        ]
+        kmeans_fit(x, c0, 2)  # warm-up: imports, thread pools, page faults
+        per_iter, iters12 = [], None
+        for _ in range(repeats):
+            t2, _ = kmeans_fit(x, c0, 2)
+            t12, km = kmeans_fit(x, c0, 12)
+            iters12 = int(km.n_iter_)
+            per_iter.append((t12 - t2) / 10.0)
+        out["kmeans_iter_s"] = per_iter
+        out["kmeans_n_iter_12"] = iters12
+        _, km2 = kmeans_fit(x, c0, 2)
+        out["kmeans_centers_2"] = km2.cluster_centers_.astype(float).ravel().tolist()
+
+        w = (0.01 * (np.arange(xl.shape[1]) - xl.shape[1] / 2)).astype(np.float32)
+        b = np.float32(0.1)
+        logreg_step(xl, y, w, b)
+        steps = []
+        for _ in range(max(repeats, 5)):
+            t = time.perf_counter()
+            logreg_step(xl, y, w, b)
+            steps.append(time.perf_counter() - t)
+        out["logreg_step_s"] = steps
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

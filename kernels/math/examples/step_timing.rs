@@ -1,0 +1,56 @@
+//! Times one native `step` of the k-means and logistic-regression shards on one thread
+//! (median of several), with no dependencies, so that the same source can be timed cheaply
+//! for different native targets, e.g. the portable baseline against this CPU:
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/tmp/km-base cargo run --release -p ifp-kernel-math --example step_timing
+//! RUSTFLAGS=-Ctarget-cpu=native CARGO_TARGET_DIR=/tmp/km-native cargo run --release -p ifp-kernel-math --example step_timing
+//! ```
+//!
+//! Arguments: `[rows] [cols] [k] [repeats]` (default 1000000 32 16 7).
+
+use std::time::Instant;
+
+use ifp_kernel_math::rng::SplitMix64;
+use ifp_kernel_math::{Algorithm, DataShape, KMeans, LogReg, Shard};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median((0..repeats).map(|_| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e3
+    }).collect())
+}
+
+fn main() {
+    let a: Vec<usize> = std::env::args().skip(1).map(|s| s.parse().expect("numeric argument")).collect();
+    let (n, d, k, repeats) = (a.first().copied().unwrap_or(1_000_000), a.get(1).copied().unwrap_or(32), a.get(2).copied().unwrap_or(16), a.get(3).copied().unwrap_or(7));
+    let mut rng = SplitMix64::new(1);
+    let x: Vec<f32> = (0..n * d).map(|_| (rng.next_f64() * 20.0 - 10.0) as f32).collect();
+    let y: Vec<f32> = (0..n).map(|_| (rng.next_f64() < 0.5) as u8 as f32).collect();
+
+    let shape = DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
+    let mut s = KMeans::new_shard(shape);
+    s.append(&x, &[]).unwrap();
+    let c: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).collect();
+    let km = time(repeats, || {
+        std::hint::black_box(s.step(&c).unwrap());
+    });
+    drop(s);
+
+    let shape = DataShape { cols: d as u32, has_labels: true, total_rows: n as u64 };
+    let mut s = LogReg::new_shard(shape);
+    s.append(&x, &y).unwrap();
+    let mut m: Vec<f64> = (0..d).map(|j| 0.001 * (j as f64 - d as f64 / 2.0)).collect();
+    m.extend([0.1, f64::NAN]);
+    let lr = time(repeats, || {
+        std::hint::black_box(s.step(&m).unwrap());
+    });
+    println!("native step, {n} x {d}, one thread: kmeans (k = {k}) {km:.2} ms, logreg {lr:.2} ms");
+}
