@@ -29,6 +29,8 @@ enum Command {
     Run(run::RunArgs),
     /// Time our iterations against scikit-learn and numpy on the same data and threads.
     Bench(bench::BenchArgs),
+    /// Run one job under several configurations (functions x inner workers) and compare time and cost.
+    Sweep(sweep::SweepArgs),
 }
 
 #[derive(clap::Args)]
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Gen(a) => gen_cmd(a),
         Command::Run(a) => run::run_cmd(a),
         Command::Bench(a) => bench::bench_cmd(a),
+        Command::Sweep(a) => sweep::sweep_cmd(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -363,3 +363,304 @@ mod tests {
         assert!(md.contains("NO (Δ"));
     }
 }
+
+/// `ifp sweep` arguments.
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// The algorithm (as for `ifp run`).
+    pub algorithm: String,
+    /// Data file (as for `ifp run --data`); without it, `ifp run`'s default data set.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Configurations FUNCTIONSxINNER, comma-separated; the first is the baseline.
+    #[arg(long, conflicts_with_all = ["total_vcpus", "functions"])]
+    pub grid: Option<String>,
+    /// The same total vCPUs factored every way (baseline N x 1): the first published experiment.
+    #[arg(long, conflicts_with = "functions")]
+    pub total_vcpus: Option<u32>,
+    /// A fixed number of functions with 1..=--max-inner inner workers: the second experiment.
+    #[arg(long, requires = "max_inner")]
+    pub functions: Option<u32>,
+    #[arg(long)]
+    pub max_inner: Option<u32>,
+    /// Runs per configuration.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Where sweep.csv, sweep.json, the SVG charts and each run's result go.
+    #[arg(long)]
+    pub out_dir: std::path::PathBuf,
+    /// Redis for the functions (each configuration runs as worker processes); without it,
+    /// functions are threads of one process with the in-process store.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Emulate a network hop: add this many milliseconds to every Redis request (a delay
+    /// proxy in front of --redis).
+    #[arg(long, requires = "redis")]
+    pub latency_ms: Option<f64>,
+    /// Emulate equal CPU budgets: pin each configuration to FUNCTIONS x INNER CPUs.
+    #[arg(long)]
+    pub cpu_budget: bool,
+    /// Price the configurations as arm64 (Graviton) functions instead of x86_64.
+    #[arg(long)]
+    pub arm64: bool,
+    /// Further `ifp run` arguments for every configuration (after `--`), e.g. `-- --k 16`.
+    #[arg(last = true)]
+    pub run_args: Vec<String>,
+}
+
+pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
+    let grid = match (&a.grid, a.total_vcpus, a.functions) {
+        (Some(g), _, _) => parse_grid(g)?,
+        (None, Some(n), _) if n > 0 => total_vcpus_grid(n),
+        (None, None, Some(f)) if f > 0 && a.max_inner.unwrap_or(0) > 0 => functions_grid(f, a.max_inner.unwrap()),
+        _ => bail!("give --grid, --total-vcpus N (N >= 1) or --functions F --max-inner M (both >= 1)"),
+    };
+    for forbidden in ["--workers", "--inner", "--out", "--redis", "--quiet", "--data"] {
+        if a.run_args.iter().any(|x| x == forbidden || x.starts_with(&format!("{forbidden}="))) {
+            bail!("{forbidden} is set by the sweep itself; remove it from the arguments after --");
+        }
+    }
+    if let Some(l) = a.latency_ms {
+        if !(l.is_finite() && l >= 0.0) {
+            bail!("--latency-ms must be a number of milliseconds >= 0, got {l}");
+        }
+    }
+    std::fs::create_dir_all(&a.out_dir).with_context(|| format!("cannot create --out-dir {}", a.out_dir.display()))?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut notes = Vec::new();
+    let proxy = match (&a.redis, a.latency_ms) {
+        (Some(url), Some(ms)) if ms > 0.0 => {
+            let p = latency::Proxy::start(url, Duration::from_secs_f64(ms / 1e3))?;
+            notes.push(format!("emulation: {ms} ms added to every Redis request by a delay proxy"));
+            Some(p)
+        }
+        _ => None,
+    };
+    if a.cpu_budget {
+        notes.push("emulation: each configuration pinned to functions x inner CPUs (sched affinity)".into());
+        if let Some(c) = grid.iter().find(|c| c.vcpus() > cpus) {
+            notes.push(format!("warning: {} needs {} CPUs, this machine has {cpus}: it is oversubscribed", c.label(), c.vcpus()));
+        }
+    }
+    let redis_url = proxy.as_ref().map(|p| p.url()).or_else(|| a.redis.clone());
+    let exe = std::env::current_exe().context("locating the ifp executable")?;
+    let total_runs = grid.len() as u64 * a.repeat as u64;
+    let bar = progress_bar(total_runs);
+    let mut results = Vec::new();
+    for c in &grid {
+        let mut ms = Vec::new();
+        for r in 0..a.repeat {
+            bar.set_message(format!("{} run {}/{}", c.label(), r + 1, a.repeat));
+            let out = a.out_dir.join(format!("run-{}-{}.json", c.label(), r + 1));
+            let mut cmd = std::process::Command::new(&exe);
+            if a.cpu_budget {
+                let set = (0..c.vcpus().min(cpus)).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+                cmd = std::process::Command::new("taskset");
+                cmd.args(["-c", &set]).arg(&exe);
+            }
+            cmd.args(["run", &a.algorithm, "--workers", &c.workers.to_string(), "--inner", &c.inner.to_string(), "--out"]).arg(&out);
+            if let Some(d) = &a.data {
+                cmd.args(["--data", d]);
+            }
+            if let Some(u) = &redis_url {
+                cmd.args(["--redis", u]);
+            }
+            cmd.args(&a.run_args);
+            let m = run_one(cmd, &out, &bar).with_context(|| format!("configuration {} (run {})", c.label(), r + 1))?;
+            bar.inc(1);
+            ms.push(m);
+        }
+        results.push((*c, ms));
+    }
+    bar.finish_and_clear();
+    let prices = if a.arm64 { ARM64 } else { X86_64 };
+    let rows = summarise(&results, prices);
+    let table = markdown(&rows);
+    write_csv(&a.out_dir.join("sweep.csv"), &rows)?;
+    let title = format!("{} sweep", a.algorithm);
+    write_charts(&a.out_dir, &rows, &title)?;
+    let all_consistent = rows.iter().all(|r| r.consistent);
+    let json = serde_json::json!({
+        "algorithm": a.algorithm,
+        "data": a.data,
+        "repeat": a.repeat,
+        "baseline": rows[0].config,
+        "backend": if a.redis.is_some() { "local worker processes + redis" } else { "local threads + in-process store" },
+        "emulation": notes,
+        "consistent": all_consistent,
+        "prices": prices,
+        "architecture": if a.arm64 { "arm64" } else { "x86_64" },
+        "rows": rows,
+    });
+    output::write_atomic(&a.out_dir.join("sweep.json"), |w| Ok(serde_json::to_writer_pretty(&mut *w, &json)?))?;
+    println!("{table}");
+    for n in &notes {
+        println!("{n}");
+    }
+    if all_consistent {
+        println!("consistency: every configuration reached the same model (1e-9 relative) in {} iterations", rows[0].iterations);
+    } else {
+        let bad: Vec<_> = rows.iter().filter(|r| !r.consistent).map(|r| r.config.clone()).collect();
+        println!("consistency: configurations {} differ from the baseline's model or iteration count", bad.join(", "));
+    }
+    println!("wrote {}/sweep.csv, sweep.json, time.svg, breakdown.svg, cost.svg", a.out_dir.display());
+    Ok(())
+}
+
+use std::time::Duration;
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(indicatif::ProgressStyle::with_template("{spinner} runs {pos}/{len} [{bar:30}] {msg} ({elapsed})").unwrap().progress_chars("=> "));
+    b
+}
+
+/// Runs one `ifp run` and turns its result file into a [`Measure`]. Its per-iteration
+/// lines (stderr) feed the progress bar; its last stderr line is the error if it fails.
+fn run_one(mut cmd: std::process::Command, out: &Path, bar: &indicatif::ProgressBar) -> Result<Measure> {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting ifp run")?;
+    let mut last = String::new();
+    let base = bar.message();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("iteration ") {
+            bar.set_message(format!("{base}, iteration {}", rest.split(':').next().unwrap_or("?")));
+        } else if !line.trim().is_empty() {
+            last = line;
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{}", last.trim_start_matches("error: "));
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out)?)?;
+    measure_from_result(&v)
+}
+
+/// Reads what the sweep needs from an `ifp run` result JSON.
+pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
+    let f = |p: &serde_json::Value| p.as_f64().unwrap_or(0.0);
+    let its = v["timing"]["iterations"].as_array().context("result without timing.iterations")?;
+    let n = its.len().max(1) as f64;
+    let compute = its.iter().map(|i| f(&i["compute_s"])).sum::<f64>() / n;
+    let sync = its.iter().map(|i| f(&i["sync_s"])).sum::<f64>() / n;
+    let workers = v["workers"].as_array().context("result without workers")?;
+    let rt = workers.iter().map(|w| f(&w["round_trips"])).sum::<f64>() / workers.len().max(1) as f64 / n;
+    let mut model = Vec::new();
+    if let Some(m) = v["model"].as_object() {
+        let mut keys: Vec<_> = m.keys().collect();
+        keys.sort();
+        for k in keys {
+            flatten(&m[k], &mut model);
+        }
+    }
+    Ok(Measure {
+        total_s: f(&v["timing"]["total_s"]),
+        iter_s: compute + sync,
+        load_s: f(&v["timing"]["load_s"]),
+        compute_s: compute,
+        sync_s: sync,
+        round_trips: rt,
+        iterations: v["iterations"].as_u64().unwrap_or(0) as u32,
+        function_s: workers.iter().map(|w| f(&w["total_s"])).collect(),
+        model,
+    })
+}
+
+fn flatten(v: &serde_json::Value, out: &mut Vec<f64>) {
+    match v {
+        serde_json::Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+        serde_json::Value::Number(n) => out.push(n.as_f64().unwrap_or(f64::NAN)),
+        _ => {}
+    }
+}
+
+/// A TCP proxy in front of Redis that delays every client request by a fixed latency, to
+/// emulate the network hop between functions and a managed Redis on one machine.
+pub mod latency {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use anyhow::{Context as _, Result};
+
+    pub struct Proxy {
+        addr: std::net::SocketAddr,
+        url: url::Url,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Proxy {
+        /// Listens on 127.0.0.1 (a free port) and forwards to the Redis of `redis_url`.
+        pub fn start(redis_url: &str, delay: Duration) -> Result<Self> {
+            let mut url = url::Url::parse(redis_url).with_context(|| "invalid --redis URL".to_string())?;
+            anyhow::ensure!(url.scheme() == "redis", "--latency-ms works with redis:// URLs (the proxy does not terminate TLS)");
+            let host = url.host_str().context("--redis URL without a host")?.to_string();
+            let upstream = format!("{host}:{}", url.port().unwrap_or(6379));
+            let listener = TcpListener::bind("127.0.0.1:0").context("starting the latency proxy")?;
+            let addr = listener.local_addr()?;
+            url.set_host(Some("127.0.0.1")).ok();
+            url.set_port(Some(addr.port())).ok();
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if s.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(client) = conn else { continue };
+                    let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (c2, s2) = (client.try_clone(), server.try_clone());
+                    if let (Ok(c2), Ok(s2)) = (c2, s2) {
+                        std::thread::spawn(move || pipe(client, s2, delay));
+                        std::thread::spawn(move || pipe(server, c2, Duration::ZERO));
+                    }
+                }
+            });
+            Ok(Self { addr, url, stop })
+        }
+
+        /// The URL clients use instead of the real one (credentials kept).
+        pub fn url(&self) -> String {
+            self.url.to_string()
+        }
+    }
+
+    impl Drop for Proxy {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            let _ = TcpStream::connect(self.addr);
+        }
+    }
+
+    /// Copies `from` to `to`, sleeping `delay` before forwarding each chunk read.
+    fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if !delay.is_zero() {
+                        std::thread::sleep(delay);
+                    }
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    }
+}
