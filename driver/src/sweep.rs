@@ -277,18 +277,22 @@ pub fn write_charts(dir: &Path, rows: &[Row], title: &str) -> Result<()> {
                 .y_label_area_size(70)
                 .build_cartesian_2d(0f64..n as f64, 0f64..ymax)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let lbl = labels.clone();
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .x_labels(n.max(1))
-                .x_label_formatter(&move |x| {
-                    let i = x.floor() as usize;
-                    if (x - i as f64 - 0.5).abs() < 0.26 || x.fract() == 0.0 { lbl.get(i).cloned().unwrap_or_default() } else { String::new() }
-                })
-                .x_desc("functions x inner workers")
+                .x_labels(0)
+                .x_desc("configurations (functions x inner workers), label on each bar")
                 .draw()
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let tops: Vec<Text<(f64, f64), String>> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let top: f64 = series.iter().map(|(_, _, g)| g(r)).sum();
+                    Text::new(labels[i].clone(), (i as f64 + 0.3, top + ymax * 0.06), ("sans-serif", 14).into_font())
+                })
+                .collect();
+            chart.draw_series(tops).map_err(|e| anyhow::anyhow!("{e}"))?;
             for (si, (name, color, f)) in series.iter().enumerate() {
                 let bars: Vec<Rectangle<(f64, f64)>> = rows
                     .iter()
@@ -553,7 +557,11 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
     let compute = its.iter().map(|i| f(&i["compute_s"])).sum::<f64>() / n;
     let sync = its.iter().map(|i| f(&i["sync_s"])).sum::<f64>() / n;
     let workers = v["workers"].as_array().context("result without workers")?;
-    let rt = workers.iter().map(|w| f(&w["round_trips"])).sum::<f64>() / workers.len().max(1) as f64 / n;
+    // Round trips inside iterations (the sync section), not the per-job constant.
+    let rt = match v["sync"]["workers"].as_array() {
+        Some(ws) if !ws.is_empty() => ws.iter().map(|w| f(&w["round_trips_per_iteration"])).sum::<f64>() / ws.len() as f64,
+        _ => workers.iter().map(|w| f(&w["round_trips"])).sum::<f64>() / workers.len().max(1) as f64 / n,
+    };
     let mut model = Vec::new();
     if let Some(m) = v["model"].as_object() {
         let mut keys: Vec<_> = m.keys().collect();

@@ -7,79 +7,11 @@ mod common;
 use common::*;
 
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// A `redis-server` on 127.0.0.1 and a free port, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    password: Option<String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl RedisServer {
-    fn start(password: Option<&str>) -> Self {
-        let port = free_port();
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-        if let Some(p) = password {
-            cmd.args(["--requirepass", p]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server; .ci/test.sh does it)");
-        let s = Self { child, port, password: password.map(str::to_string) };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        s
-    }
-
-    fn url(&self) -> String {
-        match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
-        }
-    }
-
-    fn con(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `ifp-worker` binary next to `ifp` (built on demand when only this crate is tested).
-fn worker_bin() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let p = Path::new(env!("CARGO_BIN_EXE_ifp")).with_file_name("ifp-worker");
-    BUILD.call_once(|| {
-        if !p.is_file() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let ok = Command::new(cargo).args(["build", "-p", "ifp-host", "--bin", "ifp-worker"]).status().unwrap().success();
-            assert!(ok, "building ifp-worker");
-        }
-    });
-    p
-}
 
 fn model_of(result: &Value) -> Vec<f64> {
     let m = result["model"].as_object().expect("model fields");
