@@ -11,4 +11,4 @@ pub mod job;
 pub mod kernel;
 pub mod sync;
 
-pub use kernel::{KernelEngine, KernelError, KernelInstance, Param, Sandbox};
+pub use kernel::{KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param, RemoteKernels, Sandbox};
