@@ -33,7 +33,7 @@ cargo test 2>&1
 
 step "kernels/js: build for wasm32-unknown-unknown, bind for Node.js and the browser, run the JS tests"
 js_target="$CARGO_TARGET_DIR/js"
-CARGO_ENCODED_RUSTFLAGS="-Ctarget-feature=+simd128" \
+CARGO_ENCODED_RUSTFLAGS="-Ctarget-feature=+simd128" CARGO_PROFILE_WASM_STRIP=false \
   cargo build -q --target wasm32-unknown-unknown --profile wasm -p ifp-kernels-js --target-dir "$js_target"
 js_wasm="$js_target/wasm32-unknown-unknown/wasm/ifp_kernels_js.wasm"
 wasm-bindgen --target nodejs --out-dir "$js_target/pkg-node" "$js_wasm"
