@@ -375,7 +375,8 @@ fn describe(e: wasmtime::Error, store: &Store<HostState>) -> String {
     let base = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => "exceeded its time limit per call (interrupted)".to_string(),
         Some(Trap::OutOfFuel) => "ran out of fuel".into(),
-        Some(t) => format!("trapped: {t}"),
+        // `Trap`'s Display reads "wasm trap: ...".
+        Some(t) => format!("trapped: {}", t.to_string().trim_start_matches("wasm trap: ")),
         // `trap_on_grow_failure` reports a refused `memory.grow` as a plain error.
         None if e.chain().any(|c| c.to_string().starts_with("forcing trap when growing memory")) => match memory_cap {
             Some(m) => format!("exceeded its memory limit of {} MiB", m >> 20),
@@ -388,7 +389,8 @@ fn describe(e: wasmtime::Error, store: &Store<HostState>) -> String {
     };
     let said = store.data().stderr.contents();
     let said = String::from_utf8_lossy(&said);
-    match said.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+    // The last line that is not std's "note: run with RUST_BACKTRACE=1" hint.
+    match said.lines().rev().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("note: ")) {
         Some(last) => format!("{base} (guest stderr: {last})"),
         None => base,
     }
