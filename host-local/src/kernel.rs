@@ -231,7 +231,7 @@ fn missing_exports(engine: &Engine, component: &Component) -> Vec<String> {
     REQUIRED_EXPORTS
         .iter()
         .filter(|n| inst.get_export(engine, n).is_none())
-        .map(|n| format!("{INTERFACE} `{n}`"))
+        .map(|n| format!("`{n}`"))
         .collect()
 }
 
