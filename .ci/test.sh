@@ -15,10 +15,27 @@ rustup toolchain install 2>&1 | tail -1
 # Debian packages the integration tests use.
 need_pkgs=()
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v chromium >/dev/null || need_pkgs+=(chromium)          # the browser test of kernels/js/www
 if ((${#need_pkgs[@]})); then
   step "apt-get install ${need_pkgs[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# wasm-bindgen-cli must be the exact version of the wasm-bindgen crate (pinned in Cargo.toml).
+wb_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
+if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb_version" ]]; then
+  step "cargo install wasm-bindgen-cli $wb_version"
+  cargo install -q wasm-bindgen-cli --version "$wb_version"
+fi
+
 step "cargo test (debug profile, default members: everything but the wasm-only guest crates)"
 cargo test 2>&1
+
+step "kernels/js: build for wasm32-unknown-unknown, bind for Node.js and the browser, run the JS tests"
+js_target="$CARGO_TARGET_DIR/js"
+CARGO_ENCODED_RUSTFLAGS="-Ctarget-feature=+simd128" CARGO_PROFILE_WASM_STRIP=false \
+  cargo build -q --target wasm32-unknown-unknown --profile wasm -p ifp-kernels-js --target-dir "$js_target"
+js_wasm="$js_target/wasm32-unknown-unknown/wasm/ifp_kernels_js.wasm"
+wasm-bindgen --target nodejs --out-dir "$js_target/pkg-node" "$js_wasm"
+wasm-bindgen --target web --out-dir kernels/js/www/pkg "$js_wasm"
+IFP_JS_NODE_PKG="$js_target/pkg-node" node --test kernels/js/tests/ 2>&1

@@ -1,5 +1,9 @@
 //! `ifp run`: one job, on an embedded default data set or a file, with W functions of M inner
 //! workers each; prints progress and a summary, writes the result JSON and the labels.
+//!
+//! The kernel is a builtin (`ifp run kmeans`) or a plugin component (`ifp run --kernel
+//! FILE.wasm --param name=value ...`), sandboxed with `--kernel-memory-mb` and
+//! `--step-timeout`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -13,7 +17,7 @@ use ifp_host::data::{DataFile, LabelCol};
 use ifp_host::function::IterationReport;
 use ifp_host::job::{run_in_process, Data, JobConfig, JobOutcome};
 use ifp_host::kernel::ModelField;
-use ifp_host::{KernelEngine, Param, Sandbox};
+use ifp_host::{KernelEngine, KernelSource, Param, Sandbox};
 
 use crate::gen::{GenSpec, Kind};
 use crate::output;
@@ -32,8 +36,24 @@ pub enum LabelColArg {
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The algorithm: a builtin kernel (`kmeans`, `logreg`).
-    pub algorithm: String,
+    /// The algorithm: a builtin kernel (`kmeans`, `logreg`); omit it with --kernel.
+    #[arg(required_unless_present = "kernel", conflicts_with = "kernel")]
+    pub algorithm: Option<String>,
+    /// A plugin: any component of the `ifp:kernel@0.1.0` world, from a file. It runs without
+    /// WASI capabilities; its parameters come from --param.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub kernel: Option<String>,
+    /// A kernel parameter `NAME=VALUE`, passed to the kernel as is (repeatable); for plugins,
+    /// the only way to set parameters.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<Param>,
+    /// Linear-memory cap per kernel instance, in MiB (default: wasm32's 4 GiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub kernel_memory_mb: Option<u64>,
+    /// Seconds one call into the kernel (e.g. one step over a shard) may run before the job
+    /// fails (default: no limit).
+    #[arg(long, value_name = "SECONDS")]
+    pub step_timeout: Option<f64>,
     /// Data file (.npy float32/float64 2-D, or headerless .csv). Without it, a default data
     /// set (200,000 × 16, seeded) is generated in memory.
     #[arg(long)]
@@ -93,6 +113,43 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// `NAME=VALUE` as a kernel parameter.
+fn parse_param(s: &str) -> Result<Param, String> {
+    match s.split_once('=') {
+        Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got '{s}'")),
+    }
+}
+
+/// The sandbox from `--kernel-memory-mb` and `--step-timeout`.
+fn sandbox(a: &RunArgs) -> Result<Sandbox> {
+    let call_timeout = match a.step_timeout {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 && t <= 1e6 => Some(Duration::from_secs_f64(t)),
+        Some(t) => bail!("--step-timeout must be a positive number of seconds, got {t}"),
+    };
+    Ok(Sandbox { memory_limit: a.kernel_memory_mb.map(|m| (m as usize) << 20), call_timeout })
+}
+
+/// Refuses the builtin kernels' own flags with a plugin.
+fn plugin_flags(a: &RunArgs) -> Result<()> {
+    let builtin_only = [
+        ("--k", a.k.is_some()),
+        ("--init", a.init.is_some()),
+        ("--init-centroids", a.init_centroids.is_some()),
+        ("--tol", a.tol.is_some()),
+        ("--learning-rate", a.learning_rate.is_some()),
+        ("--l2", a.l2.is_some()),
+    ];
+    if let Some((flag, _)) = builtin_only.iter().find(|(_, given)| *given) {
+        bail!("{flag} applies to the builtin kernels; give a plugin its parameters with --param NAME=VALUE");
+    }
+    if a.data.is_none() {
+        bail!("--kernel needs --data (the default data sets are for the builtin kernels)");
+    }
+    Ok(())
+}
+
 fn builtin_kind(algorithm: &str) -> Result<Kind> {
     match algorithm {
         "kmeans" => Ok(Kind::Kmeans),
@@ -107,7 +164,7 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
     let mut put = |n: &str, v: String| p.push((n.to_string(), v));
     let misplaced = |flag: &str, given: bool| -> Result<()> {
         if given {
-            bail!("{flag} does not apply to {}", a.algorithm);
+            bail!("{flag} does not apply to {}", a.algorithm.as_deref().unwrap_or_default());
         }
         Ok(())
     };
@@ -156,7 +213,22 @@ fn read_centroids(path: &PathBuf, cols: u32, k: Option<u64>) -> Result<(u64, Vec
 }
 
 pub fn run_cmd(a: RunArgs) -> Result<()> {
-    let kind = builtin_kind(&a.algorithm)?;
+    // `kind` is None for a plugin.
+    let (kind, source) = match (&a.algorithm, &a.kernel) {
+        (_, Some(k)) => {
+            plugin_flags(&a)?;
+            (None, KernelSource::plugin(k))
+        }
+        (Some(name), None) => (Some(builtin_kind(name)?), KernelSource::Builtin(name.clone())),
+        (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
+    };
+    let sandbox = sandbox(&a)?;
+    if a.redis.is_some() && a.kernel.is_some() {
+        bail!("--redis runs builtin kernels only for now: the ifp-worker processes cannot load --kernel plugins yet");
+    }
+    if a.kernel.is_some() && a.data.is_none() {
+        bail!("--kernel plugins need --data (the default data set is for the builtin kernels)");
+    }
     if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
         bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
     }
@@ -173,8 +245,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let label = match (a.label_col, kind) {
         (Some(LabelColArg::Last), _) => LabelCol::Last,
         (Some(LabelColArg::None), _) => LabelCol::None,
-        (None, Kind::Logreg) => LabelCol::Last,
-        (None, Kind::Kmeans) => LabelCol::None,
+        (None, Some(Kind::Logreg)) => LabelCol::Last,
+        (None, _) => LabelCol::None,
     };
     let (data, data_name) = match &a.data {
         Some(p) => (Data::File { file: DataFile::open(p)?, label }, p.display().to_string()),
@@ -182,6 +254,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             if a.label_col.is_some() {
                 bail!("--label-col needs --data");
             }
+            let kind = kind.context("plugins need --data")?;
             let spec = GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
             let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();
             (Data::Memory(spec.rows()), name)
@@ -189,30 +262,39 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     };
     let shape = data.shape()?;
     let (k, start) = match (&a.init_centroids, kind) {
-        (Some(p), Kind::Kmeans) => {
+        (Some(p), Some(Kind::Kmeans)) => {
             let (k, c) = read_centroids(p, shape.cols, a.k)?;
             (Some(k), c)
         }
         _ => (a.k, Vec::new()),
     };
-    let params = kernel_params(kind, &a, k)?;
+    let mut params = match kind {
+        Some(kind) => kernel_params(kind, &a, k)?,
+        None => Vec::new(),
+    };
+    params.extend(a.params.iter().cloned());
+    // Load (and check) the kernel before any data is read.
+    let engine = KernelEngine::load(&source, sandbox, None)?;
+    let algorithm = match kind {
+        Some(_) => source.label(),
+        None => engine.instantiate()?.name()?,
+    };
     let inner = a.inner.map(|m| m as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let cfg = JobConfig {
         job: a.job.clone().unwrap_or_else(new_job_id),
         params,
-        max_iter: a.max_iter.unwrap_or(if kind == Kind::Kmeans { 300 } else { 100 }),
+        max_iter: a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
         workers: a.workers,
         inner,
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
         want_assignments: a.labels_out.is_some(),
         start,
     };
-    let engine = KernelEngine::builtin(&a.algorithm, Sandbox::default())?;
 
     let progress = Progress::new(a.quiet, cfg.max_iter);
     let outcome = match &a.redis {
         Some(url) => {
-            let r = workers::RedisJob { url, algorithm: &a.algorithm, data_path: a.data.as_deref(), label };
+            let r = workers::RedisJob { url, algorithm: &algorithm, data_path: a.data.as_deref(), label };
             workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
         }
         None => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),
@@ -227,14 +309,17 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             all.extend(r.assignments.as_deref().unwrap_or_default());
         }
         if all.len() as u64 != shape.total_rows {
-            bail!("--labels-out: {} produced no per-row assignment", a.algorithm);
+            bail!("--labels-out: {algorithm} produced no per-row assignment");
         }
         Some(all)
     } else {
         None
     };
-    let mut result = result_json(&a.algorithm, &data_name, &cfg, &outcome);
+    let mut result = result_json(&algorithm, &data_name, &cfg, &outcome);
     result["sync"] = workers::sync_json(if a.redis.is_some() { "redis" } else { "in-process" }, a.redis.as_deref(), &outcome);
+    if let Some(k) = &a.kernel {
+        result["kernel"] = json!(k);
+    }
     if let Some(p) = &a.out {
         output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }

@@ -2,20 +2,33 @@
 //! compiled component, linker, `InstancePre`) per process, and one [`KernelInstance`]
 //! (its own `Store`) per inner worker.
 //!
-//! Kernels get a WASI context with nothing in it (no files, sockets, environment, arguments
-//! or stdio), an optional memory cap per instance and, when a step deadline is set, an epoch
-//! deadline per call. Every error a kernel returns or traps with is reported as a
-//! [`KernelError`] naming the kernel and the function.
+//! Kernels come from a [`KernelSource`]: a builtin, a file, or a remote URI read through a
+//! pluggable [`RemoteKernels`] reader. Before anything runs, a component's exports are checked
+//! against the `ifp:kernel@0.1.0` world, and a mismatch is refused with the list of what it
+//! lacks ([`LoadError::WrongWorld`]).
+//!
+//! The sandbox: WASI stays linked (Rust's `wasm32-wasip2` std imports it) but grants nothing:
+//! no preopened directories, no environment or arguments, no network (TCP, UDP and name
+//! lookup disabled), stdin empty, stdout discarded, stderr kept in a small in-memory buffer
+//! only to quote a panicking guest's last words in the error; the clocks are frozen at zero
+//! and "randomness" is a fixed byte cycle, so a kernel sees nothing beyond what the contract
+//! passes in and its results cannot depend on when or where it runs. On top of that: an
+//! optional linear-memory cap per instance (growth past it traps), and, when a call timeout
+//! is set, an epoch deadline per call (a ticker thread advances the engine's epoch). Every
+//! error a kernel returns or traps with is reported as a [`KernelError`] naming the kernel
+//! and the function; the host's own state is untouched by a failing instance.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::Result;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -62,11 +75,164 @@ pub struct KernelEngine {
     ticker: Option<Arc<AtomicBool>>,
 }
 
-/// Per-store host state: the (empty) WASI context and the memory limiter.
+/// Per-store host state: the capability-free WASI context, the memory limiter and the
+/// guest's captured stderr.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    limits_memory: Option<usize>,
+    stderr: MemoryOutputPipe,
+}
+
+/// The WIT interface every kernel exports.
+pub const INTERFACE: &str = "ifp:kernel/algorithm@0.1.0";
+
+/// What [`INTERFACE`] must contain, as export names of the component instance.
+const REQUIRED_EXPORTS: &[&str] = &[
+    "name",
+    "validate",
+    "plan-sample",
+    "init",
+    "update",
+    "describe",
+    "shard",
+    "[constructor]shard",
+    "[method]shard.append",
+    "[method]shard.rows",
+    "[method]shard.step",
+    "[method]shard.assignments",
+];
+
+/// Bytes of a guest's stderr kept for error messages (the rest is dropped).
+const STDERR_CAPACITY: usize = 16 * 1024;
+
+/// Where a kernel's component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelSource {
+    /// A kernel embedded in this binary, by name.
+    Builtin(String),
+    /// A component file (`.wasm`, or a component precompiled by this build).
+    File(PathBuf),
+    /// A `scheme://...` URI (e.g. `s3://bucket/key`), read by a [`RemoteKernels`] reader.
+    Remote(String),
+}
+
+impl KernelSource {
+    /// A plugin given on the command line: a `scheme://` URI or a file path.
+    pub fn plugin(arg: &str) -> Self {
+        match arg.split_once("://") {
+            Some((scheme, _)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+                KernelSource::Remote(arg.to_string())
+            }
+            _ => KernelSource::File(PathBuf::from(arg)),
+        }
+    }
+
+    /// The kernel's name in errors.
+    pub fn label(&self) -> String {
+        match self {
+            KernelSource::Builtin(n) => n.clone(),
+            KernelSource::File(p) => p.display().to_string(),
+            KernelSource::Remote(u) => u.clone(),
+        }
+    }
+
+    /// The component bytes; `remote` reads [`KernelSource::Remote`] URIs.
+    pub fn bytes(&self, remote: Option<&dyn RemoteKernels>) -> Result<Vec<u8>, LoadError> {
+        match self {
+            KernelSource::Builtin(name) => ifp_kernels::builtin(name).map(<[u8]>::to_vec).ok_or_else(|| LoadError::UnknownBuiltin {
+                name: name.clone(),
+                builtins: ifp_kernels::BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            }),
+            KernelSource::File(p) => {
+                std::fs::read(p).map_err(|e| LoadError::Read { kernel: self.label(), message: e.to_string() })
+            }
+            KernelSource::Remote(uri) => match remote {
+                Some(r) => r.fetch(uri).map_err(|e| LoadError::Read { kernel: uri.clone(), message: format!("{e:#}") }),
+                None => Err(LoadError::Read { kernel: uri.clone(), message: "no reader for this URI scheme in this build".into() }),
+            },
+        }
+    }
+}
+
+/// Reads kernel components from remote URIs (`s3://bucket/key`, ...); the object store
+/// plugs in here.
+pub trait RemoteKernels {
+    fn fetch(&self, uri: &str) -> Result<Vec<u8>>;
+}
+
+/// Why a kernel could not be loaded; nothing of the kernel has run yet.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("unknown algorithm '{name}' (builtin: {builtins})")]
+    UnknownBuiltin { name: String, builtins: String },
+    #[error("cannot read kernel '{kernel}': {message}")]
+    Read { kernel: String, message: String },
+    #[error("kernel '{kernel}' is not a valid WebAssembly component: {message}")]
+    NotComponent { kernel: String, message: String },
+    #[error("kernel '{kernel}' is not an ifp:kernel@0.1.0 component: it lacks {}", .missing.join(", "))]
+    WrongWorld { kernel: String, missing: Vec<String> },
+    #[error("kernel '{kernel}' cannot be sandboxed: {message}")]
+    Imports { kernel: String, message: String },
+}
+
+/// A wall clock frozen at the Unix epoch.
+struct FrozenWallClock;
+impl HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A monotonic clock that never advances.
+struct FrozenMonotonicClock;
+impl HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The WASI context every kernel gets: no capabilities, deterministic clocks and random.
+fn sandbox_wasi(stderr: MemoryOutputPipe) -> WasiCtx {
+    let mut b = WasiCtx::builder();
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .stderr(stderr)
+        .wall_clock(FrozenWallClock)
+        .monotonic_clock(FrozenMonotonicClock)
+        .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5e, 0xed]))
+        .insecure_random(wasmtime_wasi::Deterministic::new(vec![0x5e, 0xed]))
+        .insecure_random_seed(0)
+        .max_random_size(1 << 16);
+    b.build()
+}
+
+/// The names [`REQUIRED_EXPORTS`] lacks in `component` (empty: the world matches by name;
+/// the types are checked when linking).
+fn missing_exports(engine: &Engine, component: &Component) -> Vec<String> {
+    let ty = component.component_type();
+    let Some(export) = ty.get_export(engine, INTERFACE) else {
+        let found: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let found = if found.is_empty() { "nothing".to_string() } else { found.join(", ") };
+        return vec![format!("the export {INTERFACE} (it exports: {found})")];
+    };
+    let ComponentItem::ComponentInstance(inst) = export.ty else {
+        return vec![format!("the export {INTERFACE} as an interface (it is some other kind of item)")];
+    };
+    REQUIRED_EXPORTS
+        .iter()
+        .filter(|n| inst.get_export(engine, n).is_none())
+        .map(|n| format!("`{n}`"))
+        .collect()
 }
 
 impl WasiView for HostState {
@@ -92,30 +258,37 @@ impl KernelEngine {
     /// `label` names the kernel in errors (a builtin name or a file).
     pub fn new(label: &str, bytes: &[u8], sandbox: Sandbox) -> Result<Self> {
         let engine = Engine::new(&Self::config(&sandbox))?;
+        let not_component = |message: String| LoadError::NotComponent { kernel: label.to_string(), message };
         let component = if wasmtime::Engine::detect_precompiled(bytes).is_some() {
             // SAFETY: precompiled artifacts are only produced by `precompile` from this
             // binary's own configuration and stored where only this tool writes.
             unsafe { Component::deserialize(&engine, bytes) }
-                .map_err(|e| anyhow!("kernel '{label}' is a precompiled artifact this build cannot load: {e}"))?
+                .map_err(|e| not_component(format!("a precompiled artifact this build cannot load: {e}")))?
         } else {
-            Component::new(&engine, bytes).map_err(|e| anyhow!("kernel '{label}' is not a valid WebAssembly component: {e}"))?
+            if bytes.starts_with(b"\0asm\x01\0\0\0") {
+                return Err(not_component(
+                    "it is a core wasm module; build a component (target wasm32-wasip2, or `wasm-tools component new`)".into(),
+                )
+                .into());
+            }
+            Component::new(&engine, bytes).map_err(|e| not_component(e.to_string()))?
         };
         Self::from_component(label, engine, component, sandbox)
     }
 
+    /// Loads a kernel from `source`; `remote` reads `scheme://` URIs.
+    pub fn load(source: &KernelSource, sandbox: Sandbox, remote: Option<&dyn RemoteKernels>) -> Result<Self> {
+        Self::new(&source.label(), &source.bytes(remote)?, sandbox)
+    }
+
     /// Loads a kernel component from a file.
     pub fn from_file(path: &Path, sandbox: Sandbox) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read kernel file {}", path.display()))?;
-        Self::new(&path.display().to_string(), &bytes, sandbox)
+        Self::load(&KernelSource::File(path.to_path_buf()), sandbox, None)
     }
 
     /// Loads the builtin kernel `name`.
     pub fn builtin(name: &str, sandbox: Sandbox) -> Result<Self> {
-        let bytes = ifp_kernels::builtin(name).ok_or_else(|| {
-            let names: Vec<_> = ifp_kernels::BUILTIN.iter().map(|(n, _)| *n).collect();
-            anyhow!("unknown algorithm '{name}' (builtin: {})", names.join(", "))
-        })?;
-        Self::new(name, bytes, sandbox)
+        Self::load(&KernelSource::Builtin(name.to_string()), sandbox, None)
     }
 
     /// Compiles a component ahead of time; the result loads with [`KernelEngine::new`] in
@@ -125,13 +298,18 @@ impl KernelEngine {
     }
 
     fn from_component(label: &str, engine: Engine, component: Component, sandbox: Sandbox) -> Result<Self> {
+        let missing = missing_exports(&engine, &component);
+        if !missing.is_empty() {
+            return Err(LoadError::WrongWorld { kernel: label.to_string(), missing }.into());
+        }
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| anyhow!("kernel '{label}' cannot be linked: {e:#}"))?;
-        let pre = KernelPre::new(pre).map_err(|e| {
-            anyhow!("kernel '{label}' does not implement the ifp:kernel/algorithm@0.1.0 interface: {e:#}")
+            .map_err(|e| LoadError::Imports { kernel: label.to_string(), message: format!("{e:#}") })?;
+        let pre = KernelPre::new(pre).map_err(|e| LoadError::WrongWorld {
+            kernel: label.to_string(),
+            missing: vec![format!("{INTERFACE} with the contract's types ({e:#})")],
         })?;
         let ticker = sandbox.call_timeout.map(|_| {
             let stop = Arc::new(AtomicBool::new(false));
@@ -165,7 +343,8 @@ impl KernelEngine {
         if let Some(m) = self.sandbox.memory_limit {
             limits = limits.memory_size(m);
         }
-        let state = HostState { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits: limits.build() };
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let state = HostState { wasi: sandbox_wasi(stderr.clone()), table: ResourceTable::new(), limits: limits.build(), limits_memory: self.sandbox.memory_limit, stderr };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let deadline = self.sandbox.call_timeout.map(|t| (t.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64).max(1));
@@ -176,7 +355,7 @@ impl KernelEngine {
         let kernel = self
             .pre
             .instantiate(&mut store)
-            .map_err(|e| KernelError { kernel: self.label.clone(), function: "instantiate", message: describe(e) })?;
+            .map_err(|e| KernelError { kernel: self.label.clone(), function: "instantiate", message: describe(e, &store) })?;
         Ok(KernelInstance { label: self.label.clone(), store, kernel, deadline })
     }
 }
@@ -189,23 +368,31 @@ impl Drop for KernelEngine {
     }
 }
 
-/// Turns a wasmtime error into one line, naming traps by their kind.
-fn describe(e: wasmtime::Error) -> String {
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => "exceeded its time limit per call (interrupted)".into(),
+/// Turns a wasmtime error into one line, naming traps by their kind and quoting the last
+/// line the guest wrote to stderr (a Rust panic message, typically).
+fn describe(e: wasmtime::Error, store: &Store<HostState>) -> String {
+    let memory_cap = store.data().limits_memory;
+    let base = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "exceeded its time limit per call (interrupted)".to_string(),
         Some(Trap::OutOfFuel) => "ran out of fuel".into(),
-        Some(t) => {
-            let msg = format!("{e:#}");
-            if msg.contains("memory") && msg.contains("grow") || matches!(t, Trap::AllocationTooLarge) {
-                format!("exceeded its memory limit ({t})")
-            } else {
-                format!("trapped: {t}")
-            }
-        }
+        // `Trap`'s Display reads "wasm trap: ...".
+        Some(t) => format!("trapped: {}", t.to_string().trim_start_matches("wasm trap: ")),
+        // `trap_on_grow_failure` reports a refused `memory.grow` as a plain error.
+        None if e.chain().any(|c| c.to_string().starts_with("forcing trap when growing memory")) => match memory_cap {
+            Some(m) => format!("exceeded its memory limit of {} MiB", m >> 20),
+            None => "exceeded its memory limit".to_string(),
+        },
         None => {
             let msg = format!("{e:#}");
             msg.lines().next().unwrap_or("unknown error").to_string()
         }
+    };
+    let said = store.data().stderr.contents();
+    let said = String::from_utf8_lossy(&said);
+    // The last line that is not std's "note: run with RUST_BACKTRACE=1" hint.
+    match said.lines().rev().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("note: ")) {
+        Some(last) => format!("{base} (guest stderr: {last})"),
+        None => base,
     }
 }
 
@@ -233,7 +420,7 @@ macro_rules! call {
         let err = |message: String| KernelError { kernel: label.clone(), function: $fname, message };
         match r {
             Ok(v) => Ok(v),
-            Err(e) => Err(err(describe(e))),
+            Err(e) => Err(err(describe(e, &$self.store))),
         }
     }};
 }

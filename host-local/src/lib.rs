@@ -14,4 +14,4 @@ pub mod redis_store;
 pub mod sync;
 pub mod worker;
 
-pub use kernel::{KernelEngine, KernelError, KernelInstance, Param, Sandbox};
+pub use kernel::{KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param, RemoteKernels, Sandbox};

@@ -1,0 +1,269 @@
+//! Plugins through the real `ifp` binary: the example plugin (`kernels/examples/linreg`)
+//! against independent references computed here (the same gradient-descent update in a
+//! plain f64 loop, and the closed-form least-squares solution), and the hostile sandbox
+//! plugins (`kernels/test-plugins`), each of which must fail the job with one clear line
+//! naming the plugin and the function, a non-zero exit and no output file, while the host
+//! exits on its own (a generous timeout guards against a hang; it asserts no timing).
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ifp_test_plugins as plugins;
+
+/// True coefficients of the regression data set, intercept last.
+const TRUE_W: [f64; 4] = [1.5, -2.0, 0.5, 0.7];
+const ROWS: usize = 2000;
+
+/// A seeded regression data set: features uniform in [-1, 1), target `x·w + b + noise`,
+/// all rounded to f32 (the CSV holds them exactly). Returns (features row-major, targets).
+fn regression_data() -> (Vec<f32>, Vec<f32>) {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let d = TRUE_W.len() - 1;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..ROWS {
+        let row: Vec<f32> = (0..d).map(|_| uniform() as f32).collect();
+        let t = row.iter().zip(&TRUE_W).map(|(&a, w)| a as f64 * w).sum::<f64>() + TRUE_W[d] + 0.1 * uniform();
+        x.extend(row);
+        y.push(t as f32);
+    }
+    (x, y)
+}
+
+fn write_csv(path: &Path, x: &[f32], y: &[f32]) {
+    let d = x.len() / y.len();
+    let mut s = String::new();
+    for (row, t) in x.chunks(d).zip(y) {
+        for v in row {
+            s.push_str(&format!("{v},"));
+        }
+        s.push_str(&format!("{t}\n"));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+/// `iters` steps of `w ← w − lr · (Σ r x / n, Σ r / n)` from zero, in f64; returns the model
+/// (intercept last) and the loss `Σ r² / 2n` of the model entering each iteration.
+fn reference_gd(x: &[f32], y: &[f32], lr: f64, iters: usize) -> (Vec<f64>, Vec<f64>) {
+    let (n, d) = (y.len(), x.len() / y.len());
+    let mut w = vec![0.0; d + 1];
+    let mut losses = Vec::new();
+    for _ in 0..iters {
+        let mut g = vec![0.0; d + 1];
+        let mut sq = 0.0;
+        for (row, &t) in x.chunks(d).zip(y) {
+            let r = row.iter().zip(&w).map(|(&a, wi)| a as f64 * wi).sum::<f64>() + w[d] - t as f64;
+            for j in 0..d {
+                g[j] += r * row[j] as f64;
+            }
+            g[d] += r;
+            sq += r * r;
+        }
+        losses.push(sq / (2.0 * n as f64));
+        for j in 0..=d {
+            w[j] -= lr * g[j] / n as f64;
+        }
+    }
+    (w, losses)
+}
+
+/// The least-squares solution with an intercept, from the normal equations (Gaussian
+/// elimination with partial pivoting, f64).
+fn least_squares(x: &[f32], y: &[f32]) -> Vec<f64> {
+    let d = x.len() / y.len() + 1;
+    let mut a = vec![vec![0.0; d + 1]; d];
+    for (row, &t) in x.chunks(d - 1).zip(y) {
+        let z: Vec<f64> = row.iter().map(|&v| v as f64).chain([1.0]).collect();
+        for i in 0..d {
+            for j in 0..d {
+                a[i][j] += z[i] * z[j];
+            }
+            a[i][d] += z[i] * t as f64;
+        }
+    }
+    for c in 0..d {
+        let p = (c..d).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs())).unwrap();
+        a.swap(c, p);
+        for r in 0..d {
+            if r != c {
+                let f = a[r][c] / a[c][c];
+                let pivot = a[c].clone();
+                for (v, pv) in a[r].iter_mut().zip(&pivot) {
+                    *v -= f * pv;
+                }
+            }
+        }
+    }
+    (0..d).map(|i| a[i][d] / a[i][i]).collect()
+}
+
+fn model_of(result: &serde_json::Value) -> Vec<f64> {
+    let mut m = floats(&result["model"]["weights"]);
+    m.push(result["model"]["intercept"].as_f64().unwrap());
+    m
+}
+
+#[test]
+fn linreg_plugin_matches_the_same_gradient_descent_in_f64() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = regression_data();
+    let data = dir.path().join("regression.csv");
+    write_csv(&data, &x, &y);
+    let (lr, iters) = (0.3, 40);
+    let (want, want_losses) = reference_gd(&x, &y, lr, iters);
+    // Several functions and inner workers: the plugin's partials must add up.
+    for (workers, inner) in [("1", "1"), ("3", "2")] {
+        let got = run_json(
+            dir.path(),
+            &[
+                "run", "--kernel", plugins::LINREG, "--data", data.to_str().unwrap(), "--label-col", "last",
+                "--param", "learning-rate=0.3", "--param", "tol=0", "--max-iter", "40", "--workers", workers, "--inner", inner,
+            ],
+        );
+        assert_eq!(got["algorithm"], "linreg");
+        assert_eq!(got["iterations"], iters as u64, "iterations");
+        assert_eq!(got["converged"], false);
+        assert_close(&format!("model ({workers}x{inner})"), &model_of(&got), &want, 1e-9, 1e-12);
+        assert_close(&format!("losses ({workers}x{inner})"), &floats(&got["losses"]), &want_losses, 1e-9, 1e-12);
+    }
+}
+
+#[test]
+fn linreg_plugin_converges_to_the_least_squares_solution() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = regression_data();
+    let data = dir.path().join("regression.csv");
+    write_csv(&data, &x, &y);
+    let want = least_squares(&x, &y);
+    // The data really is the planted linear model (a check on the reference itself).
+    assert_close("least squares vs planted coefficients", &want, &TRUE_W, 0.0, 0.02);
+    let got = run_json(
+        dir.path(),
+        &[
+            "run", "--kernel", plugins::LINREG, "--data", data.to_str().unwrap(), "--label-col", "last",
+            "--param", "learning-rate=0.5", "--param", "tol=1e-9", "--max-iter", "5000", "--workers", "2", "--inner", "2",
+        ],
+    );
+    assert_eq!(got["converged"], true, "did not converge in 5000 iterations");
+    // A gradient norm <= 1e-9 leaves the weights within ~1e-8 of the optimum here.
+    assert_close("model vs normal equations", &model_of(&got), &want, 0.0, 1e-6);
+}
+
+#[test]
+fn linreg_plugin_refuses_bad_parameters_and_builtin_flags() {
+    let data = fixture("logreg.csv");
+    let d = data.to_str().unwrap();
+    let o = ifp(&["run", "--kernel", plugins::LINREG, "--data", d, "--label-col", "last", "--param", "learning-rate=-1"]);
+    assert_one_error_line(&o, &[plugins::LINREG, "validate", "learning-rate", "-1"]);
+    let o = ifp(&["run", "--kernel", plugins::LINREG, "--data", d, "--label-col", "last", "--param", "step=1"]);
+    assert_one_error_line(&o, &["unknown parameter 'step'"]);
+    let o = ifp(&["run", "--kernel", plugins::LINREG, "--data", d, "--label-col", "last", "--k", "3"]);
+    assert_one_error_line(&o, &["--k applies to the builtin kernels"]);
+    let o = ifp(&["run", "--kernel", plugins::LINREG, "--data", d, "--param", "oops"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected NAME=VALUE, got 'oops'"));
+}
+
+/// Asserts a failed run whose stderr is exactly one `error: ...` line containing `needles`.
+fn assert_one_error_line(o: &std::process::Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "exit status (stderr: {err})");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{n:?} missing from: {err}");
+    }
+}
+
+/// Runs a hostile plugin on the blobs fixture (2 inner workers) with `extra` flags, under a
+/// generous guard against a hang; asserts the one-line error, the exit status and that no
+/// result file was written.
+fn run_hostile(plugin: &str, extra: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.json");
+    let data = fixture("blobs.csv");
+    let mut args = vec!["run", "--kernel", plugin, "--data", data.to_str().unwrap(), "--inner", "2", "--quiet"];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if guard.elapsed() > Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("ifp {args:?} still running after 300 s: the sandbox did not stop the plugin");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_one_error_line(&o, needles);
+    assert!(!out.exists(), "a result file was written for a failed job");
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("RUST_BACKTRACE"), "the host panicked");
+}
+
+#[test]
+fn plugin_looping_forever_is_interrupted_by_the_step_timeout() {
+    run_hostile(plugins::SPIN, &["--step-timeout", "0.5"], &[plugins::SPIN, "shard.step", "exceeded its time limit per call"]);
+}
+
+#[test]
+fn plugin_allocating_without_bound_hits_the_memory_cap() {
+    run_hostile(plugins::HOG, &["--kernel-memory-mb", "64"], &[plugins::HOG, "shard.step", "exceeded its memory limit of 64 MiB"]);
+}
+
+#[test]
+fn plugin_panicking_is_reported_as_a_trap_with_its_message() {
+    run_hostile(
+        plugins::PANIC,
+        &[],
+        &[plugins::PANIC, "shard.step", "trapped: wasm `unreachable` instruction executed", "hostile kernel panics on purpose"],
+    );
+}
+
+#[test]
+fn plugin_opening_a_host_file_fails_without_preopens() {
+    // Were the file readable, the step would succeed and so would the job.
+    run_hostile(plugins::SNOOP, &[], &[plugins::SNOOP, "shard.step", "cannot read /etc/passwd"]);
+}
+
+#[test]
+fn plugin_of_the_wrong_world_is_refused_with_what_it_lacks() {
+    let needles = [
+        plugins::WRONG_WORLD,
+        "is not an ifp:kernel@0.1.0 component",
+        "`validate`",
+        "`plan-sample`",
+        "`init`",
+        "`update`",
+        "`describe`",
+        "`shard`",
+        "`[method]shard.step`",
+    ];
+    run_hostile(plugins::WRONG_WORLD, &[], &needles);
+    let o = ifp(&["run", "--kernel", plugins::WRONG_WORLD, "--data", fixture("blobs.csv").to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("`name`"), "`name` is exported, not missing");
+}
+
+#[test]
+fn plugin_file_that_is_not_a_component_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm at all").unwrap();
+    run_hostile(junk.to_str().unwrap(), &[], &[junk.to_str().unwrap(), "is not a valid WebAssembly component"]);
+    let missing = dir.path().join("missing.wasm");
+    run_hostile(missing.to_str().unwrap(), &[], &["cannot read kernel", missing.to_str().unwrap()]);
+}

@@ -1,0 +1,113 @@
+//! Kernels that misbehave on purpose, for the sandbox tests. Each is a trivial row-counting
+//! algorithm (model `[0]`, partial `[rows]`) whose `shard.step` does one hostile thing:
+//! [`Spin`] never returns, [`Hog`] allocates without bound, [`Panic`] panics (a trap),
+//! [`Snoop`] tries to read a host file and fails the step with the error it got (were the
+//! file readable, the step would succeed and the job with it).
+
+use std::marker::PhantomData;
+
+use ifp_kernel_math::{Algorithm, DataShape, ModelField, Param, SamplePlan, Shard, UpdateResult};
+
+pub use ifp_kernel_guest;
+
+/// What a hostile step does.
+pub trait Behaviour: 'static {
+    const NAME: &'static str;
+    fn step(rows: u64) -> Result<Vec<f64>, String>;
+}
+
+/// A row-counting algorithm whose step is `B::step`.
+pub struct Hostile<B>(PhantomData<B>);
+
+/// The rows a shard holds.
+pub struct Rows<B>(u64, u32, PhantomData<B>);
+
+impl<B: Behaviour> Algorithm for Hostile<B> {
+    type Shard = Rows<B>;
+    const NAME: &'static str = B::NAME;
+    fn validate(_: &[Param], _: DataShape) -> Result<(), String> {
+        Ok(())
+    }
+    fn plan_sample(_: &[Param], _: DataShape) -> Result<SamplePlan, String> {
+        Ok(SamplePlan::Head(0))
+    }
+    fn init(_: &[Param], _: DataShape, _: &[f32], _: &[f32], _: &[f64]) -> Result<Vec<f64>, String> {
+        Ok(vec![0.0])
+    }
+    fn update(_: &[Param], _: DataShape, _: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
+        Ok(UpdateResult { model: total.to_vec(), loss: 0.0, converged: true })
+    }
+    fn describe(_: &[Param], _: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String> {
+        Ok(vec![ModelField { name: "rows".into(), shape: vec![], values: model.to_vec() }])
+    }
+    fn new_shard(shape: DataShape) -> Self::Shard {
+        Rows(0, shape.cols, PhantomData)
+    }
+}
+
+impl<B: Behaviour> Shard for Rows<B> {
+    fn append(&mut self, features: &[f32], _: &[f32]) -> Result<(), String> {
+        self.0 += (features.len() / self.1.max(1) as usize) as u64;
+        Ok(())
+    }
+    fn rows(&self) -> u64 {
+        self.0
+    }
+    fn step(&mut self, _: &[f64]) -> Result<Vec<f64>, String> {
+        B::step(self.0)
+    }
+    fn assignments(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+/// Loops forever.
+pub struct Spin;
+impl Behaviour for Spin {
+    const NAME: &'static str = "spin";
+    fn step(rows: u64) -> Result<Vec<f64>, String> {
+        let mut x = rows;
+        loop {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+/// Allocates (and touches) 1 MiB after 1 MiB, forever.
+pub struct Hog;
+impl Behaviour for Hog {
+    const NAME: &'static str = "hog";
+    fn step(_: u64) -> Result<Vec<f64>, String> {
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+        }
+    }
+}
+
+/// Panics, which traps (`panic = "abort"`, or an `unreachable` after unwinding is unavailable).
+pub struct Panic;
+impl Behaviour for Panic {
+    const NAME: &'static str = "panic";
+    fn step(rows: u64) -> Result<Vec<f64>, String> {
+        if std::hint::black_box(rows) < u64::MAX {
+            panic!("hostile kernel panics on purpose");
+        }
+        Ok(vec![rows as f64])
+    }
+}
+
+/// The file [`Snoop`] tries to read: present on every Linux host.
+pub const SNOOP_PATH: &str = "/etc/passwd";
+
+/// Tries to read a host file.
+pub struct Snoop;
+impl Behaviour for Snoop {
+    const NAME: &'static str = "snoop";
+    fn step(rows: u64) -> Result<Vec<f64>, String> {
+        match std::fs::read(SNOOP_PATH) {
+            Ok(bytes) => Ok(vec![rows as f64 + bytes.len() as f64 * 0.0]),
+            Err(e) => Err(format!("cannot read {SNOOP_PATH}: {e}")),
+        }
+    }
+}
