@@ -2,6 +2,7 @@
 //! with one instance per vCPU, and report what each configuration costs.
 
 mod gen;
+mod lambda;
 mod output;
 mod run;
 

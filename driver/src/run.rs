@@ -16,6 +16,7 @@ use ifp_host::kernel::ModelField;
 use ifp_host::{KernelEngine, Param, Sandbox};
 
 use crate::gen::{GenSpec, Kind};
+use crate::lambda::{self, Backend, LambdaArgs, LambdaJob};
 use crate::output;
 
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
@@ -83,6 +84,16 @@ pub struct RunArgs {
     /// Job id (default: generated).
     #[arg(long)]
     pub job: Option<String>,
+    /// Run the functions as `ifp-worker` processes synchronising through this Redis
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
+    /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    pub backend: Backend,
+    #[command(flatten)]
+    pub lambda: LambdaArgs,
     /// No progress or summary on stderr/stdout.
     #[arg(long)]
     pub quiet: bool,
@@ -205,7 +216,21 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let engine = KernelEngine::builtin(&a.algorithm, Sandbox::default())?;
 
     let progress = Progress::new(a.quiet, cfg.max_iter);
-    let outcome = run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it))?;
+    let mut lambda_report = None;
+    let outcome = match a.backend {
+        Backend::Lambda => {
+            let location = match &a.data {
+                Some(p) => std::path::absolute(p).with_context(|| format!("--data {}", p.display()))?.display().to_string(),
+                None => bail!("--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"),
+            };
+            let job = LambdaJob { kernel: &a.algorithm, data: &location, label, inner: a.inner.map(|m| m as usize), redis: a.redis.as_deref(), quiet: a.quiet };
+            let (o, report) = lambda::run_job(&a.lambda, &job, &engine, &cfg, &data)?;
+            o.reports.iter().filter(|r| r.worker == 0).flat_map(|r| &r.iterations).for_each(|it| progress.iteration(it));
+            lambda_report = Some(report);
+            o
+        }
+        Backend::Local => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it))?,
+    };
     progress.finish();
 
     // Everything is computed: now write the outputs, each all-or-nothing.
@@ -221,7 +246,10 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let result = result_json(&a.algorithm, &data_name, &cfg, &outcome);
+    let mut result = result_json(&a.algorithm, &data_name, &cfg, &outcome);
+    if let Some(r) = &lambda_report {
+        result["lambda"] = r.clone();
+    }
     if let Some(p) = &a.out {
         output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }
@@ -230,6 +258,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     }
     if !a.quiet {
         print_summary(&result, &outcome);
+        if let Some(r) = &lambda_report {
+            lambda::print_cost(r);
+        }
     }
     Ok(())
 }
