@@ -5,6 +5,7 @@ mod gen;
 mod lambda;
 mod output;
 mod run;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

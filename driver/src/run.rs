@@ -18,6 +18,7 @@ use ifp_host::{KernelEngine, Param, Sandbox};
 use crate::gen::{GenSpec, Kind};
 use crate::lambda::{self, Backend, LambdaArgs, LambdaJob};
 use crate::output;
+use crate::workers;
 
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
@@ -217,21 +218,27 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
 
     let progress = Progress::new(a.quiet, cfg.max_iter);
     let mut lambda_report = None;
-    let outcome = match a.backend {
-        Backend::Lambda => {
+    let outcome = match (a.backend, &a.redis) {
+        (Backend::Lambda, _) => {
             let location = match &a.data {
                 Some(p) => std::path::absolute(p).with_context(|| format!("--data {}", p.display()))?.display().to_string(),
                 None => bail!("--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"),
             };
             let job = LambdaJob { kernel: &a.algorithm, data: &location, label, inner: a.inner.map(|m| m as usize), redis: a.redis.as_deref(), quiet: a.quiet };
-            let (o, report) = lambda::run_job(&a.lambda, &job, &engine, &cfg, &data)?;
-            o.reports.iter().filter(|r| r.worker == 0).flat_map(|r| &r.iterations).for_each(|it| progress.iteration(it));
-            lambda_report = Some(report);
-            o
+            lambda::run_job(&a.lambda, &job, &engine, &cfg, &data).map(|(o, report)| {
+                o.reports.iter().filter(|r| r.worker == 0).flat_map(|r| &r.iterations).for_each(|it| progress.iteration(it));
+                lambda_report = Some(report);
+                o
+            })
         }
-        Backend::Local => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it))?,
+        (Backend::Local, Some(url)) => {
+            let r = workers::RedisJob { url, algorithm: &a.algorithm, data_path: a.data.as_deref(), label };
+            workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
+        }
+        (Backend::Local, None) => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),
     };
     progress.finish();
+    let outcome = outcome?;
 
     // Everything is computed: now write the outputs, each all-or-nothing.
     let labels = if a.labels_out.is_some() {
@@ -247,6 +254,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         None
     };
     let mut result = result_json(&a.algorithm, &data_name, &cfg, &outcome);
+    let store = if a.redis.is_some() || a.backend == Backend::Lambda { "redis" } else { "in-process" };
+    result["sync"] = workers::sync_json(store, a.redis.as_deref(), &outcome);
     if let Some(r) = &lambda_report {
         result["lambda"] = r.clone();
     }
@@ -348,6 +357,18 @@ fn print_summary(result: &Value, o: &JobOutcome) {
         sum("compute_s") / n * 1e3,
         sum("sync_s") / n * 1e3,
     );
+    let s = &result["sync"];
+    if let Some(ws) = s["workers"].as_array() {
+        let mean = |key: &str| ws.iter().map(|w| w[key].as_f64().unwrap_or(0.0)).sum::<f64>() / ws.len().max(1) as f64;
+        let max_trips = ws.iter().map(|w| w["round_trips_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max);
+        println!(
+            "sync ({}{}): {:.3} ms per iteration (mean over workers), {:.2} round trips per worker per iteration (max)",
+            s["store"].as_str().unwrap_or("?"),
+            s["url"].as_str().map(|u| format!(" {u}")).unwrap_or_default(),
+            mean("sync_s_per_iteration") * 1e3,
+            max_trips,
+        );
+    }
 }
 
 /// A progress bar on a terminal, plain lines otherwise, nothing with `--quiet`.

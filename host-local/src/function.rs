@@ -58,6 +58,18 @@ pub struct IterationReport {
     /// Seconds from the merged partial to the next model (arrival, reduction, release).
     pub sync_s: f64,
     pub loss: f64,
+    /// Requests this function sent to the state store during the iteration.
+    #[serde(default)]
+    pub round_trips: u64,
+}
+
+/// Where a function enters a job: iteration `iteration` with `model`; `previous` is the
+/// model of iteration `iteration - 1`, replayed first by a function that rejoins mid-job.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    pub iteration: u32,
+    pub model: Vec<f64>,
+    pub previous: Option<Vec<f64>>,
 }
 
 /// What one function reports at the end of a job.
@@ -192,7 +204,25 @@ impl Function {
         want_assignments: bool,
         on_iteration: &mut dyn FnMut(&IterationReport),
     ) -> Result<FunctionReport> {
-        let r = self.run_iterations(store, model, want_assignments, on_iteration);
+        self.run_from(store, Resume { iteration: 0, model, previous: None }, want_assignments, on_iteration)
+    }
+
+    /// Like [`Function::run`], but joins a job at `resume.iteration` (a restarted function).
+    /// Shards may keep per-row state from the previous step (k-means: the last assignment),
+    /// so the model of the previous iteration is replayed first and its partial discarded.
+    pub fn run_from(
+        &mut self,
+        store: &mut dyn StateStore,
+        resume: Resume,
+        want_assignments: bool,
+        on_iteration: &mut dyn FnMut(&IterationReport),
+    ) -> Result<FunctionReport> {
+        let r = (|| {
+            if let Some(prev) = &resume.previous {
+                self.step(prev).context("replaying the previous iteration's model")?;
+            }
+            self.run_iterations(store, resume.iteration, resume.model, want_assignments, on_iteration)
+        })();
         if let Err(e) = &r {
             store.abort(self.worker, &format!("{e:#}"));
         }
@@ -202,6 +232,7 @@ impl Function {
     fn run_iterations(
         &mut self,
         store: &mut dyn StateStore,
+        first: u32,
         mut model: Vec<f64>,
         want_assignments: bool,
         on_iteration: &mut dyn FnMut(&IterationReport),
@@ -209,7 +240,8 @@ impl Function {
         let started = Instant::now();
         let spec = self.spec.clone();
         let mut report = FunctionReport { worker: self.worker, inner: self.inners.len(), rows: self.rows, load_s: self.load_s, ..Default::default() };
-        for t in 0..spec.max_iter {
+        for t in first..spec.max_iter {
+            let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
             let partial = self.step(&model)?;
             let c1 = Instant::now();
@@ -226,12 +258,14 @@ impl Function {
                     r
                 }
                 Arrival::Wait => store.await_release(t, self.worker)?,
+                Arrival::Released(r) => r,
             };
             let it = IterationReport {
                 iteration: t,
                 compute_s: (c1 - c0).as_secs_f64(),
                 sync_s: c1.elapsed().as_secs_f64(),
                 loss: release.loss,
+                round_trips: store.stats().round_trips - trips0,
             };
             on_iteration(&it);
             report.iterations.push(it);

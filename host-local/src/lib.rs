@@ -3,12 +3,15 @@
 //! It loads a kernel component ([`kernel`]), reads a function's share of the data
 //! ([`data`]), runs one wasmtime instance per inner worker over a contiguous slice of that
 //! share and merges their partials ([`function`]), and synchronises functions once per
-//! iteration through a state store ([`sync`]).
+//! iteration through a state store ([`sync`], [`redis_store`]). [`worker`] is one function as a
+//! process (the `ifp-worker` binary).
 
 pub mod data;
 pub mod function;
 pub mod job;
 pub mod kernel;
+pub mod redis_store;
 pub mod sync;
+pub mod worker;
 
 pub use kernel::{KernelEngine, KernelError, KernelInstance, Param, Sandbox};

@@ -5,10 +5,11 @@
 //! partials in worker order; it sums them, runs the kernel's `update` and calls
 //! [`StateStore::release`]. Every other worker gets [`Arrival::Wait`] and blocks in
 //! [`StateStore::await_release`] until the release (or the sync timeout). Arriving twice for
-//! the same `(t, w)` changes nothing, so a retried worker cannot double-count.
+//! the same `(t, w)` changes nothing, so a retried worker cannot double-count; a retry that
+//! arrives after the release gets [`Arrival::Released`] at once.
 //!
-//! [`InProcess`] implements this for workers that are threads of one process; the Redis
-//! implementation lives beside it for workers that are separate processes or functions.
+//! [`InProcess`] implements this for workers that are threads of one process;
+//! [`crate::redis_store::RedisStore`] for workers that are separate processes or functions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -34,17 +35,27 @@ pub enum Arrival {
     Reduce(Vec<Vec<f64>>),
     /// Others are still missing, or another worker reduces: wait for the release.
     Wait,
+    /// The iteration was already released (a retried worker arriving late): here it is.
+    Released(Release),
 }
 
 /// Sync failures. Each names the job, and where it applies the worker and iteration.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("job {job}: worker {worker} timed out after {timeout:?} waiting for iteration {iteration} (a worker died or stalled)")]
-    Timeout { job: String, worker: u32, iteration: u32, timeout: Duration },
+    #[error("job {job}: worker {worker} timed out after {timeout:?} waiting for iteration {iteration} ({})", missing_text(.missing))]
+    Timeout { job: String, worker: u32, iteration: u32, timeout: Duration, missing: Vec<u32> },
     #[error("job {job} aborted: worker {worker} failed: {reason}")]
     Aborted { job: String, worker: u32, reason: String },
     #[error("job {job}: state store error: {message}")]
     Store { job: String, message: String },
+}
+
+fn missing_text(missing: &[u32]) -> String {
+    match missing {
+        [] => "a worker died or stalled".to_string(),
+        [w] => format!("worker {w} never arrived: it died or stalled"),
+        ws => format!("workers {} never arrived: they died or stalled", ws.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 /// Counters a store keeps for reports.
@@ -114,6 +125,9 @@ impl StateStore for InProcess {
         self.aborted(&s)?;
         let n = self.workers;
         let it = s.iterations.entry(t).or_insert_with(|| Iteration { partials: vec![None; n], ..Default::default() });
+        if let Some(r) = &it.release {
+            return Ok(Arrival::Released(r.clone()));
+        }
         let slot = &mut it.partials[w as usize];
         if slot.is_some() {
             return Ok(Arrival::Wait);
@@ -156,7 +170,11 @@ impl StateStore for InProcess {
             }
             let left = self.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
-                return Err(SyncError::Timeout { job: self.job.clone(), worker: w, iteration: t, timeout: self.timeout });
+                let missing = match s.iterations.get(&t) {
+                    Some(it) => (0..self.workers as u32).filter(|&i| it.partials[i as usize].is_none()).collect(),
+                    None => Vec::new(),
+                };
+                return Err(SyncError::Timeout { job: self.job.clone(), worker: w, iteration: t, timeout: self.timeout, missing });
             }
             s = cv.wait_timeout(s, left).unwrap().0;
         }
@@ -193,10 +211,14 @@ mod tests {
         assert!(matches!(a.arrive(0, 0, &[100.0]).unwrap(), Arrival::Wait), "a retry is ignored");
         match b.arrive(0, 1, &[2.0]).unwrap() {
             Arrival::Reduce(p) => assert_eq!(p, vec![vec![1.0], vec![2.0], vec![3.0]]),
-            Arrival::Wait => panic!("the last arrival must reduce"),
+            Arrival::Wait | Arrival::Released(_) => panic!("the last arrival must reduce"),
         }
         b.release(0, &rel(7.0)).unwrap();
         assert_eq!(a.await_release(0, 0).unwrap(), rel(7.0));
+        match c.arrive(0, 2, &[3.0]).unwrap() {
+            Arrival::Released(r) => assert_eq!(r, rel(7.0), "a retry after the release gets the release"),
+            other => panic!("a retry after the release must get it, got {other:?}"),
+        }
         assert_eq!(c.await_release(0, 2).unwrap(), rel(7.0));
     }
 
@@ -205,7 +227,7 @@ mod tests {
         let mut a = InProcess::new("job-x", 2, Duration::from_millis(50));
         a.arrive(4, 0, &[1.0]).unwrap();
         let e = a.await_release(4, 0).unwrap_err().to_string();
-        assert!(e.starts_with("job job-x: worker 0 timed out after 50ms waiting for iteration 4"), "{e}");
+        assert_eq!(e, "job job-x: worker 0 timed out after 50ms waiting for iteration 4 (worker 1 never arrived: it died or stalled)");
     }
 
     #[test]

@@ -1,0 +1,477 @@
+//! `ifp run --redis`: functions as `ifp-worker` processes synchronising through a real
+//! `redis-server` (Debian's package), started per test on 127.0.0.1 and a free port, without
+//! persistence, and killed when the test ends. Models are compared with the in-process run
+//! of the same configuration; round trips are counted by the server itself.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A `redis-server` on 127.0.0.1 and a free port, killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    password: Option<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl RedisServer {
+    fn start(password: Option<&str>) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server; .ci/test.sh does it)");
+        let s = Self { child, port, password: password.map(str::to_string) };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    fn con(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `ifp-worker` binary next to `ifp` (built on demand when only this crate is tested).
+fn worker_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let p = Path::new(env!("CARGO_BIN_EXE_ifp")).with_file_name("ifp-worker");
+    BUILD.call_once(|| {
+        if !p.is_file() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let ok = Command::new(cargo).args(["build", "-p", "ifp-host", "--bin", "ifp-worker"]).status().unwrap().success();
+            assert!(ok, "building ifp-worker");
+        }
+    });
+    p
+}
+
+fn model_of(result: &Value) -> Vec<f64> {
+    let m = result["model"].as_object().expect("model fields");
+    m.values().flat_map(floats).collect()
+}
+
+/// The data sets and algorithm flags of the equivalence test.
+fn job_args(algorithm: &str) -> Vec<String> {
+    let v: Vec<&str> = match algorithm {
+        "kmeans" => vec!["run", "kmeans", "--data", "@blobs.npy", "--k", "4", "--max-iter", "100"],
+        "logreg" => vec!["run", "logreg", "--data", "@logreg.npy", "--learning-rate", "0.5", "--l2", "0.01", "--max-iter", "200"],
+        _ => unreachable!(),
+    };
+    v.into_iter().map(|a| a.strip_prefix('@').map(|f| fixture(f).display().to_string()).unwrap_or(a.to_string())).collect()
+}
+
+fn run_with(dir: &Path, base: &[String], extra: &[&str]) -> Value {
+    worker_bin();
+    let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
+    a.extend(extra);
+    run_json(dir, &a)
+}
+
+#[test]
+fn redis_model_equals_in_process_for_1_2_3_5_workers_and_1_2_inner() {
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in ["kmeans", "logreg"] {
+        let base = job_args(algorithm);
+        for w in ["1", "2", "3", "5"] {
+            for m in ["1", "2"] {
+                let what = format!("{algorithm} W={w} M={m}");
+                let local = run_with(dir.path(), &base, &["--workers", w, "--inner", m]);
+                let remote = run_with(dir.path(), &base, &["--workers", w, "--inner", m, "--redis", &url]);
+                assert_eq!(remote["iterations"], local["iterations"], "{what}: iterations");
+                assert_close(&format!("{what}: model"), &model_of(&remote), &model_of(&local), 1e-12, 0.0);
+                assert_close(&format!("{what}: losses"), &floats(&remote["losses"]), &floats(&local["losses"]), 1e-12, 0.0);
+                assert_eq!(remote["sync"]["store"], "redis", "{what}");
+                for wk in remote["sync"]["workers"].as_array().unwrap() {
+                    let per = wk["round_trips_per_iteration"].as_f64().unwrap();
+                    assert_eq!(per, 2.0, "{what}: the workers' own count of round trips per iteration: {wk}");
+                }
+            }
+        }
+    }
+    // Finished jobs leave nothing behind.
+    let keys: Vec<String> = redis::cmd("KEYS").arg("ifp:*").query(&mut redis.con()).unwrap();
+    assert!(keys.is_empty(), "keys left behind: {keys:?}");
+}
+
+/// `calls` per command from `INFO commandstats`.
+fn command_calls(con: &mut redis::Connection) -> std::collections::HashMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+            Some((name.to_string(), calls))
+        })
+        .collect()
+}
+
+#[test]
+fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() {
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture("logreg.npy").display().to_string();
+    let base: Vec<String> = ["run", "logreg", "--data", &data, "--learning-rate", "0.5"].iter().map(|s| s.to_string()).collect();
+    let mut con = redis.con();
+    for (workers, max_iter) in [(3u64, 10u64), (3, 40), (5, 25)] {
+        redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut con).unwrap();
+        let (w, mi) = (workers.to_string(), max_iter.to_string());
+        let r = run_with(dir.path(), &base, &["--workers", &w, "--inner", "1", "--redis", &url, "--max-iter", &mi, "--tol", "0"]);
+        assert_eq!(r["iterations"].as_u64(), Some(max_iter));
+        let calls = command_calls(&mut con);
+        // Commands that only clients send (the scripts' own HSETNX, GET, RPUSH... are
+        // counted by the server too, but they are not round trips). SET and DEL are sent by
+        // the driver once per job (claiming and removing the job's keys), and by scripts.
+        let client: u64 = ["evalsha", "eval", "blpop", "ping", "script|load", "hkeys", "scan"]
+            .iter()
+            .map(|c| calls.get(*c).copied().unwrap_or(0))
+            .sum();
+        let per_iteration = calls.get("evalsha").copied().unwrap_or(0) + calls.get("blpop").copied().unwrap_or(0);
+        // Per job: the driver's PING and SCAN; per worker: PING, 4 SCRIPT LOAD, the join.
+        let constant = 3 + 6 * workers;
+        assert!(
+            client <= 2 * workers * max_iter + constant,
+            "W={workers}, {max_iter} iterations: {client} client commands > 2·W·iterations + {constant}: {calls:?}"
+        );
+        assert!(per_iteration >= 2 * workers * max_iter, "the count is meaningful: {calls:?}");
+    }
+}
+
+/// Children of `pid` whose command line is an `ifp-worker` with `--worker index`.
+fn worker_pids(parent: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid: Option<u32> = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if let Some(i) = args.iter().position(|a| a == "--worker") {
+            out.push((args[i + 1].parse().unwrap(), pid));
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+/// Starts a long `ifp run --redis` (3 workers), waits until iteration 5 is reported, applies
+/// `sig` to worker 1, and returns (exit success, stderr, seconds from the signal to the exit,
+/// worker pids).
+fn disturb_driver(url: &str, job: &str, sig: &str, sync_timeout: &str) -> (bool, String, f64, Vec<u32>) {
+    worker_bin();
+    let data = fixture("logreg.npy");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
+        .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "3", "--inner", "1", "--tol", "0"])
+        .args(["--max-iter", "10000000", "--sync-timeout", sync_timeout, "--job", job, "--redis", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "ifp ended early: {seen}");
+        seen.push_str(&line);
+        if line.starts_with("iteration 5:") {
+            break;
+        }
+    }
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        rest
+    });
+    let pids = worker_pids(child.id());
+    assert_eq!(pids.len(), 3, "three worker processes: {pids:?}");
+    let victim = pids.iter().find(|(w, _)| *w == 1).unwrap().1;
+    signal(victim, sig);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            pids.iter().for_each(|(_, p)| signal(*p, "-9"));
+            panic!("ifp did not stop after worker 1 got {sig}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let waited = t0.elapsed().as_secs_f64();
+    let stderr = drain.join().unwrap();
+    (status.success(), stderr, waited, pids.into_iter().map(|(_, p)| p).collect())
+}
+
+#[test]
+fn killing_a_worker_fails_the_job_naming_job_worker_and_iteration_and_leaves_no_process() {
+    let redis = RedisServer::start(None);
+    let (ok, stderr, _, pids) = disturb_driver(&redis.url(), "killed-worker", "-9", "30");
+    assert!(!ok, "the job must fail");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: job killed-worker: worker 1 died (killed by signal 9) during iteration "), "{stderr}");
+    for p in pids {
+        assert!(!alive(p), "worker process {p} is still running");
+    }
+}
+
+#[test]
+fn a_stalled_worker_fails_the_job_within_the_sync_timeout_naming_it() {
+    let redis = RedisServer::start(None);
+    let (ok, stderr, waited, pids) = disturb_driver(&redis.url(), "stalled-worker", "-STOP", "2");
+    assert!(!ok, "the job must fail");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: job stalled-worker: worker "), "{stderr}");
+    assert!(last.contains("timed out after 2s waiting for iteration ") && last.contains("(worker 1 never arrived: it died or stalled)"), "{stderr}");
+    // Not a timing assertion on speed: the job must not hang past its own timeout by much.
+    assert!(waited < 60.0, "took {waited} s");
+    for p in pids {
+        assert!(!alive(p), "worker process {p} is still running");
+    }
+}
+
+/// Runs 3 `ifp-worker`s directly (as Lambda would); if `restart` is set, kills worker 1
+/// after it reported iteration `restart` and starts it again with the same arguments.
+/// Returns the three final reports.
+fn run_workers_directly(url: &str, job: &str, args: &[&str], restart: Option<u32>) -> Vec<Value> {
+    let bin = worker_bin();
+    let spawn = |w: u32| -> Child {
+        Command::new(&bin)
+            .args(["--job", job, "--workers", "3", "--worker", &w.to_string(), "--inner", "1", "--sync-timeout", "60"])
+            .args(args)
+            .env("IFP_REDIS_URL", url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    let read_report = |c: Child| -> Value {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "worker failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let last = text.lines().last().expect("a report line");
+        serde_json::from_str::<Value>(last).unwrap()["report"].clone()
+    };
+    let mut kids: Vec<Child> = (0..3).map(spawn).collect();
+    if let Some(at) = restart {
+        let mut victim = kids.remove(1);
+        let mut out = BufReader::new(victim.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            assert!(out.read_line(&mut line).unwrap() > 0, "worker 1 ended before iteration {at}");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["iteration"]["iteration"].as_u64() == Some(at as u64) {
+                break;
+            }
+        }
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        kids.insert(1, spawn(1));
+    }
+    kids.into_iter().map(read_report).collect()
+}
+
+fn check_rejoin(args: &[&str], kill_after: u32, name: &str) {
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let undisturbed = run_workers_directly(&url, &format!("{name}-ref"), args, None);
+    let restarted = run_workers_directly(&url, &format!("{name}-restart"), args, Some(kill_after));
+    let r1 = &restarted[1]["iterations"].as_array().unwrap()[0]["iteration"];
+    assert!(r1.as_u64().unwrap() > 0, "{name}: the restarted worker rejoined mid-job, at iteration {r1}");
+    for w in 0..3 {
+        assert_eq!(restarted[w]["model"], undisturbed[w]["model"], "{name}: worker {w}'s final model");
+        assert_eq!(restarted[w]["converged"], undisturbed[w]["converged"], "{name}: worker {w}");
+    }
+    assert_eq!(restarted[0]["iterations"].as_array().unwrap().len(), undisturbed[0]["iterations"].as_array().unwrap().len(), "{name}: iterations");
+}
+
+#[test]
+fn a_restarted_logreg_worker_rejoins_and_the_model_is_exactly_the_undisturbed_one() {
+    let data = fixture("logreg.npy");
+    let args = ["--data", data.to_str().unwrap(), "--label-col", "last", "--algorithm", "logreg", "--param", "learning-rate=0.5", "--param", "tol=0", "--max-iter", "3000"];
+    check_rejoin(&args, 20, "logreg");
+}
+
+#[test]
+fn a_restarted_kmeans_worker_replays_its_state_and_the_model_is_exactly_the_undisturbed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("blobs.npy");
+    let d = data.to_str().unwrap();
+    ifp_ok(&["gen", "kmeans", "--rows", "60000", "--cols", "8", "--k", "12", "--seed", "5", "--out", d]);
+    let args = ["--data", d, "--algorithm", "kmeans", "--param", "k=12", "--param", "init=random", "--param", "seed=1", "--param", "tol=0", "--max-iter", "300"];
+    check_rejoin(&args, 1, "kmeans");
+}
+
+#[test]
+fn a_wrong_password_is_refused_before_any_work_and_never_shown() {
+    let redis = RedisServer::start(Some("s3cret-pw"));
+    let data = fixture("logreg.npy");
+    worker_bin();
+    let bad = format!("redis://:wrong-pw-123@127.0.0.1:{}", redis.port);
+    let o = ifp(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--redis", &bad]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with(&format!("error: cannot connect to redis at redis://:***@127.0.0.1:{}", redis.port)), "{err}");
+    assert!(!err.contains("wrong-pw-123"), "the password leaked: {err}");
+    assert!(!err.contains("iteration"), "no work started: {err}");
+    // The right password works, and appears neither on screen nor in the result.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = ifp_ok(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--max-iter", "5", "--redis", &redis.url(), "--out", out.to_str().unwrap()]);
+    let all = format!("{}{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr), std::fs::read_to_string(&out).unwrap());
+    assert!(!all.contains("s3cret-pw"), "the password leaked: {all}");
+    assert_eq!(load_json(&out)["sync"]["url"], format!("redis://:***@127.0.0.1:{}", redis.port));
+}
+
+#[test]
+fn an_unreachable_redis_is_a_clear_error_before_any_work() {
+    let port = free_port();
+    let data = fixture("logreg.npy");
+    worker_bin();
+    let o = ifp(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--redis", &format!("redis://127.0.0.1:{port}")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with(&format!("error: cannot connect to redis at redis://127.0.0.1:{port}: ")), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn two_concurrent_jobs_on_one_server_do_not_interfere() {
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    worker_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs: Vec<(String, Vec<String>)> = vec![
+        ("kmeans".into(), job_args("kmeans")),
+        ("logreg".into(), job_args("logreg")),
+        ("logreg".into(), job_args("logreg").into_iter().map(|a| if a == "0.5" { "0.25".into() } else { a }).collect()),
+    ];
+    let remote: Vec<Value> = std::thread::scope(|s| {
+        let hs: Vec<_> = jobs
+            .iter()
+            .map(|(_, base)| {
+                let (url, dir) = (&url, dir.path());
+                s.spawn(move || run_with(dir, base, &["--workers", "3", "--inner", "1", "--redis", url]))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((name, base), r) in jobs.iter().zip(&remote) {
+        let local = run_with(dir.path(), base, &["--workers", "3", "--inner", "1"]);
+        assert_eq!(r["iterations"], local["iterations"], "{name}");
+        assert_close(name, &model_of(r), &model_of(&local), 1e-12, 0.0);
+    }
+}
+
+#[test]
+fn a_job_id_already_in_use_is_refused() {
+    let redis = RedisServer::start(None);
+    redis::cmd("SET").arg("ifp:{taken}:meta").arg(3).query::<()>(&mut redis.con()).unwrap();
+    let data = fixture("logreg.npy");
+    worker_bin();
+    let o = ifp(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "3", "--job", "taken", "--redis", &redis.url()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("error: job taken already exists on redis at redis://127.0.0.1:"), "{err}");
+}
+
+#[test]
+fn redis_restarting_mid_job_is_a_clear_error_not_a_hang() {
+    let mut redis = RedisServer::start(None);
+    let url = redis.url();
+    let port = redis.port;
+    worker_bin();
+    let data = fixture("logreg.npy");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
+        .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--inner", "1", "--tol", "0"])
+        .args(["--max-iter", "10000000", "--sync-timeout", "30", "--job", "restarted-redis", "--redis", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "ifp ended early");
+        if line.starts_with("iteration 5:") {
+            break;
+        }
+    }
+    let drain = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        rest
+    });
+    // Restart the server on the same port: the job's state is gone.
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let again = RedisServer::start_on(port);
+    let status = child.wait().unwrap();
+    let stderr = drain.join().unwrap();
+    drop(again);
+    assert!(!status.success());
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: job restarted-redis: worker "), "{stderr}");
+    assert!(last.contains("redis"), "{stderr}");
+}
+
+impl RedisServer {
+    fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        Self { child, port, password: None }
+    }
+}

@@ -1,0 +1,533 @@
+//! The Redis state store: functions that are separate processes (or Lambda invocations)
+//! synchronise through one Redis connection each, with a constant number of round trips
+//! per iteration.
+//!
+//! Keys live under `ifp:{JOB}:` (the braces are a Redis Cluster hash tag: all keys of a job
+//! share a slot) and carry a TTL ([`key_ttl`]), so nothing is left behind:
+//!
+//! | key | what |
+//! | --- | --- |
+//! | `meta` | the number of workers; created by the driver (or the first worker) |
+//! | `cur` | iterations released so far: where a restarted worker rejoins |
+//! | `abort` | `"{worker}\n{reason}"` of the first worker that failed |
+//! | `p:{t}` | hash `worker → partial` of iteration `t`: the arrival set and the partials at once |
+//! | `r:{t}` | the release of iteration `t` (model `t + 1`, loss, flags) |
+//! | `q:{t}:{w}` | list: the release of `t`, pushed for waiting worker `w` |
+//! | `x:{w}` | list: the abort notice for worker `w` |
+//!
+//! Per iteration `t`, worker `w` spends one round trip in [`StateStore::arrive`] (a Lua
+//! script: refuse if the job is gone or aborted, return the release if `t` is already out,
+//! otherwise `HSETNX` its partial, and if the set is complete return all partials in worker
+//! order). The reducer spends one more in [`StateStore::release`] (store `r:{t}` if absent,
+//! push it to every other worker's `q:{t}:{w}`, advance `cur`); every other worker spends
+//! one in [`StateStore::await_release`] (`BLPOP q:{t}:{w} x:{w}` with the sync timeout),
+//! which returns the release itself. Partials and models travel as raw little-endian `f64`.
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, Script, Value};
+
+use crate::sync::{Arrival, Release, StateStore, SyncError, SyncStats};
+
+/// Connection and per-command I/O limit while connecting.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a job's keys outlive their last write: long enough for a restarted worker to
+/// find the models it needs, short enough that a crashed job's keys go away by themselves.
+pub fn key_ttl(sync_timeout: Duration) -> u64 {
+    (sync_timeout.as_secs() * 10).max(3600)
+}
+
+/// Errors setting up a connection or a job.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    #[error("invalid redis URL {url}: {message}")]
+    Url { url: String, message: String },
+    #[error("cannot connect to redis at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("invalid job id '{0}': use 1 to 64 characters among letters, digits, '.', '_' and '-'")]
+    JobId(String),
+    #[error("job {job} already exists on redis at {url} (choose another --job)")]
+    JobExists { job: String, url: String },
+    #[error("redis at {url}: {message}")]
+    Command { url: String, message: String },
+}
+
+/// `url` with its password (if any) replaced by `***`, for logs, errors and result files.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        // Unparseable: keep the scheme at most, never the rest (it may hold a secret).
+        Err(_) => match url.split_once("://") {
+            Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => format!("{scheme}://…"),
+            _ => "(unparseable URL)".to_string(),
+        },
+    }
+}
+
+/// The job ids ifp accepts (they become part of Redis keys).
+pub fn check_job_id(job: &str) -> Result<(), RedisSetupError> {
+    let ok = (1..=64).contains(&job.len()) && job.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RedisSetupError::JobId(job.to_string()))
+    }
+}
+
+/// The key prefix of a job.
+pub fn prefix(job: &str) -> String {
+    format!("ifp:{{{job}}}:")
+}
+
+/// A redis error as text with any password removed (defence in depth: redis errors do not
+/// normally echo the URL).
+fn scrub(e: &redis::RedisError, url: &str) -> String {
+    let mut s = e.to_string();
+    if let Some(p) = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_string)) {
+        if !p.is_empty() {
+            s = s.replace(&p, "***");
+        }
+    }
+    s
+}
+
+/// Opens one connection and checks it with `PING` (which also proves the credentials).
+pub fn connect(url: &str, io_timeout: Duration) -> Result<Connection, RedisSetupError> {
+    static TLS: Once = Once::new();
+    TLS.call_once(|| {
+        // rediss:// uses rustls' process-wide provider; another crate may have set one first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let shown = redact(url);
+    let client = redis::Client::open(url).map_err(|e| RedisSetupError::Url { url: shown.clone(), message: scrub(&e, url) })?;
+    let connect_err = |e: redis::RedisError| RedisSetupError::Connect { url: shown.clone(), message: scrub(&e, url) };
+    let mut con = client.get_connection_with_timeout(CONNECT_TIMEOUT).map_err(connect_err)?;
+    con.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(connect_err)?;
+    con.set_read_timeout(Some(io_timeout)).map_err(connect_err)?;
+    redis::cmd("PING").query::<Value>(&mut con).map_err(connect_err)?;
+    Ok(con)
+}
+
+/// The driver's side of a job on Redis: claims the job id, and removes its keys at the end.
+pub struct JobKeys {
+    con: Connection,
+    url: String,
+    job: String,
+}
+
+impl JobKeys {
+    /// Connects (failing clearly on a wrong address or password) and claims `job` for
+    /// `workers` workers; refuses a job id that is already in use.
+    pub fn create(url: &str, job: &str, workers: u32, sync_timeout: Duration) -> Result<Self, RedisSetupError> {
+        check_job_id(job)?;
+        let mut con = connect(url, CONNECT_TIMEOUT)?;
+        let set: Value = redis::cmd("SET")
+            .arg(format!("{}meta", prefix(job)))
+            .arg(workers)
+            .arg("NX")
+            .arg("EX")
+            .arg(key_ttl(sync_timeout))
+            .query(&mut con)
+            .map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
+        if matches!(set, Value::Nil) {
+            return Err(RedisSetupError::JobExists { job: job.into(), url: redact(url) });
+        }
+        Ok(Self { con, url: url.into(), job: job.into() })
+    }
+
+    /// Deletes every key of the job.
+    pub fn remove(mut self) -> Result<(), RedisSetupError> {
+        let pattern = format!("{}*", prefix(&self.job).replace('{', "\\{").replace('}', "\\}"));
+        let err = |e: redis::RedisError, url: &str| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) };
+        let keys: Vec<Vec<u8>> = {
+            let it = redis::cmd("SCAN").cursor_arg(0).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).clone();
+            let iter = it.iter::<Vec<u8>>(&mut self.con).map_err(|e| err(e, &self.url))?;
+            iter.collect::<Result<Vec<_>, _>>().map_err(|e| err(e, &self.url))?
+        };
+        for chunk in keys.chunks(512) {
+            redis::cmd("DEL").arg(chunk).query::<Value>(&mut self.con).map_err(|e| err(e, &self.url))?;
+        }
+        Ok(())
+    }
+}
+
+const JOIN: &str = r#"
+local p, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local meta = redis.call('GET', p .. 'meta')
+if not meta then
+  redis.call('SET', p .. 'meta', n, 'EX', ttl)
+elseif meta ~= n then
+  return {'workers', meta}
+end
+local ab = redis.call('GET', p .. 'abort')
+if ab then return {'abort', ab} end
+local cur = tonumber(redis.call('GET', p .. 'cur') or '0')
+local last, before = false, false
+if cur >= 1 then last = redis.call('GET', p .. 'r:' .. (cur - 1)) end
+if cur >= 2 then before = redis.call('GET', p .. 'r:' .. (cur - 2)) end
+return {'ok', cur, last, before}
+"#;
+
+const ARRIVE: &str = r#"
+local p, t, w, n, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('EXISTS', p .. 'meta') == 0 then return {'lost'} end
+local ab = redis.call('GET', p .. 'abort')
+if ab then return {'abort', ab} end
+local rel = redis.call('GET', p .. 'r:' .. t)
+if rel then return {'released', rel} end
+local h = p .. 'p:' .. t
+redis.call('HSETNX', h, w, ARGV[6])
+redis.call('EXPIRE', h, ttl)
+if redis.call('HLEN', h) < n then return {'wait'} end
+local fields = {}
+for i = 0, n - 1 do fields[i + 1] = tostring(i) end
+local parts = redis.call('HMGET', h, unpack(fields))
+table.insert(parts, 1, 'reduce')
+return parts
+"#;
+
+const RELEASE: &str = r#"
+local p, t, w, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('EXISTS', p .. 'meta') == 0 then return 'lost' end
+if not redis.call('SET', p .. 'r:' .. t, ARGV[6], 'NX', 'EX', ttl) then return 'again' end
+for i = 0, n - 1 do
+  if i ~= w then
+    local q = p .. 'q:' .. t .. ':' .. i
+    redis.call('RPUSH', q, ARGV[6])
+    redis.call('EXPIRE', q, ttl)
+  end
+end
+redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl)
+redis.call('EXPIRE', p .. 'meta', ttl)
+redis.call('DEL', p .. 'p:' .. t)
+return 'ok'
+"#;
+
+const ABORT: &str = r#"
+local p, n, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('SET', p .. 'abort', ARGV[4], 'NX', 'EX', ttl)
+local first = redis.call('GET', p .. 'abort')
+for i = 0, n - 1 do
+  local x = p .. 'x:' .. i
+  redis.call('RPUSH', x, first)
+  redis.call('EXPIRE', x, ttl)
+end
+return 'ok'
+"#;
+
+/// Where a worker enters a job, as found in Redis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinPoint {
+    /// Iterations already released: the worker's first iteration.
+    pub iteration: u32,
+    /// The release of `iteration - 1` (its model is the one to step), if any.
+    pub last: Option<Release>,
+    /// The release of `iteration - 2` (its model is the one to replay), if any.
+    pub before: Option<Release>,
+}
+
+/// One function's connection to the job's state on Redis.
+pub struct RedisStore {
+    con: Connection,
+    url: String,
+    job: String,
+    prefix: String,
+    worker: u32,
+    workers: u32,
+    timeout: Duration,
+    ttl: u64,
+    scripts: [Script; 4],
+    stats: SyncStats,
+}
+
+/// Encodes a release: `[flags u8 | loss f64 | model f64...]`, little-endian.
+pub fn encode_release(r: &Release) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + 8 * r.model.len());
+    out.push(r.converged as u8 | (r.stop as u8) << 1);
+    out.extend_from_slice(&r.loss.to_le_bytes());
+    out.extend(r.model.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+/// Decodes [`encode_release`]'s bytes.
+pub fn decode_release(b: &[u8]) -> Option<Release> {
+    if b.len() < 9 || !(b.len() - 9).is_multiple_of(8) {
+        return None;
+    }
+    let loss = f64::from_le_bytes(b[1..9].try_into().ok()?);
+    Some(Release { model: decode_f64s(&b[9..])?, loss, converged: b[0] & 1 != 0, stop: b[0] & 2 != 0 })
+}
+
+fn encode_f64s(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_f64s(b: &[u8]) -> Option<Vec<f64>> {
+    if !b.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Okay => Some("OK".into()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        _ => None,
+    }
+}
+
+impl RedisStore {
+    /// Connects worker `worker`: one connection, scripts loaded in one round trip.
+    pub fn connect(url: &str, job: &str, worker: u32, workers: u32, timeout: Duration) -> Result<Self, RedisSetupError> {
+        check_job_id(job)?;
+        // BLPOP waits up to `timeout` on the server; the socket allows a little more.
+        let mut con = connect(url, timeout + Duration::from_secs(5))?;
+        let sources = [JOIN, ARRIVE, RELEASE, ABORT];
+        let scripts = sources.map(Script::new);
+        let mut pipe = redis::pipe();
+        for s in sources {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(s);
+        }
+        pipe.query::<Value>(&mut con).map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
+        Ok(Self {
+            con,
+            url: url.into(),
+            job: job.into(),
+            prefix: prefix(job),
+            worker,
+            workers,
+            timeout,
+            ttl: key_ttl(timeout),
+            scripts,
+            stats: SyncStats { round_trips: 2, wait_s: 0.0 },
+        })
+    }
+
+    fn store_err(&self, at: &str, e: redis::RedisError) -> SyncError {
+        let why = if e.is_connection_dropped() || e.is_io_error() {
+            " (the connection to redis was lost: did the server restart or go away?)"
+        } else {
+            ""
+        };
+        SyncError::Store { job: self.job.clone(), message: format!("{at}: redis at {}: {}{why}", redact(&self.url), scrub(&e, &self.url)) }
+    }
+
+    fn bad_reply(&self, at: &str, v: &Value) -> SyncError {
+        SyncError::Store { job: self.job.clone(), message: format!("{at}: unexpected reply from redis: {v:?}") }
+    }
+
+    fn lost(&self, at: &str) -> SyncError {
+        SyncError::Store {
+            job: self.job.clone(),
+            message: format!("{at}: the job's state is gone from redis at {} (the server restarted or the keys expired)", redact(&self.url)),
+        }
+    }
+
+    fn aborted(&self, v: &Value) -> SyncError {
+        let s = text(v).unwrap_or_default();
+        let (w, reason) = s.split_once('\n').unwrap_or(("?", &s));
+        SyncError::Aborted { job: self.job.clone(), worker: w.parse().unwrap_or(u32::MAX), reason: reason.to_string() }
+    }
+
+    fn script(&mut self, which: usize, args: &[&dyn ToArg]) -> Result<Value, redis::RedisError> {
+        let mut inv = self.scripts[which].prepare_invoke();
+        inv.arg(&self.prefix);
+        for a in args {
+            a.add_to(&mut inv);
+        }
+        self.stats.round_trips += 1;
+        inv.invoke(&mut self.con)
+    }
+
+    /// Finds where this worker enters the job (iteration 0 for a fresh job), registering the
+    /// job's worker count if the driver did not; refuses an aborted job or a mismatched count.
+    pub fn join(&mut self) -> Result<JoinPoint, SyncError> {
+        let at = "joining the job";
+        let (n, ttl) = (self.workers, self.ttl);
+        let v = self.script(0, &[&n, &ttl]).map_err(|e| self.store_err(at, e))?;
+        let Value::Array(items) = &v else { return Err(self.bad_reply(at, &v)) };
+        match (items.first().and_then(text).as_deref(), items.len()) {
+            (Some("workers"), 2) => Err(SyncError::Store {
+                job: self.job.clone(),
+                message: format!("{at}: the job has {} workers, this worker was started for {n}", text(&items[1]).unwrap_or_default()),
+            }),
+            (Some("abort"), 2) => Err(self.aborted(&items[1])),
+            (Some("ok"), 4) => {
+                let iteration = match items[1] {
+                    Value::Int(i) if i >= 0 => i as u32,
+                    _ => return Err(self.bad_reply(at, &v)),
+                };
+                let release = |x: &Value| -> Result<Option<Release>, SyncError> {
+                    match x {
+                        Value::Nil => Ok(None),
+                        other => bytes(other).and_then(decode_release).map(Some).ok_or_else(|| self.bad_reply(at, other)),
+                    }
+                };
+                let (last, before) = (release(&items[2])?, release(&items[3])?);
+                if (iteration >= 1 && last.is_none()) || (iteration >= 2 && before.is_none()) {
+                    return Err(self.lost(at));
+                }
+                Ok(JoinPoint { iteration, last, before })
+            }
+            _ => Err(self.bad_reply(at, &v)),
+        }
+    }
+
+    /// Names the workers whose partial for iteration `t` is missing (one more round trip,
+    /// only after a timeout).
+    fn missing(&mut self, t: u32) -> Vec<u32> {
+        self.stats.round_trips += 1;
+        let have: Vec<String> = redis::cmd("HKEYS").arg(format!("{}p:{t}", self.prefix)).query(&mut self.con).unwrap_or_default();
+        (0..self.workers).filter(|w| !have.iter().any(|h| h == &w.to_string())).collect()
+    }
+}
+
+/// Script arguments of mixed types.
+trait ToArg {
+    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>);
+}
+impl ToArg for u32 {
+    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        inv.arg(*self);
+    }
+}
+impl ToArg for u64 {
+    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        inv.arg(*self);
+    }
+}
+impl ToArg for Vec<u8> {
+    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        inv.arg(self.as_slice());
+    }
+}
+impl ToArg for String {
+    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        inv.arg(self.as_str());
+    }
+}
+
+impl StateStore for RedisStore {
+    fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError> {
+        let at = format!("worker {w} arriving at iteration {t}");
+        let (n, ttl, p) = (self.workers, self.ttl, encode_f64s(partial));
+        let v = self.script(1, &[&t, &w, &n, &ttl, &p]).map_err(|e| self.store_err(&at, e))?;
+        let Value::Array(items) = &v else { return Err(self.bad_reply(&at, &v)) };
+        match items.first().and_then(text).as_deref() {
+            Some("wait") => Ok(Arrival::Wait),
+            Some("lost") => Err(self.lost(&at)),
+            Some("abort") if items.len() == 2 => Err(self.aborted(&items[1])),
+            Some("released") if items.len() == 2 => {
+                bytes(&items[1]).and_then(decode_release).map(Arrival::Released).ok_or_else(|| self.bad_reply(&at, &v))
+            }
+            Some("reduce") if items.len() == n as usize + 1 => items[1..]
+                .iter()
+                .map(|x| bytes(x).and_then(decode_f64s))
+                .collect::<Option<Vec<_>>>()
+                .map(Arrival::Reduce)
+                .ok_or_else(|| self.bad_reply(&at, &v)),
+            _ => Err(self.bad_reply(&at, &v)),
+        }
+    }
+
+    fn release(&mut self, t: u32, release: &Release) -> Result<(), SyncError> {
+        // The reducer (this worker) needs no token of its own; every other worker gets one.
+        let at = format!("releasing iteration {t}");
+        let (n, ttl, r, me) = (self.workers, self.ttl, encode_release(release), self.worker);
+        let v = self.script(2, &[&t, &me, &n, &ttl, &r]).map_err(|e| self.store_err(&at, e))?;
+        match text(&v).as_deref() {
+            Some("ok") | Some("again") => Ok(()),
+            Some("lost") => Err(self.lost(&at)),
+            _ => Err(self.bad_reply(&at, &v)),
+        }
+    }
+
+    fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError> {
+        let at = format!("worker {w} waiting for iteration {t}");
+        let started = Instant::now();
+        self.stats.round_trips += 1;
+        let q = format!("{}q:{t}:{w}", self.prefix);
+        let x = format!("{}x:{w}", self.prefix);
+        let v: Value = redis::cmd("BLPOP")
+            .arg(&q)
+            .arg(&x)
+            .arg(self.timeout.as_secs_f64())
+            .query(&mut self.con)
+            .map_err(|e| self.store_err(&at, e))?;
+        self.stats.wait_s += started.elapsed().as_secs_f64();
+        match &v {
+            Value::Nil => {
+                let missing = self.missing(t);
+                Err(SyncError::Timeout { job: self.job.clone(), worker: w, iteration: t, timeout: self.timeout, missing })
+            }
+            Value::Array(kv) if kv.len() == 2 => {
+                if text(&kv[0]).as_deref() == Some(x.as_str()) {
+                    return Err(self.aborted(&kv[1]));
+                }
+                bytes(&kv[1]).and_then(decode_release).ok_or_else(|| self.bad_reply(&at, &v))
+            }
+            _ => Err(self.bad_reply(&at, &v)),
+        }
+    }
+
+    fn abort(&mut self, w: u32, reason: &str) {
+        let (n, ttl, msg) = (self.workers, self.ttl, format!("{w}\n{reason}"));
+        // Best effort: if Redis is gone, the others fail on their own.
+        let _ = self.script(3, &[&n, &ttl, &msg]);
+    }
+
+    fn stats(&self) -> SyncStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_the_password_and_keeps_the_rest() {
+        assert_eq!(redact("redis://:pw@127.0.0.1:6379"), "redis://:***@127.0.0.1:6379");
+        assert_eq!(redact("rediss://user:p%40ss@host.example:6380/2"), "rediss://user:***@host.example:6380/2");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("redis://user@h:1"), "redis://user@h:1");
+        assert!(!redact("redis//:secret@").contains("secret"));
+    }
+
+    #[test]
+    fn releases_round_trip_bit_for_bit() {
+        let r = Release { model: vec![1.5, -0.0, f64::NAN, 1e-300], loss: 0.25, converged: true, stop: false };
+        let d = decode_release(&encode_release(&r)).unwrap();
+        assert_eq!(d.model.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), r.model.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!((d.loss, d.converged, d.stop), (0.25, true, false));
+        assert!(decode_release(&[0; 10]).is_none(), "a truncated model is refused");
+    }
+
+    #[test]
+    fn job_ids_are_checked() {
+        for ok in ["a", "job-1.x_2", &"x".repeat(64)] {
+            assert!(check_job_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a}b", "a:b", &"x".repeat(65)] {
+            assert!(matches!(check_job_id(bad), Err(RedisSetupError::JobId(_))), "{bad}");
+        }
+        assert_eq!(prefix("j"), "ifp:{j}:");
+    }
+}

@@ -1,0 +1,166 @@
+//! One function as a process (the `ifp-worker` binary): loads its share of the rows into its
+//! inner workers, joins the job on Redis (at iteration 0, or where the job is if it is a
+//! restarted worker), iterates, and writes one JSON line per iteration and its final
+//! [`FunctionReport`] to its output.
+//!
+//! Output lines (JSON, one object each): `{"iteration": IterationReport}` after every
+//! iteration, then `{"report": FunctionReport}`. Exit status: 0 done, 1 this worker failed,
+//! [`EXIT_ABORTED`] another worker failed first (so a driver can tell root causes apart).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::data::{share, DataFile, LabelCol};
+use crate::function::{Function, FunctionReport, JobSpec, Resume};
+use crate::job::{initial_model, Data};
+use crate::redis_store::RedisStore;
+use crate::sync::{StateStore, SyncError};
+use crate::{KernelEngine, Param, Sandbox};
+
+/// Exit status of a worker that stopped because another worker failed.
+pub const EXIT_ABORTED: u8 = 3;
+
+/// The environment variable that carries the Redis URL (kept off the command line, where
+/// `ps` would show its password).
+pub const REDIS_URL_ENV: &str = "IFP_REDIS_URL";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabelArg {
+    Last,
+    None,
+}
+
+/// The arguments of one function.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "ifp-worker", about = "Runs one ifp function (a shard, its inner workers, one Redis connection)")]
+pub struct WorkerArgs {
+    /// Job id (shared by all workers of the job).
+    #[arg(long)]
+    pub job: String,
+    /// This worker's index, 0-based.
+    #[arg(long)]
+    pub worker: u32,
+    /// Number of workers (functions) in the job.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub workers: u32,
+    /// Inner workers (wasm instances) in this function.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub inner: u64,
+    /// The data file (.npy or .csv); this worker reads its share of the rows.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where the label is.
+    #[arg(long, value_enum, default_value_t = LabelArg::None)]
+    pub label_col: LabelArg,
+    /// Builtin kernel name (`kmeans`, `logreg`).
+    #[arg(long)]
+    pub algorithm: String,
+    /// Kernel parameter `NAME=VALUE` (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<Param>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_iter: u32,
+    /// The initial model as raw little-endian f64 (written by the driver). Without it, the
+    /// worker computes it from the data (deterministic: every worker gets the same).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Redis URL (`redis://` or `rediss://`, optionally with user and password).
+    #[arg(long, env = REDIS_URL_ENV, hide_env_values = true)]
+    pub redis: String,
+    /// Seconds to wait for the other workers in one iteration.
+    #[arg(long, default_value_t = 60.0)]
+    pub sync_timeout: f64,
+    /// Also report the per-row output of the final model (k-means labels).
+    #[arg(long)]
+    pub assignments: bool,
+}
+
+fn parse_param(s: &str) -> Result<Param, String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got '{s}'")),
+    }
+}
+
+/// Reads raw little-endian f64 values.
+pub fn read_model(path: &std::path::Path) -> Result<Vec<f64>> {
+    let b = std::fs::read(path).with_context(|| format!("reading the initial model {}", path.display()))?;
+    if !b.len().is_multiple_of(8) {
+        bail!("initial model {}: {} bytes is not a whole number of f64 values", path.display(), b.len());
+    }
+    Ok(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+/// Writes raw little-endian f64 values.
+pub fn write_model(path: &std::path::Path, model: &[f64]) -> Result<()> {
+    let b: Vec<u8> = model.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, b).with_context(|| format!("writing the initial model {}", path.display()))
+}
+
+/// Whether an error is only the echo of another worker's failure.
+pub fn is_aborted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| matches!(c.downcast_ref(), Some(SyncError::Aborted { .. })))
+}
+
+/// Runs the function described by `a`, writing progress and the report to `out`.
+pub fn run(a: &WorkerArgs, out: &mut dyn Write) -> Result<FunctionReport> {
+    if a.worker >= a.workers {
+        bail!("--worker {} is out of range for --workers {}", a.worker, a.workers);
+    }
+    if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
+        bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
+    }
+    let timeout = Duration::from_secs_f64(a.sync_timeout);
+    let label = match a.label_col {
+        LabelArg::Last => LabelCol::Last,
+        LabelArg::None => LabelCol::None,
+    };
+    let engine = KernelEngine::builtin(&a.algorithm, Sandbox::default())?;
+    let data = Data::File { file: DataFile::open(&a.data)?, label };
+    let shape = data.shape()?;
+    let mut store = RedisStore::connect(&a.redis, &a.job, a.worker, a.workers, timeout)?;
+    let joined = store.join()?;
+    let model0 = match &a.model {
+        Some(p) => read_model(p)?,
+        None => initial_model(&engine, &data, &a.params, &[])?,
+    };
+    let resume = match joined.iteration {
+        0 => Resume { iteration: 0, model: model0, previous: None },
+        t => {
+            let last = joined.last.expect("join checks the last release");
+            if last.stop {
+                bail!("job {}: already finished after iteration {}", a.job, t - 1);
+            }
+            let previous = if t == 1 { model0 } else { joined.before.expect("join checks the release before").model };
+            tracing::info!(job = %a.job, worker = a.worker, iteration = t, "rejoining the job");
+            Resume { iteration: t, model: last.model, previous: Some(previous) }
+        }
+    };
+    let spec = Arc::new(JobSpec { job: a.job.clone(), params: a.params.clone(), shape, max_iter: a.max_iter, workers: a.workers });
+    let range = share(shape.total_rows, a.workers as u64, a.worker as u64);
+    let mut f = match Function::load(&engine, spec, a.worker, a.inner as usize, &data.source(), range) {
+        Ok(f) => f,
+        Err(e) => {
+            store.abort(a.worker, &format!("{e:#}"));
+            return Err(e);
+        }
+    };
+    let mut write_err = None;
+    let mut on_iteration = |it: &crate::function::IterationReport| {
+        let line = serde_json::json!({ "iteration": it });
+        if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+            write_err.get_or_insert(e);
+        }
+    };
+    let report = f.run_from(&mut store, resume, a.assignments, &mut on_iteration)?;
+    if let Some(e) = write_err {
+        return Err(anyhow::Error::from(e).context("writing progress"));
+    }
+    writeln!(out, "{}", serde_json::json!({ "report": &report })).context("writing the report")?;
+    out.flush()?;
+    Ok(report)
+}
