@@ -28,6 +28,25 @@ if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wb_version" ]]; 
   cargo install -q wasm-bindgen-cli --version "$wb_version"
 fi
 
+# AWS's Lambda Runtime Interface Emulator, shipped inside the aws-sam-cli wheel on PyPI: the
+# Lambda tests run the real `bootstrap` under it (driver/tests/lambda.rs reads IFP_LAMBDA_RIE).
+export IFP_LAMBDA_RIE="${IFP_LAMBDA_RIE:-$HOME/.cache/ifp/aws-lambda-rie-x86_64}"
+if [[ ! -x "$IFP_LAMBDA_RIE" ]]; then
+  step "fetch the Lambda Runtime Interface Emulator (aws-sam-cli wheel)"
+  rie_tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: aws-sam-cli -d "$rie_tmp"
+  python3 - "$rie_tmp" "$IFP_LAMBDA_RIE" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "aws_sam_cli-*.whl"))[0]
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2] + ".part", "wb") as out:
+    out.write(z.read("samcli/local/rapid/aws-lambda-rie-x86_64"))
+os.chmod(sys.argv[2] + ".part", 0o755)
+os.replace(sys.argv[2] + ".part", sys.argv[2])
+PY
+  rm -rf "$rie_tmp"
+fi
+
 step "cargo test (debug profile, default members: everything but the wasm-only guest crates)"
 cargo test 2>&1
 

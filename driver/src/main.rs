@@ -3,6 +3,7 @@
 
 mod bench;
 mod gen;
+mod lambda;
 mod output;
 mod run;
 mod sweep;

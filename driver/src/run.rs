@@ -20,6 +20,7 @@ use ifp_host::kernel::ModelField;
 use ifp_host::{KernelEngine, KernelSource, Param, Sandbox};
 
 use crate::gen::{GenSpec, Kind};
+use crate::lambda::{self, Backend, LambdaArgs, LambdaJob};
 use crate::output;
 use crate::workers;
 
@@ -108,6 +109,12 @@ pub struct RunArgs {
     /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+    /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
+    /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    pub backend: Backend,
+    #[command(flatten)]
+    pub lambda: LambdaArgs,
     /// No progress or summary on stderr/stdout.
     #[arg(long)]
     pub quiet: bool,
@@ -223,6 +230,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
     };
     let sandbox = sandbox(&a)?;
+    if a.backend == Backend::Lambda && a.kernel.is_some() {
+        bail!("--backend lambda runs builtin kernels only for now: the Lambda host cannot load --kernel plugins yet");
+    }
     if a.redis.is_some() && a.kernel.is_some() {
         bail!("--redis runs builtin kernels only for now: the ifp-worker processes cannot load --kernel plugins yet");
     }
@@ -292,12 +302,25 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     };
 
     let progress = Progress::new(a.quiet, cfg.max_iter);
-    let outcome = match &a.redis {
-        Some(url) => {
+    let mut lambda_report = None;
+    let outcome = match (a.backend, &a.redis) {
+        (Backend::Lambda, _) => {
+            let location = match &a.data {
+                Some(p) => std::path::absolute(p).with_context(|| format!("--data {}", p.display()))?.display().to_string(),
+                None => bail!("--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"),
+            };
+            let job = LambdaJob { kernel: &algorithm, data: &location, label, inner: a.inner.map(|m| m as usize), redis: a.redis.as_deref(), quiet: a.quiet };
+            lambda::run_job(&a.lambda, &job, &engine, &cfg, &data).map(|(o, report)| {
+                o.reports.iter().filter(|r| r.worker == 0).flat_map(|r| &r.iterations).for_each(|it| progress.iteration(it));
+                lambda_report = Some(report);
+                o
+            })
+        }
+        (Backend::Local, Some(url)) => {
             let r = workers::RedisJob { url, algorithm: &algorithm, data_path: a.data.as_deref(), label };
             workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
         }
-        None => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),
+        (Backend::Local, None) => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),
     };
     progress.finish();
     let outcome = outcome?;
@@ -316,9 +339,13 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         None
     };
     let mut result = result_json(&algorithm, &data_name, &cfg, &outcome);
-    result["sync"] = workers::sync_json(if a.redis.is_some() { "redis" } else { "in-process" }, a.redis.as_deref(), &outcome);
+    let store = if a.redis.is_some() || a.backend == Backend::Lambda { "redis" } else { "in-process" };
+    result["sync"] = workers::sync_json(store, a.redis.as_deref(), &outcome);
     if let Some(k) = &a.kernel {
         result["kernel"] = json!(k);
+    }
+    if let Some(r) = &lambda_report {
+        result["lambda"] = r.clone();
     }
     if let Some(p) = &a.out {
         output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
@@ -328,6 +355,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     }
     if !a.quiet {
         print_summary(&result, &outcome);
+        if let Some(r) = &lambda_report {
+            lambda::print_cost(r);
+        }
     }
     Ok(())
 }

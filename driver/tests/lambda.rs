@@ -1,0 +1,341 @@
+//! The Lambda backend end to end, with real parts only: the real `bootstrap` running under
+//! AWS's Lambda Runtime Interface Emulator (one emulator per concurrent invocation), invoked
+//! by `ifp run --backend lambda` through aws-sdk-lambda (endpoint override, static test
+//! credentials), synchronising through a real `redis-server`.
+//!
+//! The emulator binary comes from the aws-sam-cli wheel (`.ci/test.sh` fetches it into
+//! `IFP_LAMBDA_RIE`, default `~/.cache/ifp/aws-lambda-rie-x86_64`).
+
+mod common;
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use common::{assert_close, floats, load_json};
+use serde_json::{json, Value};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(15), "{what} did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `redis-server` on 127.0.0.1 and a free port, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server; .ci/test.sh does it)");
+        wait_for_port(port, "redis-server");
+        Self { child, port }
+    }
+    fn url(&self, db: u32) -> String {
+        format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+    fn cli(&self, args: &[&str]) -> String {
+        let o = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `bootstrap` next to `ifp`, rebuilt if needed (cargo builds it with the workspace's tests,
+/// but not when only this crate is tested).
+fn bootstrap() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let p = Path::new(env!("CARGO_BIN_EXE_ifp")).with_file_name("bootstrap");
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo).args(["build", "-q", "-p", "ifp-host-lambda", "--bin", "bootstrap"]).status().unwrap().success();
+        assert!(ok, "building bootstrap");
+    });
+    p
+}
+
+fn rie_path() -> PathBuf {
+    let p = std::env::var_os("IFP_LAMBDA_RIE").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/ifp/aws-lambda-rie-x86_64")
+    });
+    assert!(p.is_file(), "the Lambda Runtime Interface Emulator is missing at {} (run .ci/test.sh, which fetches it)", p.display());
+    p
+}
+
+/// One Lambda Runtime Interface Emulator running `bootstrap`, in its own process group so
+/// that dropping (or killing) it also ends the function process.
+struct Emulator {
+    child: Child,
+    port: u16,
+}
+
+impl Emulator {
+    fn start(env: &[(&str, String)]) -> Self {
+        let (port, api) = (free_port(), free_port());
+        let mut cmd = Command::new(rie_path());
+        cmd.args(["--log-level", "error", "--runtime-interface-emulator-address", &format!("127.0.0.1:{port}")])
+            .args(["--runtime-api-address", &format!("127.0.0.1:{api}")])
+            .arg(bootstrap())
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3538")
+            .env("IFP_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start the Lambda Runtime Interface Emulator");
+        wait_for_port(port, "the Lambda Runtime Interface Emulator");
+        Self { child, port }
+    }
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    /// SIGKILL to the emulator and the function: a crashed execution environment.
+    fn kill(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `ifp` with static test credentials for the AWS SDK.
+fn ifp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ifp"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .expect("run ifp")
+}
+
+fn ok(o: &Output, what: &str) {
+    assert!(o.status.success(), "{what} failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A k-means data set: 3,000 × 4 blobs.
+fn kmeans_data(dir: &Path) -> String {
+    let p = dir.join("blobs.npy").display().to_string();
+    ok(&ifp(&["gen", "kmeans", "--rows", "3000", "--cols", "4", "--k", "4", "--seed", "7", "--out", &p]), "ifp gen");
+    p
+}
+
+const KMEANS: &[&str] = &["run", "kmeans", "--k", "4", "--max-iter", "25", "--seed", "3", "--workers", "3", "--inner", "2"];
+
+fn local_reference(dir: &Path, data: &str) -> Value {
+    let out = dir.join("local.json").display().to_string();
+    let mut a = KMEANS.to_vec();
+    a.extend(["--data", data, "--out", &out, "--quiet"]);
+    ok(&ifp(&a), "the local reference run");
+    load_json(Path::new(&out))
+}
+
+fn lambda_args<'a>(data: &'a str, redis: &'a str, emulators: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = KMEANS.to_vec();
+    a.extend(["--data", data, "--backend", "lambda", "--function", "function", "--redis", redis]);
+    for e in emulators {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    a.extend(extra);
+    a
+}
+
+#[test]
+fn three_functions_of_two_inner_workers_under_the_emulator_match_the_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = kmeans_data(dir.path());
+    let reference = local_reference(dir.path(), &data);
+    let redis = Redis::start();
+    let cache = dir.path().join("kernel-cache").display().to_string();
+    let emulators: Vec<Emulator> = (0..3).map(|_| Emulator::start(&[("IFP_KERNEL_CACHE", cache.clone())])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let out = dir.path().join("lambda.json").display().to_string();
+    let url = redis.url(0);
+    let o = ifp(&lambda_args(&data, &url, &endpoints, &["--out", &out]));
+    ok(&o, "ifp run --backend lambda");
+    let got = load_json(Path::new(&out));
+
+    assert_eq!(got["iterations"], reference["iterations"]);
+    assert_close("centroids", &floats(&got["model"]["centroids"]), &floats(&reference["model"]["centroids"]), 1e-12, 0.0);
+    assert_close("losses", &floats(&got["losses"]), &floats(&reference["losses"]), 1e-12, 0.0);
+    assert_eq!(got["config"]["workers"], 3);
+    assert_eq!(got["config"]["inner"], 2);
+    // Every invocation reports its billing inputs; the cost follows from them.
+    let inv = got["lambda"]["invocations"].as_array().unwrap();
+    assert_eq!(inv.len(), 3);
+    let mut gb_s = 0.0;
+    for (w, i) in inv.iter().enumerate() {
+        assert_eq!(i["worker"], w);
+        assert_eq!(i["memory_mb"], 3538);
+        assert_eq!(i["cold"], true, "a fresh emulator's first invocation is cold");
+        gb_s += 3538.0 / 1024.0 * i["billed_ms"].as_f64().unwrap() / 1e3;
+    }
+    let cost = got["lambda"]["cost_usd"].as_f64().unwrap();
+    let want = gb_s * 0.0000166667 + 3.0 * 0.20 / 1e6;
+    assert!((cost - want).abs() <= 1e-12 * want, "cost {cost}, want {want}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("lambda: 3 invocations (3 cold)") && stdout.contains("estimated cost $"), "{stdout}");
+
+    // A second run on the same (now warm) execution environments: same model, kernel from memory.
+    let out2 = dir.path().join("lambda2.json").display().to_string();
+    ok(&ifp(&lambda_args(&data, &url, &endpoints, &["--out", &out2, "--quiet"])), "the warm run");
+    let warm = load_json(Path::new(&out2));
+    assert_close("warm centroids", &floats(&warm["model"]["centroids"]), &floats(&reference["model"]["centroids"]), 1e-12, 0.0);
+    for i in warm["lambda"]["invocations"].as_array().unwrap() {
+        assert_eq!(i["cold"], false);
+        assert_eq!(i["kernel_source"], "memory");
+    }
+}
+
+#[test]
+fn a_function_that_fails_is_reported_with_its_worker_index_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    // 300 rows; worker 1 of 3 reads rows 101..200, where row 150 has a cell that is no number.
+    let mut csv = String::new();
+    for r in 1..=300 {
+        let x = if r == 150 { "oops".to_string() } else { format!("{}", r % 7) };
+        csv.push_str(&format!("{x},{}.5\n", r % 5));
+    }
+    let data = dir.path().join("bad.csv");
+    std::fs::write(&data, csv).unwrap();
+    let redis = Redis::start();
+    let emulators: Vec<Emulator> = (0..3).map(|_| Emulator::start(&[("IFP_KERNEL_CACHE", String::new())])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let url = redis.url(0);
+    let out = dir.path().join("never.json");
+    let mut a = vec!["run", "kmeans", "--k", "2", "--init", "first", "--workers", "3", "--inner", "2", "--quiet", "--sync-timeout", "30"];
+    let d = data.display().to_string();
+    let o = out.display().to_string();
+    a.extend(["--data", &d, "--backend", "lambda", "--function", "function", "--redis", &url, "--out", &o]);
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    let r = ifp(&a);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    let line = err.lines().last().unwrap_or_default();
+    assert!(line.contains("functions failed: worker 1 failed (ifp.Failed): retryable: false; worker 1:"), "{err}");
+    assert!(line.contains("row 150 column 1: 'oops' is not a number"), "{err}");
+    assert!(!out.exists(), "no result file on failure");
+}
+
+#[test]
+fn an_invocation_that_times_out_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = kmeans_data(dir.path());
+    let redis = Redis::start();
+    // The two functions are told different Redis databases, so they never meet: each waits for
+    // the other until its 2-second function timeout ends it.
+    let emulators: Vec<Emulator> = (0..2u32)
+        .map(|w| Emulator::start(&[("AWS_LAMBDA_FUNCTION_TIMEOUT", "2".into()), ("IFP_REDIS_URL", redis.url(w))]))
+        .collect();
+    let mut a = vec!["run", "kmeans", "--k", "4", "--workers", "2", "--inner", "1", "--quiet", "--sync-timeout", "60"];
+    a.extend(["--data", &data, "--backend", "lambda", "--function", "function"]);
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    let r = ifp(&a);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    let line = err.lines().last().unwrap_or_default();
+    assert!(line.contains("2 of 2 functions failed"), "{err}");
+    assert!(line.contains("worker 0 timed out") && line.contains("worker 1 timed out"), "{err}");
+}
+
+/// Invokes one worker through aws-sdk-lambda, as the driver does; `Err` on a function error
+/// or a lost connection.
+async fn invoke(endpoint: String, event: Value) -> Result<Value, String> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "static"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let client = aws_sdk_lambda::Client::from_conf(aws_sdk_lambda::config::Builder::from(&sdk).endpoint_url(endpoint).build());
+    let out = client
+        .invoke()
+        .function_name("function")
+        .payload(aws_sdk_lambda::primitives::Blob::new(serde_json::to_vec(&event).unwrap()))
+        .send()
+        .await
+        .map_err(|e| format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&e)))?;
+    let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap_or(Value::Null);
+    match out.function_error() {
+        Some(_) => Err(body.to_string()),
+        None => Ok(body),
+    }
+}
+
+#[test]
+fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = kmeans_data(dir.path());
+    let reference = local_reference(dir.path(), &data);
+    let redis = Redis::start();
+    let mut emulators: Vec<Emulator> = (0..4).map(|_| Emulator::start(&[])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    // The initial model the driver would send: the local run's first model is not in its
+    // output, so every function computes it from the data (the same for all).
+    let event = |w: u32| {
+        json!({ "job": "retry-1", "worker": w, "workers": 3, "inner": 2, "data": data, "kernel": "kmeans",
+                "params": { "k": "4", "seed": "3" }, "max_iter": 25, "redis": redis.url(0), "sync_timeout_s": 60 })
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Workers 0 and 1 start; worker 2 is late, so iteration 0 cannot complete.
+    let w0 = rt.spawn(invoke(endpoints[0].clone(), event(0)));
+    let w1 = rt.spawn(invoke(endpoints[1].clone(), event(1)));
+    let started = Instant::now();
+    while redis.cli(&["HLEN", "ifp:{retry-1}:p:0"]) != "2" {
+        assert!(started.elapsed() < Duration::from_secs(60), "workers 0 and 1 never arrived at iteration 0");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Worker 1's execution environment dies after it arrived; Lambda (here: the test) retries
+    // it on a fresh environment, while worker 2 finally starts.
+    emulators[1].kill();
+    assert!(rt.block_on(w1).unwrap().is_err(), "the killed invocation cannot have succeeded");
+    let w2 = rt.spawn(invoke(endpoints[2].clone(), event(2)));
+    let retry = rt.spawn(invoke(endpoints[3].clone(), event(1)));
+    let results: Vec<Value> = [w0, w2, retry].into_iter().map(|h| rt.block_on(h).unwrap().expect("invocation")).collect();
+    assert_eq!(results[2]["report"]["worker"], 1);
+    assert_eq!(results[2]["joined_at"], 0, "the retry re-arrives at the iteration its first attempt died in");
+    let want = floats(&reference["model"]["centroids"]);
+    for r in &results {
+        let model = floats(&r["report"]["model"]);
+        // The model vector is the centroids (k × cols) as describe() lays them out.
+        assert_close("model after a retried worker", &model, &want, 1e-12, 0.0);
+        assert_eq!(r["report"]["iterations"].as_array().unwrap().len() as u64, reference["iterations"].as_u64().unwrap());
+    }
+}
