@@ -72,7 +72,7 @@ pub fn fit(
     start: &[f64],
     max_iter: u32,
 ) -> Result<Fit, JsError> {
-    if params.len() % 2 != 0 {
+    if !params.len().is_multiple_of(2) {
         return Err(JsError::new(&format!("params must alternate names and values, got {} strings", params.len())));
     }
     let params: Vec<(String, String)> = params.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
@@ -93,7 +93,7 @@ pub fn fit_with<A: Algorithm>(
     start: &[f64],
     max_iter: u32,
 ) -> Result<Fit, String> {
-    if cols == 0 || features.len() % cols as usize != 0 {
+    if cols == 0 || !features.len().is_multiple_of(cols as usize) {
         return Err(format!("{} feature values do not form rows of {cols} columns", features.len()));
     }
     if max_iter == 0 {

@@ -125,7 +125,7 @@ impl GuestShard for LinRegShard {
     }
 
     fn append(&self, features: Vec<f32>, labels: Vec<f32>) -> Result<(), String> {
-        if self.cols == 0 || features.len() % self.cols != 0 || features.len() / self.cols != labels.len() {
+        if self.cols == 0 || !features.len().is_multiple_of(self.cols) || features.len() / self.cols != labels.len() {
             return Err(format!("{} features and {} labels do not form rows of {} columns", features.len(), labels.len(), self.cols));
         }
         let mut rows = self.rows.borrow_mut();
