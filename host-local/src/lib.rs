@@ -3,12 +3,15 @@
 //! It loads a kernel component ([`kernel`]), reads a function's share of the data
 //! ([`data`]), runs one wasmtime instance per inner worker over a contiguous slice of that
 //! share and merges their partials ([`function`]), and synchronises functions once per
-//! iteration through a state store ([`sync`]).
+//! iteration through a state store ([`sync`]). Data and outputs may live in S3 ([`object`],
+//! [`remote`]).
 
 pub mod data;
 pub mod function;
 pub mod job;
 pub mod kernel;
+pub mod object;
+pub mod remote;
 pub mod sync;
 
 pub use kernel::{KernelEngine, KernelError, KernelInstance, Param, Sandbox};
