@@ -38,6 +38,22 @@ fn test_credentials() {
     });
 }
 
+/// The `ifp` binary under test: this package's, or `IFP_BIN` (to test another build, such as
+/// a release binary, against the same server).
+fn ifp_bin() -> std::path::PathBuf {
+    std::env::var_os("IFP_BIN").map(Into::into).unwrap_or_else(|| env!("CARGO_BIN_EXE_ifp").into())
+}
+
+/// `ifp run … --out FILE --quiet` on local files, which must succeed; returns the result JSON.
+fn run_local_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = dir.join("local-result.json");
+    let mut a = args.to_vec();
+    a.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+    let o = Command::new(ifp_bin()).args(&a).output().expect("run ifp");
+    assert!(o.status.success(), "ifp {a:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    load_json(&out)
+}
+
 /// An `s3s-fs` server with one bucket, on its own port and directory.
 struct S3Server {
     child: Child,
@@ -87,7 +103,7 @@ impl S3Server {
 
     /// `ifp` with this server's endpoint and credentials (`secret` overrides the secret key).
     fn ifp_with(&self, args: &[&str], secret: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ifp"))
+        Command::new(ifp_bin())
             .args(args)
             .args(["--s3-endpoint", &self.endpoint])
             .env("AWS_ACCESS_KEY_ID", KEY)
@@ -227,7 +243,7 @@ fn check_same_model_as_local(s: &S3Server, fixture_name: &str, args: &[&str], wo
     if labels {
         la.extend(["--labels-out", local_labels.to_str().unwrap()]);
     }
-    let want = run_json(dir.path(), &la);
+    let want = run_local_json(dir.path(), &la);
     for w in workers {
         let w = w.to_string();
         let mut a = vec!["run"];
@@ -279,7 +295,7 @@ fn initial_centroids_from_s3() {
     for c in ["init_centroids.npy", "init_centroids.csv"] {
         let local = fixture(c);
         let url = s.put(c, &std::fs::read(&local).unwrap());
-        let want = run_json(dir.path(), &["run", "kmeans", "--data", blobs.to_str().unwrap(), "--init-centroids", local.to_str().unwrap()]);
+        let want = run_local_json(dir.path(), &["run", "kmeans", "--data", blobs.to_str().unwrap(), "--init-centroids", local.to_str().unwrap()]);
         let got = s.run_json(dir.path(), &["run", "kmeans", "--data", blobs.to_str().unwrap(), "--init-centroids", &url]);
         assert_close(c, &floats(&got["model"]["centroids"]), &floats(&want["model"]["centroids"]), 1e-12, 0.0);
     }
@@ -292,7 +308,8 @@ fn gen_uploads_to_s3_the_same_bytes_as_a_local_file() {
     // 150,000 x 16 float32 is 9.6 MB: a multipart upload (8 MiB parts).
     for (kind, rows, name) in [("kmeans", "150000", "big.npy"), ("logreg", "1000", "small.csv")] {
         let local = dir.path().join(name);
-        ifp_ok(&["gen", kind, "--rows", rows, "--cols", "16", "--seed", "4", "--out", local.to_str().unwrap()]);
+        let o = Command::new(ifp_bin()).args(["gen", kind, "--rows", rows, "--cols", "16", "--seed", "4", "--out", local.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success(), "gen to a local file: {}", String::from_utf8_lossy(&o.stderr));
         let o = s.ifp(&["gen", kind, "--rows", rows, "--cols", "16", "--seed", "4", "--out", &S3Server::url(name)]);
         assert!(o.status.success(), "gen to S3: {}", String::from_utf8_lossy(&o.stderr));
         assert!(s.get(name) == std::fs::read(&local).unwrap(), "{name}: uploaded bytes differ from the local file");
@@ -321,6 +338,8 @@ fn bad_objects_give_one_clear_line() {
 
     assert_one_line_error(&run("s3://no-such-bucket/x.npy", &[]), &["s3://no-such-bucket/x.npy", "bucket 'no-such-bucket' does not exist"]);
     assert_one_line_error(&run(&S3Server::url("missing.npy"), &[]), &["s3://data/missing.npy", "no such key 'missing.npy'"]);
+    let o = s.ifp(&["gen", "kmeans", "--rows", "10", "--cols", "2", "--out", "s3://no-such-bucket/g.npy"]);
+    assert_one_line_error(&o, &["s3://no-such-bucket/g.npy: bucket 'no-such-bucket' does not exist"]);
 
     let url = s.put("blobs.npy", &blobs);
     let o = s.ifp_with(&["run", "kmeans", "--k", "2", "--quiet", "--data", &url], "wrong-secret");

@@ -97,8 +97,8 @@ pub enum ObjectError {
     NoBucket { url: S3Url, bucket: String },
     #[error("{url}: no such key '{key}' in bucket '{bucket}'")]
     NoKey { url: S3Url, bucket: String, key: String },
-    #[error("{url}: access denied ({code}: {message}); check the AWS credentials")]
-    AccessDenied { url: S3Url, code: String, message: String },
+    #[error("{url}: access denied ({code}); check the AWS credentials")]
+    AccessDenied { url: S3Url, code: String },
     #[error("{url} is truncated: {reason}")]
     Truncated { url: S3Url, reason: String },
     #[error("{url}: {message}")]
@@ -123,7 +123,12 @@ where
             ObjectError::NoKey { url: url.clone(), bucket: url.bucket.clone(), key: url.key.clone() }
         }
         ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken", _) | (_, Some(403)) => {
-            ObjectError::AccessDenied { url: url.clone(), code: if code.is_empty() { "403".into() } else { code }, message }
+            let code = match (code.is_empty(), message.is_empty()) {
+                (true, _) => "HTTP 403".to_string(),
+                (false, true) => code,
+                (false, false) => format!("{code}: {message}"),
+            };
+            ObjectError::AccessDenied { url: url.clone(), code }
         }
         _ => {
             let text = DisplayErrorContext(&e).to_string();
@@ -229,11 +234,38 @@ impl S3Store {
                 Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) || e.code() == Some("InvalidRange") => {
                     Ok((0, Bytes::new()))
                 }
-                Err(e) => Err(classify(url, e)),
+                Err(e) => Err(self.missing_bucket_or(url, classify(url, e)).await),
             }
         })?;
         self.fetched.fetch_add(r.1.len() as u64, Ordering::Relaxed);
         Ok((r.1, r.0))
+    }
+
+    /// `e`, or [`ObjectError::NoBucket`] when `e` is a missing key and the bucket is missing
+    /// too (some servers answer a GET in a missing bucket with `NoSuchKey`).
+    async fn missing_bucket_or(&self, url: &S3Url, e: ObjectError) -> ObjectError {
+        if !matches!(e, ObjectError::NoKey { .. }) {
+            return e;
+        }
+        match self.client.head_bucket().bucket(&url.bucket).send().await {
+            Err(b) if b.raw_response().map(|r| r.status().as_u16()) == Some(404) || b.code() == Some("NoSuchBucket") => {
+                ObjectError::NoBucket { url: url.clone(), bucket: url.bucket.clone() }
+            }
+            _ => e,
+        }
+    }
+
+    /// Fails with [`ObjectError::NoBucket`] (or access denied) unless `url`'s bucket exists.
+    pub fn check_bucket(&self, url: &S3Url) -> Result<(), ObjectError> {
+        self.rt.block_on(async {
+            match self.client.head_bucket().bucket(&url.bucket).send().await {
+                Ok(_) => Ok(()),
+                Err(b) if b.raw_response().map(|r| r.status().as_u16()) == Some(404) || b.code() == Some("NoSuchBucket") => {
+                    Err(ObjectError::NoBucket { url: url.clone(), bucket: url.bucket.clone() })
+                }
+                Err(b) => Err(classify(url, b)),
+            }
+        })
     }
 
     /// Bytes `range` of the object, in one GET.
@@ -297,6 +329,8 @@ impl S3Store {
     /// of [`PART_BYTES`] parts ([`UPLOAD_CONCURRENCY`] at a time), aborted on failure so that
     /// no partial object appears.
     pub fn put_file(&self, url: &S3Url, path: &Path) -> Result<(), ObjectError> {
+        // Some S3-compatible servers create a missing bucket on upload; S3 does not.
+        self.check_bucket(url)?;
         let local = |source| ObjectError::LocalFile { path: path.display().to_string(), source };
         let len = std::fs::metadata(path).map_err(local)?.len();
         if len <= PART_BYTES {

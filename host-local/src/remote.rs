@@ -26,8 +26,10 @@ use bytes::Bytes;
 use crate::data::{csv_error, npy_header_len, parse_npy_header, parse_record, share, DataError, Format, LabelCol, Rows, NPY_HEAD_BYTES};
 use crate::object::{ObjectError, RangeRead, RangeReader, S3Store, S3Url};
 
-/// Bytes fetched at a time when following a CSV line past the end of a part.
-const TAIL_BYTES: u64 = 64 << 10;
+/// Bytes fetched first when following a CSV line past the end of a part (doubling, up to
+/// [`TAIL_MAX_BYTES`], while the line goes on).
+const TAIL_BYTES: u64 = 4 << 10;
+const TAIL_MAX_BYTES: u64 = 1 << 20;
 
 /// An opened data object in S3: its shape is known, parts are read on demand.
 #[derive(Clone, Debug)]
@@ -406,7 +408,7 @@ enum Align {
     /// Passing the part's bytes through.
     Body,
     /// Following the last line past the part's end, from this byte.
-    Tail(u64),
+    Tail(u64, u64),
     Done,
 }
 
@@ -432,7 +434,14 @@ impl AlignedLines {
             size: data.size,
             end: range.end,
             body: data.store.reader(&data.url, range.clone()),
-            state: if range.start == 0 { Align::Body } else { Align::Skip },
+            // An empty part holds no line (its two cut points coincide), even at byte 0.
+            state: if range.is_empty() {
+                Align::Done
+            } else if range.start == 0 {
+                Align::Body
+            } else {
+                Align::Skip
+            },
             buf: Bytes::new(),
             body_start: range.start,
             tail_fetched: 0,
@@ -462,14 +471,14 @@ impl AlignedLines {
                 },
                 Align::Body => match self.body.next_chunk()? {
                     Some(b) => self.buf = b,
-                    None => self.state = if self.end >= self.size { Align::Done } else { Align::Tail(self.end) },
+                    None => self.state = if self.end >= self.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) },
                 },
-                Align::Tail(at) => {
+                Align::Tail(at, step) => {
                     if at >= self.size {
                         self.state = Align::Done;
                         continue;
                     }
-                    let b = self.store.get_range(&self.url, at..(at + TAIL_BYTES).min(self.size))?;
+                    let b = self.store.get_range(&self.url, at..(at + step).min(self.size))?;
                     self.tail_fetched += b.len() as u64;
                     match memchr::memchr(b'\n', &b) {
                         Some(i) => {
@@ -477,7 +486,7 @@ impl AlignedLines {
                             self.state = Align::Done;
                         }
                         None => {
-                            self.state = Align::Tail(at + b.len() as u64);
+                            self.state = Align::Tail(at + b.len() as u64, (step * 2).min(TAIL_MAX_BYTES));
                             self.buf = b;
                         }
                     }
