@@ -47,6 +47,13 @@ PY
   rm -rf "$rie_tmp"
 fi
 
+# The S3-compatible server the S3 tests start (s3s-fs 0.14.1; later versions need a newer rustc).
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v s3s-fs >/dev/null; then
+  step "cargo install s3s-fs@0.14.1"
+  cargo install s3s-fs@0.14.1 --locked --features binary --quiet
+fi
+
 step "cargo test (debug profile, default members: everything but the wasm-only guest crates)"
 cargo test 2>&1
 

@@ -9,7 +9,6 @@ mod run;
 mod sweep;
 mod workers;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -47,9 +46,13 @@ struct GenArgs {
     k: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output file: .npy (float32) or .csv.
+    /// Output: a .npy (float32) or .csv file, or `s3://bucket/key` (uploaded).
     #[arg(long)]
-    out: PathBuf,
+    out: String,
+    /// An S3-compatible endpoint for an `s3://` output (path-style addressing; default: AWS,
+    /// or `AWS_ENDPOINT_URL_S3`).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
 }
 
 fn gen_cmd(a: GenArgs) -> Result<()> {
@@ -57,8 +60,8 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
     anyhow::ensure!(a.cols > 0, "--cols must be at least 1, got 0");
     anyhow::ensure!(a.kind != gen::Kind::Kmeans || a.k > 0, "--k must be at least 1, got 0");
     let spec = gen::GenSpec { kind: a.kind, rows: a.rows, cols: a.cols, k: a.k, seed: a.seed };
-    output::write_f32(&a.out, a.rows, spec.file_cols(), spec.values())?;
-    eprintln!("wrote {} rows × {} columns to {}", a.rows, spec.file_cols(), a.out.display());
+    output::write_f32_to(&a.out, a.s3_endpoint.as_deref(), a.rows, spec.file_cols(), spec.values())?;
+    eprintln!("wrote {} rows × {} columns to {}", a.rows, spec.file_cols(), a.out);
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
+use ifp_host::object::{S3Store, S3Url};
 use npyz::WriterBuilder as _;
 
 /// Writes a file atomically with `write` producing its contents.
@@ -81,6 +82,25 @@ pub fn write_f32(path: &Path, rows: u64, cols: u64, values: impl Iterator<Item =
         TableFormat::Npy => write_npy_f32(path, rows, cols, values),
         TableFormat::Csv => write_csv_f32(path, cols as usize, values),
     }
+}
+
+/// Writes `rows × cols` f32 values to `out`: a local `.npy`/`.csv` file as [`write_f32`]
+/// does, or `s3://bucket/key`, written to a temporary local file first and then uploaded
+/// (multipart when large; an upload that fails leaves no object behind).
+pub fn write_f32_to(out: &str, s3_endpoint: Option<&str>, rows: u64, cols: u64, values: impl Iterator<Item = f32>) -> Result<()> {
+    if !S3Url::is_s3(out) {
+        return write_f32(Path::new(out), rows, cols, values);
+    }
+    let url = S3Url::parse(out)?;
+    let ext = match TableFormat::of(Path::new(&url.key))? {
+        TableFormat::Npy => ".npy",
+        TableFormat::Csv => ".csv",
+    };
+    let store = S3Store::connect(s3_endpoint)?;
+    let tmp = tempfile::Builder::new().prefix(".ifp-upload-").suffix(ext).tempfile().context("cannot create a temporary file for the upload")?;
+    write_f32(tmp.path(), rows, cols, values)?;
+    store.put_file(&url, tmp.path())?;
+    Ok(())
 }
 
 /// Writes one integer per row (`.npy` as int32, or one per line in CSV).

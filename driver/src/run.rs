@@ -13,9 +13,10 @@ use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-use ifp_host::data::{DataFile, LabelCol};
+use ifp_host::data::LabelCol;
 use ifp_host::function::IterationReport;
-use ifp_host::job::{run_in_process, Data, JobConfig, JobOutcome};
+use ifp_host::job::{read_table, run_in_process, Data, JobConfig, JobOutcome};
+use ifp_host::object::S3Connector;
 use ifp_host::kernel::ModelField;
 use ifp_host::{KernelEngine, KernelSource, Param, Sandbox};
 
@@ -55,10 +56,10 @@ pub struct RunArgs {
     /// fails (default: no limit).
     #[arg(long, value_name = "SECONDS")]
     pub step_timeout: Option<f64>,
-    /// Data file (.npy float32/float64 2-D, or headerless .csv). Without it, a default data
-    /// set (200,000 × 16, seeded) is generated in memory.
+    /// Data file or `s3://bucket/key` (.npy float32/float64 2-D, or headerless .csv). Without
+    /// it, a default data set (200,000 × 16, seeded) is generated in memory.
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    pub data: Option<String>,
     /// Where the label is: `last` column or `none` (default: `last` for logreg, else `none`).
     #[arg(long, value_enum)]
     pub label_col: Option<LabelColArg>,
@@ -68,9 +69,9 @@ pub struct RunArgs {
     /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
     #[arg(long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
     pub init: Option<String>,
-    /// Initial centroids (k × cols) from a .npy or .csv file.
+    /// Initial centroids (k × cols) from a .npy or .csv file or `s3://bucket/key`.
     #[arg(long)]
-    pub init_centroids: Option<PathBuf>,
+    pub init_centroids: Option<String>,
     /// Maximum iterations (default: 300 for kmeans, 100 for logreg).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_iter: Option<u32>,
@@ -118,6 +119,10 @@ pub struct RunArgs {
     /// No progress or summary on stderr/stdout.
     #[arg(long)]
     pub quiet: bool,
+    /// An S3-compatible endpoint for `s3://` data (path-style addressing; default: AWS, or
+    /// `AWS_ENDPOINT_URL_S3`).
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
 }
 
 /// `NAME=VALUE` as a kernel parameter.
@@ -205,18 +210,17 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
 }
 
 /// Reads `--init-centroids`: a k × cols table, row-major.
-fn read_centroids(path: &PathBuf, cols: u32, k: Option<u64>) -> Result<(u64, Vec<f64>)> {
-    let f = DataFile::open(path).context("--init-centroids")?;
-    if f.cols() != cols as u64 {
-        bail!("--init-centroids {} has {} columns but the data has {cols} features", path.display(), f.cols());
+fn read_centroids(path: &str, s3: &S3Connector, cols: u32, k: Option<u64>) -> Result<(u64, Vec<f64>)> {
+    let (rows, file_cols, raw) = read_table(path, s3).context("--init-centroids")?;
+    if file_cols != cols as u64 {
+        bail!("--init-centroids {path} has {file_cols} columns but the data has {cols} features");
     }
     if let Some(k) = k {
-        if f.rows() != k {
-            bail!("--init-centroids {} has {} rows, expected k = {k}", path.display(), f.rows());
+        if rows != k {
+            bail!("--init-centroids {path} has {rows} rows, expected k = {k}");
         }
     }
-    let raw = f.read_raw(0..f.rows()).context("--init-centroids")?;
-    Ok((f.rows(), raw.into_iter().map(f64::from).collect()))
+    Ok((rows, raw.into_iter().map(f64::from).collect()))
 }
 
 pub fn run_cmd(a: RunArgs) -> Result<()> {
@@ -258,8 +262,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, Some(Kind::Logreg)) => LabelCol::Last,
         (None, _) => LabelCol::None,
     };
+    let s3 = S3Connector::new(a.s3_endpoint.clone());
     let (data, data_name) = match &a.data {
-        Some(p) => (Data::File { file: DataFile::open(p)?, label }, p.display().to_string()),
+        Some(p) => (Data::open(p, label, &s3)?, p.clone()),
         None => {
             if a.label_col.is_some() {
                 bail!("--label-col needs --data");
@@ -273,7 +278,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let shape = data.shape()?;
     let (k, start) = match (&a.init_centroids, kind) {
         (Some(p), Some(Kind::Kmeans)) => {
-            let (k, c) = read_centroids(p, shape.cols, a.k)?;
+            let (k, c) = read_centroids(p, &s3, shape.cols, a.k)?;
             (Some(k), c)
         }
         _ => (a.k, Vec::new()),
@@ -306,7 +311,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let outcome = match (a.backend, &a.redis) {
         (Backend::Lambda, _) => {
             let location = match &a.data {
-                Some(p) => std::path::absolute(p).with_context(|| format!("--data {}", p.display()))?.display().to_string(),
+                Some(p) if p.starts_with("s3://") => p.clone(),
+                Some(p) => std::path::absolute(p).with_context(|| format!("--data {p}"))?.display().to_string(),
                 None => bail!("--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"),
             };
             let job = LambdaJob { kernel: &algorithm, data: &location, label, inner: a.inner.map(|m| m as usize), redis: a.redis.as_deref(), quiet: a.quiet };
@@ -317,7 +323,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             })
         }
         (Backend::Local, Some(url)) => {
-            let r = workers::RedisJob { url, algorithm: &algorithm, data_path: a.data.as_deref(), label };
+            let r = workers::RedisJob { url, algorithm: &algorithm, data_path: a.data.as_deref().map(std::path::Path::new), label };
             workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
         }
         (Backend::Local, None) => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),
@@ -419,6 +425,7 @@ pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobConfig, o: &JobOut
         "workers": o.reports.iter().map(|r| json!({
             "worker": r.worker, "rows": r.rows, "inner": r.inner, "load_s": r.load_s, "total_s": r.total_s,
             "round_trips": r.sync.round_trips, "wait_s": r.sync.wait_s,
+            "bytes_fetched": r.bytes_fetched, "share_bytes": r.share_bytes,
         })).collect::<Vec<_>>(),
     })
 }

@@ -10,13 +10,12 @@
 //! then replays the previous model and arrives again; arrivals are idempotent, so a retry
 //! never counts a partial twice.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ifp_host::data::{share, DataFile};
+
 use ifp_host::function::{Function, IterationReport, JobSpec, Resume};
 use ifp_host::job::{initial_model, Data};
 use ifp_host::sync::{Release, StateStore, SyncError};
@@ -54,17 +53,19 @@ pub struct Deps {
     pub process_start: Instant,
     /// Invocations served by this process so far.
     pub invocations: AtomicU64,
+    /// S3, connected on first use (endpoint from `AWS_ENDPOINT_URL_S3`, as every SDK client).
+    pub s3: ifp_host::object::S3Connector,
 }
 
 impl Deps {
     pub fn new(kernels: Kernels, connect: Box<dyn Connect>, memory_mb: Option<u64>, redis_url: Option<String>, process_start: Instant) -> Self {
-        Self { kernels, connect, memory_mb, redis_url, process_start, invocations: AtomicU64::new(0) }
+        let s3 = ifp_host::object::S3Connector::new(std::env::var("AWS_ENDPOINT_URL_S3").ok());
+        Self { kernels, connect, memory_mb, redis_url, process_start, invocations: AtomicU64::new(0), s3 }
     }
 
     /// Opens the data set named by an event.
     fn open_data(&self, ev: &JobEvent) -> anyhow::Result<Data> {
-        let file = DataFile::open(Path::new(&ev.data))?;
-        Ok(Data::File { file, label: ev.label_col })
+        Ok(Data::open(&ev.data, ev.label_col, &self.s3)?)
     }
 }
 
@@ -150,8 +151,7 @@ fn run_function(ev: &JobEvent, deps: &Deps, cold: bool, started: Instant) -> Res
             }
         };
         let spec = Arc::new(JobSpec { job: ev.job.clone(), params: params.clone(), shape, max_iter: ev.max_iter, workers: ev.workers });
-        let range = share(shape.total_rows, ev.workers as u64, ev.worker as u64);
-        let f = Function::load(&engine, spec, ev.worker, inner, &data.source(), range)?;
+        let f = Function::load_share(&engine, spec, ev.worker, inner, &data.source())?;
         Ok((resume, f))
     })();
     let (resume, mut f) = match setup {

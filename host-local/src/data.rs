@@ -50,6 +50,8 @@ pub enum DataError {
     Empty { path: PathBuf },
     #[error("{path} has {cols} column(s); with the label in the last column it needs at least 2")]
     NoFeatures { path: PathBuf, cols: u64 },
+    #[error(transparent)]
+    Object(#[from] crate::object::ObjectError),
 }
 
 /// Rows in memory: row-major features and, when the data is labelled, one label per row.
@@ -82,7 +84,7 @@ impl Rows {
         (f, l)
     }
     /// Splits raw rows of `total_cols` values into features and labels.
-    fn from_raw(raw: Vec<f32>, total_cols: usize, label: LabelCol) -> Self {
+    pub fn from_raw(raw: Vec<f32>, total_cols: usize, label: LabelCol) -> Self {
         match label {
             LabelCol::None => Rows { cols: total_cols, features: raw, labels: Vec::new() },
             LabelCol::Last => {
@@ -108,7 +110,7 @@ pub fn share(n: u64, parts: u64, index: u64) -> Range<u64> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Npy { offset: u64, f64: bool },
     Csv,
 }
@@ -170,43 +172,17 @@ impl DataFile {
         let file = File::open(path).map_err(io_err(path))?;
         let len = file.metadata().map_err(io_err(path))?.len();
         let mut r = BufReader::new(file);
-        // The header length is needed to seek to rows; npyz parses the header itself.
-        let mut pre = [0u8; 12];
-        let got = read_up_to(&mut r, &mut pre).map_err(io_err(path))?;
-        let bad = |reason: String| DataError::NpyHeader { path: path.to_path_buf(), reason };
-        if got < 10 || &pre[..6] != b"\x93NUMPY" {
-            return Err(bad("missing the \\x93NUMPY magic string".into()));
+        let mut head = vec![0u8; NPY_HEAD_BYTES as usize];
+        let got = read_up_to(&mut r, &mut head).map_err(io_err(path))?;
+        head.truncate(got);
+        let need = npy_header_len(path, &head)?;
+        if need > head.len() as u64 {
+            // A header longer than the first read (rare): read the rest of it.
+            let mut rest = vec![0u8; (need - head.len() as u64) as usize];
+            let got = read_up_to(&mut r, &mut rest).map_err(io_err(path))?;
+            head.extend_from_slice(&rest[..got]);
         }
-        let offset = match pre[6] {
-            1 => 10 + u16::from_le_bytes([pre[8], pre[9]]) as u64,
-            2 | 3 if got == 12 => 12 + u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
-            v => return Err(bad(format!("unsupported format version {v}"))),
-        };
-        let file = File::open(path).map_err(io_err(path))?;
-        let npy = NpyFile::new(BufReader::new(file)).map_err(|e| bad(e.to_string().lines().next().unwrap_or_default().to_string()))?;
-        let dtype = match npy.dtype() {
-            DType::Plain(ts) => ts,
-            other => return Err(DataError::Dtype { path: path.to_path_buf(), dtype: other.descr() }),
-        };
-        let f64 = match is_float(&dtype) {
-            Some(f) => f,
-            None => return Err(DataError::Dtype { path: path.to_path_buf(), dtype: dtype.to_string() }),
-        };
-        let shape = npy.shape().to_vec();
-        if shape.len() != 2 {
-            return Err(DataError::Dims { path: path.to_path_buf(), ndim: shape.len(), shape });
-        }
-        if npy.order() == Order::Fortran && shape[0] > 1 && shape[1] > 1 {
-            return Err(DataError::FortranOrder { path: path.to_path_buf() });
-        }
-        let need = offset + shape[0] * shape[1] * if f64 { 8 } else { 4 };
-        if len < need {
-            return Err(DataError::Truncated {
-                path: path.to_path_buf(),
-                reason: format!("the header promises {} × {} values ({need} bytes) but the file has {len} bytes", shape[0], shape[1]),
-            });
-        }
-        Ok((Format::Npy { offset, f64 }, shape[0], shape[1]))
+        parse_npy_header(path, &head, len)
     }
 
     fn open_csv(path: &Path) -> Result<(Format, u64, u64), DataError> {
@@ -286,6 +262,53 @@ impl DataFile {
     }
 }
 
+/// Bytes read first from a `.npy` (local or S3): enough for any ordinary header.
+pub(crate) const NPY_HEAD_BYTES: u64 = 64 << 10;
+
+/// The length of a `.npy` header (magic, version, header) from the file's first bytes.
+pub(crate) fn npy_header_len(path: &Path, pre: &[u8]) -> Result<u64, DataError> {
+    let bad = |reason: String| DataError::NpyHeader { path: path.to_path_buf(), reason };
+    if pre.len() < 10 || &pre[..6] != b"\x93NUMPY" {
+        return Err(bad("missing the \\x93NUMPY magic string".into()));
+    }
+    match pre[6] {
+        1 => Ok(10 + u16::from_le_bytes([pre[8], pre[9]]) as u64),
+        2 | 3 if pre.len() >= 12 => Ok(12 + u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64),
+        v => Err(bad(format!("unsupported format version {v}"))),
+    }
+}
+
+/// Checks a `.npy` header (`head` holds at least the whole header) against the file's
+/// length `len` and returns its format, rows and columns.
+pub(crate) fn parse_npy_header(path: &Path, head: &[u8], len: u64) -> Result<(Format, u64, u64), DataError> {
+    let bad = |reason: String| DataError::NpyHeader { path: path.to_path_buf(), reason };
+    let offset = npy_header_len(path, head)?;
+    let npy = NpyFile::new(head).map_err(|e| bad(e.to_string().lines().next().unwrap_or_default().to_string()))?;
+    let dtype = match npy.dtype() {
+        DType::Plain(ts) => ts,
+        other => return Err(DataError::Dtype { path: path.to_path_buf(), dtype: other.descr() }),
+    };
+    let f64 = match is_float(&dtype) {
+        Some(f) => f,
+        None => return Err(DataError::Dtype { path: path.to_path_buf(), dtype: dtype.to_string() }),
+    };
+    let shape = npy.shape().to_vec();
+    if shape.len() != 2 {
+        return Err(DataError::Dims { path: path.to_path_buf(), ndim: shape.len(), shape });
+    }
+    if npy.order() == Order::Fortran && shape[0] > 1 && shape[1] > 1 {
+        return Err(DataError::FortranOrder { path: path.to_path_buf() });
+    }
+    let need = offset + shape[0] * shape[1] * if f64 { 8 } else { 4 };
+    if len < need {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            reason: format!("the header promises {} × {} values ({need} bytes) but the file has {len} bytes", shape[0], shape[1]),
+        });
+    }
+    Ok((Format::Npy { offset, f64 }, shape[0], shape[1]))
+}
+
 fn is_float(t: &TypeStr) -> Option<bool> {
     match t.to_string().as_str() {
         "<f4" | "|f4" => Some(false),
@@ -294,7 +317,7 @@ fn is_float(t: &TypeStr) -> Option<bool> {
     }
 }
 
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..])? {
@@ -314,7 +337,7 @@ fn csv_reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, DataError> {
         .from_reader(BufReader::with_capacity(1 << 20, f)))
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> DataError {
+pub(crate) fn csv_error(path: &Path, e: csv::Error) -> DataError {
     match e.kind() {
         csv::ErrorKind::UnequalLengths { pos, expected_len, len } => DataError::Ragged {
             path: path.to_path_buf(),

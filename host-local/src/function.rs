@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 
 use crate::data::{share, DataFile, LabelCol, Rows};
+use crate::remote::ObjectData;
 use crate::kernel::{DataShape, KernelEngine, KernelInstance, Param, ShardHandle};
 use crate::sync::{Arrival, Release, StateStore, SyncStats};
 
@@ -31,6 +32,8 @@ pub enum RowSource<'a> {
     Memory(&'a Rows),
     /// A data file read on demand.
     File { file: &'a DataFile, label: LabelCol },
+    /// A data object in S3: each inner worker streams its own part (see [`Function::load_share`]).
+    Object { data: &'a ObjectData, label: LabelCol },
 }
 
 impl RowSource<'_> {
@@ -41,11 +44,16 @@ impl RowSource<'_> {
                 Ok(Rows { cols: rows.cols, features: f.to_vec(), labels: l.to_vec() })
             }
             RowSource::File { file, label } => Ok(file.read(range, *label)?),
+            RowSource::Object { data, label } => Ok(data.read(range, *label)?),
         }
     }
     /// Whether reading a range costs a pass from the start of the file.
     fn sequential(&self) -> bool {
-        matches!(self, RowSource::File { file, .. } if file.is_csv())
+        match self {
+            RowSource::File { file, .. } => file.is_csv(),
+            RowSource::Object { data, .. } => data.is_csv(),
+            RowSource::Memory(_) => false,
+        }
     }
 }
 
@@ -79,6 +87,11 @@ pub struct FunctionReport {
     pub inner: usize,
     pub rows: u64,
     pub load_s: f64,
+    /// Bytes this function downloaded while loading (S3 data), and the bytes of its share.
+    #[serde(default)]
+    pub bytes_fetched: u64,
+    #[serde(default)]
+    pub share_bytes: u64,
     pub total_s: f64,
     pub iterations: Vec<IterationReport>,
     pub converged: bool,
@@ -101,6 +114,8 @@ pub struct Function {
     inners: Vec<Inner>,
     rows: u64,
     load_s: f64,
+    bytes_fetched: u64,
+    share_bytes: u64,
 }
 
 impl Function {
@@ -147,7 +162,62 @@ impl Function {
             handles.into_iter().map(|h| h.join().expect("loader thread panicked")).collect()
         });
         let inners = results.into_iter().collect::<Result<Vec<_>>>()?;
-        Ok(Self { spec, worker, inners, rows: n, load_s: started.elapsed().as_secs_f64() })
+        Ok(Self { spec, worker, inners, rows: n, load_s: started.elapsed().as_secs_f64(), bytes_fetched: 0, share_bytes: 0 })
+    }
+
+    /// Loads this function's share (worker `worker` of `spec.workers`) of `source` into
+    /// `inner` inner workers. Row-addressable sources take [`share`] of the rows, as
+    /// [`Function::load`] does. An S3 object is streamed by every inner worker straight into
+    /// its shard, a chunk at a time, from its own part: rows of a `.npy`, or bytes of a CSV
+    /// realigned to line ends (see [`crate::remote`]), so no row count per function is needed.
+    pub fn load_share(engine: &KernelEngine, spec: Arc<JobSpec>, worker: u32, inner: usize, source: &RowSource<'_>) -> Result<Self> {
+        let RowSource::Object { data, label } = source else {
+            let range = share(spec.shape.total_rows, spec.workers as u64, worker as u64);
+            return Self::load(engine, spec, worker, inner, source, range);
+        };
+        let (data, label) = (*data, *label);
+        let started = Instant::now();
+        let workers = spec.workers as u64;
+        // Never more inner workers than rows (a CSV's rows per part are not known: by bytes).
+        let whole = data.part(worker as u64, workers, 0, 1);
+        let units = match &whole {
+            crate::remote::Part::Rows(r) => r.end - r.start,
+            crate::remote::Part::Bytes(b) => b.end - b.start,
+        };
+        let inner = inner.clamp(1, (units as usize).max(1)) as u64;
+        let shape = spec.shape;
+        let results: Vec<Result<(Inner, u64, u64)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..inner)
+                .map(|i| {
+                    s.spawn(move || -> Result<(Inner, u64, u64)> {
+                        let part = data.part(worker as u64, workers, i, inner);
+                        let mut inst = engine.instantiate()?;
+                        let shard = inst.new_shard(shape)?;
+                        let mut reader = data.open_part(&part)?;
+                        let mut rows = 0u64;
+                        while let Some(chunk) = reader.next_rows(APPEND_CHUNK_ROWS, label)? {
+                            inst.append(shard, &chunk.features, &chunk.labels)
+                                .with_context(|| format!("loading {} part {part:?}", data.name().display()))?;
+                            rows += chunk.len() as u64;
+                        }
+                        tracing::debug!(worker, inner = i, rows, fetched = reader.fetched(), part_bytes = data.part_bytes(&part), "loaded part");
+                        Ok((Inner { inst, shard }, rows, reader.fetched()))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("loader thread panicked")).collect()
+        });
+        let mut inners = Vec::with_capacity(results.len());
+        let (mut rows, mut fetched) = (0, 0);
+        for r in results {
+            let (i, n, f) = r?;
+            inners.push(i);
+            rows += n;
+            fetched += f;
+        }
+        let share_bytes = data.part_bytes(&whole);
+        tracing::info!(worker, rows, bytes_fetched = fetched, share_bytes, "loaded the function's share from {}", data.name().display());
+        Ok(Self { spec, worker, inners, rows, load_s: started.elapsed().as_secs_f64(), bytes_fetched: fetched, share_bytes })
     }
 
     pub fn rows(&self) -> u64 {
@@ -239,7 +309,15 @@ impl Function {
     ) -> Result<FunctionReport> {
         let started = Instant::now();
         let spec = self.spec.clone();
-        let mut report = FunctionReport { worker: self.worker, inner: self.inners.len(), rows: self.rows, load_s: self.load_s, ..Default::default() };
+        let mut report = FunctionReport {
+            worker: self.worker,
+            inner: self.inners.len(),
+            rows: self.rows,
+            load_s: self.load_s,
+            bytes_fetched: self.bytes_fetched,
+            share_bytes: self.share_bytes,
+            ..Default::default()
+        };
         for t in first..spec.max_iter {
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();

@@ -1,28 +1,42 @@
 //! Setting up a job (shape, validation, the initial model from a sample) and running it with
 //! every function as a thread of this process over the in-process store.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::data::{share, DataFile, LabelCol, Rows};
+use crate::data::{DataFile, LabelCol, Rows};
 use crate::function::{Function, FunctionReport, IterationReport, JobSpec, RowSource};
 use crate::kernel::{DataShape, KernelEngine, ModelField, Param, Sample, SamplePlan};
-
+use crate::object::{S3Connector, S3Url};
+use crate::remote::ObjectData;
 use crate::sync::{InProcess, StateStore};
 
-/// A job's data: rows in memory or a file.
+/// A job's data: rows in memory, a file, or an object in S3.
 pub enum Data {
     Memory(Rows),
     File { file: DataFile, label: LabelCol },
+    Object { data: ObjectData, label: LabelCol },
 }
 
 impl Data {
+    /// Opens a data set at `location`: a local path or `s3://bucket/key`.
+    pub fn open(location: &str, label: LabelCol, s3: &S3Connector) -> Result<Data> {
+        if S3Url::is_s3(location) {
+            let url = S3Url::parse(location)?;
+            Ok(Data::Object { data: ObjectData::open(&s3.store()?, &url)?, label })
+        } else {
+            Ok(Data::File { file: DataFile::open(Path::new(location))?, label })
+        }
+    }
+
     pub fn source(&self) -> RowSource<'_> {
         match self {
             Data::Memory(r) => RowSource::Memory(r),
             Data::File { file, label } => RowSource::File { file, label: *label },
+            Data::Object { data, label } => RowSource::Object { data, label: *label },
         }
     }
 
@@ -33,6 +47,11 @@ impl Data {
                 cols: file.feature_cols(*label)? as u32,
                 has_labels: *label == LabelCol::Last,
                 total_rows: file.rows(),
+            },
+            Data::Object { data, label } => DataShape {
+                cols: data.feature_cols(*label)? as u32,
+                has_labels: *label == LabelCol::Last,
+                total_rows: data.rows(),
             },
         })
     }
@@ -58,6 +77,10 @@ impl Data {
                 let rows = file.read(0..end, *label)?;
                 indices.iter().for_each(|&i| push(&rows, i as usize));
             }
+            Data::Object { data, label } => {
+                let rows = data.read_rows_at(&indices, *label)?;
+                (0..indices.len()).for_each(|i| push(&rows, i));
+            }
             Data::File { file, label } => {
                 for &i in &indices {
                     push(&file.read(i..i + 1, *label)?, 0);
@@ -65,6 +88,18 @@ impl Data {
             }
         }
         Ok(s)
+    }
+}
+
+/// A whole small table (such as initial centroids) from a local path or `s3://bucket/key`:
+/// `(rows, cols, row-major values)`.
+pub fn read_table(location: &str, s3: &S3Connector) -> Result<(u64, u64, Vec<f32>)> {
+    if S3Url::is_s3(location) {
+        let d = ObjectData::open(&s3.store()?, &S3Url::parse(location)?)?;
+        Ok((d.rows(), d.cols(), d.read_raw(0..d.rows())?))
+    } else {
+        let f = DataFile::open(Path::new(location))?;
+        Ok((f.rows(), f.cols(), f.read_raw(0..f.rows())?))
     }
 }
 
@@ -138,8 +173,7 @@ pub fn run_in_process(
             .map(|w| {
                 let (spec, mut store, model0, source, describe_model) = (spec.clone(), store.clone(), model0.clone(), &source, &describe_model);
                 s.spawn(move || -> Result<FunctionReport> {
-                    let range = share(shape.total_rows, cfg.workers as u64, w as u64);
-                    let mut f = match Function::load(engine, spec.clone(), w, cfg.inner, source, range) {
+                    let mut f = match Function::load_share(engine, spec.clone(), w, cfg.inner, source) {
                         Ok(f) => f,
                         Err(e) => {
                             store.abort(w, &format!("{e:#}"));

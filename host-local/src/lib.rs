@@ -4,13 +4,15 @@
 //! ([`data`]), runs one wasmtime instance per inner worker over a contiguous slice of that
 //! share and merges their partials ([`function`]), and synchronises functions once per
 //! iteration through a state store ([`sync`], [`redis_store`]). [`worker`] is one function as a
-//! process (the `ifp-worker` binary).
+//! process (the `ifp-worker` binary). Data and outputs may live in S3 ([`object`], [`remote`]).
 
 pub mod data;
 pub mod function;
 pub mod job;
 pub mod kernel;
 pub mod redis_store;
+pub mod object;
+pub mod remote;
 pub mod sync;
 pub mod worker;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::data::{share, DataFile, LabelCol};
+use crate::data::LabelCol;
 use crate::function::{Function, FunctionReport, JobSpec, Resume};
 use crate::job::{initial_model, Data};
 use crate::redis_store::RedisStore;
@@ -120,7 +120,9 @@ pub fn run(a: &WorkerArgs, out: &mut dyn Write) -> Result<FunctionReport> {
         LabelArg::None => LabelCol::None,
     };
     let engine = KernelEngine::builtin(&a.algorithm, Sandbox::default())?;
-    let data = Data::File { file: DataFile::open(&a.data)?, label };
+    // Data from a file or S3 (the endpoint comes from AWS_ENDPOINT_URL_S3, as for every SDK client).
+    let s3 = crate::object::S3Connector::new(std::env::var("AWS_ENDPOINT_URL_S3").ok());
+    let data = Data::open(&a.data.to_string_lossy(), label, &s3)?;
     let shape = data.shape()?;
     let mut store = RedisStore::connect(&a.redis, &a.job, a.worker, a.workers, timeout)?;
     let joined = store.join()?;
@@ -141,8 +143,7 @@ pub fn run(a: &WorkerArgs, out: &mut dyn Write) -> Result<FunctionReport> {
         }
     };
     let spec = Arc::new(JobSpec { job: a.job.clone(), params: a.params.clone(), shape, max_iter: a.max_iter, workers: a.workers });
-    let range = share(shape.total_rows, a.workers as u64, a.worker as u64);
-    let mut f = match Function::load(&engine, spec, a.worker, a.inner as usize, &data.source(), range) {
+    let mut f = match Function::load_share(&engine, spec, a.worker, a.inner as usize, &data.source()) {
         Ok(f) => f,
         Err(e) => {
             store.abort(a.worker, &format!("{e:#}"));

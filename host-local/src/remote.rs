@@ -1,0 +1,508 @@
+//! Data sets in S3: the same `.npy` and CSV formats as [`crate::data`], read without
+//! pre-splitting, each function and inner worker fetching only its own part.
+//!
+//! - `.npy`: the header is read once (one small ranged GET); a row range is an exact byte
+//!   range.
+//! - CSV: a part is a byte range realigned to line ends. Every cut point `p` of the object
+//!   (`0 < p < size`) moves to just after the first `\n` at or after byte `p`; a part
+//!   `[s, e)` therefore reads the lines starting after the first newline at or after `s`
+//!   (from byte 0 for the first part) up to and including the first newline at or after `e`
+//!   (or the end of the object, with or without a trailing newline). Neighbouring parts agree
+//!   on their shared cut point, so every line is read exactly once, whatever the number of
+//!   parts and the line lengths. Lines end with `\n` (or `\r\n`); empty lines are skipped, as
+//!   the local reader does; quoted cells holding newlines are not supported.
+//!
+//! Opening a CSV counts its rows in one streaming pass (the job's shape, the `k <= rows`
+//! check and the initialisation sample need the row count before any function starts), as
+//! opening a local CSV does. The row number in an error is found only when there is an
+//! error, by counting the lines before the offending one.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::data::{csv_error, npy_header_len, parse_npy_header, parse_record, share, DataError, Format, LabelCol, Rows, NPY_HEAD_BYTES};
+use crate::object::{ObjectError, RangeRead, RangeReader, S3Store, S3Url};
+
+/// Bytes fetched first when following a CSV line past the end of a part (doubling, up to
+/// [`TAIL_MAX_BYTES`], while the line goes on).
+const TAIL_BYTES: u64 = 4 << 10;
+const TAIL_MAX_BYTES: u64 = 1 << 20;
+
+/// An opened data object in S3: its shape is known, parts are read on demand.
+#[derive(Clone, Debug)]
+pub struct ObjectData {
+    store: Arc<S3Store>,
+    url: S3Url,
+    /// `s3://bucket/key`, for error messages.
+    name: PathBuf,
+    size: u64,
+    format: Format,
+    rows: u64,
+    /// Columns per row, label included.
+    cols: u64,
+}
+
+/// A part of an object: rows of a `.npy`, or a byte range of a CSV (realigned to lines).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    Rows(Range<u64>),
+    Bytes(Range<u64>),
+}
+
+impl ObjectData {
+    /// Opens `url`: reads the header of a `.npy` (one ranged GET), or counts the rows of a
+    /// CSV (one streaming pass).
+    pub fn open(store: &Arc<S3Store>, url: &S3Url) -> Result<Self, DataError> {
+        let name = PathBuf::from(url.to_string());
+        let ext = url.extension();
+        if !matches!(ext.as_deref(), Some("npy" | "csv")) {
+            return Err(DataError::Extension { path: name });
+        }
+        let (head, size) = store.head_bytes(url, NPY_HEAD_BYTES)?;
+        if size == 0 {
+            return Err(DataError::Empty { path: name });
+        }
+        let (format, rows, cols) = if ext.as_deref() == Some("npy") {
+            let need = npy_header_len(&name, &head)?;
+            let head = if need > head.len() as u64 { store.get_range(url, 0..need.min(size))? } else { head };
+            parse_npy_header(&name, &head, size)?
+        } else {
+            let (rows, first) = count_csv_rows(store.reader(url, 0..size), true)?;
+            // The first row fixes the columns and shows whether this is a CSV of numbers at all.
+            let mut out = Vec::new();
+            let rec = first_record(&name, &first)?;
+            parse_record(&name, 0, &rec, &mut out)?;
+            (Format::Csv, rows, rec.len() as u64)
+        };
+        if rows == 0 || cols == 0 {
+            return Err(DataError::Empty { path: name });
+        }
+        Ok(Self { store: store.clone(), url: url.clone(), name, size, format, rows, cols })
+    }
+
+    pub fn url(&self) -> &S3Url {
+        &self.url
+    }
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+    pub fn is_csv(&self) -> bool {
+        self.format == Format::Csv
+    }
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+    /// Columns per row, label included.
+    pub fn cols(&self) -> u64 {
+        self.cols
+    }
+    /// The object's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Feature columns under `label`, or an error if there would be none.
+    pub fn feature_cols(&self, label: LabelCol) -> Result<u64, DataError> {
+        match label {
+            LabelCol::None => Ok(self.cols),
+            LabelCol::Last if self.cols < 2 => Err(DataError::NoFeatures { path: self.name.clone(), cols: self.cols }),
+            LabelCol::Last => Ok(self.cols - 1),
+        }
+    }
+
+    /// The part of inner worker `inner` of `inners` in function `worker` of `workers`:
+    /// contiguous rows of a `.npy` ([`share`] of the rows, then of the function's share), or
+    /// bytes of a CSV (the same split of the object's bytes).
+    pub fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> Part {
+        match self.format {
+            Format::Npy { .. } => {
+                let f = share(self.rows, workers, worker);
+                let i = share(f.end - f.start, inners, inner);
+                Part::Rows(f.start + i.start..f.start + i.end)
+            }
+            Format::Csv => {
+                let f = share(self.size, workers, worker);
+                let i = share(f.end - f.start, inners, inner);
+                Part::Bytes(f.start + i.start..f.start + i.end)
+            }
+        }
+    }
+
+    /// The bytes a part covers before realignment (what a worker is expected to fetch).
+    pub fn part_bytes(&self, part: &Part) -> u64 {
+        match (part, self.format) {
+            (Part::Rows(r), Format::Npy { f64, .. }) => (r.end - r.start) * self.cols * if f64 { 8 } else { 4 },
+            (Part::Bytes(b), _) => b.end - b.start,
+            (Part::Rows(_), Format::Csv) => 0,
+        }
+    }
+
+    /// Streams the rows of `part`, a chunk at a time.
+    pub fn open_part(&self, part: &Part) -> Result<PartReader, DataError> {
+        match (part, self.format) {
+            (Part::Rows(r), Format::Npy { offset, f64 }) => {
+                assert!(r.end <= self.rows, "row range {r:?} beyond {} rows", self.rows);
+                let row_bytes = self.cols * if f64 { 8 } else { 4 };
+                let bytes = offset + r.start * row_bytes..offset + r.end * row_bytes;
+                let reader = RangeRead::new(self.store.reader(&self.url, bytes));
+                Ok(PartReader::Npy { data: self.clone(), reader, next_row: r.start, end_row: r.end, f64, buf: Vec::new() })
+            }
+            (Part::Bytes(b), Format::Csv) => {
+                let aligned = AlignedLines::new(self, b.clone());
+                let rdr = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .trim(csv::Trim::All)
+                    .buffer_capacity(1 << 16)
+                    .from_reader(aligned);
+                Ok(PartReader::Csv { data: self.clone(), rdr: Box::new(rdr), rec: csv::ByteRecord::new(), skip: 0, left: u64::MAX })
+            }
+            (Part::Rows(r), Format::Csv) => {
+                // Rows of a CSV by number: one pass from the start (initialisation samples,
+                // small tables such as initial centroids).
+                let mut p = self.open_part(&Part::Bytes(0..self.size))?;
+                if let PartReader::Csv { skip, left, .. } = &mut p {
+                    *skip = r.start;
+                    *left = r.end - r.start;
+                }
+                Ok(p)
+            }
+            (Part::Bytes(_), Format::Npy { .. }) => panic!("a .npy is split by rows"),
+        }
+    }
+
+    /// Reads rows `range` (all columns, label included) as f32.
+    pub fn read_raw(&self, range: Range<u64>) -> Result<Vec<f32>, DataError> {
+        let mut p = self.open_part(&Part::Rows(range.clone()))?;
+        let mut out = Vec::with_capacity(((range.end - range.start) * self.cols) as usize);
+        while let Some(chunk) = p.next_raw(1 << 16)? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    /// Reads rows `range` split into features and labels.
+    pub fn read(&self, range: Range<u64>, label: LabelCol) -> Result<Rows, DataError> {
+        self.feature_cols(label)?;
+        Ok(Rows::from_raw(self.read_raw(range)?, self.cols as usize, label))
+    }
+
+    /// Reads the rows at sorted `indices`: a `.npy` by concurrent ranged GETs over runs of
+    /// nearby rows, a CSV in one pass up to the last index.
+    pub fn read_rows_at(&self, indices: &[u64], label: LabelCol) -> Result<Rows, DataError> {
+        self.feature_cols(label)?;
+        let Some(&last) = indices.last() else { return Ok(Rows::from_raw(Vec::new(), self.cols as usize, label)) };
+        let raw = match self.format {
+            Format::Csv => {
+                let all = self.read_raw(0..last + 1)?;
+                let c = self.cols as usize;
+                indices.iter().flat_map(|&i| all[i as usize * c..(i as usize + 1) * c].iter().copied()).collect()
+            }
+            Format::Npy { offset, f64 } => {
+                let row_bytes = self.cols * if f64 { 8 } else { 4 };
+                // Runs of rows at most 64 KiB apart, each at most 8 MiB.
+                let mut runs: Vec<Range<u64>> = Vec::new();
+                for &i in indices {
+                    match runs.last_mut() {
+                        Some(r) if (i - r.end) * row_bytes <= 64 << 10 && (i + 1 - r.start) * row_bytes <= 8 << 20 => r.end = i + 1,
+                        _ => runs.push(i..i + 1),
+                    }
+                }
+                let byte_ranges: Vec<Range<u64>> = runs.iter().map(|r| offset + r.start * row_bytes..offset + r.end * row_bytes).collect();
+                let bodies = self.store.get_ranges(&self.url, &byte_ranges)?;
+                let mut raw = Vec::with_capacity(indices.len() * self.cols as usize);
+                let mut it = indices.iter().peekable();
+                for (run, body) in runs.iter().zip(&bodies) {
+                    while let Some(&&i) = it.peek() {
+                        if i >= run.end {
+                            break;
+                        }
+                        let at = ((i - run.start) * row_bytes) as usize;
+                        decode(&body[at..at + row_bytes as usize], f64, &mut raw);
+                        it.next();
+                    }
+                }
+                check_finite(&self.name, &raw, self.cols as usize, |k| indices[k])?;
+                raw
+            }
+        };
+        Ok(Rows::from_raw(raw, self.cols as usize, label))
+    }
+
+    /// The 1-based row number of the line starting at byte `at` of a CSV: one more than the
+    /// non-empty lines before it (read only to report an error).
+    fn row_at(&self, at: u64) -> u64 {
+        match count_csv_rows(self.store.reader(&self.url, 0..at), false) {
+            Ok((rows, _)) => rows + 1,
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Counts the non-empty lines of a stream (the last may lack its newline) and, if
+/// `want_first`, returns the first one (up to 1 MiB).
+fn count_csv_rows(mut reader: RangeReader, want_first: bool) -> Result<(u64, Vec<u8>), ObjectError> {
+    let mut rows = 0u64;
+    let mut line_has_data = false;
+    let mut first = Vec::new();
+    while let Some(chunk) = reader.next_chunk()? {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', &chunk).chain(std::iter::once(chunk.len())) {
+            let seg = &chunk[start..nl];
+            if want_first && rows == 0 && first.len() < (1 << 20) {
+                first.extend_from_slice(&seg[..seg.len().min((1 << 20) - first.len())]);
+            }
+            line_has_data |= seg.iter().any(|&b| b != b'\r');
+            if nl < chunk.len() {
+                if line_has_data {
+                    rows += 1;
+                } else if want_first && rows == 0 {
+                    first.clear();
+                }
+                line_has_data = false;
+            }
+            start = nl + 1;
+        }
+    }
+    if line_has_data {
+        rows += 1;
+    }
+    Ok((rows, first))
+}
+
+fn first_record(name: &Path, line: &[u8]) -> Result<csv::ByteRecord, DataError> {
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(line);
+    let mut rec = csv::ByteRecord::new();
+    match rdr.read_byte_record(&mut rec) {
+        Ok(true) => Ok(rec),
+        Ok(false) => Err(DataError::Empty { path: name.to_path_buf() }),
+        Err(e) => Err(csv_error(name, e)),
+    }
+}
+
+fn decode(bytes: &[u8], f64: bool, out: &mut Vec<f32>) {
+    if f64 {
+        out.extend(bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32));
+    } else {
+        out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())));
+    }
+}
+
+/// Values must be finite (after the f32 conversion: f64 overflow becomes inf); `row_of`
+/// maps a row of `raw` to its 0-based row in the object.
+fn check_finite(name: &Path, raw: &[f32], cols: usize, row_of: impl Fn(usize) -> u64) -> Result<(), DataError> {
+    match raw.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(DataError::NotFinite { path: name.to_path_buf(), row: row_of(i / cols) + 1, col: i % cols + 1, value: raw[i] as f64 }),
+    }
+}
+
+/// Streams the rows of one [`Part`].
+pub enum PartReader {
+    Npy { data: ObjectData, reader: RangeRead, next_row: u64, end_row: u64, f64: bool, buf: Vec<u8> },
+    Csv { data: ObjectData, rdr: Box<csv::Reader<AlignedLines>>, rec: csv::ByteRecord, skip: u64, left: u64 },
+}
+
+impl PartReader {
+    /// Bytes downloaded for this part so far.
+    pub fn fetched(&self) -> u64 {
+        match self {
+            PartReader::Npy { reader, .. } => reader.inner.fetched(),
+            PartReader::Csv { rdr, .. } => rdr.get_ref().fetched(),
+        }
+    }
+
+    /// The next at most `max_rows` rows, split into features and labels; `None` at the end.
+    pub fn next_rows(&mut self, max_rows: u64, label: LabelCol) -> Result<Option<Rows>, DataError> {
+        let cols = match self {
+            PartReader::Npy { data, .. } | PartReader::Csv { data, .. } => data.cols as usize,
+        };
+        Ok(self.next_raw(max_rows)?.map(|raw| Rows::from_raw(raw, cols, label)))
+    }
+
+    /// The next at most `max_rows` rows, all columns; `None` at the end.
+    pub fn next_raw(&mut self, max_rows: u64) -> Result<Option<Vec<f32>>, DataError> {
+        match self {
+            PartReader::Npy { data, reader, next_row, end_row, f64, buf } => {
+                if *next_row >= *end_row {
+                    return Ok(None);
+                }
+                let n = max_rows.min(*end_row - *next_row);
+                let row_bytes = data.cols as usize * if *f64 { 8 } else { 4 };
+                buf.resize(n as usize * row_bytes, 0);
+                std::io::Read::read_exact(reader, buf).map_err(|e| match e.into_inner().map(|i| i.downcast::<ObjectError>()) {
+                    Some(Ok(o)) => DataError::Object(*o),
+                    Some(Err(other)) => DataError::Truncated { path: data.name.clone(), reason: other.to_string() },
+                    None => DataError::Truncated { path: data.name.clone(), reason: "the object ended early".into() },
+                })?;
+                let mut raw = Vec::with_capacity(n as usize * data.cols as usize);
+                decode(buf, *f64, &mut raw);
+                let first = *next_row;
+                check_finite(&data.name, &raw, data.cols as usize, |r| first + r as u64)?;
+                *next_row += n;
+                Ok(Some(raw))
+            }
+            PartReader::Csv { data, rdr, rec, skip, left } => {
+                let cols = data.cols as usize;
+                let mut raw = Vec::new();
+                let mut got = 0u64;
+                while got < max_rows && *left > 0 {
+                    match rdr.read_byte_record(rec) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                            let csv::ErrorKind::Io(io) = e.into_kind() else { unreachable!() };
+                            return Err(match io.into_inner().map(|i| i.downcast::<ObjectError>()) {
+                                Some(Ok(o)) => DataError::Object(*o),
+                                Some(Err(other)) => DataError::Truncated { path: data.name.clone(), reason: other.to_string() },
+                                None => DataError::Truncated { path: data.name.clone(), reason: "the object ended early".into() },
+                            });
+                        }
+                        Err(e) => {
+                            let at = e.position().map(|p| p.byte()).unwrap_or(0);
+                            let row = data.row_at(rdr.get_ref().body_start + at);
+                            return Err(with_row(csv_error(&data.name, e), row));
+                        }
+                    }
+                    if *skip > 0 {
+                        *skip -= 1;
+                        continue;
+                    }
+                    let at = || rdr.get_ref().body_start + rec.position().map(|p| p.byte()).unwrap_or(0);
+                    if rec.len() != cols {
+                        let row = data.row_at(at());
+                        return Err(DataError::Ragged { path: data.name.clone(), row, got: rec.len(), expected: cols });
+                    }
+                    let before = raw.len();
+                    if let Err(e) = parse_record(&data.name, 0, rec, &mut raw) {
+                        return Err(with_row(e, data.row_at(at())));
+                    }
+                    if let Some(i) = raw[before..].iter().position(|v| !v.is_finite()) {
+                        let row = data.row_at(at());
+                        return Err(DataError::NotFinite { path: data.name.clone(), row, col: i + 1, value: raw[before + i] as f64 });
+                    }
+                    got += 1;
+                    *left -= 1;
+                }
+                Ok(if got == 0 { None } else { Some(raw) })
+            }
+        }
+    }
+}
+
+/// Puts the 1-based `row` found by counting into a row-numbered error.
+fn with_row(e: DataError, row: u64) -> DataError {
+    match e {
+        DataError::NotANumber { path, col, cell, .. } => DataError::NotANumber { path, row, col, cell },
+        DataError::Ragged { path, got, expected, .. } => DataError::Ragged { path, row, got, expected },
+        other => other,
+    }
+}
+
+enum Align {
+    /// Dropping bytes up to and including the first newline at or after the part's start.
+    Skip,
+    /// Passing the part's bytes through.
+    Body,
+    /// Following the last line past the part's end, from this byte.
+    Tail(u64, u64),
+    Done,
+}
+
+/// The bytes of a CSV part realigned to line ends (see the module doc), as [`std::io::Read`].
+pub struct AlignedLines {
+    store: Arc<S3Store>,
+    url: S3Url,
+    size: u64,
+    end: u64,
+    body: RangeReader,
+    state: Align,
+    buf: Bytes,
+    /// The object offset of the first byte passed on.
+    body_start: u64,
+    tail_fetched: u64,
+}
+
+impl AlignedLines {
+    fn new(data: &ObjectData, range: Range<u64>) -> Self {
+        Self {
+            store: data.store.clone(),
+            url: data.url.clone(),
+            size: data.size,
+            end: range.end,
+            body: data.store.reader(&data.url, range.clone()),
+            // An empty part holds no line (its two cut points coincide), even at byte 0.
+            state: if range.is_empty() {
+                Align::Done
+            } else if range.start == 0 {
+                Align::Body
+            } else {
+                Align::Skip
+            },
+            buf: Bytes::new(),
+            body_start: range.start,
+            tail_fetched: 0,
+        }
+    }
+
+    /// Bytes downloaded for this part so far.
+    pub fn fetched(&self) -> u64 {
+        self.body.fetched() + self.tail_fetched
+    }
+
+    fn fill(&mut self) -> Result<(), ObjectError> {
+        while self.buf.is_empty() {
+            match self.state {
+                Align::Done => return Ok(()),
+                Align::Skip => match self.body.next_chunk()? {
+                    // The line crossing the start runs past the end: the part holds no line.
+                    None => self.state = Align::Done,
+                    Some(b) => match memchr::memchr(b'\n', &b) {
+                        Some(i) => {
+                            self.body_start += i as u64 + 1;
+                            self.buf = b.slice(i + 1..);
+                            self.state = Align::Body;
+                        }
+                        None => self.body_start += b.len() as u64,
+                    },
+                },
+                Align::Body => match self.body.next_chunk()? {
+                    Some(b) => self.buf = b,
+                    None => self.state = if self.end >= self.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) },
+                },
+                Align::Tail(at, step) => {
+                    if at >= self.size {
+                        self.state = Align::Done;
+                        continue;
+                    }
+                    let b = self.store.get_range(&self.url, at..(at + step).min(self.size))?;
+                    self.tail_fetched += b.len() as u64;
+                    match memchr::memchr(b'\n', &b) {
+                        Some(i) => {
+                            self.buf = b.slice(..i + 1);
+                            self.state = Align::Done;
+                        }
+                        None => {
+                            self.state = Align::Tail(at + b.len() as u64, (step * 2).min(TAIL_MAX_BYTES));
+                            self.buf = b;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Read for AlignedLines {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        self.fill().map_err(std::io::Error::other)?;
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
+    }
+}
