@@ -54,6 +54,9 @@ if ! command -v s3s-fs >/dev/null; then
   cargo install s3s-fs@0.14.1 --locked --features binary --quiet
 fi
 
+step "cargo build (debug profile): every binary the tests run (ifp, ifp-worker, bootstrap)"
+cargo build 2>&1
+
 step "cargo test (debug profile, default members: everything but the wasm-only guest crates)"
 cargo test 2>&1
 
