@@ -251,10 +251,14 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, payload: Vec<u8
     let wall_s = started.elapsed().as_secs_f64();
     let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
     let log = out.log_result().and_then(|l| base64::engine::general_purpose::STANDARD.decode(l).ok()).map(|b| String::from_utf8_lossy(&b).into_owned());
-    if let Some(kind) = out.function_error() {
-        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    // Lambda flags a function error with X-Amz-Function-Error; the emulator only sends the
+    // error document (or, for a timeout, a line of text).
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = String::from_utf8_lossy(body);
+    let flagged = out.function_error().or(v.get("errorType").map(|_| "Unhandled"));
+    if let Some(kind) = flagged.or(text.contains("timed out after").then_some("Unhandled")) {
         let error_type = v["errorType"].as_str().unwrap_or(kind);
-        let message = v["errorMessage"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        let message = v["errorMessage"].as_str().map(str::to_string).unwrap_or_else(|| text.trim().to_string());
         let timed_out = error_type.contains("Timedout") || error_type.contains("Timeout") || message.contains("timed out after");
         return Err(if timed_out {
             format!("timed out ({error_type}): {}", one_line(&message))

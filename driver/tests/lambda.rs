@@ -93,6 +93,7 @@ fn rie_path() -> PathBuf {
 struct Emulator {
     child: Child,
     port: u16,
+    killed: bool,
 }
 
 impl Emulator {
@@ -112,14 +113,29 @@ impl Emulator {
         }
         let child = cmd.spawn().expect("start the Lambda Runtime Interface Emulator");
         wait_for_port(port, "the Lambda Runtime Interface Emulator");
-        Self { child, port }
+        Self { child, port, killed: false }
     }
     fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
     /// SIGKILL to the emulator and the function: a crashed execution environment.
     fn kill(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        if std::mem::replace(&mut self.killed, true) {
+            return;
+        }
+        // The emulator starts the function in a session of its own: kill its descendants by
+        // pid first, then the emulator's process group.
+        let mut pids = vec![self.child.id()];
+        let mut i = 0;
+        while i < pids.len() {
+            let o = Command::new("pgrep").args(["-P", &pids[i].to_string()]).output().expect("pgrep");
+            pids.extend(String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            i += 1;
+        }
+        for p in pids.iter().rev() {
+            let _ = Command::new("kill").args(["-KILL", &p.to_string()]).stderr(Stdio::null()).status();
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
         let _ = self.child.wait();
     }
 }
@@ -296,9 +312,10 @@ async fn invoke(endpoint: String, event: Value) -> Result<Value, String> {
         .await
         .map_err(|e| format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&e)))?;
     let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap_or(Value::Null);
-    match out.function_error() {
-        Some(_) => Err(body.to_string()),
-        None => Ok(body),
+    // The emulator sends error documents without Lambda's X-Amz-Function-Error header.
+    match out.function_error().is_some() || body.get("errorType").is_some() || body.is_null() {
+        true => Err(format!("{body} {:?}", out.payload())),
+        false => Ok(body),
     }
 }
 
