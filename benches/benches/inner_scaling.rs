@@ -16,9 +16,10 @@ fn inner_scaling(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n as u64));
         for inner in inner_counts() {
             let mut f = case.function(&engine, inner);
-            g.bench_function(BenchmarkId::new(format!("{}/{}", kind.name(), case.label()), format!("inner{inner}")), |b| {
-                b.iter(|| f.step(&case.model).expect("step"))
-            });
+            g.bench_function(
+                BenchmarkId::new(format!("{}/{}", kind.name(), case.label()), format!("inner{inner}")),
+                |b| b.iter(|| f.step(&case.model).expect("step")),
+            );
         }
     }
     g.finish();

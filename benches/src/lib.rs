@@ -86,7 +86,11 @@ impl Case {
     }
 
     pub fn shape(&self) -> DataShape {
-        DataShape { cols: self.rows.cols as u32, has_labels: self.rows.has_labels(), total_rows: self.rows.len() as u64 }
+        DataShape {
+            cols: self.rows.cols as u32,
+            has_labels: self.rows.has_labels(),
+            total_rows: self.rows.len() as u64,
+        }
     }
 
     fn math_shape(&self) -> ifp_kernel_math::DataShape {

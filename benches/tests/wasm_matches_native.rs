@@ -16,7 +16,11 @@ fn check(kind: Kind, n: usize, d: usize, k: usize) {
         let nv = native.step(&model).expect("native step");
         assert_eq!(w.len(), nv.len());
         for (i, (a, b)) in w.iter().zip(&nv).enumerate() {
-            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{} step {step} value {i}: wasm {a} native {b}", case.label());
+            assert!(
+                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                "{} step {step} value {i}: wasm {a} native {b}",
+                case.label()
+            );
         }
         if kind == Kind::KMeans {
             assert_eq!(inst.assignments(shard).unwrap(), native.assignments(), "{}", case.label());

@@ -89,10 +89,19 @@ struct Ours {
 
 /// Runs `1 + repeats` iterations of `kernel` with `inner` inner workers from `model`; returns
 /// the median time of the last `repeats` and the model after `keep_after` iterations.
-fn iterate(kernel: &str, rows: &Rows, params: &[Param], mut model: Vec<f64>, inner: usize, repeats: u64, keep_after: usize) -> Result<(f64, Vec<f64>)> {
+fn iterate(
+    kernel: &str,
+    rows: &Rows,
+    params: &[Param],
+    mut model: Vec<f64>,
+    inner: usize,
+    repeats: u64,
+    keep_after: usize,
+) -> Result<(f64, Vec<f64>)> {
     let engine = KernelEngine::builtin(kernel, Sandbox::default())?;
     let shape = DataShape { cols: rows.cols as u32, has_labels: rows.has_labels(), total_rows: rows.len() as u64 };
-    let spec = Arc::new(JobSpec { job: "bench".into(), params: params.to_vec(), shape, max_iter: u32::MAX, workers: 1 });
+    let spec =
+        Arc::new(JobSpec { job: "bench".into(), params: params.to_vec(), shape, max_iter: u32::MAX, workers: 1 });
     let mut f = Function::load(&engine, spec, 0, inner, &RowSource::Memory(rows), 0..shape.total_rows)?;
     f.instance().validate(params, shape)?;
     let mut times = Vec::new();
@@ -132,10 +141,15 @@ fn ifp_kernels_kmeans() -> Result<&'static [u8]> {
 
 fn run_ours(a: &BenchArgs, km: &Rows, init: &[f64], lr: &Rows) -> Result<Ours> {
     let inner = a.inner as usize;
-    let kp: Vec<Param> = vec![("k".into(), a.k.to_string()), ("init".into(), "first".into()), ("tol".into(), "0".into())];
+    let kp: Vec<Param> =
+        vec![("k".into(), a.k.to_string()), ("init".into(), "first".into()), ("tol".into(), "0".into())];
     eprintln!("timing our k-means iterations ({inner} inner workers, then 1)");
     let (kmeans_iter, centers_2) = iterate("kmeans", km, &kp, init.to_vec(), inner, a.repeats, 2)?;
-    let (kmeans_iter_1, _) = if inner == 1 { (kmeans_iter, Vec::new()) } else { iterate("kmeans", km, &kp, init.to_vec(), 1, a.repeats, 0)? };
+    let (kmeans_iter_1, _) = if inner == 1 {
+        (kmeans_iter, Vec::new())
+    } else {
+        iterate("kmeans", km, &kp, init.to_vec(), 1, a.repeats, 0)?
+    };
     eprintln!("timing our logistic-regression iterations ({inner} inner workers)");
     let lp: Vec<Param> = vec![("learning-rate".into(), "0.1".into()), ("tol".into(), "0".into())];
     let (logreg_iter, _) = iterate("logreg", lr, &lp, logreg_start(a.cols as usize), inner, a.repeats.max(5), 0)?;
@@ -156,7 +170,12 @@ fn setup_python(dir: &Path) -> Result<PathBuf> {
     let py = dir.join("bin").join("python");
     if !py.exists() {
         eprintln!("creating a Python virtual environment in {}", dir.display());
-        let st = Command::new("python3").arg("-m").arg("venv").arg(dir).status().context("cannot run python3 to create the virtual environment")?;
+        let st = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(dir)
+            .status()
+            .context("cannot run python3 to create the virtual environment")?;
         ensure!(st.success(), "python3 -m venv {} failed ({st})", dir.display());
     }
     let req = tempfile::Builder::new().prefix("ifp-requirements-").suffix(".txt").tempfile()?;
@@ -173,14 +192,17 @@ fn setup_python(dir: &Path) -> Result<PathBuf> {
 
 /// Fails early, in one line, when `python` cannot run or lacks a package the script needs.
 fn check_python(python: &Path) -> Result<()> {
-    let out = Command::new(python)
-        .args(["-c", "import numpy, sklearn, threadpoolctl"])
-        .output()
-        .with_context(|| format!("cannot run python '{}' (give --python PATH or --setup-python DIR)", python.display()))?;
+    let out =
+        Command::new(python).args(["-c", "import numpy, sklearn, threadpoolctl"]).output().with_context(|| {
+            format!("cannot run python '{}' (give --python PATH or --setup-python DIR)", python.display())
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
-        bail!("python '{}' cannot import numpy, scikit-learn and threadpoolctl: {last} (try --setup-python DIR)", python.display());
+        bail!(
+            "python '{}' cannot import numpy, scikit-learn and threadpoolctl: {last} (try --setup-python DIR)",
+            python.display()
+        );
     }
     Ok(())
 }
@@ -195,9 +217,13 @@ fn run_python(python: &Path, dir: &Path, threads: u64, repeats: u64) -> Result<V
         .arg(dir)
         .arg(&n)
         .arg(repeats.to_string())
-        .envs(["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"].map(|v| (v, n.as_str())))
+        .envs(
+            ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"].map(|v| (v, n.as_str())),
+        )
         .output()
-        .with_context(|| format!("cannot run python '{}' (give --python PATH or --setup-python DIR)", python.display()))?;
+        .with_context(|| {
+            format!("cannot run python '{}' (give --python PATH or --setup-python DIR)", python.display())
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
@@ -208,12 +234,18 @@ fn run_python(python: &Path, dir: &Path, threads: u64, repeats: u64) -> Result<V
         );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).context("the Python benchmark printed no JSON result")?;
+    let line =
+        stdout.lines().rev().find(|l| l.starts_with('{')).context("the Python benchmark printed no JSON result")?;
     serde_json::from_str(line).context("the Python benchmark printed malformed JSON")
 }
 
 fn secs(v: &Value, key: &str) -> Result<f64> {
-    let mut xs: Vec<f64> = v[key].as_array().with_context(|| format!("python result lacks '{key}'"))?.iter().filter_map(Value::as_f64).collect();
+    let mut xs: Vec<f64> = v[key]
+        .as_array()
+        .with_context(|| format!("python result lacks '{key}'"))?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
     ensure!(!xs.is_empty(), "python result '{key}' is empty");
     Ok(median(&mut xs))
 }
@@ -237,7 +269,12 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     let init: Vec<f64> = km.features[..k * d as usize].iter().map(|&v| v as f64).collect();
     if python.is_some() {
         output::write_npy_f32(&dir.path().join("kmeans_x.npy"), n, d, km.features.iter().copied())?;
-        output::write_npy_f32(&dir.path().join("kmeans_init.npy"), a.k, d, km.features[..k * d as usize].iter().copied())?;
+        output::write_npy_f32(
+            &dir.path().join("kmeans_init.npy"),
+            a.k,
+            d,
+            km.features[..k * d as usize].iter().copied(),
+        )?;
         output::write_npy_f32(&dir.path().join("logreg_x.npy"), n, d, lr.features.iter().copied())?;
         output::write_npy_f32(&dir.path().join("logreg_y.npy"), n, 1, lr.labels.iter().copied())?;
     }
@@ -249,7 +286,13 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     };
 
     let ms = |s: f64| format!("{:.2}", s * 1e3);
-    println!("ifp bench: {n} x {d} f32, k = {}, {} inner workers / threads, medians of {} (ifp {})", a.k, a.inner, a.repeats, env!("CARGO_PKG_VERSION"));
+    println!(
+        "ifp bench: {n} x {d} f32, k = {}, {} inner workers / threads, medians of {} (ifp {})",
+        a.k,
+        a.inner,
+        a.repeats,
+        env!("CARGO_PKG_VERSION")
+    );
     println!("{:<44} {:>10} {:>12} {:>8} {:>8}", "measure", "ours ms", "theirs ms", "ratio", "target");
     let row = |what: &str, o: f64, t: Option<f64>, target: &str| match t {
         Some(t) => println!("{what:<44} {:>10} {:>12} {:>8.3} {target:>8}", ms(o), ms(t), o / t),
@@ -271,10 +314,23 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
             ">= 1.8"
         );
     }
-    println!("{:<44} {:>10} {:>12} {:>8} {:>8}", format!("precompiled kernel + {} instances ready", a.inner), ms(ours.ready), "-", "-", "<= 50ms");
+    println!(
+        "{:<44} {:>10} {:>12} {:>8} {:>8}",
+        format!("precompiled kernel + {} instances ready", a.inner),
+        ms(ours.ready),
+        "-",
+        "-",
+        "<= 50ms"
+    );
     if let Some(v) = &theirs {
         println!();
-        println!("python {}, numpy {}, scikit-learn {}, BLAS: {}", v["python"].as_str().unwrap_or("?"), v["numpy"].as_str().unwrap_or("?"), v["sklearn"].as_str().unwrap_or("?"), v["blas"].as_str().unwrap_or("?"));
+        println!(
+            "python {}, numpy {}, scikit-learn {}, BLAS: {}",
+            v["python"].as_str().unwrap_or("?"),
+            v["numpy"].as_str().unwrap_or("?"),
+            v["sklearn"].as_str().unwrap_or("?"),
+            v["blas"].as_str().unwrap_or("?")
+        );
         for p in v["threadpools"].as_array().into_iter().flatten() {
             println!(
                 "  thread pool: {} ({}, {}) with {} threads",
@@ -286,13 +342,16 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         }
         if let Some(it) = v["kmeans_n_iter_12"].as_u64() {
             if it != 12 {
-                println!("warning: scikit-learn stopped after {it} of 12 iterations; its per-iteration time is unreliable");
+                println!(
+                    "warning: scikit-learn stopped after {it} of 12 iterations; its per-iteration time is unreliable"
+                );
             }
         }
         if let Some(c) = v["kmeans_centers_2"].as_array() {
             let c: Vec<f64> = c.iter().filter_map(Value::as_f64).collect();
             if c.len() == ours.centers_2.len() {
-                let diff = c.iter().zip(&ours.centers_2).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                let diff =
+                    c.iter().zip(&ours.centers_2).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
                 println!("check: centroids after 2 iterations differ from scikit-learn's by at most {diff:.1e} (relative; scikit-learn accumulates in f32, we in f64)");
             }
         }

@@ -119,7 +119,13 @@ struct Invoked {
 
 /// Runs the job as `cfg.workers` Lambda invocations; returns the outcome and the Lambda report
 /// (per-invocation timings, billed duration, cost) for the result JSON.
-pub fn run_job(a: &LambdaArgs, job: &LambdaJob<'_>, engine: &KernelEngine, cfg: &JobConfig, data: &Data) -> Result<(JobOutcome, Value)> {
+pub fn run_job(
+    a: &LambdaArgs,
+    job: &LambdaJob<'_>,
+    engine: &KernelEngine,
+    cfg: &JobConfig,
+    data: &Data,
+) -> Result<(JobOutcome, Value)> {
     let function = a.function.as_deref().context("--backend lambda needs --function NAME")?;
     let started = Instant::now();
     let shape = data.shape()?;
@@ -143,10 +149,12 @@ pub fn run_job(a: &LambdaArgs, job: &LambdaJob<'_>, engine: &KernelEngine, cfg: 
         })
         .collect();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let results = rt.block_on(invoke_all(a, function, events, job.quiet))?;
 
-    let failures: Vec<(u32, &String)> = results.iter().enumerate().filter_map(|(w, r)| r.as_ref().err().map(|e| (w as u32, e))).collect();
+    let failures: Vec<(u32, &String)> =
+        results.iter().enumerate().filter_map(|(w, r)| r.as_ref().err().map(|e| (w as u32, e))).collect();
     if !failures.is_empty() {
         // Root causes first: a worker that stopped because another failed says "aborted".
         let mut sorted = failures.clone();
@@ -158,7 +166,10 @@ pub fn run_job(a: &LambdaArgs, job: &LambdaJob<'_>, engine: &KernelEngine, cfg: 
     let reports: Vec<FunctionReport> = invoked.iter().map(|i| i.result.report.clone()).collect();
     let r0 = &reports[0];
     if let Some((w, r)) = reports.iter().enumerate().find(|(_, r)| r.model != r0.model) {
-        bail!("functions disagree on the final model: worker {w} returned a model different from worker 0's ({} values)", r.model.len());
+        bail!(
+            "functions disagree on the final model: worker {w} returned a model different from worker 0's ({} values)",
+            r.model.len()
+        );
     }
     // A retried function reports only the iterations since it rejoined: take a full history.
     let full = invoked.iter().min_by_key(|i| i.result.joined_at).map(|i| &i.result.report).unwrap_or(r0);
@@ -177,8 +188,14 @@ pub fn run_job(a: &LambdaArgs, job: &LambdaJob<'_>, engine: &KernelEngine, cfg: 
     Ok((outcome, report_json(a, function, &invoked)))
 }
 
-async fn invoke_all(a: &LambdaArgs, function: &str, events: Vec<JobEvent>, quiet: bool) -> Result<Vec<Result<Invoked, String>>> {
-    let region = RegionProviderChain::first_try(a.region.clone().map(Region::new)).or_default_provider().or_else("us-east-1");
+async fn invoke_all(
+    a: &LambdaArgs,
+    function: &str,
+    events: Vec<JobEvent>,
+    quiet: bool,
+) -> Result<Vec<Result<Invoked, String>>> {
+    let region =
+        RegionProviderChain::first_try(a.region.clone().map(Region::new)).or_default_provider().or_else("us-east-1");
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(INVOCATION_TIMEOUT)
@@ -198,7 +215,9 @@ async fn invoke_all(a: &LambdaArgs, function: &str, events: Vec<JobEvent>, quiet
     } else {
         a.endpoints
             .iter()
-            .map(|e| aws_sdk_lambda::Client::from_conf(aws_sdk_lambda::config::Builder::from(&sdk).endpoint_url(e).build()))
+            .map(|e| {
+                aws_sdk_lambda::Client::from_conf(aws_sdk_lambda::config::Builder::from(&sdk).endpoint_url(e).build())
+            })
             .collect()
     };
     let mut tasks = Vec::with_capacity(events.len());
@@ -250,7 +269,10 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, payload: Vec<u8
         })?;
     let wall_s = started.elapsed().as_secs_f64();
     let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
-    let log = out.log_result().and_then(|l| base64::engine::general_purpose::STANDARD.decode(l).ok()).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let log = out
+        .log_result()
+        .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     // Lambda flags a function error with X-Amz-Function-Error; the emulator only sends the
     // error document (or, for a timeout, a line of text).
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -259,15 +281,20 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, payload: Vec<u8
     if let Some(kind) = flagged.or(text.contains("timed out after").then_some("Unhandled")) {
         let error_type = v["errorType"].as_str().unwrap_or(kind);
         let message = v["errorMessage"].as_str().map(str::to_string).unwrap_or_else(|| text.trim().to_string());
-        let timed_out = error_type.contains("Timedout") || error_type.contains("Timeout") || message.contains("timed out after");
+        let timed_out =
+            error_type.contains("Timedout") || error_type.contains("Timeout") || message.contains("timed out after");
         return Err(if timed_out {
             format!("timed out ({error_type}): {}", one_line(&message))
         } else {
             format!("failed ({error_type}): {}", one_line(&message))
         });
     }
-    let result: FunctionResult = serde_json::from_slice(body)
-        .map_err(|e| format!("failed: unreadable response ({e}): {}", one_line(&String::from_utf8_lossy(&body[..body.len().min(300)]))))?;
+    let result: FunctionResult = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "failed: unreadable response ({e}): {}",
+            one_line(&String::from_utf8_lossy(&body[..body.len().min(300)]))
+        )
+    })?;
     let (billed_ms, memory_mb) = log.as_deref().map(parse_report).unwrap_or((None, None));
     Ok(Invoked { result, wall_s, billed_ms, memory_mb })
 }
@@ -293,7 +320,8 @@ fn report_json(a: &LambdaArgs, function: &str, invoked: &[Invoked]) -> Value {
         .iter()
         .map(|i| {
             let r = &i.result;
-            let billed_ms = i.billed_ms.unwrap_or_else(|| (r.duration_ms + r.init_s.unwrap_or(0.0) * 1e3).ceil() as u64);
+            let billed_ms =
+                i.billed_ms.unwrap_or_else(|| (r.duration_ms + r.init_s.unwrap_or(0.0) * 1e3).ceil() as u64);
             let memory_mb = i.memory_mb.or(r.memory_mb).or(a.memory_mb);
             let gb_s = memory_mb.map(|m| m as f64 / 1024.0 * billed_ms as f64 / 1e3);
             match gb_s {

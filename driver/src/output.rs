@@ -87,7 +87,13 @@ pub fn write_f32(path: &Path, rows: u64, cols: u64, values: impl Iterator<Item =
 /// Writes `rows × cols` f32 values to `out`: a local `.npy`/`.csv` file as [`write_f32`]
 /// does, or `s3://bucket/key`, written to a temporary local file first and then uploaded
 /// (multipart when large; an upload that fails leaves no object behind).
-pub fn write_f32_to(out: &str, s3_endpoint: Option<&str>, rows: u64, cols: u64, values: impl Iterator<Item = f32>) -> Result<()> {
+pub fn write_f32_to(
+    out: &str,
+    s3_endpoint: Option<&str>,
+    rows: u64,
+    cols: u64,
+    values: impl Iterator<Item = f32>,
+) -> Result<()> {
     if !S3Url::is_s3(out) {
         return write_f32(Path::new(out), rows, cols, values);
     }
@@ -97,7 +103,11 @@ pub fn write_f32_to(out: &str, s3_endpoint: Option<&str>, rows: u64, cols: u64, 
         TableFormat::Csv => ".csv",
     };
     let store = S3Store::connect(s3_endpoint)?;
-    let tmp = tempfile::Builder::new().prefix(".ifp-upload-").suffix(ext).tempfile().context("cannot create a temporary file for the upload")?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".ifp-upload-")
+        .suffix(ext)
+        .tempfile()
+        .context("cannot create a temporary file for the upload")?;
     write_f32(tmp.path(), rows, cols, values)?;
     store.put_file(&url, tmp.path())?;
     Ok(())
@@ -107,7 +117,8 @@ pub fn write_f32_to(out: &str, s3_endpoint: Option<&str>, rows: u64, cols: u64, 
 pub fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
     match TableFormat::of(path)? {
         TableFormat::Npy => write_atomic(path, |w| {
-            let mut npy = npyz::WriteOptions::<i32>::new().default_dtype().shape(&[labels.len() as u64]).writer(w).begin_nd()?;
+            let mut npy =
+                npyz::WriteOptions::<i32>::new().default_dtype().shape(&[labels.len() as u64]).writer(w).begin_nd()?;
             for &l in labels {
                 npy.push(&(l as i32))?;
             }

@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 use ifp_host::data::LabelCol;
 use ifp_host::function::IterationReport;
 use ifp_host::job::{read_table, run_in_process, Data, JobConfig, JobOutcome};
-use ifp_host::object::S3Connector;
 use ifp_host::kernel::ModelField;
+use ifp_host::object::S3Connector;
 use ifp_host::{KernelEngine, KernelSource, Param, Sandbox};
 
 use crate::gen::{GenSpec, Kind};
@@ -270,7 +270,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                 bail!("--label-col needs --data");
             }
             let kind = kind.context("plugins need --data")?;
-            let spec = GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
+            let spec =
+                GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
             let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();
             (Data::Memory(spec.rows()), name)
         }
@@ -294,7 +295,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         Some(_) => source.label(),
         None => engine.instantiate()?.name()?,
     };
-    let inner = a.inner.map(|m| m as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let inner =
+        a.inner.map(|m| m as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let cfg = JobConfig {
         job: a.job.clone().unwrap_or_else(new_job_id),
         params,
@@ -313,17 +315,35 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             let location = match &a.data {
                 Some(p) if p.starts_with("s3://") => p.clone(),
                 Some(p) => std::path::absolute(p).with_context(|| format!("--data {p}"))?.display().to_string(),
-                None => bail!("--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"),
+                None => bail!(
+                    "--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"
+                ),
             };
-            let job = LambdaJob { kernel: &algorithm, data: &location, label, inner: a.inner.map(|m| m as usize), redis: a.redis.as_deref(), quiet: a.quiet };
+            let job = LambdaJob {
+                kernel: &algorithm,
+                data: &location,
+                label,
+                inner: a.inner.map(|m| m as usize),
+                redis: a.redis.as_deref(),
+                quiet: a.quiet,
+            };
             lambda::run_job(&a.lambda, &job, &engine, &cfg, &data).map(|(o, report)| {
-                o.reports.iter().filter(|r| r.worker == 0).flat_map(|r| &r.iterations).for_each(|it| progress.iteration(it));
+                o.reports
+                    .iter()
+                    .filter(|r| r.worker == 0)
+                    .flat_map(|r| &r.iterations)
+                    .for_each(|it| progress.iteration(it));
                 lambda_report = Some(report);
                 o
             })
         }
         (Backend::Local, Some(url)) => {
-            let r = workers::RedisJob { url, algorithm: &algorithm, data_path: a.data.as_deref().map(std::path::Path::new), label };
+            let r = workers::RedisJob {
+                url,
+                algorithm: &algorithm,
+                data_path: a.data.as_deref().map(std::path::Path::new),
+                label,
+            };
             workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
         }
         (Backend::Local, None) => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),

@@ -38,8 +38,18 @@ pub fn parse_grid(s: &str) -> Result<Vec<Config>> {
         let (w, m) = item
             .split_once(['x', 'X'])
             .with_context(|| format!("--grid entry '{item}' is not FUNCTIONSxINNER (e.g. 3x2)"))?;
-        let w: u32 = w.trim().parse().ok().filter(|&w| w > 0).with_context(|| format!("--grid entry '{item}': functions must be a positive integer"))?;
-        let m: u32 = m.trim().parse().ok().filter(|&m| m > 0).with_context(|| format!("--grid entry '{item}': inner workers must be a positive integer"))?;
+        let w: u32 = w
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&w| w > 0)
+            .with_context(|| format!("--grid entry '{item}': functions must be a positive integer"))?;
+        let m: u32 = m
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&m| m > 0)
+            .with_context(|| format!("--grid entry '{item}': inner workers must be a positive integer"))?;
         let c = Config { workers: w, inner: m };
         if out.contains(&c) {
             bail!("--grid lists {item} twice");
@@ -251,7 +261,11 @@ pub fn write_charts(dir: &Path, rows: &[Row], title: &str) -> Result<()> {
     let labels: Vec<String> = rows.iter().map(|r| r.config.clone()).collect();
     type Series<'a> = (&'a str, RGBColor, Box<dyn Fn(&Row) -> f64>);
     let charts: Vec<(&str, String, Vec<Series>)> = vec![
-        ("time.svg", format!("{title}: total time per configuration (median, s)"), vec![("total", BLUE, Box::new(|r: &Row| r.total_s))]),
+        (
+            "time.svg",
+            format!("{title}: total time per configuration (median, s)"),
+            vec![("total", BLUE, Box::new(|r: &Row| r.total_s))],
+        ),
         (
             "breakdown.svg",
             format!("{title}: time breakdown (s)"),
@@ -261,11 +275,16 @@ pub fn write_charts(dir: &Path, rows: &[Row], title: &str) -> Result<()> {
                 ("sync", RGBColor(214, 39, 40), Box::new(|r: &Row| r.sync_ms / 1e3 * r.iterations as f64)),
             ],
         ),
-        ("cost.svg", format!("{title}: estimated Lambda cost per run (USD)"), vec![("cost", RGBColor(44, 160, 44), Box::new(|r: &Row| r.cost_usd))]),
+        (
+            "cost.svg",
+            format!("{title}: estimated Lambda cost per run (USD)"),
+            vec![("cost", RGBColor(44, 160, 44), Box::new(|r: &Row| r.cost_usd))],
+        ),
     ];
     for (file, caption, series) in charts {
         let path = dir.join(file);
-        let ymax = rows.iter().map(|r| series.iter().map(|(_, _, f)| f(r)).sum::<f64>()).fold(0.0, f64::max).max(1e-12) * 1.15;
+        let ymax =
+            rows.iter().map(|r| series.iter().map(|(_, _, f)| f(r)).sum::<f64>()).fold(0.0, f64::max).max(1e-12) * 1.15;
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
@@ -310,7 +329,12 @@ pub fn write_charts(dir: &Path, rows: &[Row], title: &str) -> Result<()> {
                     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
             }
             if series.len() > 1 {
-                chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE)
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
             root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
         }
@@ -325,7 +349,10 @@ mod tests {
 
     #[test]
     fn grids() {
-        assert_eq!(parse_grid("6x1, 3x2,2X3").unwrap().iter().map(Config::label).collect::<Vec<_>>(), ["6x1", "3x2", "2x3"]);
+        assert_eq!(
+            parse_grid("6x1, 3x2,2X3").unwrap().iter().map(Config::label).collect::<Vec<_>>(),
+            ["6x1", "3x2", "2x3"]
+        );
         assert!(parse_grid("6x0").unwrap_err().to_string().contains("'6x0'"));
         assert!(parse_grid("6by2").unwrap_err().to_string().contains("'6by2' is not FUNCTIONSxINNER"));
         assert!(parse_grid("2x2,2x2").unwrap_err().to_string().contains("twice"));
@@ -349,7 +376,14 @@ mod tests {
 
     #[test]
     fn summary_flags_a_configuration_with_another_model() {
-        let m = |t: f64, model: Vec<f64>| Measure { total_s: t, iter_s: t / 10.0, iterations: 10, function_s: vec![t], model, ..Default::default() };
+        let m = |t: f64, model: Vec<f64>| Measure {
+            total_s: t,
+            iter_s: t / 10.0,
+            iterations: 10,
+            function_s: vec![t],
+            model,
+            ..Default::default()
+        };
         let results = vec![
             (Config { workers: 2, inner: 1 }, vec![m(4.0, vec![1.0, 2.0]), m(6.0, vec![1.0, 2.0])]),
             (Config { workers: 1, inner: 2 }, vec![m(2.0, vec![1.0, 2.0 + 1e-12])]),
@@ -443,7 +477,11 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
     if a.cpu_budget {
         notes.push("emulation: each configuration pinned to functions x inner CPUs (sched affinity)".into());
         if let Some(c) = grid.iter().find(|c| c.vcpus() > cpus) {
-            notes.push(format!("warning: {} needs {} CPUs, this machine has {cpus}: it is oversubscribed", c.label(), c.vcpus()));
+            notes.push(format!(
+                "warning: {} needs {} CPUs, this machine has {cpus}: it is oversubscribed",
+                c.label(),
+                c.vcpus()
+            ));
         }
     }
     let redis_url = proxy.as_ref().map(|p| p.url()).or_else(|| a.redis.clone());
@@ -462,7 +500,16 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
                 cmd = std::process::Command::new("taskset");
                 cmd.args(["-c", &set]).arg(&exe);
             }
-            cmd.args(["run", &a.algorithm, "--workers", &c.workers.to_string(), "--inner", &c.inner.to_string(), "--out"]).arg(&out);
+            cmd.args([
+                "run",
+                &a.algorithm,
+                "--workers",
+                &c.workers.to_string(),
+                "--inner",
+                &c.inner.to_string(),
+                "--out",
+            ])
+            .arg(&out);
             if let Some(d) = &a.data {
                 cmd.args(["--data", d]);
             }
@@ -502,7 +549,10 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
         println!("{n}");
     }
     if all_consistent {
-        println!("consistency: every configuration reached the same model (1e-9 relative) in {} iterations", rows[0].iterations);
+        println!(
+            "consistency: every configuration reached the same model (1e-9 relative) in {} iterations",
+            rows[0].iterations
+        );
     } else {
         let bad: Vec<_> = rows.iter().filter(|r| !r.consistent).map(|r| r.config.clone()).collect();
         println!("consistency: configurations {} differ from the baseline's model or iteration count", bad.join(", "));
@@ -519,7 +569,11 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let b = indicatif::ProgressBar::new(len);
-    b.set_style(indicatif::ProgressStyle::with_template("{spinner} runs {pos}/{len} [{bar:30}] {msg} ({elapsed})").unwrap().progress_chars("=> "));
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} runs {pos}/{len} [{bar:30}] {msg} ({elapsed})")
+            .unwrap()
+            .progress_chars("=> "),
+    );
     b
 }
 
@@ -559,7 +613,9 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
     let workers = v["workers"].as_array().context("result without workers")?;
     // Round trips inside iterations (the sync section), not the per-job constant.
     let rt = match v["sync"]["workers"].as_array() {
-        Some(ws) if !ws.is_empty() => ws.iter().map(|w| f(&w["round_trips_per_iteration"])).sum::<f64>() / ws.len() as f64,
+        Some(ws) if !ws.is_empty() => {
+            ws.iter().map(|w| f(&w["round_trips_per_iteration"])).sum::<f64>() / ws.len() as f64
+        }
         _ => workers.iter().map(|w| f(&w["round_trips"])).sum::<f64>() / workers.len().max(1) as f64 / n,
     };
     let mut model = Vec::new();
@@ -612,7 +668,10 @@ pub mod latency {
         /// Listens on 127.0.0.1 (a free port) and forwards to the Redis of `redis_url`.
         pub fn start(redis_url: &str, delay: Duration) -> Result<Self> {
             let mut url = url::Url::parse(redis_url).with_context(|| "invalid --redis URL".to_string())?;
-            anyhow::ensure!(url.scheme() == "redis", "--latency-ms works with redis:// URLs (the proxy does not terminate TLS)");
+            anyhow::ensure!(
+                url.scheme() == "redis",
+                "--latency-ms works with redis:// URLs (the proxy does not terminate TLS)"
+            );
             let host = url.host_str().context("--redis URL without a host")?.to_string();
             let upstream = format!("{host}:{}", url.port().unwrap_or(6379));
             let listener = TcpListener::bind("127.0.0.1:0").context("starting the latency proxy")?;

@@ -43,7 +43,10 @@ pub fn worker_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the ifp executable")?;
     let p = exe.with_file_name(format!("ifp-worker{}", std::env::consts::EXE_SUFFIX));
     if !p.is_file() {
-        bail!("cannot find the ifp-worker binary at {} (build it with `cargo build -p ifp-host`, or set IFP_WORKER_BIN)", p.display());
+        bail!(
+            "cannot find the ifp-worker binary at {} (build it with `cargo build -p ifp-host`, or set IFP_WORKER_BIN)",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -167,7 +170,13 @@ pub fn run_workers(
 }
 
 /// Starts the workers and waits for all of them; on the first failure, stops the rest.
-fn supervise(bin: &Path, args: &[String], url: &str, cfg: &JobConfig, on_iteration: &dyn Fn(&IterationReport)) -> Result<Vec<FunctionReport>> {
+fn supervise(
+    bin: &Path,
+    args: &[String],
+    url: &str,
+    cfg: &JobConfig,
+    on_iteration: &dyn Fn(&IterationReport),
+) -> Result<Vec<FunctionReport>> {
     let (tx, rx) = mpsc::channel::<Event>();
     let mut workers: Vec<Worker> = Vec::new();
     let spawn_all = |workers: &mut Vec<Worker>| -> Result<()> {
@@ -272,7 +281,8 @@ fn supervise(bin: &Path, args: &[String], url: &str, cfg: &JobConfig, on_iterati
         None => "before its first iteration ended".to_string(),
     };
     let stderr = wk.stderr_text();
-    let message = stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim_start_matches("error: ").to_string());
+    let message =
+        stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim_start_matches("error: ").to_string());
     let status = wk.status.expect("a failed worker has exited");
     Err(match (status.code(), message) {
         (Some(_), Some(m)) => anyhow!("job {}: worker {root} failed {during}: {m}", cfg.job),

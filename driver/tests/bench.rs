@@ -7,10 +7,16 @@ use common::ifp;
 
 #[test]
 fn bench_without_python_prints_our_rows() {
-    let o = ifp(&["bench", "--no-python", "--rows", "3000", "--cols", "5", "--k", "3", "--inner", "2", "--repeats", "1"]);
+    let o =
+        ifp(&["bench", "--no-python", "--rows", "3000", "--cols", "5", "--k", "3", "--inner", "2", "--repeats", "1"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for row in ["k-means Lloyd iteration", "logreg iteration", "k-means speed-up 1 -> 2 inner workers", "precompiled kernel + 2 instances ready"] {
+    for row in [
+        "k-means Lloyd iteration",
+        "logreg iteration",
+        "k-means speed-up 1 -> 2 inner workers",
+        "precompiled kernel + 2 instances ready",
+    ] {
         assert!(out.contains(row), "missing '{row}' in:\n{out}");
     }
 }

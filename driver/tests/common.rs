@@ -121,10 +121,13 @@ pub fn worker_bin() -> PathBuf {
     BUILD.call_once(|| {
         if !p.is_file() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let ok = Command::new(cargo).args(["build", "-p", "ifp-host", "--bin", "ifp-worker"]).status().unwrap().success();
+            let ok = Command::new(cargo)
+                .args(["build", "-p", "ifp-host", "--bin", "ifp-worker"])
+                .status()
+                .unwrap()
+                .success();
             assert!(ok, "building ifp-worker");
         }
     });
     p
 }
-

@@ -42,19 +42,31 @@ fn fails_with(dir: &Path, args: &[&str], expected: &str) {
     assert_eq!(lines.len(), 1, "{args:?}: expected one line, got: {stderr}");
     assert!(lines[0].contains(expected), "{args:?}: {:?} does not contain {expected:?}", lines[0]);
     assert!(!out.exists() && !labels.exists(), "{args:?} left an output file behind");
-    let leftovers: Vec<_> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".ifp-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ifp-"))
+        .collect();
     assert!(leftovers.is_empty(), "{args:?} left temporary files: {leftovers:?}");
 }
 
 #[test]
 fn missing_and_unreadable_files() {
     let d = tempfile::tempdir().unwrap();
-    fails_with(d.path(), &["run", "kmeans", "--data", "/nonexistent/x.npy", "--k", "2"], "cannot read /nonexistent/x.npy");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", "/nonexistent/x.npy", "--k", "2"],
+        "cannot read /nonexistent/x.npy",
+    );
     let dir_as_file = d.path().join("dir.csv");
     std::fs::create_dir(&dir_as_file).unwrap();
     fails_with(d.path(), &["run", "kmeans", "--data", dir_as_file.to_str().unwrap(), "--k", "2"], "dir.csv");
     let txt = write(d.path(), "x.txt", b"1,2\n");
-    fails_with(d.path(), &["run", "kmeans", "--data", txt.to_str().unwrap(), "--k", "1"], "expected a .npy or .csv extension");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", txt.to_str().unwrap(), "--k", "1"],
+        "expected a .npy or .csv extension",
+    );
 }
 
 #[test]
@@ -76,13 +88,29 @@ fn malformed_npy_and_unsupported_dtype() {
 fn bad_csv_cells_rows_and_values() {
     let d = tempfile::tempdir().unwrap();
     let nan_cell = write(d.path(), "cell.csv", b"1,2\n3,abc\n5,6\n");
-    fails_with(d.path(), &["run", "kmeans", "--data", nan_cell.to_str().unwrap(), "--k", "1"], "cell.csv row 2 column 2: 'abc' is not a number");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", nan_cell.to_str().unwrap(), "--k", "1"],
+        "cell.csv row 2 column 2: 'abc' is not a number",
+    );
     let ragged = write(d.path(), "ragged.csv", b"1,2\n3,4\n5\n");
-    fails_with(d.path(), &["run", "kmeans", "--data", ragged.to_str().unwrap(), "--k", "1"], "ragged.csv row 3 has 1 columns, expected 2");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", ragged.to_str().unwrap(), "--k", "1"],
+        "ragged.csv row 3 has 1 columns, expected 2",
+    );
     let nan = write(d.path(), "nan.csv", b"1,2\nNaN,4\n");
-    fails_with(d.path(), &["run", "kmeans", "--data", nan.to_str().unwrap(), "--k", "1"], "nan.csv row 2 column 1: value NaN is not finite");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", nan.to_str().unwrap(), "--k", "1"],
+        "nan.csv row 2 column 1: value NaN is not finite",
+    );
     let inf = write(d.path(), "inf.npy", &npy_bytes::<f64>(&[2, 1], &[1.0, f64::INFINITY]));
-    fails_with(d.path(), &["run", "kmeans", "--data", inf.to_str().unwrap(), "--k", "1"], "inf.npy row 2 column 1: value inf is not finite");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", inf.to_str().unwrap(), "--k", "1"],
+        "inf.npy row 2 column 1: value inf is not finite",
+    );
     let empty = write(d.path(), "empty.csv", b"");
     fails_with(d.path(), &["run", "kmeans", "--data", empty.to_str().unwrap(), "--k", "1"], "empty.csv holds no rows");
     let labels = write(d.path(), "y.csv", b"1,0\n2,1\n3,2\n");
@@ -96,15 +124,31 @@ fn bad_parameters() {
     let b = blobs.to_str().unwrap();
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "0"], "kmeans parameter 'k' must be at least 1, got 0");
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "3001"], "'k' is 3001, more than the 3000 rows");
-    fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "2", "--tol", "-1"], "'tol' must be a finite number >= 0, got -1");
-    fails_with(d.path(), &["run", "logreg", "--data", fixture("logreg.npy").to_str().unwrap(), "--learning-rate", "0"], "'learning-rate' must be > 0");
-    fails_with(d.path(), &["run", "kmeans", "--data", b, "--learning-rate", "0.1"], "--learning-rate does not apply to kmeans");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", b, "--k", "2", "--tol", "-1"],
+        "'tol' must be a finite number >= 0, got -1",
+    );
+    fails_with(
+        d.path(),
+        &["run", "logreg", "--data", fixture("logreg.npy").to_str().unwrap(), "--learning-rate", "0"],
+        "'learning-rate' must be > 0",
+    );
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", b, "--learning-rate", "0.1"],
+        "--learning-rate does not apply to kmeans",
+    );
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--workers", "0"], "--workers");
     fails_with(d.path(), &["run", "svm", "--data", b], "unknown algorithm 'svm' (builtin: kmeans, logreg)");
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--frobnicate"], "unexpected argument '--frobnicate'");
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--init", "best"], "invalid value 'best' for '--init");
     let one_col = write(d.path(), "one.csv", b"1\n0\n");
-    fails_with(d.path(), &["run", "logreg", "--data", one_col.to_str().unwrap()], "one.csv has 1 column(s); with the label in the last column it needs at least 2");
+    fails_with(
+        d.path(),
+        &["run", "logreg", "--data", one_col.to_str().unwrap()],
+        "one.csv has 1 column(s); with the label in the last column it needs at least 2",
+    );
 }
 
 #[test]
@@ -113,9 +157,17 @@ fn init_centroids_of_the_wrong_shape() {
     let blobs = fixture("blobs.npy");
     let b = blobs.to_str().unwrap();
     let three_cols = write(d.path(), "c3.csv", b"1,2,3\n4,5,6\n");
-    fails_with(d.path(), &["run", "kmeans", "--data", b, "--init-centroids", three_cols.to_str().unwrap()], "c3.csv has 3 columns but the data has 5 features");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", b, "--init-centroids", three_cols.to_str().unwrap()],
+        "c3.csv has 3 columns but the data has 5 features",
+    );
     let init = fixture("init_centroids.npy");
-    fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "3", "--init-centroids", init.to_str().unwrap()], "has 4 rows, expected k = 3");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", b, "--k", "3", "--init-centroids", init.to_str().unwrap()],
+        "has 4 rows, expected k = 3",
+    );
 }
 
 #[test]
@@ -137,7 +189,12 @@ fn gen_writes_reproducible_files_and_refuses_bad_arguments() {
     ifp_ok(&["gen", "kmeans", "--rows", "100", "--cols", "3", "--k", "2", "--seed", "5", "--out", a.to_str().unwrap()]);
     ifp_ok(&["gen", "kmeans", "--rows", "100", "--cols", "3", "--k", "2", "--seed", "5", "--out", b.to_str().unwrap()]);
     let x: Vec<f32> = npyz::NpyFile::new(std::fs::File::open(&a).unwrap()).unwrap().into_vec().unwrap();
-    let y: Vec<f32> = std::fs::read_to_string(&b).unwrap().split(['\n', ',']).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    let y: Vec<f32> = std::fs::read_to_string(&b)
+        .unwrap()
+        .split(['\n', ','])
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
     assert_eq!(x.len(), 300);
     assert_eq!(x, y, "the npy and csv outputs of one seed hold the same values");
     // A logreg data set runs end to end from the generated file.

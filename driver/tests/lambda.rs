@@ -74,7 +74,12 @@ fn bootstrap() -> PathBuf {
             return; // .ci/test.sh builds every binary before the tests
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let ok = Command::new("cargo").current_dir(root).args(["build", "-q", "-p", "ifp-host-lambda", "--bin", "bootstrap"]).status().unwrap().success();
+        let ok = Command::new("cargo")
+            .current_dir(root)
+            .args(["build", "-q", "-p", "ifp-host-lambda", "--bin", "bootstrap"])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "building bootstrap");
     });
     p
@@ -84,7 +89,11 @@ fn rie_path() -> PathBuf {
     let p = std::env::var_os("IFP_LAMBDA_RIE").map(PathBuf::from).unwrap_or_else(|| {
         Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/ifp/aws-lambda-rie-x86_64")
     });
-    assert!(p.is_file(), "the Lambda Runtime Interface Emulator is missing at {} (run .ci/test.sh, which fetches it)", p.display());
+    assert!(
+        p.is_file(),
+        "the Lambda Runtime Interface Emulator is missing at {} (run .ci/test.sh, which fetches it)",
+        p.display()
+    );
     p
 }
 
@@ -135,7 +144,8 @@ impl Emulator {
         for p in pids.iter().rev() {
             let _ = Command::new("kill").args(["-KILL", &p.to_string()]).stderr(Stdio::null()).status();
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
+        let _ =
+            Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
         let _ = self.child.wait();
     }
 }
@@ -171,7 +181,8 @@ fn kmeans_data(dir: &Path) -> String {
     p
 }
 
-const KMEANS: &[&str] = &["run", "kmeans", "--k", "4", "--max-iter", "25", "--seed", "3", "--workers", "3", "--inner", "2"];
+const KMEANS: &[&str] =
+    &["run", "kmeans", "--k", "4", "--max-iter", "25", "--seed", "3", "--workers", "3", "--inner", "2"];
 
 fn local_reference(dir: &Path, data: &str) -> Value {
     let out = dir.join("local.json").display().to_string();
@@ -207,7 +218,13 @@ fn three_functions_of_two_inner_workers_under_the_emulator_match_the_local_run()
     let got = load_json(Path::new(&out));
 
     assert_eq!(got["iterations"], reference["iterations"]);
-    assert_close("centroids", &floats(&got["model"]["centroids"]), &floats(&reference["model"]["centroids"]), 1e-12, 0.0);
+    assert_close(
+        "centroids",
+        &floats(&got["model"]["centroids"]),
+        &floats(&reference["model"]["centroids"]),
+        1e-12,
+        0.0,
+    );
     assert_close("losses", &floats(&got["losses"]), &floats(&reference["losses"]), 1e-12, 0.0);
     assert_eq!(got["config"]["workers"], 3);
     assert_eq!(got["config"]["inner"], 2);
@@ -231,7 +248,13 @@ fn three_functions_of_two_inner_workers_under_the_emulator_match_the_local_run()
     let out2 = dir.path().join("lambda2.json").display().to_string();
     ok(&ifp(&lambda_args(&data, &url, &endpoints, &["--out", &out2, "--quiet"])), "the warm run");
     let warm = load_json(Path::new(&out2));
-    assert_close("warm centroids", &floats(&warm["model"]["centroids"]), &floats(&reference["model"]["centroids"]), 1e-12, 0.0);
+    assert_close(
+        "warm centroids",
+        &floats(&warm["model"]["centroids"]),
+        &floats(&reference["model"]["centroids"]),
+        1e-12,
+        0.0,
+    );
     for i in warm["lambda"]["invocations"].as_array().unwrap() {
         assert_eq!(i["cold"], false);
         assert_eq!(i["kernel_source"], "memory");
@@ -254,7 +277,21 @@ fn a_function_that_fails_is_reported_with_its_worker_index_and_message() {
     let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
     let url = redis.url(0);
     let out = dir.path().join("never.json");
-    let mut a = vec!["run", "kmeans", "--k", "2", "--init", "first", "--workers", "3", "--inner", "2", "--quiet", "--sync-timeout", "30"];
+    let mut a = vec![
+        "run",
+        "kmeans",
+        "--k",
+        "2",
+        "--init",
+        "first",
+        "--workers",
+        "3",
+        "--inner",
+        "2",
+        "--quiet",
+        "--sync-timeout",
+        "30",
+    ];
     let d = data.display().to_string();
     let o = out.display().to_string();
     a.extend(["--data", &d, "--backend", "lambda", "--function", "function", "--redis", &url, "--out", &o]);
@@ -303,7 +340,8 @@ async fn invoke(endpoint: String, event: Value) -> Result<Value, String> {
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
         .await;
-    let client = aws_sdk_lambda::Client::from_conf(aws_sdk_lambda::config::Builder::from(&sdk).endpoint_url(endpoint).build());
+    let client =
+        aws_sdk_lambda::Client::from_conf(aws_sdk_lambda::config::Builder::from(&sdk).endpoint_url(endpoint).build());
     let out = client
         .invoke()
         .function_name("function")
@@ -311,7 +349,8 @@ async fn invoke(endpoint: String, event: Value) -> Result<Value, String> {
         .send()
         .await
         .map_err(|e| format!("{}", aws_sdk_lambda::error::DisplayErrorContext(&e)))?;
-    let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap_or(Value::Null);
+    let body: Value =
+        serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or(b"null")).unwrap_or(Value::Null);
     // The emulator sends error documents without Lambda's X-Amz-Function-Error header.
     match out.function_error().is_some() || body.get("errorType").is_some() || body.is_null() {
         true => Err(format!("{body} {:?}", out.payload())),
@@ -348,7 +387,8 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
     assert!(rt.block_on(w1).unwrap().is_err(), "the killed invocation cannot have succeeded");
     let w2 = rt.spawn(invoke(endpoints[2].clone(), event(2)));
     let retry = rt.spawn(invoke(endpoints[3].clone(), event(1)));
-    let results: Vec<Value> = [w0, w2, retry].into_iter().map(|h| rt.block_on(h).unwrap().expect("invocation")).collect();
+    let results: Vec<Value> =
+        [w0, w2, retry].into_iter().map(|h| rt.block_on(h).unwrap().expect("invocation")).collect();
     assert_eq!(results[2]["report"]["worker"], 1);
     assert_eq!(results[2]["joined_at"], 0, "the retry re-arrives at the iteration its first attempt died in");
     let want = floats(&reference["model"]["centroids"]);
@@ -356,6 +396,9 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
         let model = floats(&r["report"]["model"]);
         // The model vector is the centroids (k × cols) as describe() lays them out.
         assert_close("model after a retried worker", &model, &want, 1e-12, 0.0);
-        assert_eq!(r["report"]["iterations"].as_array().unwrap().len() as u64, reference["iterations"].as_u64().unwrap());
+        assert_eq!(
+            r["report"]["iterations"].as_array().unwrap().len() as u64,
+            reference["iterations"].as_u64().unwrap()
+        );
     }
 }

@@ -125,8 +125,23 @@ fn linreg_plugin_matches_the_same_gradient_descent_in_f64() {
         let got = run_json(
             dir.path(),
             &[
-                "run", "--kernel", plugins::LINREG, "--data", data.to_str().unwrap(), "--label-col", "last",
-                "--param", "learning-rate=0.3", "--param", "tol=0", "--max-iter", "40", "--workers", workers, "--inner", inner,
+                "run",
+                "--kernel",
+                plugins::LINREG,
+                "--data",
+                data.to_str().unwrap(),
+                "--label-col",
+                "last",
+                "--param",
+                "learning-rate=0.3",
+                "--param",
+                "tol=0",
+                "--max-iter",
+                "40",
+                "--workers",
+                workers,
+                "--inner",
+                inner,
             ],
         );
         assert_eq!(got["algorithm"], "linreg");
@@ -149,8 +164,23 @@ fn linreg_plugin_converges_to_the_least_squares_solution() {
     let got = run_json(
         dir.path(),
         &[
-            "run", "--kernel", plugins::LINREG, "--data", data.to_str().unwrap(), "--label-col", "last",
-            "--param", "learning-rate=0.5", "--param", "tol=1e-9", "--max-iter", "5000", "--workers", "2", "--inner", "2",
+            "run",
+            "--kernel",
+            plugins::LINREG,
+            "--data",
+            data.to_str().unwrap(),
+            "--label-col",
+            "last",
+            "--param",
+            "learning-rate=0.5",
+            "--param",
+            "tol=1e-9",
+            "--max-iter",
+            "5000",
+            "--workers",
+            "2",
+            "--inner",
+            "2",
         ],
     );
     assert_eq!(got["converged"], true, "did not converge in 5000 iterations");
@@ -162,7 +192,8 @@ fn linreg_plugin_converges_to_the_least_squares_solution() {
 fn linreg_plugin_refuses_bad_parameters_and_builtin_flags() {
     let data = fixture("logreg.csv");
     let d = data.to_str().unwrap();
-    let o = ifp(&["run", "--kernel", plugins::LINREG, "--data", d, "--label-col", "last", "--param", "learning-rate=-1"]);
+    let o =
+        ifp(&["run", "--kernel", plugins::LINREG, "--data", d, "--label-col", "last", "--param", "learning-rate=-1"]);
     assert_one_error_line(&o, &[plugins::LINREG, "validate", "learning-rate", "-1"]);
     let o = ifp(&["run", "--kernel", plugins::LINREG, "--data", d, "--label-col", "last", "--param", "step=1"]);
     assert_one_error_line(&o, &["unknown parameter 'step'"]);
@@ -217,12 +248,20 @@ fn run_hostile(plugin: &str, extra: &[&str], needles: &[&str]) {
 
 #[test]
 fn plugin_looping_forever_is_interrupted_by_the_step_timeout() {
-    run_hostile(plugins::SPIN, &["--step-timeout", "0.5"], &[plugins::SPIN, "shard.step", "exceeded its time limit per call"]);
+    run_hostile(
+        plugins::SPIN,
+        &["--step-timeout", "0.5"],
+        &[plugins::SPIN, "shard.step", "exceeded its time limit per call"],
+    );
 }
 
 #[test]
 fn plugin_allocating_without_bound_hits_the_memory_cap() {
-    run_hostile(plugins::HOG, &["--kernel-memory-mb", "64"], &[plugins::HOG, "shard.step", "exceeded its memory limit of 64 MiB"]);
+    run_hostile(
+        plugins::HOG,
+        &["--kernel-memory-mb", "64"],
+        &[plugins::HOG, "shard.step", "exceeded its memory limit of 64 MiB"],
+    );
 }
 
 #[test]
@@ -230,7 +269,12 @@ fn plugin_panicking_is_reported_as_a_trap_with_its_message() {
     run_hostile(
         plugins::PANIC,
         &[],
-        &[plugins::PANIC, "shard.step", "trapped: wasm `unreachable` instruction executed", "hostile kernel panics on purpose"],
+        &[
+            plugins::PANIC,
+            "shard.step",
+            "trapped: wasm `unreachable` instruction executed",
+            "hostile kernel panics on purpose",
+        ],
     );
 }
 

@@ -22,10 +22,23 @@ fn model_of(result: &Value) -> Vec<f64> {
 fn job_args(algorithm: &str) -> Vec<String> {
     let v: Vec<&str> = match algorithm {
         "kmeans" => vec!["run", "kmeans", "--data", "@blobs.npy", "--k", "4", "--max-iter", "100"],
-        "logreg" => vec!["run", "logreg", "--data", "@logreg.npy", "--learning-rate", "0.5", "--l2", "0.01", "--max-iter", "200"],
+        "logreg" => vec![
+            "run",
+            "logreg",
+            "--data",
+            "@logreg.npy",
+            "--learning-rate",
+            "0.5",
+            "--l2",
+            "0.01",
+            "--max-iter",
+            "200",
+        ],
         _ => unreachable!(),
     };
-    v.into_iter().map(|a| a.strip_prefix('@').map(|f| fixture(f).display().to_string()).unwrap_or(a.to_string())).collect()
+    v.into_iter()
+        .map(|a| a.strip_prefix('@').map(|f| fixture(f).display().to_string()).unwrap_or(a.to_string()))
+        .collect()
 }
 
 fn run_with(dir: &Path, base: &[String], extra: &[&str]) -> Value {
@@ -49,7 +62,13 @@ fn redis_model_equals_in_process_for_1_2_3_5_workers_and_1_2_inner() {
                 let remote = run_with(dir.path(), &base, &["--workers", w, "--inner", m, "--redis", &url]);
                 assert_eq!(remote["iterations"], local["iterations"], "{what}: iterations");
                 assert_close(&format!("{what}: model"), &model_of(&remote), &model_of(&local), 1e-12, 0.0);
-                assert_close(&format!("{what}: losses"), &floats(&remote["losses"]), &floats(&local["losses"]), 1e-12, 0.0);
+                assert_close(
+                    &format!("{what}: losses"),
+                    &floats(&remote["losses"]),
+                    &floats(&local["losses"]),
+                    1e-12,
+                    0.0,
+                );
                 assert_eq!(remote["sync"]["store"], "redis", "{what}");
                 for wk in remote["sync"]["workers"].as_array().unwrap() {
                     let per = wk["round_trips_per_iteration"].as_f64().unwrap();
@@ -81,12 +100,17 @@ fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() 
     let url = redis.url();
     let dir = tempfile::tempdir().unwrap();
     let data = fixture("logreg.npy").display().to_string();
-    let base: Vec<String> = ["run", "logreg", "--data", &data, "--learning-rate", "0.5"].iter().map(|s| s.to_string()).collect();
+    let base: Vec<String> =
+        ["run", "logreg", "--data", &data, "--learning-rate", "0.5"].iter().map(|s| s.to_string()).collect();
     let mut con = redis.con();
     for (workers, max_iter) in [(3u64, 10u64), (3, 40), (5, 25)] {
         redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut con).unwrap();
         let (w, mi) = (workers.to_string(), max_iter.to_string());
-        let r = run_with(dir.path(), &base, &["--workers", &w, "--inner", "1", "--redis", &url, "--max-iter", &mi, "--tol", "0"]);
+        let r = run_with(
+            dir.path(),
+            &base,
+            &["--workers", &w, "--inner", "1", "--redis", &url, "--max-iter", &mi, "--tol", "0"],
+        );
         assert_eq!(r["iterations"].as_u64(), Some(max_iter));
         let calls = command_calls(&mut con);
         // Commands that only clients send (the scripts' own HSETNX, GET, RPUSH... are
@@ -113,7 +137,8 @@ fn worker_pids(parent: u32) -> Vec<(u32, u32)> {
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid: Option<u32> = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        let ppid: Option<u32> =
+            stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
         if ppid != Some(parent) {
             continue;
         }
@@ -127,7 +152,8 @@ fn worker_pids(parent: u32) -> Vec<(u32, u32)> {
 }
 
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -189,7 +215,10 @@ fn killing_a_worker_fails_the_job_naming_job_worker_and_iteration_and_leaves_no_
     let (ok, stderr, _, pids) = disturb_driver(&redis.url(), "killed-worker", "-9", "30");
     assert!(!ok, "the job must fail");
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: job killed-worker: worker 1 died (killed by signal 9) during iteration "), "{stderr}");
+    assert!(
+        last.starts_with("error: job killed-worker: worker 1 died (killed by signal 9) during iteration "),
+        "{stderr}"
+    );
     for p in pids {
         assert!(!alive(p), "worker process {p} is still running");
     }
@@ -202,7 +231,11 @@ fn a_stalled_worker_fails_the_job_within_the_sync_timeout_naming_it() {
     assert!(!ok, "the job must fail");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: job stalled-worker: worker "), "{stderr}");
-    assert!(last.contains("timed out after 2s waiting for iteration ") && last.contains("(worker 1 never arrived: it died or stalled)"), "{stderr}");
+    assert!(
+        last.contains("timed out after 2s waiting for iteration ")
+            && last.contains("(worker 1 never arrived: it died or stalled)"),
+        "{stderr}"
+    );
     // Not a timing assertion on speed: the job must not hang past its own timeout by much.
     assert!(waited < 60.0, "took {waited} s");
     for p in pids {
@@ -262,13 +295,30 @@ fn check_rejoin(args: &[&str], kill_after: u32, name: &str) {
         assert_eq!(restarted[w]["model"], undisturbed[w]["model"], "{name}: worker {w}'s final model");
         assert_eq!(restarted[w]["converged"], undisturbed[w]["converged"], "{name}: worker {w}");
     }
-    assert_eq!(restarted[0]["iterations"].as_array().unwrap().len(), undisturbed[0]["iterations"].as_array().unwrap().len(), "{name}: iterations");
+    assert_eq!(
+        restarted[0]["iterations"].as_array().unwrap().len(),
+        undisturbed[0]["iterations"].as_array().unwrap().len(),
+        "{name}: iterations"
+    );
 }
 
 #[test]
 fn a_restarted_logreg_worker_rejoins_and_the_model_is_exactly_the_undisturbed_one() {
     let data = fixture("logreg.npy");
-    let args = ["--data", data.to_str().unwrap(), "--label-col", "last", "--algorithm", "logreg", "--param", "learning-rate=0.5", "--param", "tol=0", "--max-iter", "3000"];
+    let args = [
+        "--data",
+        data.to_str().unwrap(),
+        "--label-col",
+        "last",
+        "--algorithm",
+        "logreg",
+        "--param",
+        "learning-rate=0.5",
+        "--param",
+        "tol=0",
+        "--max-iter",
+        "3000",
+    ];
     check_rejoin(&args, 20, "logreg");
 }
 
@@ -278,7 +328,22 @@ fn a_restarted_kmeans_worker_replays_its_state_and_the_model_is_exactly_the_undi
     let data = dir.path().join("blobs.npy");
     let d = data.to_str().unwrap();
     ifp_ok(&["gen", "kmeans", "--rows", "60000", "--cols", "8", "--k", "12", "--seed", "5", "--out", d]);
-    let args = ["--data", d, "--algorithm", "kmeans", "--param", "k=12", "--param", "init=random", "--param", "seed=1", "--param", "tol=0", "--max-iter", "300"];
+    let args = [
+        "--data",
+        d,
+        "--algorithm",
+        "kmeans",
+        "--param",
+        "k=12",
+        "--param",
+        "init=random",
+        "--param",
+        "seed=1",
+        "--param",
+        "tol=0",
+        "--max-iter",
+        "300",
+    ];
     check_rejoin(&args, 1, "kmeans");
 }
 
@@ -291,14 +356,35 @@ fn a_wrong_password_is_refused_before_any_work_and_never_shown() {
     let o = ifp(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--redis", &bad]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.starts_with(&format!("error: cannot connect to redis at redis://:***@127.0.0.1:{}", redis.port)), "{err}");
+    assert!(
+        err.starts_with(&format!("error: cannot connect to redis at redis://:***@127.0.0.1:{}", redis.port)),
+        "{err}"
+    );
     assert!(!err.contains("wrong-pw-123"), "the password leaked: {err}");
     assert!(!err.contains("iteration"), "no work started: {err}");
     // The right password works, and appears neither on screen nor in the result.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let o = ifp_ok(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--max-iter", "5", "--redis", &redis.url(), "--out", out.to_str().unwrap()]);
-    let all = format!("{}{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr), std::fs::read_to_string(&out).unwrap());
+    let o = ifp_ok(&[
+        "run",
+        "logreg",
+        "--data",
+        data.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--max-iter",
+        "5",
+        "--redis",
+        &redis.url(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let all = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(&out).unwrap()
+    );
     assert!(!all.contains("s3cret-pw"), "the password leaked: {all}");
     assert_eq!(load_json(&out)["sync"]["url"], format!("redis://:***@127.0.0.1:{}", redis.port));
 }
@@ -308,7 +394,16 @@ fn an_unreachable_redis_is_a_clear_error_before_any_work() {
     let port = free_port();
     let data = fixture("logreg.npy");
     worker_bin();
-    let o = ifp(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--redis", &format!("redis://127.0.0.1:{port}")]);
+    let o = ifp(&[
+        "run",
+        "logreg",
+        "--data",
+        data.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--redis",
+        &format!("redis://127.0.0.1:{port}"),
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.starts_with(&format!("error: cannot connect to redis at redis://127.0.0.1:{port}: ")), "{err}");
@@ -349,7 +444,18 @@ fn a_job_id_already_in_use_is_refused() {
     redis::cmd("SET").arg("ifp:{taken}:meta").arg(3).query::<()>(&mut redis.con()).unwrap();
     let data = fixture("logreg.npy");
     worker_bin();
-    let o = ifp(&["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "3", "--job", "taken", "--redis", &redis.url()]);
+    let o = ifp(&[
+        "run",
+        "logreg",
+        "--data",
+        data.to_str().unwrap(),
+        "--workers",
+        "3",
+        "--job",
+        "taken",
+        "--redis",
+        &redis.url(),
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.starts_with("error: job taken already exists on redis at redis://127.0.0.1:"), "{err}");

@@ -17,12 +17,29 @@ fn check_kmeans(reference: &str, extra: &[&str]) {
         let labels = dir.path().join("labels.npy");
         let data_path = fixture(data);
         let max_iter = want["max_iter"].to_string();
-        let mut args = vec!["run", "kmeans", "--data", data_path.to_str().unwrap(), "--k", "4", "--max-iter", &max_iter, "--tol", "1e-4"];
+        let mut args = vec![
+            "run",
+            "kmeans",
+            "--data",
+            data_path.to_str().unwrap(),
+            "--k",
+            "4",
+            "--max-iter",
+            &max_iter,
+            "--tol",
+            "1e-4",
+        ];
         args.extend(["--labels-out", labels.to_str().unwrap()]);
         args.extend(extra);
         let got = run_json(dir.path(), &args);
         assert_eq!(got["iterations"], want["n_iter"], "{reference} on {data}: iterations");
-        assert_close(&format!("{reference} on {data}: centroids"), &floats(&got["model"]["centroids"]), &floats(&want["centroids"]), REL, ABS);
+        assert_close(
+            &format!("{reference} on {data}: centroids"),
+            &floats(&got["model"]["centroids"]),
+            &floats(&want["centroids"]),
+            REL,
+            ABS,
+        );
         let l: Vec<i32> = npyz::NpyFile::new(std::fs::File::open(&labels).unwrap()).unwrap().into_vec().unwrap();
         let wl: Vec<i32> = floats(&want["labels"]).into_iter().map(|v| v as i32).collect();
         assert_eq!(l, wl, "{reference} on {data}: labels");
@@ -52,15 +69,51 @@ fn check_logreg(reference: &str) {
     let dir = tempfile::tempdir().unwrap();
     for data in ["logreg.npy", "logreg.csv"] {
         let d = fixture(data);
-        let (lr, l2, tol, mi) = (want["learning_rate"].to_string(), want["l2"].to_string(), want["tol"].to_string(), want["max_iter"].to_string());
+        let (lr, l2, tol, mi) = (
+            want["learning_rate"].to_string(),
+            want["l2"].to_string(),
+            want["tol"].to_string(),
+            want["max_iter"].to_string(),
+        );
         let got = run_json(
             dir.path(),
-            &["run", "logreg", "--data", d.to_str().unwrap(), "--learning-rate", &lr, "--l2", &l2, "--tol", &tol, "--max-iter", &mi],
+            &[
+                "run",
+                "logreg",
+                "--data",
+                d.to_str().unwrap(),
+                "--learning-rate",
+                &lr,
+                "--l2",
+                &l2,
+                "--tol",
+                &tol,
+                "--max-iter",
+                &mi,
+            ],
         );
         assert_eq!(got["iterations"], want["n_iter"], "{reference} on {data}: iterations");
-        assert_close(&format!("{reference} on {data}: weights"), &floats(&got["model"]["weights"]), &floats(&want["weights"]), REL, ABS);
-        assert_close(&format!("{reference} on {data}: intercept"), &floats(&got["model"]["intercept"]), &floats(&want["intercept"]), REL, ABS);
-        assert_close(&format!("{reference} on {data}: losses"), &floats(&got["losses"]), &floats(&want["losses"]), REL, ABS);
+        assert_close(
+            &format!("{reference} on {data}: weights"),
+            &floats(&got["model"]["weights"]),
+            &floats(&want["weights"]),
+            REL,
+            ABS,
+        );
+        assert_close(
+            &format!("{reference} on {data}: intercept"),
+            &floats(&got["model"]["intercept"]),
+            &floats(&want["intercept"]),
+            REL,
+            ABS,
+        );
+        assert_close(
+            &format!("{reference} on {data}: losses"),
+            &floats(&got["losses"]),
+            &floats(&want["losses"]),
+            REL,
+            ABS,
+        );
     }
 }
 
@@ -81,7 +134,11 @@ fn model_is_independent_of_workers_and_inner_workers() {
     let blobs = fixture("blobs.npy");
     let logreg = fixture("logreg.npy");
     let cases: [(&str, Vec<&str>, &str); 2] = [
-        ("kmeans", vec!["--data", blobs.to_str().unwrap(), "--k", "4", "--init", "kmeans++", "--seed", "3"], "centroids"),
+        (
+            "kmeans",
+            vec!["--data", blobs.to_str().unwrap(), "--k", "4", "--init", "kmeans++", "--seed", "3"],
+            "centroids",
+        ),
         ("logreg", vec!["--data", logreg.to_str().unwrap(), "--learning-rate", "0.5", "--max-iter", "40"], "weights"),
     ];
     for (algo, args, field) in cases {
@@ -95,7 +152,13 @@ fn model_is_independent_of_workers_and_inner_workers() {
             let got = run(w, m);
             assert_eq!(got["iterations"], base["iterations"], "{algo} W={w} M={m}: iterations");
             assert_eq!(got["config"]["workers"].to_string(), w);
-            assert_close(&format!("{algo} W={w} M={m}"), &floats(&got["model"][field]), &floats(&base["model"][field]), 1e-9, 1e-12);
+            assert_close(
+                &format!("{algo} W={w} M={m}"),
+                &floats(&got["model"][field]),
+                &floats(&base["model"][field]),
+                1e-9,
+                1e-12,
+            );
         }
     }
 }

@@ -159,7 +159,8 @@ fn uneven_csv(n: u64, trailing_newline: bool) -> Vec<u8> {
 
 fn npy_bytes<T: npyz::AutoSerialize>(rows: u64, cols: u64, f: impl Fn(u64, u64) -> T) -> Vec<u8> {
     let mut buf = Vec::new();
-    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(&[rows, cols]).writer(&mut buf).begin_nd().unwrap();
+    let mut w =
+        npyz::WriteOptions::<T>::new().default_dtype().shape(&[rows, cols]).writer(&mut buf).begin_nd().unwrap();
     for r in 0..rows {
         for c in 0..cols {
             w.push(&f(r, c)).unwrap();
@@ -221,7 +222,11 @@ fn npy_parts_read_every_row_exactly_once_for_f32_and_f64() {
         assert_eq!((data.rows(), data.cols()), (n, 3), "{url}: shape");
         for workers in 1..=7 {
             for inners in 1..=3 {
-                assert_eq!(first_column_of_all_parts(&data, workers, inners), want, "{url}: {workers} workers x {inners} inner");
+                assert_eq!(
+                    first_column_of_all_parts(&data, workers, inners),
+                    want,
+                    "{url}: {workers} workers x {inners} inner"
+                );
             }
         }
         let picked = data.read_rows_at(&[0, 5, 6, 999, 1000], LabelCol::Last).unwrap();
@@ -275,8 +280,20 @@ fn kmeans_from_s3_equals_local_file_for_1_to_7_workers() {
         check_same_model_as_local(&s, f, &["kmeans", "--k", "4", "--init", "first"], &all, true);
     }
     // kmeans++ reads a sample of rows by index.
-    check_same_model_as_local(&s, "blobs.npy", &["kmeans", "--k", "4", "--init", "kmeans++", "--seed", "3"], &[3], true);
-    check_same_model_as_local(&s, "blobs.csv", &["kmeans", "--k", "4", "--init", "kmeans++", "--seed", "3"], &[5], true);
+    check_same_model_as_local(
+        &s,
+        "blobs.npy",
+        &["kmeans", "--k", "4", "--init", "kmeans++", "--seed", "3"],
+        &[3],
+        true,
+    );
+    check_same_model_as_local(
+        &s,
+        "blobs.csv",
+        &["kmeans", "--k", "4", "--init", "kmeans++", "--seed", "3"],
+        &[5],
+        true,
+    );
 }
 
 #[test]
@@ -295,8 +312,12 @@ fn initial_centroids_from_s3() {
     for c in ["init_centroids.npy", "init_centroids.csv"] {
         let local = fixture(c);
         let url = s.put(c, &std::fs::read(&local).unwrap());
-        let want = run_local_json(dir.path(), &["run", "kmeans", "--data", blobs.to_str().unwrap(), "--init-centroids", local.to_str().unwrap()]);
-        let got = s.run_json(dir.path(), &["run", "kmeans", "--data", blobs.to_str().unwrap(), "--init-centroids", &url]);
+        let want = run_local_json(
+            dir.path(),
+            &["run", "kmeans", "--data", blobs.to_str().unwrap(), "--init-centroids", local.to_str().unwrap()],
+        );
+        let got =
+            s.run_json(dir.path(), &["run", "kmeans", "--data", blobs.to_str().unwrap(), "--init-centroids", &url]);
         assert_close(c, &floats(&got["model"]["centroids"]), &floats(&want["model"]["centroids"]), 1e-12, 0.0);
     }
 }
@@ -308,7 +329,10 @@ fn gen_uploads_to_s3_the_same_bytes_as_a_local_file() {
     // 150,000 x 16 float32 is 9.6 MB: a multipart upload (8 MiB parts).
     for (kind, rows, name) in [("kmeans", "150000", "big.npy"), ("logreg", "1000", "small.csv")] {
         let local = dir.path().join(name);
-        let o = Command::new(ifp_bin()).args(["gen", kind, "--rows", rows, "--cols", "16", "--seed", "4", "--out", local.to_str().unwrap()]).output().unwrap();
+        let o = Command::new(ifp_bin())
+            .args(["gen", kind, "--rows", rows, "--cols", "16", "--seed", "4", "--out", local.to_str().unwrap()])
+            .output()
+            .unwrap();
         assert!(o.status.success(), "gen to a local file: {}", String::from_utf8_lossy(&o.stderr));
         let o = s.ifp(&["gen", kind, "--rows", rows, "--cols", "16", "--seed", "4", "--out", &S3Server::url(name)]);
         assert!(o.status.success(), "gen to S3: {}", String::from_utf8_lossy(&o.stderr));
@@ -336,8 +360,14 @@ fn bad_objects_give_one_clear_line() {
         s.ifp(&a)
     };
 
-    assert_one_line_error(&run("s3://no-such-bucket/x.npy", &[]), &["s3://no-such-bucket/x.npy", "bucket 'no-such-bucket' does not exist"]);
-    assert_one_line_error(&run(&S3Server::url("missing.npy"), &[]), &["s3://data/missing.npy", "no such key 'missing.npy'"]);
+    assert_one_line_error(
+        &run("s3://no-such-bucket/x.npy", &[]),
+        &["s3://no-such-bucket/x.npy", "bucket 'no-such-bucket' does not exist"],
+    );
+    assert_one_line_error(
+        &run(&S3Server::url("missing.npy"), &[]),
+        &["s3://data/missing.npy", "no such key 'missing.npy'"],
+    );
     let o = s.ifp(&["gen", "kmeans", "--rows", "10", "--cols", "2", "--out", "s3://no-such-bucket/g.npy"]);
     assert_one_line_error(&o, &["s3://no-such-bucket/g.npy: bucket 'no-such-bucket' does not exist"]);
 
@@ -359,7 +389,10 @@ fn bad_objects_give_one_clear_line() {
     let mut rows: Vec<String> = (0..400).map(|i| format!("{i},{}.25,{}", i * 3, i % 7)).collect();
     rows[317] = "317,x9,1".into();
     let url = s.put("cell.csv", rows.join("\n").as_bytes());
-    assert_one_line_error(&run(&url, &["--workers", "3"]), &["s3://data/cell.csv row 318 column 2: 'x9' is not a number"]);
+    assert_one_line_error(
+        &run(&url, &["--workers", "3"]),
+        &["s3://data/cell.csv row 318 column 2: 'x9' is not a number"],
+    );
     rows[317] = "317,951.25".into();
     let url = s.put("ragged.csv", rows.join("\n").as_bytes());
     assert_one_line_error(&run(&url, &["--workers", "3"]), &["s3://data/ragged.csv row 318 has 2 columns, expected 3"]);

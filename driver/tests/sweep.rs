@@ -20,13 +20,45 @@ fn a_small_local_grid_with_redis_writes_consistent_reports() {
     let blobs = fixture("blobs.npy");
     let url = redis.url();
     let o = ifp_ok(&[
-        "sweep", "kmeans", "--data", blobs.to_str().unwrap(), "--grid", "2x1,1x2,1x1", "--repeat", "3",
-        "--out-dir", out.to_str().unwrap(), "--redis", &url, "--latency-ms", "0.5",
-        "--", "--k", "4", "--init", "first", "--max-iter", "30",
+        "sweep",
+        "kmeans",
+        "--data",
+        blobs.to_str().unwrap(),
+        "--grid",
+        "2x1,1x2,1x1",
+        "--repeat",
+        "3",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--redis",
+        &url,
+        "--latency-ms",
+        "0.5",
+        "--",
+        "--k",
+        "4",
+        "--init",
+        "first",
+        "--max-iter",
+        "30",
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let header = stdout.lines().find(|l| l.starts_with("| config")).expect("a markdown table");
-    for col in ["functions", "inner", "vCPUs", "memory MB", "total s (median)", "per-iter ms", "load s", "compute ms/iter", "sync ms/iter", "round trips/fn/iter", "cost $", "improvement", "same model"] {
+    for col in [
+        "functions",
+        "inner",
+        "vCPUs",
+        "memory MB",
+        "total s (median)",
+        "per-iter ms",
+        "load s",
+        "compute ms/iter",
+        "sync ms/iter",
+        "round trips/fn/iter",
+        "cost $",
+        "improvement",
+        "same model",
+    ] {
         assert!(header.contains(col), "table header lacks {col:?}: {header}");
     }
     assert!(stdout.contains("every configuration reached the same model"), "{stdout}");
@@ -45,7 +77,8 @@ fn a_small_local_grid_with_redis_writes_consistent_reports() {
     for r in rows {
         let cfg = r["config"].as_str().unwrap();
         // The median comes from the individual runs' result files.
-        let mut totals: Vec<f64> = (1..=3).map(|i| num(&load_json(&out.join(format!("run-{cfg}-{i}.json")))["timing"]["total_s"])).collect();
+        let mut totals: Vec<f64> =
+            (1..=3).map(|i| num(&load_json(&out.join(format!("run-{cfg}-{i}.json")))["timing"]["total_s"])).collect();
         totals.sort_by(f64::total_cmp);
         assert_eq!(num(&r["total_s"]), totals[1], "{cfg}: median of three runs");
         assert_eq!(num(&r["total_min_s"]), totals[0]);
@@ -66,7 +99,19 @@ fn a_small_local_grid_with_redis_writes_consistent_reports() {
     let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     let mut lines = csv.lines();
     let head: Vec<&str> = lines.next().unwrap().split(',').collect();
-    for col in ["config", "functions", "inner", "total_s", "iter_ms", "load_s", "compute_ms", "sync_ms", "cost_usd", "improvement", "consistent"] {
+    for col in [
+        "config",
+        "functions",
+        "inner",
+        "total_s",
+        "iter_ms",
+        "load_s",
+        "compute_ms",
+        "sync_ms",
+        "cost_usd",
+        "improvement",
+        "consistent",
+    ] {
         assert!(head.contains(&col), "sweep.csv lacks column {col}");
     }
     assert_eq!(lines.count(), 3);
@@ -76,7 +121,8 @@ fn a_small_local_grid_with_redis_writes_consistent_reports() {
 fn sweep_refuses_bad_grids_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    for (grid, msg) in [("3y2", "'3y2' is not FUNCTIONSxINNER"), ("0x2", "'0x2': functions must be a positive integer")] {
+    for (grid, msg) in [("3y2", "'3y2' is not FUNCTIONSxINNER"), ("0x2", "'0x2': functions must be a positive integer")]
+    {
         let o = ifp(&["sweep", "kmeans", "--grid", grid, "--out-dir", d]);
         assert!(!o.status.success());
         let e = String::from_utf8_lossy(&o.stderr);

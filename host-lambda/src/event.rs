@@ -198,11 +198,16 @@ mod tests {
             r#"{"job":"j","worker":0,"workers":1,"data":"d.npy","kernel":"kmeans","params":{"k":8,"init":"first","tol":0.5},"max_iter":3}"#,
         )
         .unwrap();
-        assert_eq!(ev.kernel_params().unwrap(), vec![("init".into(), "first".into()), ("k".into(), "8".into()), ("tol".into(), "0.5".into())]);
+        assert_eq!(
+            ev.kernel_params().unwrap(),
+            vec![("init".into(), "first".into()), ("k".into(), "8".into()), ("tol".into(), "0.5".into())]
+        );
         assert_eq!(ev.sync_timeout_s, 60.0);
-        let e = serde_json::from_str::<JobEvent>(r#"{"job":"j","worker":0,"workers":1,"data":"d","kernel":"k","max_iter":3,"maxiter":4}"#)
-            .unwrap_err()
-            .to_string();
+        let e = serde_json::from_str::<JobEvent>(
+            r#"{"job":"j","worker":0,"workers":1,"data":"d","kernel":"k","max_iter":3,"maxiter":4}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("unknown field `maxiter`"), "{e}");
     }
 

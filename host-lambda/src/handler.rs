@@ -38,7 +38,12 @@ pub struct Entry {
 /// Opens a function's connection to its job's state.
 pub trait Connect: Send + Sync {
     /// Connects worker `ev.worker` to job `ev.job` at `url` and finds where it enters the job.
-    fn connect(&self, ev: &JobEvent, url: Option<&str>, timeout: Duration) -> Result<(Box<dyn StateStore>, Entry), FunctionError>;
+    fn connect(
+        &self,
+        ev: &JobEvent,
+        url: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(Box<dyn StateStore>, Entry), FunctionError>;
 }
 
 /// Everything a function needs besides its event, built once per execution environment.
@@ -58,7 +63,13 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub fn new(kernels: Kernels, connect: Box<dyn Connect>, memory_mb: Option<u64>, redis_url: Option<String>, process_start: Instant) -> Self {
+    pub fn new(
+        kernels: Kernels,
+        connect: Box<dyn Connect>,
+        memory_mb: Option<u64>,
+        redis_url: Option<String>,
+        process_start: Instant,
+    ) -> Self {
         let s3 = ifp_host::object::S3Connector::new(std::env::var("AWS_ENDPOINT_URL_S3").ok());
         Self { kernels, connect, memory_mb, redis_url, process_start, invocations: AtomicU64::new(0), s3 }
     }
@@ -150,7 +161,13 @@ fn run_function(ev: &JobEvent, deps: &Deps, cold: bool, started: Instant) -> Res
                 Resume { iteration: t, model: last.model, previous: Some(previous) }
             }
         };
-        let spec = Arc::new(JobSpec { job: ev.job.clone(), params: params.clone(), shape, max_iter: ev.max_iter, workers: ev.workers });
+        let spec = Arc::new(JobSpec {
+            job: ev.job.clone(),
+            params: params.clone(),
+            shape,
+            max_iter: ev.max_iter,
+            workers: ev.workers,
+        });
         let f = Function::load_share(&engine, spec, ev.worker, inner, &data.source())?;
         Ok((resume, f))
     })();
@@ -166,7 +183,13 @@ fn run_function(ev: &JobEvent, deps: &Deps, cold: bool, started: Instant) -> Res
         if cold && first_iteration_s.is_none() {
             first_iteration_s = Some(deps.process_start.elapsed().as_secs_f64());
         }
-        tracing::debug!(iteration = it.iteration, loss = it.loss, compute_s = it.compute_s, sync_s = it.sync_s, "iteration");
+        tracing::debug!(
+            iteration = it.iteration,
+            loss = it.loss,
+            compute_s = it.compute_s,
+            sync_s = it.sync_s,
+            "iteration"
+        );
     };
     let joined_at = resume.iteration;
     let report = f.run_from(store.as_mut(), resume, ev.assignments, &mut on_iteration).map_err(|e| failed(ev, e))?;

@@ -79,7 +79,9 @@ impl Kernels {
             if let Ok(bytes) = std::fs::read(&path) {
                 match KernelEngine::new(name, &bytes, self.sandbox.clone()) {
                     Ok(e) => return Ok((e, KernelSource::Precompiled)),
-                    Err(e) => tracing::warn!(path = %path.display(), "ignoring a precompiled kernel that does not load: {e:#}"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), "ignoring a precompiled kernel that does not load: {e:#}")
+                    }
                 }
             }
         }
@@ -101,7 +103,8 @@ impl Kernels {
         let mut h = std::hash::DefaultHasher::new();
         component.hash(&mut h);
         engine.precompile_compatibility_hash().hash(&mut h);
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let safe: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         Ok(dir.join(format!("{safe}-{:016x}.cwasm", h.finish())))
     }
 }
@@ -113,7 +116,8 @@ fn wasmtime_engine(sandbox: &Sandbox) -> Result<wasmtime::Engine> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel"), std::process::id()));
+    let tmp =
+        dir.join(format!(".{}.{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel"), std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }

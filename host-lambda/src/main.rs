@@ -47,7 +47,10 @@ fn main() -> Result<(), lambda_runtime::Error> {
     }
 
     let memory_mb = match env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
-        Some(m) => Some(m.parse::<u64>().map_err(|_| format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a number of MB, got '{m}'"))?),
+        Some(m) => Some(
+            m.parse::<u64>()
+                .map_err(|_| format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a number of MB, got '{m}'"))?,
+        ),
         None => None,
     };
     let cache = match std::env::var("IFP_KERNEL_CACHE") {
@@ -61,7 +64,8 @@ fn main() -> Result<(), lambda_runtime::Error> {
     }
     let deps = Arc::new(Deps::new(kernels, Box::new(RedisConnect), memory_mb, env("IFP_REDIS_URL"), process_start));
 
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(lambda_runtime::run(service_fn(
-        move |ev: LambdaEvent<serde_json::Value>| handle(ev, deps.clone()),
-    )))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| handle(ev, deps.clone()))))
 }

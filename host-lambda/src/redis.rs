@@ -14,10 +14,18 @@ use crate::handler::{Connect, Entry};
 pub struct RedisConnect;
 
 impl Connect for RedisConnect {
-    fn connect(&self, ev: &JobEvent, url: Option<&str>, timeout: Duration) -> Result<(Box<dyn StateStore>, Entry), FunctionError> {
+    fn connect(
+        &self,
+        ev: &JobEvent,
+        url: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(Box<dyn StateStore>, Entry), FunctionError> {
         let err = |kind, message: String| FunctionError::new(kind, ev.worker, message);
         let url = url.ok_or_else(|| {
-            err(ErrorKind::BadEvent, "no Redis URL: set \"redis\" in the event or IFP_REDIS_URL in the function's environment".into())
+            err(
+                ErrorKind::BadEvent,
+                "no Redis URL: set \"redis\" in the event or IFP_REDIS_URL in the function's environment".into(),
+            )
         })?;
         let mut store = RedisStore::connect(url, &ev.job, ev.worker, ev.workers, timeout).map_err(|e| {
             let kind = match e {

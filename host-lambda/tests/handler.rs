@@ -18,7 +18,12 @@ use serde_json::{json, Value};
 struct Alone;
 
 impl Connect for Alone {
-    fn connect(&self, ev: &JobEvent, _url: Option<&str>, timeout: Duration) -> Result<(Box<dyn StateStore>, Entry), FunctionError> {
+    fn connect(
+        &self,
+        ev: &JobEvent,
+        _url: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(Box<dyn StateStore>, Entry), FunctionError> {
         Ok((Box::new(InProcess::new(&ev.job, ev.workers as usize, timeout)), Entry::default()))
     }
 }
@@ -82,9 +87,13 @@ fn a_malformed_event_is_a_non_retryable_bad_event() {
     let e = call(&d, json!({ "job": "h2", "worker": 1, "workers": 2, "kernel": "kmeans", "max_iter": 3 })).unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadEvent);
     assert_eq!(e.to_string(), "retryable: false; worker 1: invalid event: missing field `data`");
-    let e = call(&d, json!({ "job": "h2", "worker": 2, "workers": 2, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 })).unwrap_err();
+    let e =
+        call(&d, json!({ "job": "h2", "worker": 2, "workers": 2, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }))
+            .unwrap_err();
     assert_eq!(e.to_string(), "retryable: false; worker 2: worker 2 is out of range for workers = 2");
-    let e = call(&d, json!({ "job": "h2", "worker": 0, "workers": 1, "data": "x.npy", "kernel": "svm", "max_iter": 3 })).unwrap_err();
+    let e =
+        call(&d, json!({ "job": "h2", "worker": 0, "workers": 1, "data": "x.npy", "kernel": "svm", "max_iter": 3 }))
+            .unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadEvent);
     assert!(e.message.starts_with("unknown kernel 'svm'"), "{e}");
 }

@@ -217,7 +217,8 @@ impl DataFile {
                 let mut f = File::open(path).map_err(io_err(path))?;
                 f.seek(SeekFrom::Start(offset + range.start * self.cols * size)).map_err(io_err(path))?;
                 let mut bytes = vec![0u8; n * cols * size as usize];
-                f.read_exact(&mut bytes).map_err(|e| DataError::Truncated { path: path.clone(), reason: e.to_string() })?;
+                f.read_exact(&mut bytes)
+                    .map_err(|e| DataError::Truncated { path: path.clone(), reason: e.to_string() })?;
                 if f64 {
                     bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
                 } else {
@@ -303,7 +304,10 @@ pub(crate) fn parse_npy_header(path: &Path, head: &[u8], len: u64) -> Result<(Fo
     if len < need {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
-            reason: format!("the header promises {} × {} values ({need} bytes) but the file has {len} bytes", shape[0], shape[1]),
+            reason: format!(
+                "the header promises {} × {} values ({need} bytes) but the file has {len} bytes",
+                shape[0], shape[1]
+            ),
         });
     }
     Ok((Format::Npy { offset, f64 }, shape[0], shape[1]))
@@ -377,8 +381,8 @@ fn fast_float_parse(s: &str) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use npyz::WriterBuilder as _;
+    use std::io::Write;
 
     fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
         let p = dir.path().join(name);

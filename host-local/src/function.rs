@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 
 use crate::data::{share, DataFile, LabelCol, Rows};
-use crate::remote::ObjectData;
 use crate::kernel::{DataShape, KernelEngine, KernelInstance, Param, ShardHandle};
+use crate::remote::ObjectData;
 use crate::sync::{Arrival, Release, StateStore, SyncStats};
 
 /// Rows handed to a kernel per `append` call while loading.
@@ -151,8 +151,9 @@ impl Function {
                         while at < part.end {
                             let end = (at + APPEND_CHUNK_ROWS).min(part.end);
                             let rows = src.read(base + at..base + end)?;
-                            inst.append(shard, &rows.features, &rows.labels)
-                                .with_context(|| format!("loading data rows {} to {}", range.start + at + 1, range.start + end))?;
+                            inst.append(shard, &rows.features, &rows.labels).with_context(|| {
+                                format!("loading data rows {} to {}", range.start + at + 1, range.start + end)
+                            })?;
                             at = end;
                         }
                         Ok(Inner { inst, shard })
@@ -162,7 +163,15 @@ impl Function {
             handles.into_iter().map(|h| h.join().expect("loader thread panicked")).collect()
         });
         let inners = results.into_iter().collect::<Result<Vec<_>>>()?;
-        Ok(Self { spec, worker, inners, rows: n, load_s: started.elapsed().as_secs_f64(), bytes_fetched: 0, share_bytes: 0 })
+        Ok(Self {
+            spec,
+            worker,
+            inners,
+            rows: n,
+            load_s: started.elapsed().as_secs_f64(),
+            bytes_fetched: 0,
+            share_bytes: 0,
+        })
     }
 
     /// Loads this function's share (worker `worker` of `spec.workers`) of `source` into
@@ -170,7 +179,13 @@ impl Function {
     /// [`Function::load`] does. An S3 object is streamed by every inner worker straight into
     /// its shard, a chunk at a time, from its own part: rows of a `.npy`, or bytes of a CSV
     /// realigned to line ends (see [`crate::remote`]), so no row count per function is needed.
-    pub fn load_share(engine: &KernelEngine, spec: Arc<JobSpec>, worker: u32, inner: usize, source: &RowSource<'_>) -> Result<Self> {
+    pub fn load_share(
+        engine: &KernelEngine,
+        spec: Arc<JobSpec>,
+        worker: u32,
+        inner: usize,
+        source: &RowSource<'_>,
+    ) -> Result<Self> {
         let RowSource::Object { data, label } = source else {
             let range = share(spec.shape.total_rows, spec.workers as u64, worker as u64);
             return Self::load(engine, spec, worker, inner, source, range);
@@ -200,7 +215,14 @@ impl Function {
                                 .with_context(|| format!("loading {} part {part:?}", data.name().display()))?;
                             rows += chunk.len() as u64;
                         }
-                        tracing::debug!(worker, inner = i, rows, fetched = reader.fetched(), part_bytes = data.part_bytes(&part), "loaded part");
+                        tracing::debug!(
+                            worker,
+                            inner = i,
+                            rows,
+                            fetched = reader.fetched(),
+                            part_bytes = data.part_bytes(&part),
+                            "loaded part"
+                        );
                         Ok((Inner { inst, shard }, rows, reader.fetched()))
                     })
                 })
@@ -216,8 +238,23 @@ impl Function {
             fetched += f;
         }
         let share_bytes = data.part_bytes(&whole);
-        tracing::info!(worker, rows, bytes_fetched = fetched, share_bytes, "loaded the function's share from {}", data.name().display());
-        Ok(Self { spec, worker, inners, rows, load_s: started.elapsed().as_secs_f64(), bytes_fetched: fetched, share_bytes })
+        tracing::info!(
+            worker,
+            rows,
+            bytes_fetched = fetched,
+            share_bytes,
+            "loaded the function's share from {}",
+            data.name().display()
+        );
+        Ok(Self {
+            spec,
+            worker,
+            inners,
+            rows,
+            load_s: started.elapsed().as_secs_f64(),
+            bytes_fetched: fetched,
+            share_bytes,
+        })
     }
 
     pub fn rows(&self) -> u64 {

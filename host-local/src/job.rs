@@ -42,7 +42,9 @@ impl Data {
 
     pub fn shape(&self) -> Result<DataShape> {
         Ok(match self {
-            Data::Memory(r) => DataShape { cols: r.cols as u32, has_labels: r.has_labels(), total_rows: r.len() as u64 },
+            Data::Memory(r) => {
+                DataShape { cols: r.cols as u32, has_labels: r.has_labels(), total_rows: r.len() as u64 }
+            }
             Data::File { file, label } => DataShape {
                 cols: file.feature_cols(*label)? as u32,
                 has_labels: *label == LabelCol::Last,
@@ -171,7 +173,8 @@ pub fn run_in_process(
     let results: Vec<Result<FunctionReport>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..cfg.workers)
             .map(|w| {
-                let (spec, mut store, model0, source, describe_model) = (spec.clone(), store.clone(), model0.clone(), &source, &describe_model);
+                let (spec, mut store, model0, source, describe_model) =
+                    (spec.clone(), store.clone(), model0.clone(), &source, &describe_model);
                 s.spawn(move || -> Result<FunctionReport> {
                     let mut f = match Function::load_share(engine, spec.clone(), w, cfg.inner, source) {
                         Ok(f) => f,
@@ -185,7 +188,9 @@ pub fn run_in_process(
                             on_iteration(it)
                         }
                     };
-                    let r = f.run(&mut store, model0, cfg.want_assignments, &mut cb).with_context(|| format!("worker {w}"))?;
+                    let r = f
+                        .run(&mut store, model0, cfg.want_assignments, &mut cb)
+                        .with_context(|| format!("worker {w}"))?;
                     if w == 0 {
                         let fields = f.instance().describe(&spec.params, spec.shape, &r.model)?;
                         *describe_model.lock().unwrap() = Some(fields);
@@ -199,7 +204,9 @@ pub fn run_in_process(
     // Report the root cause: a worker's own failure rather than the others' "aborted".
     let (reports, mut errors): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
     if !errors.is_empty() {
-        let is_abort = |e: &anyhow::Error| e.chain().any(|c| matches!(c.downcast_ref(), Some(crate::sync::SyncError::Aborted { .. })));
+        let is_abort = |e: &anyhow::Error| {
+            e.chain().any(|c| matches!(c.downcast_ref(), Some(crate::sync::SyncError::Aborted { .. })))
+        };
         let pos = errors.iter().position(|e| !is_abort(e.as_ref().unwrap_err())).unwrap_or(0);
         return Err(errors.swap_remove(pos).unwrap_err());
     }

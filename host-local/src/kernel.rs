@@ -122,7 +122,9 @@ impl KernelSource {
     /// A plugin given on the command line: a `scheme://` URI or a file path.
     pub fn plugin(arg: &str) -> Self {
         match arg.split_once("://") {
-            Some((scheme, _)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+            Some((scheme, _))
+                if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+            {
                 KernelSource::Remote(arg.to_string())
             }
             _ => KernelSource::File(PathBuf::from(arg)),
@@ -141,16 +143,21 @@ impl KernelSource {
     /// The component bytes; `remote` reads [`KernelSource::Remote`] URIs.
     pub fn bytes(&self, remote: Option<&dyn RemoteKernels>) -> Result<Vec<u8>, LoadError> {
         match self {
-            KernelSource::Builtin(name) => ifp_kernels::builtin(name).map(<[u8]>::to_vec).ok_or_else(|| LoadError::UnknownBuiltin {
-                name: name.clone(),
-                builtins: ifp_kernels::BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-            }),
+            KernelSource::Builtin(name) => {
+                ifp_kernels::builtin(name).map(<[u8]>::to_vec).ok_or_else(|| LoadError::UnknownBuiltin {
+                    name: name.clone(),
+                    builtins: ifp_kernels::BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                })
+            }
             KernelSource::File(p) => {
                 std::fs::read(p).map_err(|e| LoadError::Read { kernel: self.label(), message: e.to_string() })
             }
             KernelSource::Remote(uri) => match remote {
                 Some(r) => r.fetch(uri).map_err(|e| LoadError::Read { kernel: uri.clone(), message: format!("{e:#}") }),
-                None => Err(LoadError::Read { kernel: uri.clone(), message: "no reader for this URI scheme in this build".into() }),
+                None => Err(LoadError::Read {
+                    kernel: uri.clone(),
+                    message: "no reader for this URI scheme in this build".into(),
+                }),
             },
         }
     }
@@ -228,11 +235,7 @@ fn missing_exports(engine: &Engine, component: &Component) -> Vec<String> {
     let ComponentItem::ComponentInstance(inst) = export.ty else {
         return vec![format!("the export {INTERFACE} as an interface (it is some other kind of item)")];
     };
-    REQUIRED_EXPORTS
-        .iter()
-        .filter(|n| inst.get_export(engine, n).is_none())
-        .map(|n| format!("`{n}`"))
-        .collect()
+    REQUIRED_EXPORTS.iter().filter(|n| inst.get_export(engine, n).is_none()).map(|n| format!("`{n}`")).collect()
 }
 
 impl WasiView for HostState {
@@ -267,7 +270,8 @@ impl KernelEngine {
         } else {
             if bytes.starts_with(b"\0asm\x01\0\0\0") {
                 return Err(not_component(
-                    "it is a core wasm module; build a component (target wasm32-wasip2, or `wasm-tools component new`)".into(),
+                    "it is a core wasm module; build a component (target wasm32-wasip2, or `wasm-tools component new`)"
+                        .into(),
                 )
                 .into());
             }
@@ -344,18 +348,26 @@ impl KernelEngine {
             limits = limits.memory_size(m);
         }
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let state = HostState { wasi: sandbox_wasi(stderr.clone()), table: ResourceTable::new(), limits: limits.build(), limits_memory: self.sandbox.memory_limit, stderr };
+        let state = HostState {
+            wasi: sandbox_wasi(stderr.clone()),
+            table: ResourceTable::new(),
+            limits: limits.build(),
+            limits_memory: self.sandbox.memory_limit,
+            stderr,
+        };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let deadline = self.sandbox.call_timeout.map(|t| (t.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64).max(1));
+        let deadline =
+            self.sandbox.call_timeout.map(|t| (t.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64).max(1));
         if deadline.is_some() {
             store.epoch_deadline_trap();
             store.set_epoch_deadline(u64::MAX / 2);
         }
-        let kernel = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| KernelError { kernel: self.label.clone(), function: "instantiate", message: describe(e, &store) })?;
+        let kernel = self.pre.instantiate(&mut store).map_err(|e| KernelError {
+            kernel: self.label.clone(),
+            function: "instantiate",
+            message: describe(e, &store),
+        })?;
         Ok(KernelInstance { label: self.label.clone(), store, kernel, deadline })
     }
 }
@@ -444,17 +456,34 @@ impl KernelInstance {
         r.map_err(|m| self.fail("plan-sample", m))
     }
 
-    pub fn init(&mut self, params: &[Param], shape: DataShape, sample: &Sample, start: &[f64]) -> Result<Vec<f64>, KernelError> {
+    pub fn init(
+        &mut self,
+        params: &[Param],
+        shape: DataShape,
+        sample: &Sample,
+        start: &[f64],
+    ) -> Result<Vec<f64>, KernelError> {
         let r = call!(self, "init", |g, s| g.call_init(s, params, shape, sample, start))?;
         r.map_err(|m| self.fail("init", m))
     }
 
-    pub fn update(&mut self, params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, KernelError> {
+    pub fn update(
+        &mut self,
+        params: &[Param],
+        shape: DataShape,
+        model: &[f64],
+        total: &[f64],
+    ) -> Result<UpdateResult, KernelError> {
         let r = call!(self, "update", |g, s| g.call_update(s, params, shape, model, total))?;
         r.map_err(|m| self.fail("update", m))
     }
 
-    pub fn describe(&mut self, params: &[Param], shape: DataShape, model: &[f64]) -> Result<Vec<ModelField>, KernelError> {
+    pub fn describe(
+        &mut self,
+        params: &[Param],
+        shape: DataShape,
+        model: &[f64],
+    ) -> Result<Vec<ModelField>, KernelError> {
         let r = call!(self, "describe", |g, s| g.call_describe(s, params, shape, model))?;
         r.map_err(|m| self.fail("describe", m))
     }

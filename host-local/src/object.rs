@@ -122,7 +122,8 @@ where
         ("NoSuchKey", _) | ("NotFound", _) | ("", Some(404)) => {
             ObjectError::NoKey { url: url.clone(), bucket: url.bucket.clone(), key: url.key.clone() }
         }
-        ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken", _) | (_, Some(403)) => {
+        ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken", _)
+        | (_, Some(403)) => {
             let code = match (code.is_empty(), message.is_empty()) {
                 (true, _) => "HTTP 403".to_string(),
                 (false, true) => code,
@@ -132,7 +133,10 @@ where
         }
         _ => {
             let text = DisplayErrorContext(&e).to_string();
-            ObjectError::Request { url: url.clone(), message: text.lines().next().unwrap_or("request failed").to_string() }
+            ObjectError::Request {
+                url: url.clone(),
+                message: text.lines().next().unwrap_or("request failed").to_string(),
+            }
         }
     }
 }
@@ -206,10 +210,18 @@ impl S3Store {
         }
         let client = Client::from_conf(b.build());
         let part_bytes = match std::env::var("IFP_S3_PART_BYTES") {
-            Ok(v) => v.parse::<u64>().ok().filter(|&b| b > 0).ok_or_else(|| ObjectError::Setup(format!("IFP_S3_PART_BYTES must be a positive number of bytes, got '{v}'")))?,
+            Ok(v) => v.parse::<u64>().ok().filter(|&b| b > 0).ok_or_else(|| {
+                ObjectError::Setup(format!("IFP_S3_PART_BYTES must be a positive number of bytes, got '{v}'"))
+            })?,
             Err(_) => PART_BYTES,
         };
-        Ok(Arc::new(Self { rt, client, permits: Arc::new(Semaphore::new(INFLIGHT_PARTS)), fetched: AtomicU64::new(0), part_bytes }))
+        Ok(Arc::new(Self {
+            rt,
+            client,
+            permits: Arc::new(Semaphore::new(INFLIGHT_PARTS)),
+            fetched: AtomicU64::new(0),
+            part_bytes,
+        }))
     }
 
     /// Bytes downloaded through this store so far.
@@ -221,17 +233,31 @@ impl S3Store {
     pub fn head_bytes(&self, url: &S3Url, want: u64) -> Result<(Bytes, u64), ObjectError> {
         let client = self.client.clone();
         let r = self.rt.block_on(async {
-            let out = client.get_object().bucket(&url.bucket).key(&url.key).range(format!("bytes=0-{}", want.max(1) - 1)).send().await;
+            let out = client
+                .get_object()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .range(format!("bytes=0-{}", want.max(1) - 1))
+                .send()
+                .await;
             match out {
                 Ok(o) => {
-                    let total = o.content_range().and_then(|r| r.rsplit('/').next()).and_then(|t| t.parse::<u64>().ok());
+                    let total =
+                        o.content_range().and_then(|r| r.rsplit('/').next()).and_then(|t| t.parse::<u64>().ok());
                     let len = o.content_length().unwrap_or(0).max(0) as u64;
-                    let body = o.body.collect().await.map_err(|e| ObjectError::Request { url: url.clone(), message: e.to_string() })?;
+                    let body = o
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| ObjectError::Request { url: url.clone(), message: e.to_string() })?;
                     let bytes = body.into_bytes();
                     Ok((total.unwrap_or(len.max(bytes.len() as u64)), bytes))
                 }
                 // An empty object has no byte 0: S3 answers 416.
-                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(416) || e.code() == Some("InvalidRange") => {
+                Err(e)
+                    if e.raw_response().map(|r| r.status().as_u16()) == Some(416)
+                        || e.code() == Some("InvalidRange") =>
+                {
                     Ok((0, Bytes::new()))
                 }
                 Err(e) => Err(self.missing_bucket_or(url, classify(url, e)).await),
@@ -248,7 +274,9 @@ impl S3Store {
             return e;
         }
         match self.client.head_bucket().bucket(&url.bucket).send().await {
-            Err(b) if b.raw_response().map(|r| r.status().as_u16()) == Some(404) || b.code() == Some("NoSuchBucket") => {
+            Err(b)
+                if b.raw_response().map(|r| r.status().as_u16()) == Some(404) || b.code() == Some("NoSuchBucket") =>
+            {
                 ObjectError::NoBucket { url: url.clone(), bucket: url.bucket.clone() }
             }
             _ => e,
@@ -260,7 +288,10 @@ impl S3Store {
         self.rt.block_on(async {
             match self.client.head_bucket().bucket(&url.bucket).send().await {
                 Ok(_) => Ok(()),
-                Err(b) if b.raw_response().map(|r| r.status().as_u16()) == Some(404) || b.code() == Some("NoSuchBucket") => {
+                Err(b)
+                    if b.raw_response().map(|r| r.status().as_u16()) == Some(404)
+                        || b.code() == Some("NoSuchBucket") =>
+                {
                     Err(ObjectError::NoBucket { url: url.clone(), bucket: url.bucket.clone() })
                 }
                 Err(b) => Err(classify(url, b)),
@@ -320,7 +351,14 @@ impl S3Store {
     pub fn put_bytes(&self, url: &S3Url, bytes: Vec<u8>) -> Result<(), ObjectError> {
         let client = self.client.clone();
         self.rt.block_on(async {
-            client.put_object().bucket(&url.bucket).key(&url.key).body(ByteStream::from(bytes)).send().await.map_err(|e| classify(url, e))?;
+            client
+                .put_object()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .map_err(|e| classify(url, e))?;
             Ok(())
         })
     }
@@ -338,17 +376,31 @@ impl S3Store {
         }
         let client = self.client.clone();
         self.rt.block_on(async {
-            let up = client.create_multipart_upload().bucket(&url.bucket).key(&url.key).send().await.map_err(|e| classify(url, e))?;
+            let up = client
+                .create_multipart_upload()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .send()
+                .await
+                .map_err(|e| classify(url, e))?;
             let id = up.upload_id().unwrap_or_default().to_string();
             let r = upload_parts(&client, url, &id, path, len).await;
             match r {
                 Ok(parts) => {
                     let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
-                    let c = client.complete_multipart_upload().bucket(&url.bucket).key(&url.key).upload_id(&id).multipart_upload(done).send().await;
+                    let c = client
+                        .complete_multipart_upload()
+                        .bucket(&url.bucket)
+                        .key(&url.key)
+                        .upload_id(&id)
+                        .multipart_upload(done)
+                        .send()
+                        .await;
                     c.map(|_| ()).map_err(|e| classify(url, e))
                 }
                 Err(e) => {
-                    let _ = client.abort_multipart_upload().bucket(&url.bucket).key(&url.key).upload_id(&id).send().await;
+                    let _ =
+                        client.abort_multipart_upload().bucket(&url.bucket).key(&url.key).upload_id(&id).send().await;
                     Err(e)
                 }
             }
@@ -356,7 +408,13 @@ impl S3Store {
     }
 }
 
-async fn upload_parts(client: &Client, url: &S3Url, id: &str, path: &Path, len: u64) -> Result<Vec<CompletedPart>, ObjectError> {
+async fn upload_parts(
+    client: &Client,
+    url: &S3Url,
+    id: &str,
+    path: &Path,
+    len: u64,
+) -> Result<Vec<CompletedPart>, ObjectError> {
     let n = len.div_ceil(PART_BYTES);
     let sem = Arc::new(Semaphore::new(UPLOAD_CONCURRENCY));
     let mut handles = Vec::with_capacity(n as usize);
@@ -389,7 +447,9 @@ async fn upload_parts(client: &Client, url: &S3Url, id: &str, path: &Path, len: 
                 .send()
                 .await
                 .map_err(|e| classify(&url, e))?;
-            Ok::<_, ObjectError>(CompletedPart::builder().part_number(number).set_e_tag(r.e_tag().map(str::to_string)).build())
+            Ok::<_, ObjectError>(
+                CompletedPart::builder().part_number(number).set_e_tag(r.e_tag().map(str::to_string)).build(),
+            )
         }));
     }
     let mut parts = Vec::with_capacity(handles.len());
@@ -418,7 +478,12 @@ async fn fetch(client: Client, url: S3Url, range: Range<u64>) -> Result<Bytes, O
                 if (b.len() as u64) < want {
                     return Err(ObjectError::Truncated {
                         url,
-                        reason: format!("bytes {}..{} were asked for but only {} arrived", range.start, range.end, b.len()),
+                        reason: format!(
+                            "bytes {}..{} were asked for but only {} arrived",
+                            range.start,
+                            range.end,
+                            b.len()
+                        ),
                     });
                 }
                 return Ok(b.slice(..want as usize));
@@ -470,8 +535,8 @@ impl RangeReader {
     /// The next downloaded piece of the range, or `None` at its end.
     pub fn next_chunk(&mut self) -> Result<Option<Bytes>, ObjectError> {
         self.current = None; // gives its permit back before asking for more
-        // Permits are taken in part order, and a reader that blocks for one holds none, so
-        // readers sharing the budget cannot deadlock.
+                             // Permits are taken in part order, and a reader that blocks for one holds none, so
+                             // readers sharing the budget cannot deadlock.
         while self.next < self.end && self.queue.len() < READ_AHEAD {
             match self.store.permits.clone().try_acquire_owned() {
                 Ok(p) => self.spawn(p),

@@ -73,7 +73,8 @@ pub fn redact(url: &str) -> String {
 
 /// The job ids ifp accepts (they become part of Redis keys).
 pub fn check_job_id(job: &str) -> Result<(), RedisSetupError> {
-    let ok = (1..=64).contains(&job.len()) && job.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let ok =
+        (1..=64).contains(&job.len()) && job.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
@@ -106,7 +107,8 @@ pub fn connect(url: &str, io_timeout: Duration) -> Result<Connection, RedisSetup
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
     let shown = redact(url);
-    let client = redis::Client::open(url).map_err(|e| RedisSetupError::Url { url: shown.clone(), message: scrub(&e, url) })?;
+    let client =
+        redis::Client::open(url).map_err(|e| RedisSetupError::Url { url: shown.clone(), message: scrub(&e, url) })?;
     let connect_err = |e: redis::RedisError| RedisSetupError::Connect { url: shown.clone(), message: scrub(&e, url) };
     let mut con = client.get_connection_with_timeout(CONNECT_TIMEOUT).map_err(connect_err)?;
     con.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(connect_err)?;
@@ -145,7 +147,8 @@ impl JobKeys {
     /// Deletes every key of the job.
     pub fn remove(mut self) -> Result<(), RedisSetupError> {
         let pattern = format!("{}*", prefix(&self.job).replace('{', "\\{").replace('}', "\\}"));
-        let err = |e: redis::RedisError, url: &str| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) };
+        let err =
+            |e: redis::RedisError, url: &str| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) };
         let keys: Vec<Vec<u8>> = {
             let it = redis::cmd("SCAN").cursor_arg(0).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).clone();
             let iter = it.iter::<Vec<u8>>(&mut self.con).map_err(|e| err(e, &self.url))?;
@@ -295,7 +298,13 @@ fn bytes(v: &Value) -> Option<&[u8]> {
 
 impl RedisStore {
     /// Connects worker `worker`: one connection, scripts loaded in one round trip.
-    pub fn connect(url: &str, job: &str, worker: u32, workers: u32, timeout: Duration) -> Result<Self, RedisSetupError> {
+    pub fn connect(
+        url: &str,
+        job: &str,
+        worker: u32,
+        workers: u32,
+        timeout: Duration,
+    ) -> Result<Self, RedisSetupError> {
         check_job_id(job)?;
         // BLPOP waits up to `timeout` on the server; the socket allows a little more.
         let mut con = connect(url, timeout + Duration::from_secs(5))?;
@@ -305,7 +314,8 @@ impl RedisStore {
         for s in sources {
             pipe.cmd("SCRIPT").arg("LOAD").arg(s);
         }
-        pipe.query::<Value>(&mut con).map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
+        pipe.query::<Value>(&mut con)
+            .map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
         Ok(Self {
             con,
             url: url.into(),
@@ -326,7 +336,10 @@ impl RedisStore {
         } else {
             ""
         };
-        SyncError::Store { job: self.job.clone(), message: format!("{at}: redis at {}: {}{why}", redact(&self.url), scrub(&e, &self.url)) }
+        SyncError::Store {
+            job: self.job.clone(),
+            message: format!("{at}: redis at {}: {}{why}", redact(&self.url), scrub(&e, &self.url)),
+        }
     }
 
     fn bad_reply(&self, at: &str, v: &Value) -> SyncError {
@@ -336,7 +349,10 @@ impl RedisStore {
     fn lost(&self, at: &str) -> SyncError {
         SyncError::Store {
             job: self.job.clone(),
-            message: format!("{at}: the job's state is gone from redis at {} (the server restarted or the keys expired)", redact(&self.url)),
+            message: format!(
+                "{at}: the job's state is gone from redis at {} (the server restarted or the keys expired)",
+                redact(&self.url)
+            ),
         }
     }
 
@@ -366,7 +382,10 @@ impl RedisStore {
         match (items.first().and_then(text).as_deref(), items.len()) {
             (Some("workers"), 2) => Err(SyncError::Store {
                 job: self.job.clone(),
-                message: format!("{at}: the job has {} workers, this worker was started for {n}", text(&items[1]).unwrap_or_default()),
+                message: format!(
+                    "{at}: the job has {} workers, this worker was started for {n}",
+                    text(&items[1]).unwrap_or_default()
+                ),
             }),
             (Some("abort"), 2) => Err(self.aborted(&items[1])),
             (Some("ok"), 4) => {
@@ -377,7 +396,9 @@ impl RedisStore {
                 let release = |x: &Value| -> Result<Option<Release>, SyncError> {
                     match x {
                         Value::Nil => Ok(None),
-                        other => bytes(other).and_then(decode_release).map(Some).ok_or_else(|| self.bad_reply(at, other)),
+                        other => {
+                            bytes(other).and_then(decode_release).map(Some).ok_or_else(|| self.bad_reply(at, other))
+                        }
                     }
                 };
                 let (last, before) = (release(&items[2])?, release(&items[3])?);
@@ -394,7 +415,8 @@ impl RedisStore {
     /// only after a timeout).
     fn missing(&mut self, t: u32) -> Vec<u32> {
         self.stats.round_trips += 1;
-        let have: Vec<String> = redis::cmd("HKEYS").arg(format!("{}p:{t}", self.prefix)).query(&mut self.con).unwrap_or_default();
+        let have: Vec<String> =
+            redis::cmd("HKEYS").arg(format!("{}p:{t}", self.prefix)).query(&mut self.con).unwrap_or_default();
         (0..self.workers).filter(|w| !have.iter().any(|h| h == &w.to_string())).collect()
     }
 }
@@ -475,7 +497,13 @@ impl StateStore for RedisStore {
         match &v {
             Value::Nil => {
                 let missing = self.missing(t);
-                Err(SyncError::Timeout { job: self.job.clone(), worker: w, iteration: t, timeout: self.timeout, missing })
+                Err(SyncError::Timeout {
+                    job: self.job.clone(),
+                    worker: w,
+                    iteration: t,
+                    timeout: self.timeout,
+                    missing,
+                })
             }
             Value::Array(kv) if kv.len() == 2 => {
                 if text(&kv[0]).as_deref() == Some(x.as_str()) {
@@ -515,7 +543,10 @@ mod tests {
     fn releases_round_trip_bit_for_bit() {
         let r = Release { model: vec![1.5, -0.0, f64::NAN, 1e-300], loss: 0.25, converged: true, stop: false };
         let d = decode_release(&encode_release(&r)).unwrap();
-        assert_eq!(d.model.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), r.model.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            d.model.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            r.model.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         assert_eq!((d.loss, d.converged, d.stop), (0.25, true, false));
         assert!(decode_release(&[0; 10]).is_none(), "a truncated model is refused");
     }

@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::data::{csv_error, npy_header_len, parse_npy_header, parse_record, share, DataError, Format, LabelCol, Rows, NPY_HEAD_BYTES};
+use crate::data::{
+    csv_error, npy_header_len, parse_npy_header, parse_record, share, DataError, Format, LabelCol, Rows, NPY_HEAD_BYTES,
+};
 use crate::object::{ObjectError, RangeRead, RangeReader, S3Store, S3Url};
 
 /// Bytes fetched first when following a CSV line past the end of a part (doubling, up to
@@ -148,7 +150,14 @@ impl ObjectData {
                 let row_bytes = self.cols * if f64 { 8 } else { 4 };
                 let bytes = offset + r.start * row_bytes..offset + r.end * row_bytes;
                 let reader = RangeRead::new(self.store.reader(&self.url, bytes));
-                Ok(PartReader::Npy { data: self.clone(), reader, next_row: r.start, end_row: r.end, f64, buf: Vec::new() })
+                Ok(PartReader::Npy {
+                    data: self.clone(),
+                    reader,
+                    next_row: r.start,
+                    end_row: r.end,
+                    f64,
+                    buf: Vec::new(),
+                })
             }
             (Part::Bytes(b), Format::Csv) => {
                 let aligned = AlignedLines::new(self, b.clone());
@@ -158,7 +167,13 @@ impl ObjectData {
                     .trim(csv::Trim::All)
                     .buffer_capacity(1 << 16)
                     .from_reader(aligned);
-                Ok(PartReader::Csv { data: self.clone(), rdr: Box::new(rdr), rec: csv::ByteRecord::new(), skip: 0, left: u64::MAX })
+                Ok(PartReader::Csv {
+                    data: self.clone(),
+                    rdr: Box::new(rdr),
+                    rec: csv::ByteRecord::new(),
+                    skip: 0,
+                    left: u64::MAX,
+                })
             }
             (Part::Rows(r), Format::Csv) => {
                 // Rows of a CSV by number: one pass from the start (initialisation samples,
@@ -207,11 +222,14 @@ impl ObjectData {
                 let mut runs: Vec<Range<u64>> = Vec::new();
                 for &i in indices {
                     match runs.last_mut() {
-                        Some(r) if (i - r.end) * row_bytes <= 64 << 10 && (i + 1 - r.start) * row_bytes <= 8 << 20 => r.end = i + 1,
+                        Some(r) if (i - r.end) * row_bytes <= 64 << 10 && (i + 1 - r.start) * row_bytes <= 8 << 20 => {
+                            r.end = i + 1
+                        }
                         _ => runs.push(i..i + 1),
                     }
                 }
-                let byte_ranges: Vec<Range<u64>> = runs.iter().map(|r| offset + r.start * row_bytes..offset + r.end * row_bytes).collect();
+                let byte_ranges: Vec<Range<u64>> =
+                    runs.iter().map(|r| offset + r.start * row_bytes..offset + r.end * row_bytes).collect();
                 let bodies = self.store.get_ranges(&self.url, &byte_ranges)?;
                 let mut raw = Vec::with_capacity(indices.len() * self.cols as usize);
                 let mut it = indices.iter().peekable();
@@ -296,7 +314,12 @@ fn decode(bytes: &[u8], f64: bool, out: &mut Vec<f32>) {
 fn check_finite(name: &Path, raw: &[f32], cols: usize, row_of: impl Fn(usize) -> u64) -> Result<(), DataError> {
     match raw.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(i) => Err(DataError::NotFinite { path: name.to_path_buf(), row: row_of(i / cols) + 1, col: i % cols + 1, value: raw[i] as f64 }),
+        Some(i) => Err(DataError::NotFinite {
+            path: name.to_path_buf(),
+            row: row_of(i / cols) + 1,
+            col: i % cols + 1,
+            value: raw[i] as f64,
+        }),
     }
 }
 
@@ -333,10 +356,14 @@ impl PartReader {
                 let n = max_rows.min(*end_row - *next_row);
                 let row_bytes = data.cols as usize * if *f64 { 8 } else { 4 };
                 buf.resize(n as usize * row_bytes, 0);
-                std::io::Read::read_exact(reader, buf).map_err(|e| match e.into_inner().map(|i| i.downcast::<ObjectError>()) {
-                    Some(Ok(o)) => DataError::Object(*o),
-                    Some(Err(other)) => DataError::Truncated { path: data.name.clone(), reason: other.to_string() },
-                    None => DataError::Truncated { path: data.name.clone(), reason: "the object ended early".into() },
+                std::io::Read::read_exact(reader, buf).map_err(|e| {
+                    match e.into_inner().map(|i| i.downcast::<ObjectError>()) {
+                        Some(Ok(o)) => DataError::Object(*o),
+                        Some(Err(other)) => DataError::Truncated { path: data.name.clone(), reason: other.to_string() },
+                        None => {
+                            DataError::Truncated { path: data.name.clone(), reason: "the object ended early".into() }
+                        }
+                    }
                 })?;
                 let mut raw = Vec::with_capacity(n as usize * data.cols as usize);
                 decode(buf, *f64, &mut raw);
@@ -357,8 +384,13 @@ impl PartReader {
                             let csv::ErrorKind::Io(io) = e.into_kind() else { unreachable!() };
                             return Err(match io.into_inner().map(|i| i.downcast::<ObjectError>()) {
                                 Some(Ok(o)) => DataError::Object(*o),
-                                Some(Err(other)) => DataError::Truncated { path: data.name.clone(), reason: other.to_string() },
-                                None => DataError::Truncated { path: data.name.clone(), reason: "the object ended early".into() },
+                                Some(Err(other)) => {
+                                    DataError::Truncated { path: data.name.clone(), reason: other.to_string() }
+                                }
+                                None => DataError::Truncated {
+                                    path: data.name.clone(),
+                                    reason: "the object ended early".into(),
+                                },
                             });
                         }
                         Err(e) => {
@@ -382,7 +414,12 @@ impl PartReader {
                     }
                     if let Some(i) = raw[before..].iter().position(|v| !v.is_finite()) {
                         let row = data.row_at(at());
-                        return Err(DataError::NotFinite { path: data.name.clone(), row, col: i + 1, value: raw[before + i] as f64 });
+                        return Err(DataError::NotFinite {
+                            path: data.name.clone(),
+                            row,
+                            col: i + 1,
+                            value: raw[before + i] as f64,
+                        });
                     }
                     got += 1;
                     *left -= 1;
@@ -471,7 +508,9 @@ impl AlignedLines {
                 },
                 Align::Body => match self.body.next_chunk()? {
                     Some(b) => self.buf = b,
-                    None => self.state = if self.end >= self.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) },
+                    None => {
+                        self.state = if self.end >= self.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) }
+                    }
                 },
                 Align::Tail(at, step) => {
                     if at >= self.size {

@@ -54,7 +54,10 @@ fn missing_text(missing: &[u32]) -> String {
     match missing {
         [] => "a worker died or stalled".to_string(),
         [w] => format!("worker {w} never arrived: it died or stalled"),
-        ws => format!("workers {} never arrived: they died or stalled", ws.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")),
+        ws => format!(
+            "workers {} never arrived: they died or stalled",
+            ws.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -174,7 +177,13 @@ impl StateStore for InProcess {
                     Some(it) => (0..self.workers as u32).filter(|&i| it.partials[i as usize].is_none()).collect(),
                     None => Vec::new(),
                 };
-                return Err(SyncError::Timeout { job: self.job.clone(), worker: w, iteration: t, timeout: self.timeout, missing });
+                return Err(SyncError::Timeout {
+                    job: self.job.clone(),
+                    worker: w,
+                    iteration: t,
+                    timeout: self.timeout,
+                    missing,
+                });
             }
             s = cv.wait_timeout(s, left).unwrap().0;
         }

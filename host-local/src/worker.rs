@@ -142,7 +142,13 @@ pub fn run(a: &WorkerArgs, out: &mut dyn Write) -> Result<FunctionReport> {
             Resume { iteration: t, model: last.model, previous: Some(previous) }
         }
     };
-    let spec = Arc::new(JobSpec { job: a.job.clone(), params: a.params.clone(), shape, max_iter: a.max_iter, workers: a.workers });
+    let spec = Arc::new(JobSpec {
+        job: a.job.clone(),
+        params: a.params.clone(),
+        shape,
+        max_iter: a.max_iter,
+        workers: a.workers,
+    });
     let mut f = match Function::load_share(&engine, spec, a.worker, a.inner as usize, &data.source()) {
         Ok(f) => f,
         Err(e) => {

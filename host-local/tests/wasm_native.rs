@@ -27,8 +27,15 @@ fn close(what: &str, a: &[f64], b: &[f64], rel: f64) {
 }
 
 /// Runs algorithm `A` natively on one shard, the same loop the host runs.
-fn native_run<A: Algorithm>(p: &[Param], shape: DataShape, rows: &ifp_host::data::Rows, model: Vec<f64>, max_iter: u32) -> (Vec<f64>, u32) {
-    let mshape = ifp_kernel_math::DataShape { cols: shape.cols, has_labels: shape.has_labels, total_rows: shape.total_rows };
+fn native_run<A: Algorithm>(
+    p: &[Param],
+    shape: DataShape,
+    rows: &ifp_host::data::Rows,
+    model: Vec<f64>,
+    max_iter: u32,
+) -> (Vec<f64>, u32) {
+    let mshape =
+        ifp_kernel_math::DataShape { cols: shape.cols, has_labels: shape.has_labels, total_rows: shape.total_rows };
     let mut shard = A::new_shard(mshape);
     shard.append(&rows.features, &rows.labels).unwrap();
     let mut model = model;
@@ -56,7 +63,8 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
     let shard = inst.new_shard(shape).unwrap();
     inst.append(shard, &rows.features, &rows.labels).unwrap();
     let wasm_partial = inst.step(shard, &model0).unwrap();
-    let mshape = ifp_kernel_math::DataShape { cols: shape.cols, has_labels: shape.has_labels, total_rows: shape.total_rows };
+    let mshape =
+        ifp_kernel_math::DataShape { cols: shape.cols, has_labels: shape.has_labels, total_rows: shape.total_rows };
     let mut native_shard = A::new_shard(mshape);
     native_shard.append(&rows.features, &rows.labels).unwrap();
     close(&format!("{algo} partial"), &wasm_partial, &native_shard.step(&model0).unwrap(), 1e-9);
@@ -91,7 +99,13 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
 
 #[test]
 fn kmeans_wasm_equals_native() {
-    check::<KMeans>("kmeans", "blobs.npy", LabelCol::None, params(&[("k", "4"), ("init", "kmeans++"), ("seed", "11")]), 100);
+    check::<KMeans>(
+        "kmeans",
+        "blobs.npy",
+        LabelCol::None,
+        params(&[("k", "4"), ("init", "kmeans++"), ("seed", "11")]),
+        100,
+    );
 }
 
 #[test]

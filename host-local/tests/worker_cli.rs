@@ -19,10 +19,25 @@ fn data() -> String {
 }
 
 fn base(worker: &str) -> Vec<String> {
-    ["--job", "j1", "--worker", worker, "--workers", "2", "--data", &data(), "--label-col", "last", "--algorithm", "logreg", "--max-iter", "3"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "--job",
+        "j1",
+        "--worker",
+        worker,
+        "--workers",
+        "2",
+        "--data",
+        &data(),
+        "--label-col",
+        "last",
+        "--algorithm",
+        "logreg",
+        "--max-iter",
+        "3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[test]
@@ -40,7 +55,10 @@ fn an_unreachable_redis_is_one_clear_line_without_the_password() {
     let url = format!("redis://user:hunter2@127.0.0.1:{port}");
     let (code, err) = worker(&a.iter().map(String::as_str).collect::<Vec<_>>(), Some(&url));
     assert_eq!(code, 1);
-    assert!(err.starts_with(&format!("error: cannot connect to redis at redis://user:***@127.0.0.1:{port}: ")), "{err}");
+    assert!(
+        err.starts_with(&format!("error: cannot connect to redis at redis://user:***@127.0.0.1:{port}: ")),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -19,7 +19,9 @@ const PLUGINS: &[(&str, &str)] = &[
 
 fn main() {
     let root = build_guests::repo_root();
-    for dir in ["wit", "kernels/math", "kernels/guest", "kernels/examples", "kernels/test-plugins", "kernels/build_guests.rs"] {
+    for dir in
+        ["wit", "kernels/math", "kernels/guest", "kernels/examples", "kernels/test-plugins", "kernels/build_guests.rs"]
+    {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
@@ -27,7 +29,10 @@ fn main() {
     let files = build_guests::build(&root, &packages);
     let mut consts = String::new();
     for ((name, pkg), file) in PLUGINS.iter().zip(&files) {
-        consts.push_str(&format!("/// The `{pkg}` component file.\npub const {name}: &str = {:?};\n", file.display().to_string()));
+        consts.push_str(&format!(
+            "/// The `{pkg}` component file.\npub const {name}: &str = {:?};\n",
+            file.display().to_string()
+        ));
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out_dir.join("plugins.rs"), consts).unwrap();

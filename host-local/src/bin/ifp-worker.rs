@@ -17,7 +17,12 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: clap's message with the offending arguments, without the usage.
             let text = e.render().to_string();
-            let line: Vec<&str> = text.lines().take_while(|l| !l.starts_with("Usage:")).map(str::trim).filter(|l| !l.is_empty()).collect();
+            let line: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
             eprintln!("{} (see ifp-worker --help)", line.join(" "));
             return ExitCode::from(2);
         }

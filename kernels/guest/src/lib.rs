@@ -48,11 +48,21 @@ impl<A: Algorithm + 'static> wit::Guest for Kernel<A> {
         })
     }
 
-    fn init(params: Vec<wit::Param>, s: wit::DataShape, sample: wit::Sample, start: Vec<f64>) -> Result<Vec<f64>, String> {
+    fn init(
+        params: Vec<wit::Param>,
+        s: wit::DataShape,
+        sample: wit::Sample,
+        start: Vec<f64>,
+    ) -> Result<Vec<f64>, String> {
         A::init(&params, shape(s), &sample.features, &sample.labels, &start)
     }
 
-    fn update(params: Vec<wit::Param>, s: wit::DataShape, model: Vec<f64>, total: Vec<f64>) -> Result<wit::UpdateResult, String> {
+    fn update(
+        params: Vec<wit::Param>,
+        s: wit::DataShape,
+        model: Vec<f64>,
+        total: Vec<f64>,
+    ) -> Result<wit::UpdateResult, String> {
         let u = A::update(&params, shape(s), &model, &total)?;
         Ok(wit::UpdateResult { model: u.model, loss: u.loss, converged: u.converged })
     }

@@ -105,11 +105,15 @@ pub fn fit_with<A: Algorithm>(
     let plan = if start.is_empty() { A::plan_sample(params, shape)? } else { SamplePlan::Head(0) };
     let indices: Vec<u64> = match plan {
         SamplePlan::Head(n) => (0..n.min(rows as u64)).collect(),
-        SamplePlan::Uniform { count, seed } => ifp_kernel_math::rng::sample_indices(rows as u64, count.min(rows as u64), seed),
+        SamplePlan::Uniform { count, seed } => {
+            ifp_kernel_math::rng::sample_indices(rows as u64, count.min(rows as u64), seed)
+        }
     };
     let c = cols as usize;
-    let sample_x: Vec<f32> = indices.iter().flat_map(|&i| &features[i as usize * c..(i as usize + 1) * c]).copied().collect();
-    let sample_y: Vec<f32> = if labels.is_empty() { Vec::new() } else { indices.iter().map(|&i| labels[i as usize]).collect() };
+    let sample_x: Vec<f32> =
+        indices.iter().flat_map(|&i| &features[i as usize * c..(i as usize + 1) * c]).copied().collect();
+    let sample_y: Vec<f32> =
+        if labels.is_empty() { Vec::new() } else { indices.iter().map(|&i| labels[i as usize]).collect() };
     let mut model = A::init(params, shape, &sample_x, &sample_y, start)?;
     let mut shard = A::new_shard(shape);
     shard.append(features, labels)?;

@@ -21,16 +21,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
     f();
-    median((0..repeats).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect())
+    median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
 }
 
 fn main() {
     let a: Vec<usize> = std::env::args().skip(1).map(|s| s.parse().expect("numeric argument")).collect();
-    let (n, d, k, repeats) = (a.first().copied().unwrap_or(1_000_000), a.get(1).copied().unwrap_or(32), a.get(2).copied().unwrap_or(16), a.get(3).copied().unwrap_or(7));
+    let (n, d, k, repeats) = (
+        a.first().copied().unwrap_or(1_000_000),
+        a.get(1).copied().unwrap_or(32),
+        a.get(2).copied().unwrap_or(16),
+        a.get(3).copied().unwrap_or(7),
+    );
     let mut rng = SplitMix64::new(1);
     let x: Vec<f32> = (0..n * d).map(|_| (rng.next_f64() * 20.0 - 10.0) as f32).collect();
     let y: Vec<f32> = (0..n).map(|_| (rng.next_f64() < 0.5) as u8 as f32).collect();

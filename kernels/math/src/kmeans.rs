@@ -50,7 +50,12 @@ impl KMeansParams {
         if k > u32::MAX as u64 / 2 {
             return Err(format!("kmeans parameter 'k' is too large: {k}"));
         }
-        Ok(Self { k: k as usize, init: p.choice_or("init", INITS)?, seed: p.u64_or("seed", 0)?, tol: p.nonneg_or("tol", 1e-4)? })
+        Ok(Self {
+            k: k as usize,
+            init: p.choice_or("init", INITS)?,
+            seed: p.u64_or("seed", 0)?,
+            tol: p.nonneg_or("tol", 1e-4)?,
+        })
     }
 }
 
@@ -107,7 +112,13 @@ impl Algorithm for KMeans {
         })
     }
 
-    fn init(params: &[Param], shape: DataShape, sample: &[f32], _labels: &[f32], start: &[f64]) -> Result<Vec<f64>, String> {
+    fn init(
+        params: &[Param],
+        shape: DataShape,
+        sample: &[f32],
+        _labels: &[f32],
+        start: &[f64],
+    ) -> Result<Vec<f64>, String> {
         let p = KMeansParams::parse(params, shape)?;
         let d = shape.cols as usize;
         if !start.is_empty() {
@@ -204,11 +215,13 @@ fn kmeans_plus_plus(x: &[f32], d: usize, k: usize, seed: u64) -> Vec<usize> {
             let cand = if pot > 0.0 {
                 let target = rng.next_f64() * pot;
                 let mut acc = 0.0;
-                closest.iter().position(|c| {
-                    acc += c;
-                    acc > target
-                })
-                .unwrap_or(n - 1)
+                closest
+                    .iter()
+                    .position(|c| {
+                        acc += c;
+                        acc > target
+                    })
+                    .unwrap_or(n - 1)
             } else {
                 rng.below(n as u64) as usize
             };
@@ -378,7 +391,8 @@ impl Centroids {
                 let m = s[0].min(s[1]).min(s[2].min(s[3])).hmin();
                 if m < best_score[r] {
                     let mv = F32x4::splat(m);
-                    let mask = s[0].eq_mask(mv) | s[1].eq_mask(mv) << 4 | s[2].eq_mask(mv) << 8 | s[3].eq_mask(mv) << 12;
+                    let mask =
+                        s[0].eq_mask(mv) | s[1].eq_mask(mv) << 4 | s[2].eq_mask(mv) << 8 | s[3].eq_mask(mv) << 12;
                     best_score[r] = m;
                     best[r] = (c * CHUNK) as u32 + mask.trailing_zeros();
                 }

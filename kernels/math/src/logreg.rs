@@ -64,7 +64,11 @@ impl Algorithm for LogReg {
         match start.len() {
             0 => {}
             n if n == d || n == d + 1 => m[..n].copy_from_slice(start),
-            n => return Err(format!("initial logreg model has {n} values, expected {d} weights (and optionally an intercept)")),
+            n => {
+                return Err(format!(
+                    "initial logreg model has {n} values, expected {d} weights (and optionally an intercept)"
+                ))
+            }
         }
         m[d + 1] = f64::NAN;
         Ok(m)

@@ -32,13 +32,18 @@ impl Hyper {
     fn parse(params: &[Param]) -> Result<Self, String> {
         let mut h = Hyper { learning_rate: 0.1, tol: 1e-6 };
         for (name, value) in params {
-            let v: f64 = value.trim().parse().map_err(|_| format!("linreg parameter '{name}' must be a number, got '{value}'"))?;
+            let v: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("linreg parameter '{name}' must be a number, got '{value}'"))?;
             match name.as_str() {
                 "learning-rate" if v.is_finite() && v > 0.0 => h.learning_rate = v,
                 "tol" if v.is_finite() && v >= 0.0 => h.tol = v,
                 "learning-rate" => return Err(format!("linreg parameter 'learning-rate' must be > 0, got '{value}'")),
                 "tol" => return Err(format!("linreg parameter 'tol' must be >= 0, got '{value}'")),
-                other => return Err(format!("unknown parameter '{other}' for linreg (expected one of: learning-rate, tol)")),
+                other => {
+                    return Err(format!("unknown parameter '{other}' for linreg (expected one of: learning-rate, tol)"))
+                }
             }
         }
         Ok(h)
@@ -126,7 +131,12 @@ impl GuestShard for LinRegShard {
 
     fn append(&self, features: Vec<f32>, labels: Vec<f32>) -> Result<(), String> {
         if self.cols == 0 || !features.len().is_multiple_of(self.cols) || features.len() / self.cols != labels.len() {
-            return Err(format!("{} features and {} labels do not form rows of {} columns", features.len(), labels.len(), self.cols));
+            return Err(format!(
+                "{} features and {} labels do not form rows of {} columns",
+                features.len(),
+                labels.len(),
+                self.cols
+            ));
         }
         let mut rows = self.rows.borrow_mut();
         rows.0.extend_from_slice(&features);
