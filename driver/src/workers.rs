@@ -150,17 +150,7 @@ pub fn run_workers(
         let reports = supervise(&bin, &args, r.url, cfg, on_iteration)?;
         let r0 = &reports[0];
         let fields = engine.instantiate()?.describe(&cfg.params, shape, &r0.model)?;
-        Ok(JobOutcome {
-            shape,
-            model: r0.model.clone(),
-            fields,
-            iterations: r0.iterations.len() as u32,
-            converged: r0.converged,
-            losses: r0.iterations.iter().map(|i| i.loss).collect(),
-            reports,
-            init_s,
-            total_s: started.elapsed().as_secs_f64(),
-        })
+        Ok(JobOutcome::from_reports(shape, fields, reports, init_s, started.elapsed().as_secs_f64()))
     })();
     // The keys expire by themselves; removing them now is a courtesy.
     if let Err(e) = keys.remove() {

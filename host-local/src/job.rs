@@ -211,16 +211,30 @@ pub fn run_in_process(
         return Err(errors.swap_remove(pos).unwrap_err());
     }
     let reports: Vec<FunctionReport> = reports.into_iter().map(Result::unwrap).collect();
-    let r0 = &reports[0];
-    Ok(JobOutcome {
-        shape,
-        model: r0.model.clone(),
-        fields: describe_model.into_inner().unwrap().unwrap_or_default(),
-        iterations: r0.iterations.len() as u32,
-        converged: r0.converged,
-        losses: r0.iterations.iter().map(|i| i.loss).collect(),
-        reports,
-        init_s,
-        total_s: started.elapsed().as_secs_f64(),
-    })
+    let fields = describe_model.into_inner().unwrap().unwrap_or_default();
+    Ok(JobOutcome::from_reports(shape, fields, reports, init_s, started.elapsed().as_secs_f64()))
+}
+
+impl JobOutcome {
+    /// The outcome of a job from its functions' reports (worker 0's view of the iterations).
+    pub fn from_reports(
+        shape: DataShape,
+        fields: Vec<ModelField>,
+        reports: Vec<FunctionReport>,
+        init_s: f64,
+        total_s: f64,
+    ) -> Self {
+        let r0 = &reports[0];
+        JobOutcome {
+            shape,
+            model: r0.model.clone(),
+            fields,
+            iterations: r0.iterations.len() as u32,
+            converged: r0.converged,
+            losses: r0.iterations.iter().map(|i| i.loss).collect(),
+            reports,
+            init_s,
+            total_s,
+        }
+    }
 }
