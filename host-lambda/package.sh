@@ -38,7 +38,9 @@ build() {
   [[ "$arch" == arm64 ]] && dir="target/lambda-arm64/bootstrap"
   rm -rf "$dir" && mkdir -p "$dir"
   cp "$target_dir/$triple/release/bootstrap" "$dir/bootstrap"
-  strip "$dir/bootstrap" 2>/dev/null || true
+  local strip=strip
+  [[ "$arch" == arm64 && "$(uname -m)" != aarch64 ]] && strip=aarch64-linux-gnu-strip
+  "$strip" "$dir/bootstrap" 2>/dev/null || echo "note: $strip could not strip $dir/bootstrap" >&2
   if [[ "$arch" == "$(uname -m | sed 's/aarch64/arm64/')" ]]; then
     "$dir/bootstrap" precompile "$dir/kernels" >/dev/null
   fi

@@ -41,6 +41,10 @@ fn fails_with(dir: &Path, args: &[&str], expected: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{args:?}: expected one line, got: {stderr}");
     assert!(lines[0].contains(expected), "{args:?}: {:?} does not contain {expected:?}", lines[0]);
+    let parts: Vec<&str> = lines[0].split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "{args:?}: {:?} says {p:?} twice", lines[0]);
+    }
     assert!(!out.exists() && !labels.exists(), "{args:?} left an output file behind");
     let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

@@ -26,8 +26,9 @@ pub enum LabelCol {
 /// A data error: one line naming the file and the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not `source`: the message already carries the cause, and a source would print it twice.
+    #[error("cannot read {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("unsupported data file {path}: expected a .npy or .csv extension")]
     Extension { path: PathBuf },
     #[error("malformed .npy file {path}: {reason}")]
@@ -126,7 +127,7 @@ pub struct DataFile {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
-    move |source| DataError::Io { path: path.to_path_buf(), source }
+    move |error| DataError::Io { path: path.to_path_buf(), error }
 }
 
 impl DataFile {
@@ -349,7 +350,7 @@ pub(crate) fn csv_error(path: &Path, e: csv::Error) -> DataError {
             got: *len as usize,
             expected: *expected_len as usize,
         },
-        _ => DataError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) },
+        _ => DataError::Io { path: path.to_path_buf(), error: std::io::Error::other(e.to_string()) },
     }
 }
 

@@ -146,7 +146,7 @@ impl Function {
                     let part = share(n, inner as u64, i);
                     s.spawn(move || -> Result<Inner> {
                         let mut inst = engine.instantiate()?;
-                        let shard = inst.new_shard(shape)?;
+                        let shard = inst.new_shard(shape, part.end - part.start)?;
                         let mut at = part.start;
                         while at < part.end {
                             let end = (at + APPEND_CHUNK_ROWS).min(part.end);
@@ -207,10 +207,16 @@ impl Function {
                     s.spawn(move || -> Result<(Inner, u64, u64)> {
                         let part = data.part(worker as u64, workers, i, inner);
                         let mut inst = engine.instantiate()?;
-                        let shard = inst.new_shard(shape)?;
                         let mut reader = data.open_part(&part)?;
                         let mut rows = 0u64;
+                        // The shard is made once the first chunk is in, when the part's row
+                        // count is known (npy) or can be estimated from the bytes read (CSV).
+                        let mut shard = None;
                         while let Some(chunk) = reader.next_rows(APPEND_CHUNK_ROWS, label)? {
+                            let shard = match shard {
+                                Some(s) => s,
+                                None => *shard.insert(inst.new_shard(shape, reader.rows_hint(chunk.len() as u64))?),
+                            };
                             inst.append(shard, &chunk.features, &chunk.labels)
                                 .with_context(|| format!("loading {} part {part:?}", data.name().display()))?;
                             rows += chunk.len() as u64;
@@ -223,6 +229,10 @@ impl Function {
                             part_bytes = data.part_bytes(&part),
                             "loaded part"
                         );
+                        let shard = match shard {
+                            Some(s) => s,
+                            None => inst.new_shard(shape, 0)?,
+                        };
                         Ok((Inner { inst, shard }, rows, reader.fetched()))
                     })
                 })

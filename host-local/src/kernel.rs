@@ -488,8 +488,9 @@ impl KernelInstance {
         r.map_err(|m| self.fail("describe", m))
     }
 
-    pub fn new_shard(&mut self, shape: DataShape) -> Result<ShardHandle, KernelError> {
-        call!(self, "shard constructor", |g, s| g.shard().call_constructor(s, shape)).map(ShardHandle)
+    /// A new empty shard; `rows` is the capacity hint (how many rows will be appended).
+    pub fn new_shard(&mut self, shape: DataShape, rows: u64) -> Result<ShardHandle, KernelError> {
+        call!(self, "shard constructor", |g, s| g.shard().call_constructor(s, shape, rows)).map(ShardHandle)
     }
 
     pub fn append(&mut self, shard: ShardHandle, features: &[f32], labels: &[f32]) -> Result<(), KernelError> {

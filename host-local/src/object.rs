@@ -42,6 +42,8 @@ pub const PART_BYTES: u64 = 8 << 20;
 pub const INFLIGHT_PARTS: usize = 6;
 /// Parts one reader keeps in flight ahead of what it consumes.
 pub const READ_AHEAD: usize = 4;
+/// GETs in flight (and bodies held) in [`S3Store::for_each_range`].
+pub const RANGES_IN_FLIGHT: usize = 16;
 /// Concurrent part uploads.
 pub const UPLOAD_CONCURRENCY: usize = 4;
 /// Attempts per request (the SDK's retry of throttling and transient errors; our retry of a
@@ -103,8 +105,8 @@ pub enum ObjectError {
     Truncated { url: S3Url, reason: String },
     #[error("{url}: {message}")]
     Request { url: S3Url, message: String },
-    #[error("cannot read {path} for upload: {source}")]
-    LocalFile { path: String, source: std::io::Error },
+    #[error("cannot read {path} for upload: {error}")]
+    LocalFile { path: String, error: std::io::Error },
     #[error("cannot set up the S3 client: {0}")]
     Setup(String),
 }
@@ -309,28 +311,35 @@ impl S3Store {
         Ok(b)
     }
 
-    /// Many ranges at once (up to 16 GETs in flight), in the order given.
-    pub fn get_ranges(&self, url: &S3Url, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, ObjectError> {
-        let out = self.rt.block_on(async {
-            let sem = Arc::new(Semaphore::new(16));
-            let handles: Vec<_> = ranges
-                .iter()
-                .map(|r| {
-                    let (client, url, r, sem) = (self.client.clone(), url.clone(), r.clone(), sem.clone());
-                    tokio::spawn(async move {
-                        let _p = sem.acquire_owned().await.expect("semaphore open");
-                        fetch(client, url, r).await
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(handles.len());
-            for h in handles {
-                out.push(h.await.map_err(|e| ObjectError::Request { url: url.clone(), message: e.to_string() })??);
+    /// Fetches `ranges` with up to [`RANGES_IN_FLIGHT`] GETs at a time and hands each body
+    /// to `each` in the order given. A body is dropped once `each` returns, and no more than
+    /// [`RANGES_IN_FLIGHT`] are ever held (done or not), so memory stays bounded however many
+    /// ranges there are.
+    pub fn for_each_range<E: From<ObjectError>>(
+        &self,
+        url: &S3Url,
+        ranges: &[Range<u64>],
+        mut each: impl FnMut(usize, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.rt.block_on(async {
+            let mut queue = VecDeque::with_capacity(RANGES_IN_FLIGHT);
+            let mut next = 0;
+            for i in 0..ranges.len() {
+                while next < ranges.len() && queue.len() < RANGES_IN_FLIGHT {
+                    let (client, url, r) = (self.client.clone(), url.clone(), ranges[next].clone());
+                    queue.push_back(tokio::spawn(fetch(client, url, r)));
+                    next += 1;
+                }
+                let h = queue.pop_front().expect("a range is queued");
+                let body = h.await.map_err(|e| ObjectError::Request { url: url.clone(), message: e.to_string() })??;
+                self.fetched.fetch_add(body.len() as u64, Ordering::Relaxed);
+                if let Err(e) = each(i, &body) {
+                    queue.drain(..).for_each(|h| h.abort());
+                    return Err(e);
+                }
             }
-            Ok::<_, ObjectError>(out)
-        })?;
-        self.fetched.fetch_add(out.iter().map(|b| b.len() as u64).sum(), Ordering::Relaxed);
-        Ok(out)
+            Ok(())
+        })
     }
 
     /// A reader over bytes `range` of the object that keeps up to [`READ_AHEAD`] ranged GETs
@@ -369,7 +378,7 @@ impl S3Store {
     pub fn put_file(&self, url: &S3Url, path: &Path) -> Result<(), ObjectError> {
         // Some S3-compatible servers create a missing bucket on upload; S3 does not.
         self.check_bucket(url)?;
-        let local = |source| ObjectError::LocalFile { path: path.display().to_string(), source };
+        let local = |error| ObjectError::LocalFile { path: path.display().to_string(), error };
         let len = std::fs::metadata(path).map_err(local)?.len();
         if len <= PART_BYTES {
             return self.put_bytes(url, std::fs::read(path).map_err(local)?);
@@ -435,7 +444,7 @@ async fn upload_parts(
             })
             .await
             .map_err(|e| ObjectError::Request { url: url.clone(), message: e.to_string() })?
-            .map_err(|source| ObjectError::LocalFile { path: "the upload's temporary file".into(), source })?;
+            .map_err(|error| ObjectError::LocalFile { path: "the upload's temporary file".into(), error })?;
             let number = i as i32 + 1;
             let r = client
                 .upload_part()

@@ -218,11 +218,12 @@ impl ObjectData {
             }
             Format::Npy { offset, f64 } => {
                 let row_bytes = self.cols * if f64 { 8 } else { 4 };
-                // Runs of rows at most 64 KiB apart, each at most 8 MiB.
+                // Runs of rows at most 64 KiB apart, each at most 1 MiB, decoded as they
+                // arrive, so that a sample of a large object never holds much of it at once.
                 let mut runs: Vec<Range<u64>> = Vec::new();
                 for &i in indices {
                     match runs.last_mut() {
-                        Some(r) if (i - r.end) * row_bytes <= 64 << 10 && (i + 1 - r.start) * row_bytes <= 8 << 20 => {
+                        Some(r) if (i - r.end) * row_bytes <= 64 << 10 && (i + 1 - r.start) * row_bytes <= 1 << 20 => {
                             r.end = i + 1
                         }
                         _ => runs.push(i..i + 1),
@@ -230,10 +231,10 @@ impl ObjectData {
                 }
                 let byte_ranges: Vec<Range<u64>> =
                     runs.iter().map(|r| offset + r.start * row_bytes..offset + r.end * row_bytes).collect();
-                let bodies = self.store.get_ranges(&self.url, &byte_ranges)?;
                 let mut raw = Vec::with_capacity(indices.len() * self.cols as usize);
                 let mut it = indices.iter().peekable();
-                for (run, body) in runs.iter().zip(&bodies) {
+                self.store.for_each_range(&self.url, &byte_ranges, |k, body| {
+                    let run = &runs[k];
                     while let Some(&&i) = it.peek() {
                         if i >= run.end {
                             break;
@@ -242,7 +243,8 @@ impl ObjectData {
                         decode(&body[at..at + row_bytes as usize], f64, &mut raw);
                         it.next();
                     }
-                }
+                    Ok::<_, DataError>(())
+                })?;
                 check_finite(&self.name, &raw, self.cols as usize, |k| indices[k])?;
                 raw
             }
@@ -335,6 +337,25 @@ impl PartReader {
         match self {
             PartReader::Npy { reader, .. } => reader.inner.fetched(),
             PartReader::Csv { rdr, .. } => rdr.get_ref().fetched(),
+        }
+    }
+
+    /// How many rows this part holds in all, given that the `read` rows returned so far
+    /// came first: exact for a `.npy`; for CSV, the rows still to come are estimated from the
+    /// bytes the read rows took (2% over, so a well-behaved file never outgrows it).
+    pub fn rows_hint(&self, read: u64) -> u64 {
+        match self {
+            PartReader::Npy { next_row, end_row, .. } => read + (end_row - next_row),
+            PartReader::Csv { rdr, left, .. } => {
+                let consumed = rdr.position().byte();
+                let lines = rdr.get_ref();
+                let remaining = lines.end.saturating_sub(lines.body_start + consumed);
+                if read == 0 || consumed == 0 {
+                    return read;
+                }
+                let estimate = (remaining as f64 * read as f64 / consumed as f64 * 1.02).ceil() as u64;
+                read + estimate.min(*left)
+            }
         }
     }
 

@@ -76,8 +76,10 @@ impl<A: Algorithm + 'static> wit::Guest for Kernel<A> {
 }
 
 impl<A: Algorithm + 'static> wit::GuestShard for KernelShard<A> {
-    fn new(s: wit::DataShape) -> Self {
-        Self(RefCell::new(A::new_shard(shape(s))))
+    fn new(s: wit::DataShape, rows: u64) -> Self {
+        let mut shard = A::new_shard(shape(s));
+        shard.reserve(rows as usize);
+        Self(RefCell::new(shard))
     }
     fn append(&self, features: Vec<f32>, labels: Vec<f32>) -> Result<(), String> {
         self.0.borrow_mut().append(&features, &labels)

@@ -254,16 +254,15 @@ impl KMeansShard {
         let d = shape.cols as usize;
         Self { d, x: Vec::new(), sqnorm: Vec::new(), colsum: vec![0.0; d], colsumsq: vec![0.0; d], labels: Vec::new() }
     }
+}
 
-    /// Pre-allocates room for `rows` more rows.
-    pub fn reserve(&mut self, rows: usize) {
+impl crate::Shard for KMeansShard {
+    fn reserve(&mut self, rows: usize) {
         self.x.reserve_exact(rows * self.d);
         self.sqnorm.reserve_exact(rows);
         self.labels.reserve_exact(rows);
     }
-}
 
-impl crate::Shard for KMeansShard {
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String> {
         let d = self.d;
         let has_labels = !labels.is_empty();

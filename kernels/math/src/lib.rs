@@ -80,6 +80,10 @@ pub trait Algorithm {
 
 /// One worker's resident slice of the data.
 pub trait Shard {
+    /// Pre-allocates room for `rows` more rows (the WIT constructor's capacity hint).
+    fn reserve(&mut self, rows: usize) {
+        let _ = rows;
+    }
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String>;
     fn rows(&self) -> u64;
     fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String>;

@@ -117,18 +117,16 @@ pub struct LogRegShard {
     y: Vec<f32>,
 }
 
-impl LogRegShard {
-    pub fn reserve(&mut self, rows: usize) {
-        self.x.reserve_exact(rows * self.d);
-        self.y.reserve_exact(rows);
-    }
-}
-
 /// Rows per block: residuals of a block are computed first, then the gradient of the
 /// block is accumulated column-chunk by column-chunk while the block is in L1.
 const BLOCK: usize = 64;
 
 impl crate::Shard for LogRegShard {
+    fn reserve(&mut self, rows: usize) {
+        self.x.reserve_exact(rows * self.d);
+        self.y.reserve_exact(rows);
+    }
+
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String> {
         let shape = DataShape { cols: self.d as u32, has_labels: true, total_rows: 0 };
         check_chunk(shape, features, labels)?;

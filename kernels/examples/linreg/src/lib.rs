@@ -125,8 +125,12 @@ struct LinRegShard {
 }
 
 impl GuestShard for LinRegShard {
-    fn new(shape: DataShape) -> Self {
-        LinRegShard { cols: shape.cols as usize, rows: RefCell::new((Vec::new(), Vec::new())) }
+    fn new(shape: DataShape, rows: u64) -> Self {
+        // `rows` is a capacity hint: reserving once keeps the outgrown copies of a growing
+        // Vec from staying resident in the instance's linear memory.
+        let cols = shape.cols as usize;
+        let n = rows as usize;
+        LinRegShard { cols, rows: RefCell::new((Vec::with_capacity(n * cols), Vec::with_capacity(n))) }
     }
 
     fn append(&self, features: Vec<f32>, labels: Vec<f32>) -> Result<(), String> {
