@@ -313,12 +313,8 @@ impl Params {
             "- per-function sync (fitted, γ): {:.3} ms per function per iteration",
             self.per_function_sync_s * 1e3
         );
-        let _ = writeln!(
-            s,
-            "- load bandwidth: {:.1} MB/s per function, {}",
-            self.load_bytes_per_s / 1e6,
-            self.load_source
-        );
+        let _ =
+            writeln!(s, "- load bandwidth: {:.1} MB/s per function, {}", self.load_bytes_per_s / 1e6, self.load_source);
         let _ = writeln!(s, "- fixed overhead per run: {:.3} s (fitted)", self.overhead_s);
         s
     }
@@ -436,12 +432,7 @@ pub fn write_charts(dir: &Path, rows: &[Prediction], title: &str) -> Result<()> 
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
                 chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| err(&e))?;
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE)
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| err(&e))?;
+            chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw().map_err(|e| err(&e))?;
             root.present().map_err(|e| err(&e))?;
         }
         output::write_atomic(&dir.join(file), |w| Ok(w.write_all(svg.as_bytes())?))?;

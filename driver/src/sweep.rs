@@ -192,11 +192,8 @@ pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row>
             let totals = pick(&|m| m.total_s);
             let iters = pick(&|m| m.iter_s * 1e3);
             // Lambda reports the memory its functions had; locally, the memory that buys the vCPUs.
-            let memory_mb = ms
-                .iter()
-                .filter_map(|m| m.reported_memory_mb)
-                .max()
-                .map_or(lambda_memory_mb(c.inner), |m| m as u32);
+            let memory_mb =
+                ms.iter().filter_map(|m| m.reported_memory_mb).max().map_or(lambda_memory_mb(c.inner), |m| m as u32);
             let billed = ms.iter().all(|m| m.billed_cost_usd.is_some());
             let costs = if billed {
                 pick(&|m| m.billed_cost_usd.unwrap_or(f64::NAN))
@@ -687,9 +684,11 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
             bail!("--cpu-budget pins local processes; it does not apply to --backend lambda");
         }
     } else {
-        for (flag, given) in
-            [("--function", a.function.is_some()), ("--region", a.region.is_some()), ("--lambda-endpoint", !a.endpoints.is_empty())]
-        {
+        for (flag, given) in [
+            ("--function", a.function.is_some()),
+            ("--region", a.region.is_some()),
+            ("--lambda-endpoint", !a.endpoints.is_empty()),
+        ] {
             if given {
                 bail!("{flag} applies to --backend lambda");
             }
@@ -903,10 +902,7 @@ fn run_model(
         "worst_error": { "config": worst.config, "total_error": worst.total_error },
     });
     output::write_atomic(&a.out_dir.join("model.json"), |w| Ok(serde_json::to_writer_pretty(&mut *w, &json)?))?;
-    println!(
-        "wrote {}/model.csv, model-check.csv, model.json, model-time.svg, model-cost.svg",
-        a.out_dir.display()
-    );
+    println!("wrote {}/model.csv, model-check.csv, model.json, model-time.svg, model-cost.svg", a.out_dir.display());
     Ok(())
 }
 

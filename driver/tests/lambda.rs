@@ -9,17 +9,13 @@
 mod common;
 mod emulator;
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use common::{assert_close, floats, load_json};
 use emulator::{free_port, ifp, wait_for_port, Emulator};
 use serde_json::{json, Value};
-
 
 /// A `redis-server` on 127.0.0.1 and a free port, killed on drop.
 struct Redis {
@@ -54,7 +50,6 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
-
 
 fn ok(o: &Output, what: &str) {
     assert!(o.status.success(), "{what} failed: {}", String::from_utf8_lossy(&o.stderr));

@@ -196,7 +196,8 @@ fn the_model_is_fitted_to_the_measured_grid_and_checked_against_it() {
     // T1 from the Fx1 configurations: the median (here the mean of two) of rows per function
     // over the slowest function's compute per iteration.
     let thr = |r: &Value| {
-        let rows = num(&load_json(&out.join(format!("run-{}-1.json", r["config"].as_str().unwrap())))["config"]["rows"]);
+        let rows =
+            num(&load_json(&out.join(format!("run-{}-1.json", r["config"].as_str().unwrap())))["config"]["rows"]);
         rows / num(&r["functions"]) / num(&r["inner"]) / (num(&r["compute_ms"]) / 1e3)
     };
     let t1 = (thr(&measured[0]) + thr(&measured[1])) / 2.0;
