@@ -4,6 +4,7 @@
 mod bench;
 mod gen;
 mod lambda;
+mod model;
 mod output;
 mod run;
 mod sweep;

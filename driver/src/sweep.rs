@@ -13,6 +13,8 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
+use crate::lambda::Backend;
+use crate::model;
 use crate::output;
 
 /// One configuration: `workers` functions with `inner` vCPUs (wasm instances) each.
@@ -90,6 +92,13 @@ pub struct Measure {
     pub function_s: Vec<f64>,
     #[serde(skip)]
     pub model: Vec<f64>,
+    /// Rows of the data set, and bytes per row in memory (f32 features and label).
+    pub rows: u64,
+    pub bytes_per_row: f64,
+    /// What Lambda billed for the run (`--backend lambda`), when known.
+    pub billed_cost_usd: Option<f64>,
+    /// The memory the functions reported (`--backend lambda`): the largest.
+    pub reported_memory_mb: Option<u64>,
 }
 
 /// Lambda prices (us-east-1): per GB-second and per request.
@@ -162,6 +171,8 @@ pub struct Row {
     pub round_trips_per_iter: f64,
     pub iterations: u32,
     pub cost_usd: f64,
+    /// `estimate` (billed duration from the functions' times) or `lambda` (what Lambda billed).
+    pub cost_from: &'static str,
     pub improvement: f64,
     /// Largest relative model difference from the baseline row.
     pub model_diff: f64,
@@ -180,8 +191,15 @@ pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row>
             let pick = |f: &dyn Fn(&Measure) -> f64| ms.iter().map(f).collect::<Vec<f64>>();
             let totals = pick(&|m| m.total_s);
             let iters = pick(&|m| m.iter_s * 1e3);
-            let memory_mb = lambda_memory_mb(c.inner);
-            let costs = pick(&|m| cost_usd(&m.function_s, memory_mb, prices));
+            // Lambda reports the memory its functions had; locally, the memory that buys the vCPUs.
+            let memory_mb =
+                ms.iter().filter_map(|m| m.reported_memory_mb).max().map_or(lambda_memory_mb(c.inner), |m| m as u32);
+            let billed = ms.iter().all(|m| m.billed_cost_usd.is_some());
+            let costs = if billed {
+                pick(&|m| m.billed_cost_usd.unwrap_or(f64::NAN))
+            } else {
+                pick(&|m| cost_usd(&m.function_s, memory_mb, prices))
+            };
             let diff = ms.iter().map(|m| model_difference(&m.model, base_model)).fold(0.0, f64::max);
             let same_iters = ms.iter().all(|m| m.iterations == base_iters);
             let total = median(&totals);
@@ -204,6 +222,7 @@ pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row>
                 round_trips_per_iter: median(&pick(&|m| m.round_trips)),
                 iterations: ms[0].iterations,
                 cost_usd: median(&costs),
+                cost_from: if billed { "lambda" } else { "estimate" },
                 improvement: improvement(base_total, total),
                 model_diff: diff,
                 consistent: diff <= SAME_MODEL_REL && same_iters,
@@ -374,6 +393,58 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 
+    fn args(cmd: &std::process::Command) -> Vec<String> {
+        cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn lambda_configurations_get_their_memory_inner_workers_and_endpoints() {
+        let endpoints = vec!["http://127.0.0.1:1".to_string(), "http://127.0.0.1:2".to_string()];
+        let extra = vec!["--k".to_string(), "4".to_string()];
+        let plan = RunPlan {
+            exe: Path::new("/bin/ifp"),
+            algorithm: "kmeans",
+            data: Some("s3://b/k.npy"),
+            redis: Some("redis://r:6379"),
+            backend: Backend::Lambda,
+            function: Some("ifp-{memory_mb}"),
+            region: Some("eu-west-1"),
+            endpoints: &endpoints,
+            arm64: true,
+            pin_cpus: None,
+            run_args: &extra,
+        };
+        let cmd = plan.command(Config { workers: 3, inner: 2 }, Path::new("/o/run.json"));
+        assert_eq!(cmd.get_program(), "/bin/ifp");
+        let want = "run kmeans --workers 3 --inner 2 --out /o/run.json --data s3://b/k.npy --redis redis://r:6379 \
+                    --backend lambda --function ifp-3538 --memory-mb 3538 --region eu-west-1 \
+                    --lambda-endpoint http://127.0.0.1:1 --lambda-endpoint http://127.0.0.1:2 --arch arm64 --k 4";
+        assert_eq!(args(&cmd).join(" "), want.split_whitespace().collect::<Vec<_>>().join(" "));
+        // Six vCPUs and more: Lambda's 10,240 MB cap.
+        let cmd = plan.command(Config { workers: 1, inner: 6 }, Path::new("/o/r.json"));
+        assert!(args(&cmd).join(" ").contains("--function ifp-10240 --memory-mb 10240"));
+    }
+
+    #[test]
+    fn local_configurations_run_under_taskset_with_a_cpu_budget() {
+        let plan = RunPlan {
+            exe: Path::new("/bin/ifp"),
+            algorithm: "logreg",
+            data: None,
+            redis: None,
+            backend: Backend::Local,
+            function: None,
+            region: None,
+            endpoints: &[],
+            arm64: false,
+            pin_cpus: Some(4),
+            run_args: &[],
+        };
+        let cmd = plan.command(Config { workers: 3, inner: 2 }, Path::new("/o/r.json"));
+        assert_eq!(cmd.get_program(), "taskset");
+        assert_eq!(args(&cmd).join(" "), "-c 0,1,2,3 /bin/ifp run logreg --workers 3 --inner 2 --out /o/r.json");
+    }
+
     #[test]
     fn summary_flags_a_configuration_with_another_model() {
         let m = |t: f64, model: Vec<f64>| Measure {
@@ -441,9 +512,134 @@ pub struct SweepArgs {
     /// Price the configurations as arm64 (Graviton) functions instead of x86_64.
     #[arg(long)]
     pub arm64: bool,
+    /// Where the configurations run: `local` (this machine) or `lambda` (invocations of
+    /// --function through `ifp run --backend lambda`, with --inner and --memory-mb set per
+    /// configuration).
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    pub backend: Backend,
+    /// The Lambda function (name or ARN) for --backend lambda. `{memory_mb}` in it becomes each
+    /// configuration's memory (1,769 MB per vCPU), e.g. `ifp-{memory_mb}` with one function
+    /// deployed per size: a Lambda function's CPU share follows its configured memory.
+    #[arg(long, value_name = "NAME")]
+    pub function: Option<String>,
+    /// AWS region for --backend lambda.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Lambda API endpoints instead of AWS's (comma-separated or repeated; workers use them
+    /// round robin, e.g. one Lambda Runtime Interface Emulator per worker).
+    #[arg(long = "lambda-endpoint", value_name = "URL", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// Fit the analytic model (see `model.rs`) to the measured configurations, check it against
+    /// them, and predict larger ones (--model-functions x --model-inner over --model-data-gb).
+    #[arg(long)]
+    pub model: bool,
+    /// Functions of the predicted configurations (default 50,100,200,400).
+    #[arg(long, requires = "model", value_name = "LIST")]
+    pub model_functions: Option<String>,
+    /// Inner workers (vCPUs) per function of the predicted configurations (default 1,2,3,4,5,6).
+    #[arg(long, requires = "model", value_name = "LIST")]
+    pub model_inner: Option<String>,
+    /// Data size of the predictions in GB (1e9 bytes of f32 rows); default: the measured data.
+    #[arg(long, requires = "model", value_name = "GB")]
+    pub model_data_gb: Option<f64>,
+    /// Iterations of the predictions (default: the measured job's).
+    #[arg(long, requires = "model", value_parser = clap::value_parser!(u32).range(1..))]
+    pub model_iterations: Option<u32>,
+    /// Object-store bandwidth per function, MB/s, for the model's load time instead of the
+    /// measured load: an assumption, and labelled as one.
+    #[arg(long, requires = "model", value_name = "MBPS")]
+    pub s3_mbps: Option<f64>,
     /// Further `ifp run` arguments for every configuration (after `--`), e.g. `-- --k 16`.
     #[arg(last = true)]
     pub run_args: Vec<String>,
+}
+
+/// How every configuration's `ifp run` is invoked.
+pub struct RunPlan<'a> {
+    pub exe: &'a Path,
+    pub algorithm: &'a str,
+    pub data: Option<&'a str>,
+    /// The Redis URL the functions get (the delay proxy's when it is on).
+    pub redis: Option<&'a str>,
+    pub backend: Backend,
+    /// The --function template (`{memory_mb}` replaced per configuration).
+    pub function: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub endpoints: &'a [String],
+    pub arm64: bool,
+    /// With --cpu-budget: this machine's CPUs (each configuration is pinned to its vCPUs).
+    pub pin_cpus: Option<u32>,
+    pub run_args: &'a [String],
+}
+
+impl RunPlan<'_> {
+    /// The `ifp run` (under `taskset` with --cpu-budget) for configuration `c`.
+    pub fn command(&self, c: Config, out: &Path) -> std::process::Command {
+        let mut cmd = match self.pin_cpus {
+            Some(cpus) => {
+                let set = (0..c.vcpus().min(cpus)).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+                let mut t = std::process::Command::new("taskset");
+                t.args(["-c", &set]).arg(self.exe);
+                t
+            }
+            None => std::process::Command::new(self.exe),
+        };
+        cmd.args(["run", self.algorithm, "--workers", &c.workers.to_string(), "--inner", &c.inner.to_string()]);
+        cmd.arg("--out").arg(out);
+        if let Some(d) = self.data {
+            cmd.args(["--data", d]);
+        }
+        if let Some(u) = self.redis {
+            cmd.args(["--redis", u]);
+        }
+        if self.backend == Backend::Lambda {
+            let mb = lambda_memory_mb(c.inner);
+            let function = self.function.unwrap_or_default().replace("{memory_mb}", &mb.to_string());
+            cmd.args(["--backend", "lambda", "--function", &function, "--memory-mb", &mb.to_string()]);
+            if let Some(r) = self.region {
+                cmd.args(["--region", r]);
+            }
+            for e in self.endpoints {
+                cmd.args(["--lambda-endpoint", e]);
+            }
+            if self.arm64 {
+                cmd.args(["--arch", "arm64"]);
+            }
+        }
+        cmd.args(self.run_args);
+        cmd
+    }
+}
+
+/// The model's inputs checked before anything runs.
+struct ModelPlan {
+    functions: Vec<u32>,
+    inner: Vec<u32>,
+    data_gb: Option<f64>,
+    iterations: Option<u32>,
+    s3_bytes_per_s: Option<f64>,
+}
+
+fn model_plan(a: &SweepArgs, grid: &[Config]) -> Result<Option<ModelPlan>> {
+    if !a.model {
+        return Ok(None);
+    }
+    if !grid.iter().any(|c| c.inner == 1) {
+        bail!("--model needs a configuration with 1 inner worker in the grid (it measures the per-vCPU throughput there), e.g. add 1x1");
+    }
+    let positive = |flag: &str, v: Option<f64>| -> Result<Option<f64>> {
+        match v {
+            Some(x) if !(x.is_finite() && x > 0.0) => bail!("{flag} must be a positive number, got {x}"),
+            v => Ok(v),
+        }
+    };
+    Ok(Some(ModelPlan {
+        functions: model::parse_counts("--model-functions", a.model_functions.as_deref().unwrap_or("50,100,200,400"))?,
+        inner: model::parse_counts("--model-inner", a.model_inner.as_deref().unwrap_or("1,2,3,4,5,6"))?,
+        data_gb: positive("--model-data-gb", a.model_data_gb)?,
+        iterations: a.model_iterations,
+        s3_bytes_per_s: positive("--s3-mbps", a.s3_mbps)?.map(|m| m * 1e6),
+    }))
 }
 
 pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
@@ -453,7 +649,20 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
         (None, None, Some(f)) if f > 0 && a.max_inner.unwrap_or(0) > 0 => functions_grid(f, a.max_inner.unwrap()),
         _ => bail!("give --grid, --total-vcpus N (N >= 1) or --functions F --max-inner M (both >= 1)"),
     };
-    for forbidden in ["--workers", "--inner", "--out", "--redis", "--quiet", "--data"] {
+    for forbidden in [
+        "--workers",
+        "--inner",
+        "--out",
+        "--redis",
+        "--quiet",
+        "--data",
+        "--backend",
+        "--function",
+        "--region",
+        "--lambda-endpoint",
+        "--memory-mb",
+        "--arch",
+    ] {
         if a.run_args.iter().any(|x| x == forbidden || x.starts_with(&format!("{forbidden}="))) {
             bail!("{forbidden} is set by the sweep itself; remove it from the arguments after --");
         }
@@ -463,6 +672,29 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
             bail!("--latency-ms must be a number of milliseconds >= 0, got {l}");
         }
     }
+    let lambda = a.backend == Backend::Lambda;
+    if lambda {
+        if a.function.is_none() {
+            bail!("--backend lambda needs --function NAME (e.g. ifp-{{memory_mb}} for one function per memory size)");
+        }
+        if a.data.is_none() {
+            bail!("--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)");
+        }
+        if a.cpu_budget {
+            bail!("--cpu-budget pins local processes; it does not apply to --backend lambda");
+        }
+    } else {
+        for (flag, given) in [
+            ("--function", a.function.is_some()),
+            ("--region", a.region.is_some()),
+            ("--lambda-endpoint", !a.endpoints.is_empty()),
+        ] {
+            if given {
+                bail!("{flag} applies to --backend lambda");
+            }
+        }
+    }
+    let model_plan = model_plan(&a, &grid)?;
     std::fs::create_dir_all(&a.out_dir).with_context(|| format!("cannot create --out-dir {}", a.out_dir.display()))?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut notes = Vec::new();
@@ -485,7 +717,25 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
         }
     }
     let redis_url = proxy.as_ref().map(|p| p.url()).or_else(|| a.redis.clone());
+    // Redis's own request counters before the sweep: the model's service time per request.
+    let stats_before = match (&a.redis, model_plan.is_some()) {
+        (Some(u), true) => store_probe::commandstats(u).ok(),
+        _ => None,
+    };
     let exe = std::env::current_exe().context("locating the ifp executable")?;
+    let plan = RunPlan {
+        exe: &exe,
+        algorithm: &a.algorithm,
+        data: a.data.as_deref(),
+        redis: redis_url.as_deref(),
+        backend: a.backend,
+        function: a.function.as_deref(),
+        region: a.region.as_deref(),
+        endpoints: &a.endpoints,
+        arm64: a.arm64,
+        pin_cpus: a.cpu_budget.then_some(cpus),
+        run_args: &a.run_args,
+    };
     let total_runs = grid.len() as u64 * a.repeat as u64;
     let bar = progress_bar(total_runs);
     let mut results = Vec::new();
@@ -494,30 +744,8 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
         for r in 0..a.repeat {
             bar.set_message(format!("{} run {}/{}", c.label(), r + 1, a.repeat));
             let out = a.out_dir.join(format!("run-{}-{}.json", c.label(), r + 1));
-            let mut cmd = std::process::Command::new(&exe);
-            if a.cpu_budget {
-                let set = (0..c.vcpus().min(cpus)).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-                cmd = std::process::Command::new("taskset");
-                cmd.args(["-c", &set]).arg(&exe);
-            }
-            cmd.args([
-                "run",
-                &a.algorithm,
-                "--workers",
-                &c.workers.to_string(),
-                "--inner",
-                &c.inner.to_string(),
-                "--out",
-            ])
-            .arg(&out);
-            if let Some(d) = &a.data {
-                cmd.args(["--data", d]);
-            }
-            if let Some(u) = &redis_url {
-                cmd.args(["--redis", u]);
-            }
-            cmd.args(&a.run_args);
-            let m = run_one(cmd, &out, &bar).with_context(|| format!("configuration {} (run {})", c.label(), r + 1))?;
+            let m = run_one(plan.command(*c, &out), &out, &bar)
+                .with_context(|| format!("configuration {} (run {})", c.label(), r + 1))?;
             bar.inc(1);
             ms.push(m);
         }
@@ -526,17 +754,34 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
     bar.finish_and_clear();
     let prices = if a.arm64 { ARM64 } else { X86_64 };
     let rows = summarise(&results, prices);
+    if lambda {
+        for r in rows.iter().filter(|r| r.memory_mb != lambda_memory_mb(r.inner)) {
+            notes.push(format!(
+                "warning: {} ran on functions of {} MB, but {} inner workers need {} MB (1,769 MB per vCPU): put {{memory_mb}} in --function to invoke a function of the right size",
+                r.config,
+                r.memory_mb,
+                r.inner,
+                lambda_memory_mb(r.inner)
+            ));
+        }
+    }
     let table = markdown(&rows);
     write_csv(&a.out_dir.join("sweep.csv"), &rows)?;
     let title = format!("{} sweep", a.algorithm);
     write_charts(&a.out_dir, &rows, &title)?;
     let all_consistent = rows.iter().all(|r| r.consistent);
+    let backend = match (lambda, a.redis.is_some()) {
+        (true, _) => "lambda",
+        (false, true) => "local worker processes + redis",
+        (false, false) => "local threads + in-process store",
+    };
     let json = serde_json::json!({
         "algorithm": a.algorithm,
         "data": a.data,
         "repeat": a.repeat,
         "baseline": rows[0].config,
-        "backend": if a.redis.is_some() { "local worker processes + redis" } else { "local threads + in-process store" },
+        "backend": backend,
+        "function": a.function,
         "emulation": notes,
         "consistent": all_consistent,
         "prices": prices,
@@ -558,7 +803,197 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
         println!("consistency: configurations {} differ from the baseline's model or iteration count", bad.join(", "));
     }
     println!("wrote {}/sweep.csv, sweep.json, time.svg, breakdown.svg, cost.svg", a.out_dir.display());
+    if let Some(mp) = model_plan {
+        let probe = match &a.redis {
+            None => model::StoreProbe {
+                source: "in-process store: no Redis to measure, the whole sync cost is in γ".into(),
+                ..Default::default()
+            },
+            Some(direct) => store_probe::measure(direct, proxy.as_ref().map(|p| p.url()).as_deref(), stats_before),
+        };
+        run_model(&a, &mp, &results, &rows, probe, prices, &title)?;
+    }
     Ok(())
+}
+
+/// Fits, checks, predicts, prints and writes the model.
+fn run_model(
+    a: &SweepArgs,
+    mp: &ModelPlan,
+    results: &[(Config, Vec<Measure>)],
+    rows: &[Row],
+    probe: model::StoreProbe,
+    prices: Prices,
+    title: &str,
+) -> Result<()> {
+    let obs: Vec<model::Observation> = results
+        .iter()
+        .zip(rows)
+        .map(|((c, ms), r)| model::Observation {
+            functions: c.workers,
+            inner: c.inner,
+            rows: ms[0].rows,
+            bytes_per_row: ms[0].bytes_per_row,
+            iterations: r.iterations,
+            total_s: r.total_s,
+            load_s: r.load_s,
+            compute_s: r.compute_ms / 1e3,
+            sync_s: r.sync_ms / 1e3,
+            round_trips: r.round_trips_per_iter,
+        })
+        .collect();
+    let params = model::Params::fit(&obs, probe, mp.s3_bytes_per_s).context("--model")?;
+    let check = params.check(&obs, prices);
+    let data_rows = match mp.data_gb {
+        Some(gb) => (gb * 1e9 / params.bytes_per_row).round() as u64,
+        None => obs[0].rows,
+    };
+    let iterations = mp.iterations.unwrap_or(obs[0].iterations);
+    let mut predictions = Vec::new();
+    for &m in &mp.inner {
+        for &f in &mp.functions {
+            predictions.push(params.predict(f, m, data_rows, iterations, prices));
+        }
+    }
+    let data_desc = format!(
+        "{:.2} GB = {} rows of {} B{}, {} iterations{}",
+        data_rows as f64 * params.bytes_per_row / 1e9,
+        data_rows,
+        params.bytes_per_row,
+        if mp.data_gb.is_some() { " (--model-data-gb)" } else { " (the measured data)" },
+        iterations,
+        if mp.iterations.is_some() { " (--model-iterations)" } else { " (as measured)" },
+    );
+    let worst = model::worst(&check).context("--model: no measured configuration")?;
+    println!();
+    println!("MODEL (predicted, not measured): {data_desc}");
+    println!("parameters, fitted from the measured configurations above:");
+    print!("{}", params.describe());
+    println!();
+    println!("{}", model::markdown(&predictions));
+    println!("model check: the model against each measured configuration (in-sample: fitted from these runs)");
+    println!();
+    println!("{}", model::check_markdown(&check));
+    println!(
+        "worst model error: {:+.1}% of total time on {} (per iteration: worst {:+.1}%)",
+        worst.total_error * 100.0,
+        worst.config,
+        check.iter().map(|c| c.iter_error).max_by(|x, y| x.abs().total_cmp(&y.abs())).unwrap_or(0.0) * 100.0
+    );
+    model::write_csv(&a.out_dir, &predictions, &check)?;
+    model::write_charts(&a.out_dir, &predictions, title)?;
+    let json = serde_json::json!({
+        "kind": "model",
+        "label": "predicted by the analytic model fitted to the measured sweep, not measured",
+        "formulas": {
+            "compute_s": "rows / (F*M) / (rows_per_s_per_vcpu * eff(M)), eff(M) = 1 / (1 + inner_sigma*(M-1))",
+            "sync_s": "round_trips*rtt_s + F*(round_trips*service_s + per_function_sync_s)",
+            "load_s": "rows/F * bytes_per_row / load_bytes_per_s",
+            "total_s": "overhead_s + load_s + iterations*(compute_s + sync_s)",
+            "cost_usd": "F * (total_s * memory GB * price per GB-s + price per request), memory = 1769 MB per vCPU",
+        },
+        "data": data_desc,
+        "rows": data_rows,
+        "iterations": iterations,
+        "parameters": params,
+        "prices": prices,
+        "predictions": predictions,
+        "check": check,
+        "worst_error": { "config": worst.config, "total_error": worst.total_error },
+    });
+    output::write_atomic(&a.out_dir.join("model.json"), |w| Ok(serde_json::to_writer_pretty(&mut *w, &json)?))?;
+    println!("wrote {}/model.csv, model-check.csv, model.json, model-time.svg, model-cost.svg", a.out_dir.display());
+    Ok(())
+}
+
+/// Measurements of the Redis the sweep used, for the model: PING round trips and the
+/// server's own service time per request (`INFO commandstats`).
+mod store_probe {
+    use std::time::{Duration, Instant};
+
+    use anyhow::Result;
+
+    use crate::model::StoreProbe;
+
+    /// Requests served and microseconds spent serving them, over every command but the
+    /// probes' own (`info`, `ping`).
+    pub fn commandstats(url: &str) -> Result<(u64, f64)> {
+        let mut con = ifp_host::redis_store::connect(url, Duration::from_secs(5))?;
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut con)?;
+        Ok(parse_commandstats(&info))
+    }
+
+    pub fn parse_commandstats(info: &str) -> (u64, f64) {
+        let mut calls = 0;
+        let mut usec = 0.0;
+        for line in info.lines() {
+            let Some((name, fields)) = line.trim().strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
+                continue;
+            };
+            if name == "info" || name == "ping" {
+                continue;
+            }
+            for f in fields.split(',') {
+                match f.split_once('=') {
+                    Some(("calls", v)) => calls += v.parse::<u64>().unwrap_or(0),
+                    Some(("usec", v)) => usec += v.parse::<f64>().unwrap_or(0.0),
+                    _ => {}
+                }
+            }
+        }
+        (calls, usec)
+    }
+
+    /// Median of `n` PINGs on one connection, seconds.
+    pub fn ping_rtt(url: &str, n: usize) -> Result<f64> {
+        let mut con = ifp_host::redis_store::connect(url, Duration::from_secs(5))?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            redis::cmd("PING").query::<redis::Value>(&mut con)?;
+            v.push(t.elapsed().as_secs_f64());
+        }
+        Ok(crate::sweep::median(&v))
+    }
+
+    /// The probe: RTT through the route the functions used (`proxied` when the delay proxy was
+    /// on), the direct RTT, and the service time from the counters' change over the sweep.
+    pub fn measure(direct: &str, proxied: Option<&str>, before: Option<(u64, f64)>) -> StoreProbe {
+        let after = commandstats(direct).ok();
+        let service_s = match (before, after) {
+            (Some((c0, u0)), Some((c1, u1))) if c1 > c0 => (u1 - u0) / (c1 - c0) as f64 / 1e6,
+            _ => 0.0,
+        };
+        let d = ping_rtt(direct, 200);
+        let p = proxied.map(|u| ping_rtt(u, 50));
+        match (d, p) {
+            (Ok(d), None) => StoreProbe {
+                rtt_s: d,
+                direct_rtt_s: None,
+                service_s,
+                source: "measured: PINGs and INFO commandstats against the sweep's Redis".into(),
+            },
+            (Ok(d), Some(Ok(p))) => StoreProbe {
+                rtt_s: p,
+                direct_rtt_s: Some(d),
+                service_s,
+                source: "measured: PINGs through the delay proxy, INFO commandstats on the Redis behind it".into(),
+            },
+            (Err(e), _) | (_, Some(Err(e))) => StoreProbe {
+                source: format!("not measured ({e:#}): the whole sync cost is in γ"),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn commandstats_sum_every_command_but_the_probes() {
+            let info = "# Commandstats\r\ncmdstat_evalsha:calls=10,usec=50,usec_per_call=5.00,rejected_calls=0,failed_calls=0\r\ncmdstat_ping:calls=200,usec=100,usec_per_call=0.5\r\ncmdstat_blpop:calls=5,usec=25,usec_per_call=5.00\r\ncmdstat_info:calls=2,usec=90\r\n";
+            assert_eq!(super::parse_commandstats(info), (15, 75.0));
+        }
+    }
 }
 
 use std::time::Duration;
@@ -626,7 +1061,15 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
             flatten(&m[k], &mut model);
         }
     }
+    let cols = v["config"]["cols"].as_u64().unwrap_or(0) + u64::from(v["config"]["labelled"] == true);
+    let lambda = &v["lambda"];
     Ok(Measure {
+        rows: v["config"]["rows"].as_u64().unwrap_or(0),
+        bytes_per_row: 4.0 * cols as f64,
+        billed_cost_usd: lambda["cost_usd"].as_f64(),
+        reported_memory_mb: lambda["invocations"]
+            .as_array()
+            .and_then(|a| a.iter().filter_map(|i| i["memory_mb"].as_u64()).max()),
         total_s: f(&v["timing"]["total_s"]),
         iter_s: compute + sync,
         load_s: f(&v["timing"]["load_s"]),

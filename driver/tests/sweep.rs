@@ -1,8 +1,11 @@
 //! `ifp sweep` end to end with a real `redis-server`: a small grid of worker processes behind
 //! the delay proxy; checks the files, the table's columns, the median and improvement
-//! formulas against the individual runs, the round trips and the consistency check.
+//! formulas against the individual runs, the round trips and the consistency check; the
+//! model (`--model`) fitted to a measured grid; and a grid run as Lambda invocations of the
+//! real `bootstrap` under AWS's Lambda Runtime Interface Emulator.
 
 mod common;
+mod emulator;
 use common::*;
 
 use serde_json::Value;
@@ -131,4 +134,210 @@ fn sweep_refuses_bad_grids_in_one_line() {
     }
     let o = ifp(&["sweep", "kmeans", "--total-vcpus", "2", "--out-dir", d, "--", "--workers", "3"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--workers is set by the sweep itself"));
+}
+
+/// `--model` after a measured grid: the model's files, its labelling, its parameters fitted
+/// from the measured rows, and the check against every measured configuration.
+#[test]
+fn the_model_is_fitted_to_the_measured_grid_and_checked_against_it() {
+    let _ = worker_bin();
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let blobs = fixture("blobs.npy");
+    let url = redis.url();
+    let o = ifp_ok(&[
+        "sweep",
+        "kmeans",
+        "--data",
+        blobs.to_str().unwrap(),
+        "--grid",
+        "1x1,2x1,1x2",
+        "--repeat",
+        "1",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--redis",
+        &url,
+        "--latency-ms",
+        "0.5",
+        "--model",
+        "--model-functions",
+        "50,400",
+        "--model-inner",
+        "1,6",
+        "--model-data-gb",
+        "8",
+        "--s3-mbps",
+        "80",
+        "--",
+        "--k",
+        "4",
+        "--init",
+        "first",
+        "--max-iter",
+        "10",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("MODEL (predicted, not measured)"), "{stdout}");
+    assert!(stdout.contains("assumption (--s3-mbps 80)"), "the assumed bandwidth is labelled: {stdout}");
+    let head = stdout.lines().find(|l| l.starts_with("| config | vCPUs")).expect("the model table");
+    assert!(head.contains("model total s") && head.contains("model cost $") && !head.contains("measured"));
+    let check_head = stdout.lines().find(|l| l.contains("measured total s")).expect("the check table");
+    assert!(check_head.contains("model total s") && check_head.contains("error"), "{check_head}");
+    let worst_line = stdout.lines().find(|l| l.starts_with("worst model error:")).expect("the worst error");
+
+    let sweep = load_json(&out.join("sweep.json"));
+    let measured = sweep["rows"].as_array().unwrap();
+    let m = load_json(&out.join("model.json"));
+    assert_eq!(m["kind"], "model");
+    assert!(m["label"].as_str().unwrap().contains("not measured"));
+    let p = &m["parameters"];
+    // T1 from the Fx1 configurations: the median (here the mean of two) of rows per function
+    // over the slowest function's compute per iteration.
+    let thr = |r: &Value| {
+        let rows =
+            num(&load_json(&out.join(format!("run-{}-1.json", r["config"].as_str().unwrap())))["config"]["rows"]);
+        rows / num(&r["functions"]) / num(&r["inner"]) / (num(&r["compute_ms"]) / 1e3)
+    };
+    let t1 = (thr(&measured[0]) + thr(&measured[1])) / 2.0;
+    assert!((num(&p["rows_per_s_per_vcpu"]) - t1).abs() <= 1e-9 * t1, "T1 {} vs {t1}", p["rows_per_s_per_vcpu"]);
+    // σ from the 1x2 configuration.
+    let sigma = (t1 / thr(&measured[2]) - 1.0).max(0.0);
+    assert!((num(&p["inner_sigma"]) - sigma).abs() <= 1e-9 * sigma.max(1.0), "σ {} vs {sigma}", p["inner_sigma"]);
+    // The RTT is measured through the delay proxy (which waits 0.5 ms per request), the direct
+    // one without it; Redis's service time comes from its counters.
+    assert!(num(&p["rtt_s"]) >= 0.0005, "rtt through the proxy {}", p["rtt_s"]);
+    assert!(num(&p["store"]["direct_rtt_s"]) > 0.0);
+    assert!(num(&p["service_s"]) > 0.0, "service time {}", p["service_s"]);
+    assert_eq!(num(&p["load_bytes_per_s"]), 80e6);
+    // 8 GB of 20 B rows (5 f32 features, no label): 4e8 rows; 2 x 2 predictions.
+    assert_eq!(num(&p["bytes_per_row"]), 20.0);
+    assert_eq!(m["rows"], 400_000_000u64);
+    let preds = m["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 4);
+    for q in preds {
+        let (f, mm) = (num(&q["functions"]), num(&q["inner"]));
+        let eff = 1.0 / (1.0 + num(&p["inner_sigma"]) * (mm - 1.0));
+        let compute = 4e8 / (f * mm) / (num(&p["rows_per_s_per_vcpu"]) * eff);
+        let sync = num(&p["round_trips"]) * num(&p["rtt_s"])
+            + f * (num(&p["round_trips"]) * num(&p["service_s"]) + num(&p["per_function_sync_s"]));
+        let load = 4e8 / f * 20.0 / 80e6;
+        let total = num(&p["overhead_s"]) + load + num(&m["iterations"]) * (compute + sync);
+        let got = num(&q["model_total_s"]);
+        assert!((got - total).abs() <= 1e-9 * total, "{}: {got} vs {total}", q["config"]);
+        assert_eq!(num(&q["memory_mb"]), (1769.0 * mm).min(10240.0));
+    }
+    // The check: one row per measured configuration, error against the measured median.
+    let check = m["check"].as_array().unwrap();
+    assert_eq!(check.len(), 3);
+    let mut worst: f64 = 0.0;
+    for (c, r) in check.iter().zip(measured) {
+        assert_eq!(c["config"], r["config"]);
+        assert_eq!(num(&c["measured_total_s"]), num(&r["total_s"]));
+        let e = (num(&c["model_total_s"]) - num(&r["total_s"])) / num(&r["total_s"]);
+        assert!((num(&c["total_error"]) - e).abs() < 1e-12, "{}", c["config"]);
+        worst = if e.abs() > worst.abs() { e } else { worst };
+    }
+    assert!((num(&m["worst_error"]["total_error"]) - worst).abs() < 1e-12);
+    assert!(worst_line.contains(&format!("{:+.1}%", worst * 100.0)), "{worst_line}");
+
+    let csv = std::fs::read_to_string(out.join("model.csv")).unwrap();
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for col in ["config", "functions", "inner", "model_total_s", "model_cost_usd", "model_iter_ms"] {
+        assert!(head.contains(&col), "model.csv lacks {col}");
+    }
+    assert_eq!(csv.lines().count(), 5);
+    let check_csv = std::fs::read_to_string(out.join("model-check.csv")).unwrap();
+    assert!(check_csv.lines().next().unwrap().contains("total_error"));
+    assert_eq!(check_csv.lines().count(), 4);
+    for f in ["model-time.svg", "model-cost.svg"] {
+        let svg = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("MODEL"), "{f} is not labelled as a model");
+    }
+}
+
+#[test]
+fn the_model_refuses_bad_input_before_running_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never");
+    let d = out.to_str().unwrap();
+    for (args, msg) in [
+        (vec!["--grid", "2x2,1x2", "--model"], "--model needs a configuration with 1 inner worker"),
+        (vec!["--grid", "1x1", "--model", "--s3-mbps=-5"], "--s3-mbps must be a positive number, got -5"),
+        (vec!["--grid", "1x1", "--model", "--model-functions", "50,0"], "--model-functions entry '0'"),
+        (vec!["--grid", "1x1", "--function", "f"], "--function applies to --backend lambda"),
+        (vec!["--grid", "1x1", "--backend", "lambda", "--data", "x.npy"], "--backend lambda needs --function"),
+    ] {
+        let mut a = vec!["sweep", "kmeans", "--out-dir", d];
+        a.extend(args);
+        let o = ifp(&a);
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+        assert!(e.contains(msg), "{e}");
+        assert!(!out.exists(), "nothing is written on bad input");
+    }
+}
+
+/// `--backend lambda`: each configuration runs through `ifp run --backend lambda` against
+/// two emulators of 1,769 MB functions; the 1x2 configuration needs 3,538 MB and is flagged.
+#[test]
+fn a_grid_runs_as_lambda_invocations_under_the_emulator() {
+    let redis = RedisServer::start(None);
+    let emulators: Vec<emulator::Emulator> =
+        (0..2).map(|_| emulator::Emulator::start(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769".into())])).collect();
+    let endpoints = emulators.iter().map(emulator::Emulator::endpoint).collect::<Vec<_>>().join(",");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let blobs = fixture("blobs.npy");
+    let url = redis.url();
+    let o = emulator::ifp(&[
+        "sweep",
+        "kmeans",
+        "--data",
+        blobs.to_str().unwrap(),
+        "--grid",
+        "2x1,1x2",
+        "--repeat",
+        "1",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--redis",
+        &url,
+        "--backend",
+        "lambda",
+        "--function",
+        "function",
+        "--lambda-endpoint",
+        &endpoints,
+        "--",
+        "--k",
+        "4",
+        "--init",
+        "first",
+        "--max-iter",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("every configuration reached the same model"), "{stdout}");
+    let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{stdout}");
+    assert!(warnings[0].contains("1x2 ran on functions of 1769 MB, but 2 inner workers need 3538 MB"), "{stdout}");
+    let json = load_json(&out.join("sweep.json"));
+    assert_eq!(json["backend"], "lambda");
+    for r in json["rows"].as_array().unwrap() {
+        let cfg = r["config"].as_str().unwrap();
+        let run = load_json(&out.join(format!("run-{cfg}-1.json")));
+        // Ran through the Lambda backend, with the configuration's functions and inner workers.
+        assert_eq!(run["lambda"]["function"], "function", "{cfg}");
+        assert_eq!(run["lambda"]["invocations"].as_array().unwrap().len() as f64, num(&r["functions"]));
+        assert_eq!(run["config"]["inner"], r["inner"], "{cfg}");
+        // The cost is what the Lambda report billed, at the memory the functions reported.
+        assert_eq!(r["cost_from"], "lambda");
+        assert_eq!(num(&r["cost_usd"]), num(&run["lambda"]["cost_usd"]));
+        assert_eq!(num(&r["memory_mb"]), 1769.0);
+        assert_eq!(r["consistent"], true);
+    }
 }
