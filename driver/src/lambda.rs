@@ -171,20 +171,8 @@ pub fn run_job(
             r.model.len()
         );
     }
-    // A retried function reports only the iterations since it rejoined: take a full history.
-    let full = invoked.iter().min_by_key(|i| i.result.joined_at).map(|i| &i.result.report).unwrap_or(r0);
     let fields = engine.instantiate()?.describe(&cfg.params, shape, &r0.model)?;
-    let outcome = JobOutcome {
-        shape,
-        model: r0.model.clone(),
-        fields,
-        iterations: full.iterations.last().map_or(0, |i| i.iteration + 1),
-        converged: full.converged,
-        losses: full.iterations.iter().map(|i| i.loss).collect(),
-        reports: reports.clone(),
-        init_s,
-        total_s: started.elapsed().as_secs_f64(),
-    };
+    let outcome = JobOutcome::from_reports(shape, fields, reports, init_s, started.elapsed().as_secs_f64());
     Ok((outcome, report_json(a, function, &invoked)))
 }
 

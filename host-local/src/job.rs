@@ -216,7 +216,9 @@ pub fn run_in_process(
 }
 
 impl JobOutcome {
-    /// The outcome of a job from its functions' reports (worker 0's view of the iterations).
+    /// The outcome of a job from its functions' reports: worker 0's model, and the iterations
+    /// as the function with the longest history saw them (a function that was retried and
+    /// rejoined mid-job reports only the iterations since it rejoined).
     pub fn from_reports(
         shape: DataShape,
         fields: Vec<ModelField>,
@@ -224,14 +226,14 @@ impl JobOutcome {
         init_s: f64,
         total_s: f64,
     ) -> Self {
-        let r0 = &reports[0];
+        let full = reports.iter().max_by_key(|r| r.iterations.len()).expect("a job has at least one function");
         JobOutcome {
             shape,
-            model: r0.model.clone(),
+            model: reports[0].model.clone(),
             fields,
-            iterations: r0.iterations.len() as u32,
-            converged: r0.converged,
-            losses: r0.iterations.iter().map(|i| i.loss).collect(),
+            iterations: full.iterations.last().map_or(0, |i| i.iteration + 1),
+            converged: full.converged,
+            losses: full.iterations.iter().map(|i| i.loss).collect(),
             reports,
             init_s,
             total_s,
