@@ -160,14 +160,19 @@ fn signal(pid: u32, sig: &str) {
     assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
 }
 
-/// Starts a long `ifp run --redis` (3 workers), waits until iteration 5 is reported, applies
-/// `sig` to worker 1, and returns (exit success, stderr, seconds from the signal to the exit,
-/// worker pids).
-fn disturb_driver(url: &str, job: &str, sig: &str, sync_timeout: &str) -> (bool, String, f64, Vec<u32>) {
+/// Starts a long logistic regression `ifp run --redis` over `workers` worker processes and
+/// waits until it reports iteration 5; returns the driver and a thread collecting the rest of
+/// its stderr.
+fn logreg_until_iteration_5(
+    url: &str,
+    job: &str,
+    workers: &str,
+    sync_timeout: &str,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
     worker_bin();
     let data = fixture("logreg.npy");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
-        .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "3", "--inner", "1", "--tol", "0"])
+        .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", workers, "--inner", "1", "--tol", "0"])
         .args(["--max-iter", "10000000", "--sync-timeout", sync_timeout, "--job", job, "--redis", url])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -188,6 +193,14 @@ fn disturb_driver(url: &str, job: &str, sig: &str, sync_timeout: &str) -> (bool,
         let _ = err.read_to_string(&mut rest);
         rest
     });
+    (child, drain)
+}
+
+/// Starts a long `ifp run --redis` (3 workers), waits until iteration 5 is reported, applies
+/// `sig` to worker 1, and returns (exit success, stderr, seconds from the signal to the exit,
+/// worker pids).
+fn disturb_driver(url: &str, job: &str, sig: &str, sync_timeout: &str) -> (bool, String, f64, Vec<u32>) {
+    let (mut child, drain) = logreg_until_iteration_5(url, job, "3", sync_timeout);
     let pids = worker_pids(child.id());
     assert_eq!(pids.len(), 3, "three worker processes: {pids:?}");
     let victim = pids.iter().find(|(w, _)| *w == 1).unwrap().1;
@@ -466,28 +479,7 @@ fn redis_restarting_mid_job_is_a_clear_error_not_a_hang() {
     let mut redis = RedisServer::start(None);
     let url = redis.url();
     let port = redis.port;
-    worker_bin();
-    let data = fixture("logreg.npy");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
-        .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "2", "--inner", "1", "--tol", "0"])
-        .args(["--max-iter", "10000000", "--sync-timeout", "30", "--job", "restarted-redis", "--redis", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "ifp ended early");
-        if line.starts_with("iteration 5:") {
-            break;
-        }
-    }
-    let drain = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        rest
-    });
+    let (mut child, drain) = logreg_until_iteration_5(&url, "restarted-redis", "2", "30");
     // Restart the server on the same port: the job's state is gone.
     let _ = redis.child.kill();
     let _ = redis.child.wait();
