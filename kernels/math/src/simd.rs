@@ -57,6 +57,15 @@ mod imp {
             f32x4_extract_lane::<0>(s)
         }
         #[inline(always)]
+        pub fn to_array(self) -> [f32; 4] {
+            [
+                f32x4_extract_lane::<0>(self.0),
+                f32x4_extract_lane::<1>(self.0),
+                f32x4_extract_lane::<2>(self.0),
+                f32x4_extract_lane::<3>(self.0),
+            ]
+        }
+        #[inline(always)]
         pub fn to_f64(self) -> (F64x2, F64x2) {
             let hi = i64x2_shuffle::<1, 1>(self.0, self.0);
             (F64x2(f64x2_promote_low_f32x4(self.0)), F64x2(f64x2_promote_low_f32x4(hi)))
@@ -134,6 +143,10 @@ mod imp {
             let s = self.min(Self([self.0[2], self.0[3], self.0[0], self.0[1]]));
             let s = s.min(Self([s.0[1], s.0[0], s.0[3], s.0[2]]));
             s.0[0]
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [f32; 4] {
+            self.0
         }
         #[inline(always)]
         pub fn to_f64(self) -> (F64x2, F64x2) {
