@@ -47,7 +47,8 @@ fn main() {
     let shape = DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
     let mut s = KMeans::new_shard(shape);
     s.append(&x, &[]).unwrap();
-    let c: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).collect();
+    // Lloyd (algorithm code 0): every step scores every row.
+    let c: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).chain([0.0]).collect();
     let km = time(repeats, || {
         std::hint::black_box(s.step(&c).unwrap());
     });
