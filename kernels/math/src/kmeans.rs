@@ -459,8 +459,7 @@ impl KMeansShard {
                         // Tighten the upper bound to the exact distance, then test again.
                         let c = &model[a * d..(a + 1) * d];
                         let xr = &self.x[row * d..(row + 1) * d];
-                        let dist = xr.iter().zip(c).map(|(&p, q)| (p as f64 - q) * (p as f64 - q)).sum::<f64>();
-                        u = dist.sqrt() * (1.0 + 1e-12);
+                        u = sq_dist(xr, c).sqrt() * (1.0 + 1e-12);
                         if !settled(lo.max(2.0 * half[a] - u), u, e) {
                             todo.push(row);
                         }
@@ -549,6 +548,22 @@ impl KMeansShard {
             slot[sumsq + j] += sqnorm[row];
         }
     }
+}
+
+/// `‖x − c‖²` in f64, four partial sums (the order does not matter: bounds carry a margin).
+#[inline(always)]
+fn sq_dist(x: &[f32], c: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (xc, cc) = (x.chunks_exact(4), c.chunks_exact(4));
+    let (xt, ct) = (xc.remainder(), cc.remainder());
+    for (a, b) in xc.zip(cc) {
+        for l in 0..4 {
+            let t = a[l] as f64 - b[l];
+            acc[l] += t * t;
+        }
+    }
+    let tail: f64 = xt.iter().zip(ct).map(|(&a, b)| (a as f64 - b) * (a as f64 - b)).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// `out[..slot.len()] += slot` (a block's `[sums | counts | sumsq]` is the partial's prefix).
@@ -699,26 +714,21 @@ impl Centroids {
             for r in 0..R {
                 let s = &scores[r];
                 let m = s[0].min(s[1]).min(s[2].min(s[3])).hmin();
+                let mv = F32x4::splat(m);
+                let mask = s[0].eq_mask(mv) | s[1].eq_mask(mv) << 4 | s[2].eq_mask(mv) << 8 | s[3].eq_mask(mv) << 12;
                 if TOP2 {
-                    // The second smallest of all scores seen so far (a tie with the smallest
-                    // counts: it is then the best score among the other centroids).
-                    let (mut b0, mut b1) = (best_score[r], second[r]);
-                    for v in s {
-                        for x in v.to_array() {
-                            if x < b0 {
-                                (b1, b0) = (b0, x);
-                            } else if x < b1 {
-                                b1 = x;
-                            }
-                        }
-                    }
-                    second[r] = b1;
-                    let _ = b0;
+                    // The chunk's second smallest score (a tie with the smallest counts), merged
+                    // with the smallest two so far: the best score among the other centroids.
+                    let m2 = if mask.count_ones() >= 2 {
+                        m
+                    } else {
+                        let d = |v: usize| s[v].drop_eq(mv);
+                        d(0).min(d(1)).min(d(2).min(d(3))).hmin()
+                    };
+                    let b0 = best_score[r];
+                    second[r] = if m < b0 { b0.min(m2) } else { second[r].min(m) };
                 }
                 if m < best_score[r] {
-                    let mv = F32x4::splat(m);
-                    let mask =
-                        s[0].eq_mask(mv) | s[1].eq_mask(mv) << 4 | s[2].eq_mask(mv) << 8 | s[3].eq_mask(mv) << 12;
                     best_score[r] = m;
                     best[r] = (c * CHUNK) as u32 + mask.trailing_zeros();
                 }
