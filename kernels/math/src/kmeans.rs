@@ -575,7 +575,7 @@ fn add_to(out: &mut [f64], slot: &[f64]) {
 
 /// Splits a model into its centroids and whether it asks for Hamerly's algorithm.
 fn split_model(model: &[f64], d: usize) -> Result<(usize, bool), String> {
-    if model.len() < d + 1 || (model.len() - 1) % d != 0 {
+    if model.len() < d + 1 || !(model.len() - 1).is_multiple_of(d) {
         return Err(format!(
             "kmeans model has {} values, not a whole number of {d}-column centroids plus the algorithm code",
             model.len()
