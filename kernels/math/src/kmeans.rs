@@ -313,7 +313,7 @@ fn algorithm_code(name: &str) -> f64 {
 /// An upper bound on `|s_j − (½‖c_j‖² − x·c_j)|`, the rounding error of a row's f32 score
 /// against any centroid (the f64 → f32 rounding of the centroids, the f32 half norms and the
 /// f32 dot product, fused or not), for a row of norm `nx`:
-/// `κ (‖x‖ C + C²) + 1e-13 (‖x‖ + C)²` with `C` the largest centroid norm and
+/// `κ (‖x‖ C + C²) + 1e-13 (‖x‖ + C)²` (bounded above without a square root) with `C` the largest centroid norm and
 /// `κ = (d + 8) · 2⁻²³`, twice the textbook `γ_{d+2} + 2u` bound; the last term covers the
 /// f64 rounding of the bounds themselves.
 struct Margin {
@@ -330,10 +330,12 @@ impl Margin {
         Self { kappa: (d as f64 + 8.0) * f64::powi(2.0, -23), cmax }
     }
 
+    /// The margin for a row with `‖x‖² = sq`, without a square root: `‖x‖ C ≤ (‖x‖² + C²) / 2`
+    /// and `(‖x‖ + C)² ≤ 2 (‖x‖² + C²)`.
     #[inline(always)]
-    fn of(&self, nx: f64) -> f64 {
-        let c = self.cmax;
-        self.kappa * (nx * c + c * c) + 1e-13 * (nx + c) * (nx + c)
+    fn of(&self, sq: f64) -> f64 {
+        let c2 = self.cmax * self.cmax;
+        self.kappa * (0.5 * (sq + c2) + c2) + 2e-13 * (sq + c2)
     }
 }
 
@@ -450,7 +452,7 @@ impl KMeansShard {
                 todo.clear();
                 for row in b0..b1 {
                     let a = self.labels[row] as usize;
-                    let e = margin.of(self.sqnorm[row].sqrt());
+                    let e = margin.of(self.sqnorm[row]);
                     let mut u = (st.upper[row] + mv[a]) * (1.0 + 1e-15);
                     let mut lo = st.lower[row] - if a == m1j { m2 } else { m1 };
                     lo -= (lo.abs() + m1) * 1e-15;
@@ -478,7 +480,7 @@ impl KMeansShard {
             self.scored += todo.len() as u64;
             for (t, &row) in todo.iter().enumerate() {
                 let (j, [s0, s1]) = (best[t], top[t]);
-                let (sq, e) = (self.sqnorm[row], margin.of(self.sqnorm[row].sqrt()));
+                let (sq, e) = (self.sqnorm[row], margin.of(self.sqnorm[row]));
                 st.upper[row] = (2.0 * (s0 as f64 + e) + sq).max(0.0).sqrt() * (1.0 + 1e-12);
                 st.lower[row] = (2.0 * (s1 as f64 - e) + sq).max(0.0).sqrt() * (1.0 - 1e-12);
                 let old = self.labels[row];
