@@ -12,7 +12,8 @@
 //!   centroids, tol = 0) and a numpy full-batch gradient step, with every BLAS/OpenMP pool
 //!   limited to `--inner` threads;
 //! - runs k-means to convergence on `--k` Gaussian blobs (a second data set) from the same
-//!   k-means++ centroids (our `init` on the first 10,000 rows): ours with Hamerly's bounds and
+//!   initial centroids (`--converge-init`: our k-means++ `init` on the first 10,000 rows, or
+//!   the first k rows): ours with Hamerly's bounds and
 //!   with plain Lloyd, scikit-learn's `lloyd` and `elkan` (`tol = 1e-4`, `max_iter = 300`),
 //!   reporting times, iterations and how far the final centroids are apart;
 //! - measures the peak resident memory of a child `ifp run kmeans` on the blobs (its
@@ -71,6 +72,10 @@ pub struct BenchArgs {
     /// Skip the Python side (print our timings only).
     #[arg(long)]
     pub no_python: bool,
+    /// Initial centroids of the runs to convergence: `kmeans++` (our init on the first 10,000
+    /// rows, seed 0) or `first` (the first k rows, so that Lloyd takes more iterations).
+    #[arg(long, default_value = "kmeans++", value_parser = ["kmeans++", "first"])]
+    pub converge_init: String,
     /// Runs to convergence timed per algorithm (ours and scikit-learn's); medians reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub converge_repeats: u64,
@@ -130,13 +135,13 @@ fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, r
     Ok(Converged { secs: median(&mut times), iterations, converged, centroids })
 }
 
-/// The k-means++ centroids (our `init`, seed 0) from the first 10,000 rows of `rows`.
-fn kmeanspp_start(rows: &Rows, k: u64) -> Result<Vec<f64>> {
+/// The initial centroids `init` (our `init`, seed 0) from the first 10,000 rows of `rows`.
+fn converge_start(rows: &Rows, k: u64, init: &str) -> Result<Vec<f64>> {
     use ifp_kernel_math::Algorithm as _;
     let d = rows.cols;
     let n = rows.len().min(10_000);
     let shape = ifp_kernel_math::DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
-    let params: Vec<Param> = vec![("k".into(), k.to_string()), ("init".into(), "kmeans++".into())];
+    let params: Vec<Param> = vec![("k".into(), k.to_string()), ("init".into(), init.into())];
     let mut m = ifp_kernel_math::KMeans::init(&params, shape, &rows.features[..n * d], &[], &[])
         .map_err(anyhow::Error::msg)?;
     m.truncate(k as usize * d);
@@ -401,7 +406,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
 
     eprintln!("generating {n} x {d} rows of {} Gaussian blobs (seed {}) for the runs to convergence", a.k, a.seed + 1);
     let blobs = GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: a.k, seed: a.seed + 1 }.rows();
-    let start = kmeanspp_start(&blobs, a.k)?;
+    let start = converge_start(&blobs, a.k, &a.converge_init)?;
     let (blobs_x, blobs_init) = (dir.path().join("blobs_x.npy"), dir.path().join("blobs_init.npy"));
     if python.is_some() {
         output::write_npy_f32(&blobs_x, n, d, blobs.features.iter().copied())?;
@@ -491,8 +496,9 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     }
     println!();
     println!(
-        "converge ({} blobs, tol {CONVERGE_TOL}, from the same k-means++ centroids): iterations ours Hamerly {}{}, ours Lloyd {}{}",
+        "converge ({} blobs, tol {CONVERGE_TOL}, from the same {} centroids): iterations ours Hamerly {}{}, ours Lloyd {}{}",
         a.k,
+        a.converge_init,
         ham.iterations,
         if ham.converged { "" } else { " (not converged)" },
         lloyd.iterations,

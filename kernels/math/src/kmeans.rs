@@ -380,16 +380,27 @@ impl KMeansShard {
         let (d, k, n) = (self.d, centroids.k, self.sqnorm.len());
         let b = block_rows(k);
         let mut slot = vec![0.0; k * d + 2 * k];
-        let mut best = vec![0u32; b];
+        let mut best = [0u32; ROWS_PER_BLOCK];
         let mut changed = 0u64;
+        let (counts, sumsq) = (k * d, k * d + k);
         for b0 in (0..n).step_by(b) {
             let b1 = (b0 + b).min(n);
-            centroids.assign_rows::<false>(&self.x[b0 * d..b1 * d], &mut best[..b1 - b0], &mut []);
-            for (o, &j) in best[..b1 - b0].iter().enumerate() {
-                changed += (self.labels[b0 + o] != j) as u64;
-                self.labels[b0 + o] = j;
+            // Each group's rows are added to the block's sums while still in cache: the same
+            // row-order sums from zero that `sums_into` computes.
+            slot.fill(0.0);
+            for g0 in (b0..b1).step_by(ROWS_PER_BLOCK) {
+                let g1 = (g0 + ROWS_PER_BLOCK).min(b1);
+                centroids.assign_rows::<false>(&self.x[g0 * d..g1 * d], &mut best[..g1 - g0], &mut []);
+                for (o, &j) in best[..g1 - g0].iter().enumerate() {
+                    let row = g0 + o;
+                    changed += (self.labels[row] != j) as u64;
+                    self.labels[row] = j;
+                    let j = j as usize;
+                    add_widened(&mut slot[j * d..(j + 1) * d], &self.x[row * d..(row + 1) * d]);
+                    slot[counts + j] += 1.0;
+                    slot[sumsq + j] += self.sqnorm[row];
+                }
             }
-            self.block_sums(b0..b1, k, &mut slot, None);
             add_to(out, &slot);
         }
         self.scored = n as u64;
@@ -510,10 +521,6 @@ impl KMeansShard {
         st.prev.extend_from_slice(&model[..k * d]);
         self.bounds = Some(st);
         changed
-    }
-
-    fn block_sums(&self, rows: core::ops::Range<usize>, k: usize, slot: &mut [f64], dirty: Option<&[bool]>) {
-        Self::sums_into(&self.x, &self.sqnorm, &self.labels, self.d, rows, k, slot, dirty);
     }
 
     /// Recomputes, in row order from zero, the sums, counts and sums of squared norms of the
@@ -682,17 +689,16 @@ impl Centroids {
         const R: usize = ROWS_PER_BLOCK;
         let (d, n) = (self.d, best.len());
         let mut i = 0;
-        while i < n {
-            let r = R.min(n - i);
-            let rows = &rows[i * d..(i + r) * d];
-            let best = &mut best[i..i + r];
-            let top: &mut [[f32; 2]] = if TOP2 { &mut top[i..i + r] } else { &mut [] };
-            match r {
-                R => self.assign::<R, TOP2>(rows, best, top),
-                1 => self.assign::<1, TOP2>(rows, best, top),
-                _ => self.assign::<2, TOP2>(rows, best, top),
-            }
-            i += r;
+        while i + R <= n {
+            let top: &mut [[f32; 2]] = if TOP2 { &mut top[i..i + R] } else { &mut [] };
+            self.assign::<R, TOP2>(&rows[i * d..(i + R) * d], &mut best[i..i + R], top);
+            i += R;
+        }
+        let top: &mut [[f32; 2]] = if TOP2 { &mut top[i..n] } else { &mut [] };
+        match n - i {
+            1 => self.assign::<1, TOP2>(&rows[i * d..n * d], &mut best[i..n], top),
+            2 => self.assign::<2, TOP2>(&rows[i * d..n * d], &mut best[i..n], top),
+            _ => {}
         }
     }
 
@@ -717,11 +723,11 @@ impl Centroids {
                 let s = &scores[r];
                 let m = s[0].min(s[1]).min(s[2].min(s[3])).hmin();
                 let mv = F32x4::splat(m);
-                let mask = s[0].eq_mask(mv) | s[1].eq_mask(mv) << 4 | s[2].eq_mask(mv) << 8 | s[3].eq_mask(mv) << 12;
+                let mask = || s[0].eq_mask(mv) | s[1].eq_mask(mv) << 4 | s[2].eq_mask(mv) << 8 | s[3].eq_mask(mv) << 12;
                 if TOP2 {
                     // The chunk's second smallest score (a tie with the smallest counts), merged
                     // with the smallest two so far: the best score among the other centroids.
-                    let m2 = if mask.count_ones() >= 2 {
+                    let m2 = if mask().count_ones() >= 2 {
                         m
                     } else {
                         let d = |v: usize| s[v].drop_eq(mv);
@@ -732,7 +738,7 @@ impl Centroids {
                 }
                 if m < best_score[r] {
                     best_score[r] = m;
-                    best[r] = (c * CHUNK) as u32 + mask.trailing_zeros();
+                    best[r] = (c * CHUNK) as u32 + mask().trailing_zeros();
                 }
             }
         }
