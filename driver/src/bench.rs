@@ -201,6 +201,11 @@ struct Ours {
     kmeans_iter_1: f64,
     logreg_iter: f64,
     ready: f64,
+    /// One native (this binary's build of the same source) step on one thread.
+    kmeans_native: f64,
+    logreg_native: f64,
+    /// One wasm step of the logistic regression with one inner worker.
+    logreg_iter_1: f64,
     /// Centroids after two iterations from the initial ones.
     centers_2: Vec<f64>,
 }
@@ -271,12 +276,38 @@ fn run_ours(a: &BenchArgs, km: &Rows, init: &[f64], lr: &Rows) -> Result<Ours> {
     let (kmeans_iter, mut centers_2) = iterate("kmeans", km, &kp, model.clone(), inner, a.repeats, 2)?;
     centers_2.truncate(init.len());
     let (kmeans_iter_1, _) =
-        if inner == 1 { (kmeans_iter, Vec::new()) } else { iterate("kmeans", km, &kp, model, 1, a.repeats, 0)? };
+        if inner == 1 { (kmeans_iter, Vec::new()) } else { iterate("kmeans", km, &kp, model.clone(), 1, a.repeats, 0)? };
     eprintln!("timing our logistic-regression iterations ({inner} inner workers)");
     let lp: Vec<Param> = vec![("learning-rate".into(), "0.1".into()), ("tol".into(), "0".into())];
     let (logreg_iter, _) = iterate("logreg", lr, &lp, logreg_start(a.cols as usize), inner, a.repeats.max(5), 0)?;
+    let (logreg_iter_1, _) = if inner == 1 {
+        (logreg_iter, Vec::new())
+    } else {
+        iterate("logreg", lr, &lp, logreg_start(a.cols as usize), 1, a.repeats.max(5), 0)?
+    };
     let ready = ready_time(inner)?;
-    Ok(Ours { kmeans_iter, kmeans_iter_1, logreg_iter, ready, centers_2 })
+    eprintln!("timing the native build of the same kernels (one thread)");
+    let kmeans_native = native_step::<ifp_kernel_math::KMeans>(km, &model, a.repeats)?;
+    let logreg_native = native_step::<ifp_kernel_math::LogReg>(lr, &logreg_start(a.cols as usize), a.repeats.max(5))?;
+    Ok(Ours { kmeans_iter, kmeans_iter_1, logreg_iter, ready, kmeans_native, logreg_native, logreg_iter_1, centers_2 })
+}
+
+/// Median time of one `step` of the native build of algorithm `A` (this binary's target CPU
+/// settings) over every row, on this thread, after one warm-up step.
+fn native_step<A: ifp_kernel_math::Algorithm>(rows: &Rows, model: &[f64], repeats: u64) -> Result<f64> {
+    use ifp_kernel_math::Shard as _;
+    let shape =
+        ifp_kernel_math::DataShape { cols: rows.cols as u32, has_labels: rows.has_labels(), total_rows: rows.len() as u64 };
+    let mut s = A::new_shard(shape);
+    s.append(&rows.features, &rows.labels).map_err(anyhow::Error::msg)?;
+    s.step(model).map_err(anyhow::Error::msg)?;
+    let mut v = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        std::hint::black_box(s.step(model).map_err(anyhow::Error::msg)?);
+        v.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(&mut v))
 }
 
 /// The starting logistic-regression model, the same as `bench.py`'s: `w_j = 0.01 (j − d/2)`,
@@ -456,6 +487,18 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
             ms(ours.kmeans_iter),
             ms(ours.kmeans_iter_1),
             ours.kmeans_iter_1 / ours.kmeans_iter,
+            ">= 1.8"
+        );
+    }
+    row("k-means step, 1 wasm worker vs native (1 thread)", ours.kmeans_iter_1, Some(ours.kmeans_native), "<= 1.0");
+    row("logreg step, 1 wasm worker vs native (1 thread)", ours.logreg_iter_1, Some(ours.logreg_native), "<= 1.0");
+    if a.inner > 1 {
+        println!(
+            "{:<44} {:>10} {:>12} {:>8.3} {:>8}",
+            format!("logreg speed-up 1 -> {} inner workers", a.inner),
+            ms(ours.logreg_iter),
+            ms(ours.logreg_iter_1),
+            ours.logreg_iter_1 / ours.logreg_iter,
             ">= 1.8"
         );
     }
