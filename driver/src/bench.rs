@@ -100,11 +100,8 @@ struct Converged {
 fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, repeats: u64) -> Result<Converged> {
     let engine = KernelEngine::builtin("kmeans", Sandbox::default())?;
     let shape = DataShape { cols: rows.cols as u32, has_labels: false, total_rows: rows.len() as u64 };
-    let params: Vec<Param> = vec![
-        ("k".into(), k.to_string()),
-        ("tol".into(), CONVERGE_TOL.into()),
-        ("algorithm".into(), algorithm.into()),
-    ];
+    let params: Vec<Param> =
+        vec![("k".into(), k.to_string()), ("tol".into(), CONVERGE_TOL.into()), ("algorithm".into(), algorithm.into())];
     let spec = Arc::new(JobSpec {
         job: "bench-converge".into(),
         params: params.clone(),
@@ -142,8 +139,8 @@ fn converge_start(rows: &Rows, k: u64, init: &str) -> Result<Vec<f64>> {
     let n = rows.len().min(10_000);
     let shape = ifp_kernel_math::DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
     let params: Vec<Param> = vec![("k".into(), k.to_string()), ("init".into(), init.into())];
-    let mut m = ifp_kernel_math::KMeans::init(&params, shape, &rows.features[..n * d], &[], &[])
-        .map_err(anyhow::Error::msg)?;
+    let mut m =
+        ifp_kernel_math::KMeans::init(&params, shape, &rows.features[..n * d], &[], &[]).map_err(anyhow::Error::msg)?;
     m.truncate(k as usize * d);
     Ok(m)
 }
@@ -275,8 +272,11 @@ fn run_ours(a: &BenchArgs, km: &Rows, init: &[f64], lr: &Rows) -> Result<Ours> {
     eprintln!("timing our k-means Lloyd iterations ({inner} inner workers, then 1)");
     let (kmeans_iter, mut centers_2) = iterate("kmeans", km, &kp, model.clone(), inner, a.repeats, 2)?;
     centers_2.truncate(init.len());
-    let (kmeans_iter_1, _) =
-        if inner == 1 { (kmeans_iter, Vec::new()) } else { iterate("kmeans", km, &kp, model.clone(), 1, a.repeats, 0)? };
+    let (kmeans_iter_1, _) = if inner == 1 {
+        (kmeans_iter, Vec::new())
+    } else {
+        iterate("kmeans", km, &kp, model.clone(), 1, a.repeats, 0)?
+    };
     eprintln!("timing our logistic-regression iterations ({inner} inner workers)");
     let lp: Vec<Param> = vec![("learning-rate".into(), "0.1".into()), ("tol".into(), "0".into())];
     let (logreg_iter, _) = iterate("logreg", lr, &lp, logreg_start(a.cols as usize), inner, a.repeats.max(5), 0)?;
@@ -296,8 +296,11 @@ fn run_ours(a: &BenchArgs, km: &Rows, init: &[f64], lr: &Rows) -> Result<Ours> {
 /// settings) over every row, on this thread, after one warm-up step.
 fn native_step<A: ifp_kernel_math::Algorithm>(rows: &Rows, model: &[f64], repeats: u64) -> Result<f64> {
     use ifp_kernel_math::Shard as _;
-    let shape =
-        ifp_kernel_math::DataShape { cols: rows.cols as u32, has_labels: rows.has_labels(), total_rows: rows.len() as u64 };
+    let shape = ifp_kernel_math::DataShape {
+        cols: rows.cols as u32,
+        has_labels: rows.has_labels(),
+        total_rows: rows.len() as u64,
+    };
     let mut s = A::new_shard(shape);
     s.append(&rows.features, &rows.labels).map_err(anyhow::Error::msg)?;
     s.step(model).map_err(anyhow::Error::msg)?;
@@ -549,7 +552,10 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     );
     let same = ham.centroids.len() == lloyd.centroids.len()
         && ham.centroids.iter().zip(&lloyd.centroids).all(|(a, b)| a.to_bits() == b.to_bits());
-    println!("check: Hamerly's final centroids are {} Lloyd's", if same { "bit-identical to" } else { "DIFFERENT from" });
+    println!(
+        "check: Hamerly's final centroids are {} Lloyd's",
+        if same { "bit-identical to" } else { "DIFFERENT from" }
+    );
     if let Some(v) = &theirs {
         for alg in ["lloyd", "elkan"] {
             let c: Vec<f64> = v[format!("converge_{alg}_centers")]

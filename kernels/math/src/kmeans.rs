@@ -211,7 +211,11 @@ impl Algorithm for KMeans {
         let p = KMeansParams::parse(params, shape)?;
         let kd = p.k * shape.cols as usize;
         check_len("kmeans model", model.len(), kd + 1)?;
-        Ok(vec![ModelField { name: "centroids".into(), shape: vec![p.k as u32, shape.cols], values: model[..kd].to_vec() }])
+        Ok(vec![ModelField {
+            name: "centroids".into(),
+            shape: vec![p.k as u32, shape.cols],
+            values: model[..kd].to_vec(),
+        }])
     }
 
     fn new_shard(shape: DataShape) -> KMeansShard {
@@ -323,10 +327,9 @@ struct Margin {
 
 impl Margin {
     fn new(centroids: &[f64], k: usize, d: usize) -> Self {
-        let cmax = (0..k)
-            .map(|j| centroids[j * d..(j + 1) * d].iter().map(|v| v * v).sum::<f64>().sqrt())
-            .fold(0.0, f64::max)
-            * (1.0 + 1e-12);
+        let cmax =
+            (0..k).map(|j| centroids[j * d..(j + 1) * d].iter().map(|v| v * v).sum::<f64>().sqrt()).fold(0.0, f64::max)
+                * (1.0 + 1e-12);
         Self { kappa: (d as f64 + 8.0) * f64::powi(2.0, -23), cmax }
     }
 
@@ -417,7 +420,12 @@ impl KMeansShard {
         let blocks = n.div_ceil(b);
         let mut st = match self.bounds.take() {
             Some(st) if st.prev.len() == k * d && st.upper.len() == n && st.blocks.len() == blocks * stride => st,
-            _ => Bounds { prev: Vec::new(), upper: vec![0.0; n], lower: vec![0.0; n], blocks: vec![0.0; blocks * stride] },
+            _ => Bounds {
+                prev: Vec::new(),
+                upper: vec![0.0; n],
+                lower: vec![0.0; n],
+                blocks: vec![0.0; blocks * stride],
+            },
         };
         let full = st.prev.is_empty();
         let margin = Margin::new(model, k, d);
@@ -635,8 +643,11 @@ impl crate::Shard for KMeansShard {
         let l = Layout { k, d };
         let mut out = vec![0.0; l.len()];
         let centroids = Centroids::new(model, k, d);
-        let changed =
-            if hamerly { self.step_hamerly(model, &centroids, &mut out) } else { self.step_lloyd(&centroids, &mut out) };
+        let changed = if hamerly {
+            self.step_hamerly(model, &centroids, &mut out)
+        } else {
+            self.step_lloyd(&centroids, &mut out)
+        };
         let n = self.sqnorm.len();
         out[l.changed()] = changed as f64;
         out[l.rows()] = n as f64;
@@ -1033,7 +1044,8 @@ mod tests {
 
     #[test]
     fn init_appends_the_algorithm_code() {
-        let ps = |a: &str| vec![("k".into(), "1".into()), ("init".into(), "first".into()), ("algorithm".into(), a.into())];
+        let ps =
+            |a: &str| vec![("k".into(), "1".into()), ("init".into(), "first".into()), ("algorithm".into(), a.into())];
         let m = KMeans::init(&ps("lloyd"), shape(2, 2), &[3.0, 4.0], &[], &[]).unwrap();
         assert_eq!(m, vec![3.0, 4.0, 0.0]);
         let m = KMeans::init(&ps("hamerly"), shape(2, 2), &[], &[], &[5.0, 6.0]).unwrap();
