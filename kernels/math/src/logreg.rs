@@ -188,8 +188,9 @@ impl crate::Shard for LogRegShard {
 /// `t = −708` (where `2^k` would be subnormal) it returns 0: the true value is under 4e-308.
 #[inline(always)]
 pub fn exp_nonpositive(t: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // fdlibm's split of ln 2: the high part has trailing zero bits, so `k · LN2_HI` is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
     const INV_LN2: f64 = core::f64::consts::LOG2_E;
     // Adding and subtracting 1.5·2^52 rounds to the nearest integer (no SSE4.1 `round` needed).
     const SHIFT: f64 = 6_755_399_441_055_744.0;
