@@ -72,8 +72,14 @@ impl Case {
         let rows = Rows { cols: d, features, labels };
         let (params, model) = match kind {
             Kind::KMeans => {
-                let p = vec![("k".to_string(), k.to_string()), ("init".to_string(), "first".to_string())];
-                (p, rows.features[..k * d].iter().map(|&v| v as f64).collect())
+                // Lloyd (algorithm code 0 after the centroids): every step scores every row,
+                // as it must for a per-step timing; Hamerly would skip most rows of a repeat.
+                let p = vec![
+                    ("k".to_string(), k.to_string()),
+                    ("init".to_string(), "first".to_string()),
+                    ("algorithm".to_string(), "lloyd".to_string()),
+                ];
+                (p, rows.features[..k * d].iter().map(|&v| v as f64).chain([0.0]).collect())
             }
             Kind::LogReg => {
                 let p = vec![("learning-rate".to_string(), "0.1".to_string())];

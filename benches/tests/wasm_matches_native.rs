@@ -1,17 +1,22 @@
 //! The wasm kernels and the native build of the same source (what `kernel_step` compares)
 //! compute the same thing: partials equal to 1e-9 relative and identical k-means assignments,
 //! over shapes that exercise the SIMD tails (odd column counts, k not a multiple of 16, row
-//! counts not a multiple of the scoring block).
+//! counts not a multiple of the scoring block), for k-means under Lloyd and Hamerly alike.
 
 use ifp_benches::{Case, Kind};
 
-fn check(kind: Kind, n: usize, d: usize, k: usize) {
+/// `last` replaces the model's last value (k-means: the algorithm code, 0 Lloyd, 1 Hamerly).
+fn check(kind: Kind, n: usize, d: usize, k: usize, last: Option<f64>) {
     let case = Case::new(kind, n, d, k, 3);
     let engine = case.engine();
     let (mut inst, shard) = case.wasm_shard(&engine);
     let mut native = case.native_shard();
     let mut model = case.model.clone();
-    for step in 0..2 {
+    if let Some(v) = last {
+        *model.last_mut().unwrap() = v;
+    }
+    let m = model.len() - 1;
+    for step in 0..3 {
         let w = inst.step(shard, &model).expect("wasm step");
         let nv = native.step(&model).expect("native step");
         assert_eq!(w.len(), nv.len());
@@ -26,20 +31,22 @@ fn check(kind: Kind, n: usize, d: usize, k: usize) {
             assert_eq!(inst.assignments(shard).unwrap(), native.assignments(), "{}", case.label());
         }
         // Move the model so that the second step runs under a different one.
-        model.iter_mut().enumerate().for_each(|(i, m)| *m += 0.01 * (i % 7) as f64);
+        // (The last value is bookkeeping: the algorithm code or logreg's previous loss.)
+        model[..m].iter_mut().enumerate().for_each(|(i, m)| *m += 0.01 * (i % 7) as f64);
     }
 }
 
 #[test]
 fn kmeans_wasm_matches_native() {
     for &(n, d, k) in &[(1001, 7, 5), (2000, 32, 16), (503, 3, 17), (64, 33, 40)] {
-        check(Kind::KMeans, n, d, k);
+        check(Kind::KMeans, n, d, k, Some(0.0));
+        check(Kind::KMeans, n, d, k, Some(1.0));
     }
 }
 
 #[test]
 fn logreg_wasm_matches_native() {
     for &(n, d) in &[(1001, 7), (2000, 32), (130, 9)] {
-        check(Kind::LogReg, n, d, 0);
+        check(Kind::LogReg, n, d, 0, None);
     }
 }

@@ -4,11 +4,14 @@ Times, on the .npy files `ifp bench` wrote to DIR, what a user would otherwise r
 - one scikit-learn `KMeans(algorithm="lloyd")` iteration, as (fit with max_iter=12 minus fit
   with max_iter=2) / 10 from the same initial centroids with tol=0, so that the fixed costs
   of a fit (validation, copies, the final E-step) cancel;
-- one numpy full-batch logistic-regression gradient step (forward, loss and gradient).
+- one numpy full-batch logistic-regression gradient step (forward, loss and gradient);
+- `KMeans(algorithm="lloyd")` and `KMeans(algorithm="elkan")` to convergence (tol=1e-4,
+  max_iter=300) on the blobs, from the same initial centroids as ours, CONVERGE_REPEATS
+  times each (final centroids and iteration counts reported).
 Thread pools are limited to THREADS (the caller also sets OMP/OPENBLAS/MKL_NUM_THREADS).
 Prints one JSON object on the last line of stdout.
 
-usage: python bench.py DIR THREADS REPEATS
+usage: python bench.py DIR THREADS REPEATS CONVERGE_REPEATS
 """
 
 import json
@@ -49,7 +52,7 @@ def logreg_step(x, y, w, b):
 
 
 def main():
-    d, threads, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    d, threads, repeats, converge_repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     x = np.load(f"{d}/kmeans_x.npy")
     c0 = np.load(f"{d}/kmeans_init.npy")
     xl = np.load(f"{d}/logreg_x.npy")
@@ -81,6 +84,20 @@ def main():
             logreg_step(xl, y, w, b)
             steps.append(time.perf_counter() - t)
         out["logreg_step_s"] = steps
+        del x, xl, y
+
+        xb = np.load(f"{d}/blobs_x.npy")
+        cb = np.load(f"{d}/blobs_init.npy")
+        for alg in ("lloyd", "elkan"):
+            times = []
+            for _ in range(converge_repeats):
+                km = KMeans(n_clusters=cb.shape[0], init=cb, n_init=1, max_iter=300, tol=1e-4, algorithm=alg)
+                t = time.perf_counter()
+                km.fit(xb)
+                times.append(time.perf_counter() - t)
+            out[f"converge_{alg}_s"] = times
+            out[f"converge_{alg}_n_iter"] = int(km.n_iter_)
+            out[f"converge_{alg}_centers"] = km.cluster_centers_.astype(float).ravel().tolist()
     print(json.dumps(out))
 
 

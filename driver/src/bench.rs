@@ -11,6 +11,13 @@
 //!   `KMeans(algorithm="lloyd")` per iteration (fits of 12 and 2 iterations from the same
 //!   centroids, tol = 0) and a numpy full-batch gradient step, with every BLAS/OpenMP pool
 //!   limited to `--inner` threads;
+//! - runs k-means to convergence on `--k` Gaussian blobs (a second data set) from the same
+//!   initial centroids (`--converge-init`: our k-means++ `init` on the first 10,000 rows, or
+//!   the first k rows): ours with Hamerly's bounds and
+//!   with plain Lloyd, scikit-learn's `lloyd` and `elkan` (`tol = 1e-4`, `max_iter = 300`),
+//!   reporting times, iterations and how far the final centroids are apart;
+//! - measures the peak resident memory of a child `ifp run kmeans` on the blobs (its
+//!   `ru_maxrss`, read through Python's `resource.getrusage(RUSAGE_CHILDREN)`);
 //! - prints medians and ratios (ours / theirs), the BLAS and thread pools Python used, and
 //!   how far our centroids after two iterations are from scikit-learn's.
 
@@ -24,7 +31,7 @@ use serde_json::Value;
 
 use ifp_host::data::Rows;
 use ifp_host::function::{Function, JobSpec, RowSource};
-use ifp_host::kernel::DataShape;
+use ifp_host::kernel::{DataShape, Sample};
 use ifp_host::{KernelEngine, Param, Sandbox};
 
 use crate::gen::{GenSpec, Kind};
@@ -65,6 +72,114 @@ pub struct BenchArgs {
     /// Skip the Python side (print our timings only).
     #[arg(long)]
     pub no_python: bool,
+    /// Initial centroids of the runs to convergence: `kmeans++` (our init on the first 10,000
+    /// rows, seed 0) or `first` (the first k rows, so that Lloyd takes more iterations).
+    #[arg(long, default_value = "kmeans++", value_parser = ["kmeans++", "first"])]
+    pub converge_init: String,
+    /// Runs to convergence timed per algorithm (ours and scikit-learn's); medians reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub converge_repeats: u64,
+}
+
+/// `max_iter` of every run to convergence (scikit-learn's default).
+const CONVERGE_MAX_ITER: u32 = 300;
+/// `tol` of every run to convergence (scikit-learn's default).
+const CONVERGE_TOL: &str = "1e-4";
+
+/// One of our runs to convergence.
+struct Converged {
+    /// Median seconds over the runs (steps, merges and updates; loading excluded).
+    secs: f64,
+    iterations: u32,
+    converged: bool,
+    centroids: Vec<f64>,
+}
+
+/// Runs k-means with `algorithm` from `start` (centroids) to convergence `repeats` times
+/// (each on a fresh function, so Hamerly starts without bounds as it would in a new job).
+fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, repeats: u64) -> Result<Converged> {
+    let engine = KernelEngine::builtin("kmeans", Sandbox::default())?;
+    let shape = DataShape { cols: rows.cols as u32, has_labels: false, total_rows: rows.len() as u64 };
+    let params: Vec<Param> =
+        vec![("k".into(), k.to_string()), ("tol".into(), CONVERGE_TOL.into()), ("algorithm".into(), algorithm.into())];
+    let spec = Arc::new(JobSpec {
+        job: "bench-converge".into(),
+        params: params.clone(),
+        shape,
+        max_iter: CONVERGE_MAX_ITER,
+        workers: 1,
+    });
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..repeats {
+        let mut f = Function::load(&engine, spec.clone(), 0, inner, &RowSource::Memory(rows), 0..shape.total_rows)?;
+        let none = Sample { features: Vec::new(), labels: Vec::new() };
+        let mut model = f.instance().init(&params, shape, &none, start)?;
+        let t = Instant::now();
+        let (mut it, mut done) = (0, false);
+        while it < CONVERGE_MAX_ITER && !done {
+            let total = f.step(&model)?;
+            let u = f.instance().update(&params, shape, &model, &total)?;
+            model = u.model;
+            done = u.converged;
+            it += 1;
+        }
+        times.push(t.elapsed().as_secs_f64());
+        model.truncate(start.len());
+        last = Some((it, done, model));
+    }
+    let (iterations, converged, centroids) = last.expect("at least one run");
+    Ok(Converged { secs: median(&mut times), iterations, converged, centroids })
+}
+
+/// The initial centroids `init` (our `init`, seed 0) from the first 10,000 rows of `rows`.
+fn converge_start(rows: &Rows, k: u64, init: &str) -> Result<Vec<f64>> {
+    use ifp_kernel_math::Algorithm as _;
+    let d = rows.cols;
+    let n = rows.len().min(10_000);
+    let shape = ifp_kernel_math::DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
+    let params: Vec<Param> = vec![("k".into(), k.to_string()), ("init".into(), init.into())];
+    let mut m =
+        ifp_kernel_math::KMeans::init(&params, shape, &rows.features[..n * d], &[], &[]).map_err(anyhow::Error::msg)?;
+    m.truncate(k as usize * d);
+    Ok(m)
+}
+
+/// Largest `|a − b| / max(|b|, 1)` over two centroid lists of the same length.
+fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f64::max)
+}
+
+/// Peak resident memory (bytes) of a child `ifp run kmeans` on `data` from `init`, read by
+/// `python` as `ru_maxrss` of its finished child.
+fn peak_rss(python: &Path, data: &Path, init: &Path, inner: u64) -> Result<u64> {
+    let exe = std::env::current_exe().context("cannot find the ifp binary")?;
+    let out_json = data.with_file_name("rss-run.json");
+    let script = "import resource, subprocess, sys\n\
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n\
+sys.stderr.write(r.stderr.decode(errors='replace')[-2000:])\n\
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 0 else -1)\n";
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&exe)
+        .args(["run", "kmeans", "--quiet", "--workers", "1", "--inner"])
+        .arg(inner.to_string())
+        .arg("--data")
+        .arg(data)
+        .arg("--init-centroids")
+        .arg(init)
+        .args(["--tol", CONVERGE_TOL, "--out"])
+        .arg(&out_json)
+        .output()
+        .with_context(|| format!("cannot run python '{}' to measure the peak memory", python.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kb: i64 = stdout.trim().parse().unwrap_or(-1);
+    if kb < 0 {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("the memory run of 'ifp run kmeans' failed: {}", err.lines().last().unwrap_or("no output"));
+    }
+    Ok(kb as u64 * 1024)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -83,6 +198,11 @@ struct Ours {
     kmeans_iter_1: f64,
     logreg_iter: f64,
     ready: f64,
+    /// One native (this binary's build of the same source) step on one thread.
+    kmeans_native: f64,
+    logreg_native: f64,
+    /// One wasm step of the logistic regression with one inner worker.
+    logreg_iter_1: f64,
     /// Centroids after two iterations from the initial ones.
     centers_2: Vec<f64>,
 }
@@ -141,20 +261,56 @@ fn ifp_kernels_kmeans() -> Result<&'static [u8]> {
 
 fn run_ours(a: &BenchArgs, km: &Rows, init: &[f64], lr: &Rows) -> Result<Ours> {
     let inner = a.inner as usize;
-    let kp: Vec<Param> =
-        vec![("k".into(), a.k.to_string()), ("init".into(), "first".into()), ("tol".into(), "0".into())];
-    eprintln!("timing our k-means iterations ({inner} inner workers, then 1)");
-    let (kmeans_iter, centers_2) = iterate("kmeans", km, &kp, init.to_vec(), inner, a.repeats, 2)?;
+    // Plain Lloyd (algorithm code 0 after the centroids): every distance computed.
+    let kp: Vec<Param> = vec![
+        ("k".into(), a.k.to_string()),
+        ("init".into(), "first".into()),
+        ("tol".into(), "0".into()),
+        ("algorithm".into(), "lloyd".into()),
+    ];
+    let model: Vec<f64> = init.iter().copied().chain([0.0]).collect();
+    eprintln!("timing our k-means Lloyd iterations ({inner} inner workers, then 1)");
+    let (kmeans_iter, mut centers_2) = iterate("kmeans", km, &kp, model.clone(), inner, a.repeats, 2)?;
+    centers_2.truncate(init.len());
     let (kmeans_iter_1, _) = if inner == 1 {
         (kmeans_iter, Vec::new())
     } else {
-        iterate("kmeans", km, &kp, init.to_vec(), 1, a.repeats, 0)?
+        iterate("kmeans", km, &kp, model.clone(), 1, a.repeats, 0)?
     };
     eprintln!("timing our logistic-regression iterations ({inner} inner workers)");
     let lp: Vec<Param> = vec![("learning-rate".into(), "0.1".into()), ("tol".into(), "0".into())];
     let (logreg_iter, _) = iterate("logreg", lr, &lp, logreg_start(a.cols as usize), inner, a.repeats.max(5), 0)?;
+    let (logreg_iter_1, _) = if inner == 1 {
+        (logreg_iter, Vec::new())
+    } else {
+        iterate("logreg", lr, &lp, logreg_start(a.cols as usize), 1, a.repeats.max(5), 0)?
+    };
     let ready = ready_time(inner)?;
-    Ok(Ours { kmeans_iter, kmeans_iter_1, logreg_iter, ready, centers_2 })
+    eprintln!("timing the native build of the same kernels (one thread)");
+    let kmeans_native = native_step::<ifp_kernel_math::KMeans>(km, &model, a.repeats)?;
+    let logreg_native = native_step::<ifp_kernel_math::LogReg>(lr, &logreg_start(a.cols as usize), a.repeats.max(5))?;
+    Ok(Ours { kmeans_iter, kmeans_iter_1, logreg_iter, ready, kmeans_native, logreg_native, logreg_iter_1, centers_2 })
+}
+
+/// Median time of one `step` of the native build of algorithm `A` (this binary's target CPU
+/// settings) over every row, on this thread, after one warm-up step.
+fn native_step<A: ifp_kernel_math::Algorithm>(rows: &Rows, model: &[f64], repeats: u64) -> Result<f64> {
+    use ifp_kernel_math::Shard as _;
+    let shape = ifp_kernel_math::DataShape {
+        cols: rows.cols as u32,
+        has_labels: rows.has_labels(),
+        total_rows: rows.len() as u64,
+    };
+    let mut s = A::new_shard(shape);
+    s.append(&rows.features, &rows.labels).map_err(anyhow::Error::msg)?;
+    s.step(model).map_err(anyhow::Error::msg)?;
+    let mut v = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        std::hint::black_box(s.step(model).map_err(anyhow::Error::msg)?);
+        v.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(&mut v))
 }
 
 /// The starting logistic-regression model, the same as `bench.py`'s: `w_j = 0.01 (j − d/2)`,
@@ -207,7 +363,7 @@ fn check_python(python: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run_python(python: &Path, dir: &Path, threads: u64, repeats: u64) -> Result<Value> {
+fn run_python(python: &Path, dir: &Path, threads: u64, repeats: u64, converge_repeats: u64) -> Result<Value> {
     let script = dir.join("bench.py");
     std::fs::write(&script, BENCH_PY)?;
     let n = threads.to_string();
@@ -217,6 +373,7 @@ fn run_python(python: &Path, dir: &Path, threads: u64, repeats: u64) -> Result<V
         .arg(dir)
         .arg(&n)
         .arg(repeats.to_string())
+        .arg(converge_repeats.to_string())
         .envs(
             ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"].map(|v| (v, n.as_str())),
         )
@@ -280,8 +437,30 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     }
     let ours = run_ours(&a, &km, &init, &lr)?;
     drop((km, lr));
+
+    eprintln!("generating {n} x {d} rows of {} Gaussian blobs (seed {}) for the runs to convergence", a.k, a.seed + 1);
+    let blobs = GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: a.k, seed: a.seed + 1 }.rows();
+    let start = converge_start(&blobs, a.k, &a.converge_init)?;
+    let (blobs_x, blobs_init) = (dir.path().join("blobs_x.npy"), dir.path().join("blobs_init.npy"));
+    if python.is_some() {
+        output::write_npy_f32(&blobs_x, n, d, blobs.features.iter().copied())?;
+        output::write_npy_f32(&blobs_init, a.k, d, start.iter().map(|&v| v as f32))?;
+    }
+    let inner = a.inner as usize;
+    eprintln!("our k-means to convergence: Hamerly, then Lloyd ({inner} inner workers)");
+    let ham = converge(&blobs, a.k, &start, "hamerly", inner, a.converge_repeats)?;
+    let lloyd = converge(&blobs, a.k, &start, "lloyd", inner, a.converge_repeats)?;
+    drop(blobs);
+
     let theirs = match &python {
-        Some(py) => Some(run_python(py, dir.path(), a.inner, a.repeats)?),
+        Some(py) => Some(run_python(py, dir.path(), a.inner, a.repeats, a.converge_repeats)?),
+        None => None,
+    };
+    let rss = match &python {
+        Some(py) => {
+            eprintln!("peak memory of 'ifp run kmeans' on the blobs ({} inner workers)", a.inner);
+            Some(peak_rss(py, &blobs_x, &blobs_init, a.inner)?)
+        }
         None => None,
     };
 
@@ -314,6 +493,18 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
             ">= 1.8"
         );
     }
+    row("k-means step, 1 wasm worker vs native (1 thread)", ours.kmeans_iter_1, Some(ours.kmeans_native), "<= 1.0");
+    row("logreg step, 1 wasm worker vs native (1 thread)", ours.logreg_iter_1, Some(ours.logreg_native), "<= 1.0");
+    if a.inner > 1 {
+        println!(
+            "{:<44} {:>10} {:>12} {:>8.3} {:>8}",
+            format!("logreg speed-up 1 -> {} inner workers", a.inner),
+            ms(ours.logreg_iter),
+            ms(ours.logreg_iter_1),
+            ours.logreg_iter_1 / ours.logreg_iter,
+            ">= 1.8"
+        );
+    }
     println!(
         "{:<44} {:>10} {:>12} {:>8} {:>8}",
         format!("precompiled kernel + {} instances ready", a.inner),
@@ -322,6 +513,67 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         "-",
         "<= 50ms"
     );
+    let (sk_lloyd, sk_elkan) = match &theirs {
+        Some(v) => (Some(secs(v, "converge_lloyd_s")?), Some(secs(v, "converge_elkan_s")?)),
+        None => (None, None),
+    };
+    let sk_best = match (sk_lloyd, sk_elkan) {
+        (Some(l), Some(e)) => Some(l.min(e)),
+        _ => None,
+    };
+    row("k-means converge: Hamerly vs best scikit-learn", ham.secs, sk_best, "<= 0.5");
+    row("k-means converge: Lloyd vs scikit-learn lloyd", lloyd.secs, sk_lloyd, "-");
+    row("k-means converge: Hamerly vs our Lloyd", ham.secs, Some(lloyd.secs), "-");
+    if let Some(e) = sk_elkan {
+        row("k-means converge: Hamerly vs scikit-learn elkan", ham.secs, Some(e), "-");
+    }
+    let data_bytes = n * d * 4;
+    let rss_target = data_bytes as f64 * 1.5 + 64.0 * 1048576.0;
+    match rss {
+        Some(b) => println!(
+            "{:<44} {:>10} {:>12} {:>8.3} {:>8}",
+            "peak RSS of 'ifp run kmeans' (MiB)",
+            format!("{:.1}", b as f64 / 1048576.0),
+            format!("{:.1}", rss_target / 1048576.0),
+            b as f64 / rss_target,
+            "<= 1.0"
+        ),
+        None => println!("{:<44} {:>10}", "peak RSS of 'ifp run kmeans' (MiB)", "- (needs python)"),
+    }
+    println!();
+    println!(
+        "converge ({} blobs, tol {CONVERGE_TOL}, from the same {} centroids): iterations ours Hamerly {}{}, ours Lloyd {}{}",
+        a.k,
+        a.converge_init,
+        ham.iterations,
+        if ham.converged { "" } else { " (not converged)" },
+        lloyd.iterations,
+        if lloyd.converged { "" } else { " (not converged)" },
+    );
+    let same = ham.centroids.len() == lloyd.centroids.len()
+        && ham.centroids.iter().zip(&lloyd.centroids).all(|(a, b)| a.to_bits() == b.to_bits());
+    println!(
+        "check: Hamerly's final centroids are {} Lloyd's",
+        if same { "bit-identical to" } else { "DIFFERENT from" }
+    );
+    if let Some(v) = &theirs {
+        for alg in ["lloyd", "elkan"] {
+            let c: Vec<f64> = v[format!("converge_{alg}_centers")]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_f64)
+                .collect();
+            let it = v[format!("converge_{alg}_n_iter")].as_u64().unwrap_or(0);
+            if c.len() == ham.centroids.len() {
+                let diff = max_rel_diff(&ham.centroids, &c);
+                println!(
+                    "check: scikit-learn {alg}: {it} iterations; final centroids differ from ours by at most {diff:.1e} relative ({})",
+                    if diff <= 1e-6 { "ok, <= 1e-6" } else { "MORE than 1e-6" }
+                );
+            }
+        }
+    }
     if let Some(v) = &theirs {
         println!();
         println!(

@@ -47,7 +47,8 @@ fn main() {
     let shape = DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
     let mut s = KMeans::new_shard(shape);
     s.append(&x, &[]).unwrap();
-    let c: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).collect();
+    // Lloyd (algorithm code 0): every step scores every row.
+    let c: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).chain([0.0]).collect();
     let km = time(repeats, || {
         std::hint::black_box(s.step(&c).unwrap());
     });
@@ -62,4 +63,46 @@ fn main() {
         std::hint::black_box(s.step(&m).unwrap());
     });
     println!("native step, {n} x {d}, one thread: kmeans (k = {k}) {km:.2} ms, logreg {lr:.2} ms");
+    drop(s);
+
+    // k-means to convergence on k blobs (centres uniform in ±10, unit-variance noise) from
+    // k-means++ centroids picked from the first 10,000 rows (as `ifp bench` does) and the
+    // first k rows, Lloyd against Hamerly: time, iterations and rows scored per step.
+    let mut rng = SplitMix64::new(2);
+    let centres: Vec<f64> = (0..k * d).map(|_| rng.next_f64() * 20.0 - 10.0).collect();
+    let mut x = Vec::with_capacity(n * d);
+    for _ in 0..n {
+        let c = rng.below(k as u64) as usize;
+        x.extend((0..d).map(|i| (centres[c * d + i] + (rng.next_f64() + rng.next_f64() - 1.0) * 2.449) as f32));
+    }
+    let shape = DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
+    let params = vec![("k".to_string(), k.to_string())];
+    let ns = n.min(10_000);
+    let sample_shape = DataShape { cols: d as u32, has_labels: false, total_rows: ns as u64 };
+    let kpp = KMeans::init(&params, sample_shape, &x[..ns * d], &[], &[]).unwrap();
+    let first: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).collect();
+    for (init, start) in [("kmeans++", &kpp[..k * d]), ("first rows", &first[..])] {
+        for (name, code) in [("lloyd", 0.0), ("hamerly", 1.0)] {
+            let mut s = KMeans::new_shard(shape);
+            s.append(&x, &[]).unwrap();
+            let mut m: Vec<f64> = start.iter().copied().chain([code]).collect();
+            let (t, mut scored, mut step_ms) = (Instant::now(), Vec::new(), Vec::new());
+            for _ in 0..300 {
+                let ts = Instant::now();
+                let p = s.step(&m).unwrap();
+                step_ms.push((ts.elapsed().as_secs_f64() * 1e3).round());
+                scored.push(s.scored_rows());
+                let u = KMeans::update(&params, shape, &m, &p).unwrap();
+                m = u.model;
+                if u.converged {
+                    break;
+                }
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            println!(
+                "native converge from {init}, {name}: {ms:.1} ms, {} iterations, rows scored per step {scored:?}, ms per step {step_ms:?}",
+                scored.len()
+            );
+        }
+    }
 }

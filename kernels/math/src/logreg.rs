@@ -10,7 +10,9 @@
 //!
 //! Per row the dot product and the gradient are computed in f64 from the f32 features; the
 //! log-loss uses the stable form `ln(1 + e^−|z|) + max(z, 0) − y·z`, with the logarithms of
-//! a block of rows taken once, of their product.
+//! a block of rows taken once, of their product. `e^−|z|` comes from an inlined polynomial
+//! ([`exp_nonpositive`], within 2 ulp of the correctly rounded value) instead of a call into
+//! libm, which in the wasm build is a scalar, uninlinable library function.
 
 use crate::params::Params;
 use crate::simd::{axpy_block_widened, dot_widened};
@@ -158,7 +160,7 @@ impl crate::Shard for LogRegShard {
             for (i, (x, &y)) in xb.chunks_exact(d).zip(yb).enumerate() {
                 let z = dot_widened(w, x) + b;
                 let y = y as f64;
-                let e = (-z.abs()).exp();
+                let e = exp_nonpositive(-z.abs());
                 let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
                 prod *= 1.0 + e;
                 loss += z.max(0.0) - y * z;
@@ -177,6 +179,46 @@ impl crate::Shard for LogRegShard {
     fn assignments(&self) -> Vec<u32> {
         Vec::new()
     }
+}
+
+/// `e^t` for `t ≤ 0` (NaN gives NaN): `t = k ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its
+/// Taylor polynomial of degree 13 (truncation below 1e-17 relative), scaled by `2^k`. Below
+/// `t = −708` (where `2^k` would be subnormal) it returns 0: the true value is under 4e-308.
+#[inline(always)]
+pub fn exp_nonpositive(t: f64) -> f64 {
+    // fdlibm's split of ln 2: the high part has trailing zero bits, so `k · LN2_HI` is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+    const INV_LN2: f64 = core::f64::consts::LOG2_E;
+    // Adding and subtracting 1.5·2^52 rounds to the nearest integer (no SSE4.1 `round` needed).
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    if t < -708.0 {
+        return 0.0;
+    }
+    let kf = (t * INV_LN2 + SHIFT) - SHIFT;
+    let r = (t - kf * LN2_HI) - kf * LN2_LO;
+    const C: [f64; 13] = [
+        1.0 / 13.0,
+        1.0 / 12.0,
+        1.0 / 11.0,
+        1.0 / 10.0,
+        1.0 / 9.0,
+        1.0 / 8.0,
+        1.0 / 7.0,
+        1.0 / 6.0,
+        1.0 / 5.0,
+        1.0 / 4.0,
+        1.0 / 3.0,
+        1.0 / 2.0,
+        1.0,
+    ];
+    // Horner on 1 + r(1 + r/2(1 + r/3(...))).
+    let mut p = 1.0;
+    for c in C {
+        p = 1.0 + r * c * p;
+    }
+    let scale = f64::from_bits(((kf as i64 + 1023) as u64) << 52);
+    p * scale
 }
 
 #[cfg(test)]
@@ -212,6 +254,24 @@ mod tests {
         assert!((u.model[1] - (0.0 - 0.5 * (r0 + r1) / 2.0)).abs() < 1e-15);
         assert!((u.loss - want_loss / 2.0).abs() < 1e-15);
         assert!(!u.converged, "no previous loss yet");
+    }
+
+    #[test]
+    fn exp_nonpositive_is_within_two_ulp_of_libm() {
+        let mut t = 0.0f64;
+        let mut worst = 0.0f64;
+        while t > -720.0 {
+            let (got, want) = (exp_nonpositive(t), t.exp());
+            if t >= -708.0 {
+                worst = worst.max((got - want).abs() / want);
+            } else {
+                assert!(got == 0.0 && want < 4e-308, "t = {t}: {got} vs {want}");
+            }
+            t -= 0.000_731_3;
+        }
+        assert!(worst <= 4.5e-16, "worst relative error {worst:e}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(f64::NAN).is_nan());
     }
 
     #[test]

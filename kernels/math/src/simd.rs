@@ -56,6 +56,20 @@ mod imp {
             let s = f32x4_pmin(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
             f32x4_extract_lane::<0>(s)
         }
+        /// Lanes equal to `m` replaced by +∞.
+        #[inline(always)]
+        pub fn drop_eq(self, m: Self) -> Self {
+            Self(v128_bitselect(f32x4_splat(f32::INFINITY), self.0, f32x4_eq(self.0, m.0)))
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [f32; 4] {
+            [
+                f32x4_extract_lane::<0>(self.0),
+                f32x4_extract_lane::<1>(self.0),
+                f32x4_extract_lane::<2>(self.0),
+                f32x4_extract_lane::<3>(self.0),
+            ]
+        }
         #[inline(always)]
         pub fn to_f64(self) -> (F64x2, F64x2) {
             let hi = i64x2_shuffle::<1, 1>(self.0, self.0);
@@ -134,6 +148,15 @@ mod imp {
             let s = self.min(Self([self.0[2], self.0[3], self.0[0], self.0[1]]));
             let s = s.min(Self([s.0[1], s.0[0], s.0[3], s.0[2]]));
             s.0[0]
+        }
+        /// Lanes equal to `m` replaced by +∞.
+        #[inline(always)]
+        pub fn drop_eq(self, m: Self) -> Self {
+            Self(core::array::from_fn(|l| if self.0[l] == m.0[l] { f32::INFINITY } else { self.0[l] }))
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [f32; 4] {
+            self.0
         }
         #[inline(always)]
         pub fn to_f64(self) -> (F64x2, F64x2) {
