@@ -500,16 +500,12 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
                 cmd = std::process::Command::new("taskset");
                 cmd.args(["-c", &set]).arg(&exe);
             }
-            cmd.args([
-                "run",
-                &a.algorithm,
-                "--workers",
-                &c.workers.to_string(),
-                "--inner",
-                &c.inner.to_string(),
-                "--out",
-            ])
-            .arg(&out);
+            cmd.arg("run");
+            // With a plugin (`-- --kernel FILE|s3://...`), the algorithm only names the sweep.
+            if !a.run_args.iter().any(|x| x == "--kernel" || x.starts_with("--kernel=")) {
+                cmd.arg(&a.algorithm);
+            }
+            cmd.args(["--workers", &c.workers.to_string(), "--inner", &c.inner.to_string(), "--out"]).arg(&out);
             if let Some(d) = &a.data {
                 cmd.args(["--data", d]);
             }

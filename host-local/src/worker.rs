@@ -23,9 +23,9 @@ use anyhow::{bail, Context as _, Result};
 use crate::data::LabelCol;
 use crate::function::{Function, FunctionReport, JobSpec, Resume};
 use crate::job::{initial_model, Data};
+use crate::object::S3Connector;
 use crate::redis_store::RedisStore;
 use crate::sync::{StateStore, SyncError};
-use crate::object::S3Connector;
 use crate::{KernelCache, KernelEngine, KernelSource, Param, Sandbox};
 
 /// Exit status of a worker that stopped because another worker failed.
