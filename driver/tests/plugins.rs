@@ -488,3 +488,74 @@ fn sweep_passes_the_plugin_and_its_parameters_to_every_configuration() {
         check_linreg(&format!("sweep {c}"), &r, &local, &x, &y);
     }
 }
+
+/// `n` emulators whose functions reach `s3` with the test credentials and cache compiled
+/// kernels in `cache`.
+fn emulators(n: usize, s3: &S3Server, cache: &Path) -> Vec<Emulator> {
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("IFP_KERNEL_CACHE", cache.display().to_string()),
+    ];
+    (0..n).map(|_| Emulator::start(&env)).collect()
+}
+
+#[test]
+fn linreg_plugin_from_s3_under_the_lambda_emulator_matches_the_reference_and_is_compiled_once() {
+    let s3 = S3Server::start();
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, x, y) = regression_csv(dir.path());
+    let local = run_json(dir.path(), &linreg_args(plugins::LINREG, &data, &["--workers", "2", "--inner", "1"]));
+    let uri = s3.put("plugins/linreg.wasm", &std::fs::read(plugins::LINREG).unwrap());
+    let cache = dir.path().join("kernel-cache");
+    let emus = emulators(2, &s3, &cache);
+    let url = redis.url();
+    let mut lambda = vec!["--workers", "2", "--inner", "1", "--backend", "lambda", "--function", "function"];
+    lambda.extend(["--redis", &url]);
+    let endpoints: Vec<String> = emus.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        lambda.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    let sources = |r: &serde_json::Value| -> Vec<String> {
+        r["lambda"]["invocations"].as_array().unwrap().iter().map(|i| i["kernel_source"].to_string()).collect()
+    };
+    let cold = s3.run_json(dir.path(), &linreg_args(&uri, &data, &lambda));
+    check_linreg("2 Lambda functions, kernel from S3", &cold, &local, &x, &y);
+    assert!(sources(&cold).iter().all(|s| s == "\"compiled\"" || s == "\"precompiled\""), "{:?}", sources(&cold));
+    // Cached in the functions' /tmp by content hash.
+    let sha = local["kernel_sha256"].as_str().unwrap();
+    let files: Vec<String> =
+        std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(files.iter().any(|f| f.starts_with(sha) && f.ends_with(".cwasm")), "{files:?}");
+    // Warm environments: the engine in memory, nothing fetched or compiled.
+    let warm = s3.run_json(dir.path(), &linreg_args(&uri, &data, &lambda));
+    check_linreg("warm Lambda functions", &warm, &local, &x, &y);
+    assert_eq!(sources(&warm), vec!["\"memory\""; 2]);
+}
+
+#[test]
+fn a_hostile_plugin_under_the_lambda_emulator_is_stopped_by_the_step_timeout() {
+    let s3 = S3Server::start();
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let emus = emulators(2, &s3, &dir.path().join("kernel-cache"));
+    let data = fixture("blobs.csv");
+    let url = redis.url();
+    let mut a = vec!["run", "--kernel", plugins::SPIN, "--data", data.to_str().unwrap(), "--step-timeout", "0.5"];
+    a.extend(["--workers", "2", "--inner", "1", "--backend", "lambda", "--function", "function", "--redis", &url]);
+    let endpoints: Vec<String> = emus.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    a.push("--quiet");
+    let o = s3.ifp(&a);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let line = err.lines().last().unwrap_or_default();
+    assert!(line.starts_with("error: ") && line.contains("functions failed: worker "), "{err}");
+    assert!(line.contains(plugins::SPIN) && line.contains("exceeded its time limit per call"), "{err}");
+}
