@@ -97,7 +97,12 @@ pub struct LambdaArgs {
 
 /// What the driver asks of the functions besides [`JobConfig`].
 pub struct LambdaJob<'a> {
+    /// A builtin kernel's name, or a plugin's `s3://` URI (or absolute path, for an emulator
+    /// on this machine).
     pub kernel: &'a str,
+    /// A plugin's SHA-256: the functions refuse a component with other bytes.
+    pub kernel_sha256: Option<&'a str>,
+    pub sandbox: &'a ifp_host::Sandbox,
     /// Where the functions read the data: `s3://…` or an absolute path.
     pub data: &'a str,
     pub label: LabelCol,
@@ -140,6 +145,9 @@ pub fn run_job(
             data: job.data.to_string(),
             label_col: job.label,
             kernel: job.kernel.to_string(),
+            kernel_sha256: job.kernel_sha256.map(str::to_string),
+            kernel_memory_mb: job.sandbox.memory_limit.map(|m| (m >> 20) as u64),
+            step_timeout_s: job.sandbox.call_timeout.map(|t| t.as_secs_f64()),
             params: cfg.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
             model: Some(model0.clone()),
             max_iter: cfg.max_iter,

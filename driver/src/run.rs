@@ -2,12 +2,14 @@
 //! workers each; prints progress and a summary, writes the result JSON and the labels.
 //!
 //! The kernel is a builtin (`ifp run kmeans`) or a plugin component (`ifp run --kernel
-//! FILE.wasm --param name=value ...`), sandboxed with `--kernel-memory-mb` and
-//! `--step-timeout`.
+//! FILE.wasm|s3://bucket/key --param name=value ...`), sandboxed with `--kernel-memory-mb` and
+//! `--step-timeout`. It is read and checked against the world before any data is read; the
+//! worker processes and Lambda functions get its source, its SHA-256 (they refuse other bytes)
+//! and the same sandbox limits.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,9 +43,9 @@ pub struct RunArgs {
     /// The algorithm: a builtin kernel (`kmeans`, `logreg`); omit it with --kernel.
     #[arg(required_unless_present = "kernel", conflicts_with = "kernel")]
     pub algorithm: Option<String>,
-    /// A plugin: any component of the `ifp:kernel@0.1.0` world, from a file. It runs without
-    /// WASI capabilities; its parameters come from --param.
-    #[arg(long, value_name = "FILE.wasm")]
+    /// A plugin: any component of the `ifp:kernel@0.1.0` world, from a file or
+    /// `s3://bucket/key`. It runs without WASI capabilities; its parameters come from --param.
+    #[arg(long, value_name = "FILE.wasm|s3://...")]
     pub kernel: Option<String>,
     /// A kernel parameter `NAME=VALUE`, passed to the kernel as is (repeatable); for plugins,
     /// the only way to set parameters.
@@ -135,12 +137,17 @@ fn parse_param(s: &str) -> Result<Param, String> {
 
 /// The sandbox from `--kernel-memory-mb` and `--step-timeout`.
 fn sandbox(a: &RunArgs) -> Result<Sandbox> {
-    let call_timeout = match a.step_timeout {
-        None => None,
-        Some(t) if t.is_finite() && t > 0.0 && t <= 1e6 => Some(Duration::from_secs_f64(t)),
-        Some(t) => bail!("--step-timeout must be a positive number of seconds, got {t}"),
-    };
-    Ok(Sandbox { memory_limit: a.kernel_memory_mb.map(|m| (m as usize) << 20), call_timeout })
+    ifp_host::worker::sandbox_from(a.kernel_memory_mb, a.step_timeout)
+}
+
+/// How the functions find a plugin: an `s3://` URI as given, a file by its absolute path.
+fn plugin_location(source: &KernelSource) -> Result<String> {
+    Ok(match source {
+        KernelSource::File(p) => {
+            std::path::absolute(p).with_context(|| format!("--kernel {}", p.display()))?.display().to_string()
+        }
+        other => other.label(),
+    })
 }
 
 /// Refuses the builtin kernels' own flags with a plugin.
@@ -234,12 +241,6 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
     };
     let sandbox = sandbox(&a)?;
-    if a.backend == Backend::Lambda && a.kernel.is_some() {
-        bail!("--backend lambda runs builtin kernels only for now: the Lambda host cannot load --kernel plugins yet");
-    }
-    if a.redis.is_some() && a.kernel.is_some() {
-        bail!("--redis runs builtin kernels only for now: the ifp-worker processes cannot load --kernel plugins yet");
-    }
     if a.kernel.is_some() && a.data.is_none() {
         bail!("--kernel plugins need --data (the default data set is for the builtin kernels)");
     }
@@ -263,6 +264,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, _) => LabelCol::None,
     };
     let s3 = S3Connector::new(a.s3_endpoint.clone());
+    // Read, hash and check the kernel before any data is read.
+    let kernel_started = Instant::now();
+    let kernel = source.read(Some(&s3))?;
+    let engine = KernelEngine::compile(&kernel, sandbox.clone())?;
+    let kernel_s = kernel_started.elapsed().as_secs_f64();
     let (data, data_name) = match &a.data {
         Some(p) => (Data::open(p, label, &s3)?, p.clone()),
         None => {
@@ -289,8 +295,6 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         None => Vec::new(),
     };
     params.extend(a.params.iter().cloned());
-    // Load (and check) the kernel before any data is read.
-    let engine = KernelEngine::load(&source, sandbox, None)?;
     let algorithm = match kind {
         Some(_) => source.label(),
         None => engine.instantiate()?.name()?,
@@ -319,8 +323,14 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                     "--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"
                 ),
             };
+            let kernel_location = match kind {
+                Some(_) => algorithm.clone(),
+                None => plugin_location(&source)?,
+            };
             let job = LambdaJob {
-                kernel: &algorithm,
+                kernel: &kernel_location,
+                kernel_sha256: kind.is_none().then_some(kernel.sha256.as_str()),
+                sandbox: &sandbox,
                 data: &location,
                 label,
                 inner: a.inner.map(|m| m as usize),
@@ -338,11 +348,18 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             })
         }
         (Backend::Local, Some(url)) => {
+            let plugin = match kind {
+                Some(_) => None,
+                None => Some(plugin_location(&source)?),
+            };
             let r = workers::RedisJob {
                 url,
                 algorithm: &algorithm,
+                plugin: plugin.as_deref(),
+                sandbox: &sandbox,
                 data_path: a.data.as_deref().map(std::path::Path::new),
                 label,
+                s3_endpoint: a.s3_endpoint.as_deref(),
             };
             workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
         }
@@ -369,7 +386,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     result["sync"] = workers::sync_json(store, a.redis.as_deref(), &outcome);
     if let Some(k) = &a.kernel {
         result["kernel"] = json!(k);
+        result["kernel_sha256"] = json!(kernel.sha256);
     }
+    result["timing"]["kernel_s"] = json!(kernel_s);
     if let Some(r) = &lambda_report {
         result["lambda"] = r.clone();
     }

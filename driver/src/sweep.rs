@@ -584,7 +584,12 @@ impl RunPlan<'_> {
             }
             None => std::process::Command::new(self.exe),
         };
-        cmd.args(["run", self.algorithm, "--workers", &c.workers.to_string(), "--inner", &c.inner.to_string()]);
+        cmd.arg("run");
+        // With a plugin (`-- --kernel FILE|s3://...`), the algorithm only names the sweep.
+        if !self.run_args.iter().any(|x| x == "--kernel" || x.starts_with("--kernel=")) {
+            cmd.arg(self.algorithm);
+        }
+        cmd.args(["--workers", &c.workers.to_string(), "--inner", &c.inner.to_string()]);
         cmd.arg("--out").arg(out);
         if let Some(d) = self.data {
             cmd.args(["--data", d]);

@@ -3,6 +3,10 @@
 //! model once, starts the workers, follows their progress, and collects their reports. If a
 //! worker fails, the others are killed and the root cause (worker, iteration, message) is
 //! reported; no worker is left running.
+//!
+//! A plugin reaches every worker as its source (file or `s3://`), the SHA-256 the driver read
+//! (a worker that reads other bytes fails the job), the sandbox limits, and a directory with
+//! the kernel the driver compiled, so the workers deserialize it instead of compiling again.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
@@ -18,7 +22,7 @@ use ifp_host::function::{FunctionReport, IterationReport};
 use ifp_host::job::{initial_model, Data, JobConfig, JobOutcome};
 use ifp_host::redis_store::{redact, JobKeys};
 use ifp_host::worker::{write_model, EXIT_ABORTED, REDIS_URL_ENV};
-use ifp_host::KernelEngine;
+use ifp_host::{KernelCache, KernelEngine, Sandbox};
 
 use crate::output;
 
@@ -29,7 +33,13 @@ const ABORT_GRACE: Duration = Duration::from_secs(2);
 /// What the workers need besides the job config.
 pub struct RedisJob<'a> {
     pub url: &'a str,
+    /// The builtin kernel's name (ignored with `plugin`).
     pub algorithm: &'a str,
+    /// A plugin's location for the workers: an absolute path or an `s3://` URI.
+    pub plugin: Option<&'a str>,
+    pub sandbox: &'a Sandbox,
+    /// The S3-compatible endpoint the driver uses (the workers get it as AWS_ENDPOINT_URL_S3).
+    pub s3_endpoint: Option<&'a str>,
     /// The data file, or `None` for data in memory (written to a temporary .npy first).
     pub data_path: Option<&'a Path>,
     pub label: LabelCol,
@@ -132,8 +142,6 @@ pub fn run_workers(
             data_path.display().to_string(),
             "--label-col".into(),
             if r.label == LabelCol::Last { "last" } else { "none" }.into(),
-            "--algorithm".into(),
-            r.algorithm.into(),
             "--max-iter".into(),
             cfg.max_iter.to_string(),
             "--model".into(),
@@ -141,13 +149,36 @@ pub fn run_workers(
             "--sync-timeout".into(),
             cfg.sync_timeout.as_secs_f64().to_string(),
         ];
+        match r.plugin {
+            Some(p) => {
+                let sha = engine.sha256().context("the plugin's content hash")?;
+                args.extend(["--kernel".into(), p.to_string(), "--kernel-sha256".into(), sha.to_string()]);
+                // The compiled kernel, for the workers to deserialize.
+                let cache = KernelCache::new(Some(dir.path().join("kernels")));
+                if let Some(d) = &cache.dir {
+                    cache.store(engine).context("writing the compiled kernel for the workers")?;
+                    args.extend(["--kernel-cache".into(), d.display().to_string()]);
+                }
+            }
+            None => args.extend(["--algorithm".into(), r.algorithm.into()]),
+        }
+        if let Some(m) = r.sandbox.memory_limit {
+            args.extend(["--kernel-memory-mb".into(), (m >> 20).to_string()]);
+        }
+        if let Some(t) = r.sandbox.call_timeout {
+            args.extend(["--step-timeout".into(), t.as_secs_f64().to_string()]);
+        }
         for (k, v) in &cfg.params {
             args.extend(["--param".into(), format!("{k}={v}")]);
         }
         if cfg.want_assignments {
             args.push("--assignments".into());
         }
-        let reports = supervise(&bin, &args, r.url, cfg, on_iteration)?;
+        let mut env = vec![(REDIS_URL_ENV, r.url)];
+        if let Some(e) = r.s3_endpoint {
+            env.push(("AWS_ENDPOINT_URL_S3", e));
+        }
+        let reports = supervise(&bin, &args, &env, cfg, on_iteration)?;
         let r0 = &reports[0];
         let fields = engine.instantiate()?.describe(&cfg.params, shape, &r0.model)?;
         Ok(JobOutcome::from_reports(shape, fields, reports, init_s, started.elapsed().as_secs_f64()))
@@ -163,7 +194,7 @@ pub fn run_workers(
 fn supervise(
     bin: &Path,
     args: &[String],
-    url: &str,
+    env: &[(&str, &str)],
     cfg: &JobConfig,
     on_iteration: &dyn Fn(&IterationReport),
 ) -> Result<Vec<FunctionReport>> {
@@ -174,7 +205,7 @@ fn supervise(
             let mut child = Command::new(bin)
                 .args(args)
                 .args(["--worker", &w.to_string()])
-                .env(REDIS_URL_ENV, url)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

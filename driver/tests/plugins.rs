@@ -1,15 +1,17 @@
 //! Plugins through the real `ifp` binary: the example plugin (`kernels/examples/linreg`)
 //! against independent references computed here (the same gradient-descent update in a
-//! plain f64 loop, and the closed-form least-squares solution), and the hostile sandbox
-//! plugins (`kernels/test-plugins`), each of which must fail the job with one clear line
-//! naming the plugin and the function, a non-zero exit and no output file, while the host
-//! exits on its own (a generous timeout guards against a hang; it asserts no timing).
+//! plain f64 loop, and the closed-form least-squares solution), in process, as `ifp-worker`
+//! processes over a real `redis-server`, and loaded from a real S3-compatible server
+//! (`s3s-fs`); and the hostile sandbox plugins (`kernels/test-plugins`), each of which must
+//! fail the job with one clear line naming the plugin and the function (and, under
+//! `ifp-worker`, the worker), a non-zero exit and no output file, while the host exits on its
+//! own (a generous timeout guards against a hang; it asserts no timing) and leaves no process.
 
 mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ifp_test_plugins as plugins;
@@ -219,7 +221,7 @@ fn assert_one_error_line(o: &std::process::Output, needles: &[&str]) {
 /// Runs a hostile plugin on the blobs fixture (2 inner workers) with `extra` flags, under a
 /// generous guard against a hang; asserts the one-line error, the exit status and that no
 /// result file was written.
-fn run_hostile(plugin: &str, extra: &[&str], needles: &[&str]) {
+fn run_hostile(plugin: &str, extra: &[&str], needles: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("result.json");
     let data = fixture("blobs.csv");
@@ -244,6 +246,7 @@ fn run_hostile(plugin: &str, extra: &[&str], needles: &[&str]) {
     assert_one_error_line(&o, needles);
     assert!(!out.exists(), "a result file was written for a failed job");
     assert!(!String::from_utf8_lossy(&o.stderr).contains("RUST_BACKTRACE"), "the host panicked");
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
 }
 
 #[test]
@@ -310,4 +313,249 @@ fn plugin_file_that_is_not_a_component_is_refused() {
     run_hostile(junk.to_str().unwrap(), &[], &[junk.to_str().unwrap(), "is not a valid WebAssembly component"]);
     let missing = dir.path().join("missing.wasm");
     run_hostile(missing.to_str().unwrap(), &[], &["cannot read kernel", missing.to_str().unwrap()]);
+}
+
+/// The regression data set as a CSV in `dir`.
+fn regression_csv(dir: &Path) -> (String, Vec<f32>, Vec<f32>) {
+    let (x, y) = regression_data();
+    let data = dir.join("regression.csv");
+    write_csv(&data, &x, &y);
+    (data.display().to_string(), x, y)
+}
+
+/// `ifp run --kernel KERNEL` on the regression data: 40 gradient steps of 0.3, then `extra`.
+fn linreg_args<'a>(kernel: &'a str, data: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["run", "--kernel", kernel, "--data", data, "--label-col", "last"];
+    a.extend(["--param", "learning-rate=0.3", "--param", "tol=0", "--max-iter", "40"]);
+    a.extend(extra);
+    a
+}
+
+/// Asserts a linreg result equals the f64 reference (40 steps of 0.3) and `other` (1e-9).
+fn check_linreg(what: &str, got: &serde_json::Value, other: &serde_json::Value, x: &[f32], y: &[f32]) {
+    let (want, want_losses) = reference_gd(x, y, 0.3, 40);
+    assert_eq!(got["iterations"], 40, "{what}: iterations");
+    assert_close(&format!("{what}: model vs reference"), &model_of(got), &want, 1e-9, 1e-12);
+    assert_close(&format!("{what}: losses vs reference"), &floats(&got["losses"]), &want_losses, 1e-9, 1e-12);
+    assert_close(&format!("{what}: model vs in-process"), &model_of(got), &model_of(other), 1e-9, 0.0);
+    let sha = got["kernel_sha256"].as_str().unwrap_or_default();
+    assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()), "{what}: kernel_sha256 {sha:?}");
+}
+
+#[test]
+fn linreg_plugin_under_redis_workers_equals_in_process_and_the_reference() {
+    let redis = RedisServer::start(None);
+    worker_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, x, y) = regression_csv(dir.path());
+    let local = run_json(dir.path(), &linreg_args(plugins::LINREG, &data, &["--workers", "3", "--inner", "1"]));
+    let url = redis.url();
+    for inner in ["1", "2"] {
+        let remote = run_json(
+            dir.path(),
+            &linreg_args(plugins::LINREG, &data, &["--workers", "3", "--inner", inner, "--redis", &url]),
+        );
+        assert_eq!(remote["sync"]["store"], "redis");
+        assert_eq!(remote["workers"].as_array().map(Vec::len), Some(3));
+        check_linreg(&format!("3 ifp-workers x {inner}"), &remote, &local, &x, &y);
+        assert_eq!(remote["kernel_sha256"], local["kernel_sha256"]);
+    }
+}
+
+#[test]
+fn linreg_plugin_from_s3_gives_the_same_model_in_process_and_in_workers() {
+    let s3 = S3Server::start();
+    let redis = RedisServer::start(None);
+    worker_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, x, y) = regression_csv(dir.path());
+    let local = run_json(dir.path(), &linreg_args(plugins::LINREG, &data, &["--workers", "2", "--inner", "1"]));
+    let uri = s3.put("plugins/linreg.wasm", &std::fs::read(plugins::LINREG).unwrap());
+    let from_s3 = s3.run_json(dir.path(), &linreg_args(&uri, &data, &["--workers", "2", "--inner", "1"]));
+    assert_eq!(from_s3["kernel"], uri.as_str());
+    assert_eq!(from_s3["kernel_sha256"], local["kernel_sha256"], "the same bytes");
+    check_linreg("in process, kernel from S3", &from_s3, &local, &x, &y);
+    // Every worker process fetches the component from S3 itself and checks its hash.
+    let url = redis.url();
+    let workers =
+        s3.run_json(dir.path(), &linreg_args(&uri, &data, &["--workers", "3", "--inner", "1", "--redis", &url]));
+    check_linreg("3 ifp-workers, kernel from S3", &workers, &local, &x, &y);
+}
+
+#[test]
+fn bad_s3_kernels_are_refused_with_one_line_before_any_work() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, _) = regression_csv(dir.path());
+    let out = dir.path().join("result.json");
+    let run = |uri: &str| -> Output {
+        let mut a = linreg_args(uri, &data, &["--out", out.to_str().unwrap()]);
+        a.push("--quiet");
+        s3.ifp(&a)
+    };
+    let missing = format!("s3://{BUCKET}/plugins/missing.wasm");
+    assert_one_error_line(
+        &run(&missing),
+        &[&format!("cannot read kernel '{missing}'"), "no such key 'plugins/missing.wasm' in bucket 'data'"],
+    );
+    assert_one_error_line(
+        &run("s3://no-such-bucket/k.wasm"),
+        &["s3://no-such-bucket/k.wasm", "bucket 'no-such-bucket' does not exist"],
+    );
+    let junk = s3.put("plugins/junk.wasm", b"not wasm at all");
+    assert_one_error_line(&run(&junk), &[&junk, "is not a valid WebAssembly component"]);
+    let wrong = s3.put("plugins/wrong.wasm", &std::fs::read(plugins::WRONG_WORLD).unwrap());
+    assert_one_error_line(&run(&wrong), &[&wrong, "is not an ifp:kernel@0.1.0 component", "`[method]shard.step`"]);
+    assert!(!out.exists(), "no result for a refused kernel");
+}
+
+#[test]
+fn hostile_plugins_under_ifp_worker_fail_the_job_naming_plugin_and_worker_and_leave_no_process() {
+    let redis = RedisServer::start(None);
+    worker_bin();
+    let url = redis.url();
+    let cases: [(&str, &[&str], &[&str]); 2] = [
+        (plugins::SPIN, &["--step-timeout", "0.5"], &["shard.step", "exceeded its time limit per call"]),
+        (plugins::PANIC, &[], &["shard.step", "trapped: wasm `unreachable` instruction executed"]),
+    ];
+    for (i, (plugin, limits, what)) in cases.iter().enumerate() {
+        let job = format!("hostile-plugin-{i}");
+        let mut extra = vec!["--workers", "3", "--redis", &url, "--job", &job];
+        extra.extend(*limits);
+        let mut needles = vec![*plugin, &job];
+        needles.extend(*what);
+        let err = run_hostile(plugin, &extra, &needles);
+        assert!(
+            err.starts_with(&format!("error: job {job}: worker ")) && err.contains(" failed "),
+            "names the worker: {err}"
+        );
+        assert_eq!(processes_with_arg(&job), Vec::<u32>::new(), "processes of job {job} left running");
+    }
+}
+
+/// Runs `ifp-worker` `worker` of 2 on the regression data with `kernel`, expecting `sha256`.
+fn spawn_worker(url: &str, job: &str, worker: u32, data: &str, kernel: &str, sha256: &str) -> std::process::Child {
+    Command::new(worker_bin())
+        .args(["--job", job, "--workers", "2", "--worker", &worker.to_string(), "--data", data])
+        .args(["--label-col", "last", "--kernel", kernel, "--kernel-sha256", sha256, "--max-iter", "40"])
+        .args(["--param", "learning-rate=0.3", "--sync-timeout", "120"])
+        .env("IFP_REDIS_URL", url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_worker_with_other_plugin_bytes_fails_the_job_at_once_naming_both_hashes() {
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, _) = regression_csv(dir.path());
+    let sha =
+        run_json(dir.path(), &linreg_args(plugins::LINREG, &data, &[]))["kernel_sha256"].as_str().unwrap().to_string();
+    // Worker 1's file holds other bytes (another component) than the job's.
+    let other = dir.path().join("linreg.wasm");
+    std::fs::copy(plugins::PANIC, &other).unwrap();
+    let url = redis.url();
+    let w0 = spawn_worker(&url, "mismatch", 0, &data, plugins::LINREG, &sha);
+    let w1 = spawn_worker(&url, "mismatch", 1, &data, other.to_str().unwrap(), &sha);
+    let o1 = w1.wait_with_output().unwrap();
+    let err1 = String::from_utf8_lossy(&o1.stderr);
+    assert_eq!(o1.status.code(), Some(1), "{err1}");
+    let line = err1.lines().last().unwrap_or_default();
+    assert!(line.contains(&format!("kernel '{}' has sha256 ", other.display())), "{err1}");
+    assert!(line.contains(&format!("but the job runs sha256 {sha}")), "{err1}");
+    // Worker 0 learns it through Redis and stops as aborted, well before its sync timeout.
+    let o0 = w0.wait_with_output().unwrap();
+    let err0 = String::from_utf8_lossy(&o0.stderr);
+    assert_eq!(o0.status.code(), Some(3), "worker 0 stops because worker 1 failed: {err0}");
+    assert!(err0.contains("worker 1") && err0.contains("has sha256"), "{err0}");
+}
+
+#[test]
+fn sweep_passes_the_plugin_and_its_parameters_to_every_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, x, y) = regression_csv(dir.path());
+    let out = dir.path().join("sweep");
+    let mut a = vec!["sweep", "linreg", "--data", &data, "--grid", "1x1,2x1", "--repeat", "1"];
+    a.extend(["--out-dir", out.to_str().unwrap(), "--", "--kernel", plugins::LINREG, "--label-col", "last"]);
+    a.extend(["--param", "learning-rate=0.3", "--param", "tol=0", "--max-iter", "40"]);
+    ifp_ok(&a);
+    let local = run_json(dir.path(), &linreg_args(plugins::LINREG, &data, &[]));
+    for c in ["1x1", "2x1"] {
+        let r = load_json(&out.join(format!("run-{c}-1.json")));
+        assert_eq!(r["kernel"], plugins::LINREG, "{c}");
+        check_linreg(&format!("sweep {c}"), &r, &local, &x, &y);
+    }
+}
+
+/// `n` emulators whose functions reach `s3` with the test credentials and cache compiled
+/// kernels in `cache`.
+fn emulators(n: usize, s3: &S3Server, cache: &Path) -> Vec<Emulator> {
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("IFP_KERNEL_CACHE", cache.display().to_string()),
+    ];
+    (0..n).map(|_| Emulator::start(&env)).collect()
+}
+
+#[test]
+fn linreg_plugin_from_s3_under_the_lambda_emulator_matches_the_reference_and_is_compiled_once() {
+    let s3 = S3Server::start();
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, x, y) = regression_csv(dir.path());
+    let local = run_json(dir.path(), &linreg_args(plugins::LINREG, &data, &["--workers", "2", "--inner", "1"]));
+    let uri = s3.put("plugins/linreg.wasm", &std::fs::read(plugins::LINREG).unwrap());
+    let cache = dir.path().join("kernel-cache");
+    let emus = emulators(2, &s3, &cache);
+    let url = redis.url();
+    let mut lambda = vec!["--workers", "2", "--inner", "1", "--backend", "lambda", "--function", "function"];
+    lambda.extend(["--redis", &url]);
+    let endpoints: Vec<String> = emus.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        lambda.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    let sources = |r: &serde_json::Value| -> Vec<String> {
+        r["lambda"]["invocations"].as_array().unwrap().iter().map(|i| i["kernel_source"].to_string()).collect()
+    };
+    let cold = s3.run_json(dir.path(), &linreg_args(&uri, &data, &lambda));
+    check_linreg("2 Lambda functions, kernel from S3", &cold, &local, &x, &y);
+    assert!(sources(&cold).iter().all(|s| s == "\"compiled\"" || s == "\"precompiled\""), "{:?}", sources(&cold));
+    // Cached in the functions' /tmp by content hash.
+    let sha = local["kernel_sha256"].as_str().unwrap();
+    let files: Vec<String> =
+        std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(files.iter().any(|f| f.starts_with(sha) && f.ends_with(".cwasm")), "{files:?}");
+    // Warm environments: the engine in memory, nothing fetched or compiled.
+    let warm = s3.run_json(dir.path(), &linreg_args(&uri, &data, &lambda));
+    check_linreg("warm Lambda functions", &warm, &local, &x, &y);
+    assert_eq!(sources(&warm), vec!["\"memory\""; 2]);
+}
+
+#[test]
+fn a_hostile_plugin_under_the_lambda_emulator_is_stopped_by_the_step_timeout() {
+    let s3 = S3Server::start();
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let emus = emulators(2, &s3, &dir.path().join("kernel-cache"));
+    let data = fixture("blobs.csv");
+    let url = redis.url();
+    let mut a = vec!["run", "--kernel", plugins::SPIN, "--data", data.to_str().unwrap(), "--step-timeout", "0.5"];
+    a.extend(["--workers", "2", "--inner", "1", "--backend", "lambda", "--function", "function", "--redis", &url]);
+    let endpoints: Vec<String> = emus.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    a.push("--quiet");
+    let o = s3.ifp(&a);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let line = err.lines().last().unwrap_or_default();
+    assert!(line.starts_with("error: ") && line.contains("functions failed: worker "), "{err}");
+    assert!(line.contains(plugins::SPIN) && line.contains("exceeded its time limit per call"), "{err}");
 }

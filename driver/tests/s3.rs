@@ -7,42 +7,13 @@
 mod common;
 use common::*;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use ifp_host::data::LabelCol;
-use ifp_host::object::{S3Store, S3Url};
+use ifp_host::object::S3Url;
 use ifp_host::remote::ObjectData;
 use npyz::WriterBuilder as _;
-
-const KEY: &str = "ifp-test-key";
-const SECRET: &str = "ifp-test-secret";
-const BUCKET: &str = "data";
-
-/// Credentials for this process's own client (the `ifp` child processes get theirs from
-/// [`S3Server::ifp`]). Every test sets the same values, once, before any client exists.
-fn test_credentials() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", KEY);
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-        std::env::remove_var("AWS_PROFILE");
-        std::env::remove_var("AWS_SESSION_TOKEN");
-        // Small parts, so that the fixtures are read through many concurrent GETs.
-        std::env::set_var("IFP_S3_PART_BYTES", "4096");
-    });
-}
-
-/// The `ifp` binary under test: this package's, or `IFP_BIN` (to test another build, such as
-/// a release binary, against the same server).
-fn ifp_bin() -> std::path::PathBuf {
-    std::env::var_os("IFP_BIN").map(Into::into).unwrap_or_else(|| env!("CARGO_BIN_EXE_ifp").into())
-}
 
 /// `ifp run … --out FILE --quiet` on local files, which must succeed; returns the result JSON.
 fn run_local_json(dir: &Path, args: &[&str]) -> serde_json::Value {
@@ -52,90 +23,6 @@ fn run_local_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let o = Command::new(ifp_bin()).args(&a).output().expect("run ifp");
     assert!(o.status.success(), "ifp {a:?} failed: {}", String::from_utf8_lossy(&o.stderr));
     load_json(&out)
-}
-
-/// An `s3s-fs` server with one bucket, on its own port and directory.
-struct S3Server {
-    child: Child,
-    _root: tempfile::TempDir,
-    endpoint: String,
-    store: Arc<S3Store>,
-}
-
-impl S3Server {
-    fn start() -> Self {
-        test_credentials();
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", KEY, "--secret-key", SECRET])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs is not installed (.ci/test.sh installs it: cargo install s3s-fs@0.14.1 --locked --features binary)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "s3s-fs did not start listening on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let store = S3Store::connect(Some(&endpoint)).unwrap();
-        Self { child, _root: root, endpoint, store }
-    }
-
-    fn url(key: &str) -> String {
-        format!("s3://{BUCKET}/{key}")
-    }
-
-    fn put(&self, key: &str, bytes: &[u8]) -> String {
-        let url = Self::url(key);
-        self.store.put_bytes(&S3Url::parse(&url).unwrap(), bytes.to_vec()).unwrap();
-        url
-    }
-
-    fn get(&self, key: &str) -> Vec<u8> {
-        let url = S3Url::parse(&Self::url(key)).unwrap();
-        let (_, size) = self.store.head_bytes(&url, 1).unwrap();
-        self.store.get_range(&url, 0..size).unwrap().to_vec()
-    }
-
-    /// `ifp` with this server's endpoint and credentials (`secret` overrides the secret key).
-    fn ifp_with(&self, args: &[&str], secret: &str) -> Output {
-        Command::new(ifp_bin())
-            .args(args)
-            .args(["--s3-endpoint", &self.endpoint])
-            .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("IFP_S3_PART_BYTES", "4096")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("run ifp")
-    }
-
-    fn ifp(&self, args: &[&str]) -> Output {
-        self.ifp_with(args, SECRET)
-    }
-
-    /// `ifp run … --out FILE --quiet`, which must succeed; returns the result JSON.
-    fn run_json(&self, dir: &Path, args: &[&str]) -> serde_json::Value {
-        let out = dir.join("s3-result.json");
-        let mut a = args.to_vec();
-        a.extend(["--out", out.to_str().unwrap(), "--quiet"]);
-        let o = self.ifp(&a);
-        assert!(o.status.success(), "ifp {a:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-        load_json(&out)
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A CSV of `n` rows `i, i/2` with very uneven line lengths (padding zeros and spaces), one

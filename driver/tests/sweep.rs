@@ -5,7 +5,6 @@
 //! real `bootstrap` under AWS's Lambda Runtime Interface Emulator.
 
 mod common;
-mod emulator;
 use common::*;
 
 use serde_json::Value;
@@ -285,14 +284,14 @@ fn the_model_refuses_bad_input_before_running_anything() {
 #[test]
 fn a_grid_runs_as_lambda_invocations_under_the_emulator() {
     let redis = RedisServer::start(None);
-    let emulators: Vec<emulator::Emulator> =
-        (0..2).map(|_| emulator::Emulator::start(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769".into())])).collect();
-    let endpoints = emulators.iter().map(emulator::Emulator::endpoint).collect::<Vec<_>>().join(",");
+    let emulators: Vec<Emulator> =
+        (0..2).map(|_| Emulator::start(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769".into())])).collect();
+    let endpoints = emulators.iter().map(Emulator::endpoint).collect::<Vec<_>>().join(",");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
     let blobs = fixture("blobs.npy");
     let url = redis.url();
-    let o = emulator::ifp(&[
+    let o = ifp_aws(&[
         "sweep",
         "kmeans",
         "--data",

@@ -8,6 +8,14 @@
 //! { "job": "demo-1", "worker": 0, "workers": 2, "data": "s3://bucket/blobs.npy",
 //!   "kernel": "kmeans", "params": { "k": "8" }, "max_iter": 50 }
 //! ```
+//!
+//! A plugin is named by its `s3://` URI (or a path the function can read), optionally with
+//! the SHA-256 the component must have and its sandbox limits:
+//!
+//! ```json
+//! { "kernel": "s3://bucket/linreg.wasm", "kernel_sha256": "3f…", "kernel_memory_mb": 256,
+//!   "step_timeout_s": 30, "params": { "learning-rate": "0.3" }, … }
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -46,8 +54,19 @@ pub struct JobEvent {
     /// Where the label is (`last` or `none`, the default).
     #[serde(default)]
     pub label_col: LabelCol,
-    /// A builtin kernel name (`kmeans`, `logreg`).
+    /// A builtin kernel name (`kmeans`, `logreg`), or a plugin: an `s3://bucket/key` URI or a
+    /// path the function can read.
     pub kernel: String,
+    /// The SHA-256 (hex) the kernel's component must have; a function that reads other bytes
+    /// fails the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_sha256: Option<String>,
+    /// Linear-memory cap per kernel instance, in MiB (default: wasm32's 4 GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_memory_mb: Option<u64>,
+    /// Seconds one call into the kernel may run (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_timeout_s: Option<f64>,
     /// Kernel parameters by name; values may be strings or numbers.
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
@@ -72,6 +91,21 @@ fn default_sync_timeout() -> f64 {
 }
 
 impl JobEvent {
+    /// The sandbox from `kernel_memory_mb` and `step_timeout_s`.
+    pub fn sandbox(&self) -> Result<ifp_host::Sandbox, String> {
+        let memory_limit = match self.kernel_memory_mb {
+            None => None,
+            Some(m) if (1..=4096).contains(&m) => Some((m as usize) << 20),
+            Some(m) => return Err(format!("kernel_memory_mb must be between 1 and 4096, got {m}")),
+        };
+        let call_timeout = match self.step_timeout_s {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 && t <= 1e6 => Some(std::time::Duration::from_secs_f64(t)),
+            Some(t) => return Err(format!("step_timeout_s must be a positive number of seconds, got {t}")),
+        };
+        Ok(ifp_host::Sandbox { memory_limit, call_timeout })
+    }
+
     /// The parameters as kernels take them, `(name, value)`.
     pub fn kernel_params(&self) -> Result<Vec<(String, String)>, String> {
         self.params

@@ -5,6 +5,10 @@
 //! tests call it directly with a hand-built `LambdaEvent`. The work itself is blocking (wasm
 //! instances on threads, a blocking Redis connection) and runs on tokio's blocking pool.
 //!
+//! The kernel (a builtin, or a plugin from S3 or a path) is read, checked against the event's
+//! content hash and sandbox limits, and compiled or found compiled ([`Kernels`]) before any
+//! data is read.
+//!
 //! A function enters its job where the state store says the job is: iteration 0 for a first
 //! invocation, a later iteration for a retried one (Lambda retries failed invocations), which
 //! then replays the previous model and arrives again; arrivals are idempotent, so a retry
@@ -22,7 +26,7 @@ use ifp_host::sync::{Release, StateStore, SyncError};
 use lambda_runtime::LambdaEvent;
 
 use crate::event::{inner_for_memory, ErrorKind, FunctionError, FunctionResult, JobEvent, Shape};
-use crate::kernels::Kernels;
+use crate::kernels::{GetError, Kernels};
 
 /// Where a function enters its job.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -134,7 +138,13 @@ fn run_function(ev: &JobEvent, deps: &Deps, cold: bool, started: Instant) -> Res
     validate(ev)?;
     let params = ev.kernel_params().map_err(|m| bad(ev, m))?;
     let inner = ev.inner.unwrap_or_else(|| deps.memory_mb.map_or(1, inner_for_memory));
-    let (engine, kernel_source, kernel_s) = deps.kernels.get(&ev.kernel).map_err(|e| bad(ev, format!("{e:#}")))?;
+    let sandbox = ev.sandbox().map_err(|m| bad(ev, m))?;
+    let sandbox = deps.kernels.sandbox(sandbox.memory_limit, sandbox.call_timeout);
+    let (engine, kernel_source, kernel_s) =
+        deps.kernels.get(&ev.kernel, ev.kernel_sha256.as_deref(), &sandbox, Some(&deps.s3)).map_err(|e| match e {
+            GetError::Unknown { .. } => bad(ev, e.to_string()),
+            GetError::Load(e) => failed(ev, e),
+        })?;
     let data = deps.open_data(ev).map_err(|e| failed(ev, e))?;
     let shape = data.shape().map_err(|e| failed(ev, e))?;
     let timeout = Duration::from_secs_f64(ev.sync_timeout_s);

@@ -1,147 +1,146 @@
-//! Compiled kernels, built once per execution environment: an in-memory map from kernel name
-//! to its [`KernelEngine`] (warm invocations pay nothing), backed by directories of
-//! precompiled components: the package's own (`kernels/` beside `bootstrap`, written by
-//! `bootstrap precompile DIR` when packaging) and a writable cache (`/tmp/ifp-kernels` on
-//! Lambda), so a cold start deserializes instead of compiling.
+//! Compiled kernels, built once per execution environment: an in-memory map from a
+//! component's content hash (and sandbox) to its [`KernelEngine`] (warm invocations pay
+//! nothing), backed by a [`KernelCache`] of compiled kernels on disk: the package's own
+//! (`kernels/` beside `bootstrap`, written by `bootstrap precompile DIR` when packaging) and a
+//! writable cache (`/tmp/ifp-kernels` on Lambda), so a cold start deserializes instead of
+//! compiling.
 //!
-//! A cached file is named after the kernel and a hash of the component bytes and wasmtime's
-//! compatibility hash for our configuration, so a different kernel, wasmtime version or
-//! setting never picks up a stale artifact; an artifact that fails to load anyway is
-//! recompiled and replaced. Files are written to a temporary name and renamed into place.
+//! A kernel is a builtin name, an `s3://bucket/key` component or a path the function can read
+//! ([`ifp_host::KernelSource::parse`]). When the event gives the component's SHA-256 and this
+//! environment already holds that kernel, nothing is fetched; otherwise the component is read,
+//! its hash checked against the event's, and only then compiled (or found compiled). Cached
+//! files are named after the content hash and wasmtime's compatibility hash for the sandbox's
+//! configuration, so a different kernel, wasmtime version or setting never picks up a stale
+//! artifact; an artifact that fails to load anyway is recompiled and replaced.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context as _, Result};
-use ifp_host::{KernelEngine, Sandbox};
+use anyhow::Result;
+use ifp_host::kernel::{sha256_hex, write_atomic};
+use ifp_host::{CacheUse, KernelCache, KernelEngine, KernelSource as Source, LoadError, RemoteKernels, Sandbox};
 
 use crate::event::KernelSource;
 
+/// Why a kernel could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    /// No such builtin: the event is wrong, a retry cannot help.
+    #[error("unknown kernel '{name}' (builtin: {builtins})")]
+    Unknown { name: String, builtins: String },
+    /// The component could not be read, does not match its hash, or does not load.
+    #[error("{0:#}")]
+    Load(anyhow::Error),
+}
+
 /// The kernels of one process.
 pub struct Kernels {
-    /// Read-only directories searched first (the package's precompiled kernels).
-    shipped: Vec<PathBuf>,
-    /// The writable cache, searched after `shipped` and written after a compilation.
-    cache_dir: Option<PathBuf>,
-    sandbox: Sandbox,
-    loaded: Mutex<HashMap<String, Arc<KernelEngine>>>,
+    cache: KernelCache,
+    /// Limits for events that set none (an event's own limits replace these).
+    defaults: Sandbox,
+    loaded: Mutex<HashMap<(String, Sandbox), Arc<KernelEngine>>>,
 }
 
 impl Kernels {
-    /// `cache_dir`: where precompiled kernels are kept (`None`: compile in every process).
-    pub fn new(cache_dir: Option<PathBuf>, sandbox: Sandbox) -> Self {
-        Self { shipped: Vec::new(), cache_dir, sandbox, loaded: Mutex::default() }
+    /// `cache_dir`: where compiled kernels are kept (`None`: compile in every process);
+    /// `defaults`: the sandbox limits of events that give none.
+    pub fn new(cache_dir: Option<PathBuf>, defaults: Sandbox) -> Self {
+        Self { cache: KernelCache::new(cache_dir), defaults, loaded: Mutex::default() }
     }
 
-    /// Also looks for precompiled kernels in `dir` (read-only), before the cache.
+    /// Also looks for compiled kernels in `dir` (read-only), before the cache.
     pub fn with_shipped(mut self, dir: PathBuf) -> Self {
-        self.shipped.push(dir);
+        self.cache.shipped.push(dir);
         self
     }
 
-    /// Precompiles every builtin kernel into `dir` (for packaging); returns the files written.
+    /// The sandbox for an event's limits: each one given replaces the default.
+    pub fn sandbox(&self, memory_limit: Option<usize>, call_timeout: Option<std::time::Duration>) -> Sandbox {
+        Sandbox {
+            memory_limit: memory_limit.or(self.defaults.memory_limit),
+            call_timeout: call_timeout.or(self.defaults.call_timeout),
+        }
+    }
+
+    /// Compiles every builtin kernel into `dir` (for packaging); returns the files written.
     pub fn precompile_builtins(dir: &Path, sandbox: &Sandbox) -> Result<Vec<PathBuf>> {
-        let k = Kernels::new(None, sandbox.clone());
         let mut out = Vec::new();
         for (name, component) in ifp_kernels::BUILTIN {
-            let path = k.cache_path(dir, name, component)?;
+            let path = KernelCache::path(dir, &sha256_hex(component), sandbox)?;
             write_atomic(&path, &KernelEngine::precompile(component, sandbox)?)?;
+            tracing::debug!(kernel = name, path = %path.display(), "precompiled");
             out.push(path);
         }
         Ok(out)
     }
 
-    /// The engine for builtin kernel `name`, how it was obtained, and the seconds it took.
-    pub fn get(&self, name: &str) -> Result<(Arc<KernelEngine>, KernelSource, f64)> {
+    /// The engine for `kernel` (a builtin name, `s3://` URI or path) under `sandbox`, how it
+    /// was obtained, and the seconds it took. `sha256`: the hash the component must have.
+    pub fn get(
+        &self,
+        kernel: &str,
+        sha256: Option<&str>,
+        sandbox: &Sandbox,
+        remote: Option<&dyn RemoteKernels>,
+    ) -> Result<(Arc<KernelEngine>, KernelSource, f64), GetError> {
         let started = Instant::now();
-        // One compilation at a time: a second invocation of the same environment waits for
-        // the first rather than compiling again (Lambda runs one invocation at a time anyway).
+        let done = |e: &Arc<KernelEngine>, how| Ok((e.clone(), how, started.elapsed().as_secs_f64()));
+        // One load at a time: a second invocation of the same environment waits for the first
+        // rather than compiling again (Lambda runs one invocation at a time anyway).
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = loaded.get(name) {
-            return Ok((e.clone(), KernelSource::Memory, started.elapsed().as_secs_f64()));
+        if let Some(e) = sha256.and_then(|h| loaded.get(&(h.to_ascii_lowercase(), sandbox.clone()))) {
+            return done(e, KernelSource::Memory);
         }
-        let bytes = ifp_kernels::builtin(name).ok_or_else(|| {
-            let names: Vec<_> = ifp_kernels::BUILTIN.iter().map(|(n, _)| *n).collect();
-            anyhow!("unknown kernel '{name}' (builtin: {})", names.join(", "))
+        let bytes = Source::parse(kernel).read(remote).map_err(|e| match e {
+            LoadError::UnknownBuiltin { name, builtins } => GetError::Unknown { name, builtins },
+            other => GetError::Load(other.into()),
         })?;
-        let (engine, source) = self.load(name, bytes)?;
+        bytes.check(sha256).map_err(|e| GetError::Load(e.into()))?;
+        let key = (bytes.sha256.clone(), sandbox.clone());
+        if let Some(e) = loaded.get(&key) {
+            return done(e, KernelSource::Memory);
+        }
+        let (engine, how) = self.cache.engine(&bytes, sandbox.clone()).map_err(GetError::Load)?;
         let engine = Arc::new(engine);
-        loaded.insert(name.to_string(), engine.clone());
-        Ok((engine, source, started.elapsed().as_secs_f64()))
-    }
-
-    fn load(&self, name: &str, component: &[u8]) -> Result<(KernelEngine, KernelSource)> {
-        for dir in self.shipped.iter().chain(&self.cache_dir) {
-            let path = self.cache_path(dir, name, component)?;
-            if let Ok(bytes) = std::fs::read(&path) {
-                match KernelEngine::new(name, &bytes, self.sandbox.clone()) {
-                    Ok(e) => return Ok((e, KernelSource::Precompiled)),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), "ignoring a precompiled kernel that does not load: {e:#}")
-                    }
-                }
-            }
-        }
-        let Some(dir) = &self.cache_dir else {
-            return Ok((KernelEngine::new(name, component, self.sandbox.clone())?, KernelSource::Compiled));
+        loaded.insert(key, engine.clone());
+        let how = match how {
+            CacheUse::Precompiled => KernelSource::Precompiled,
+            CacheUse::Compiled => KernelSource::Compiled,
         };
-        let path = self.cache_path(dir, name, component)?;
-        let artifact = KernelEngine::precompile(component, &self.sandbox)?;
-        if let Err(e) = write_atomic(&path, &artifact) {
-            // A read-only or full /tmp costs the next cold start a compilation, nothing more.
-            tracing::warn!(path = %path.display(), "cannot cache the precompiled kernel: {e:#}");
-        }
-        Ok((KernelEngine::new(name, &artifact, self.sandbox.clone())?, KernelSource::Compiled))
+        done(&engine, how)
     }
-
-    /// `DIR/NAME-HASH.cwasm`, where HASH covers the component and the engine configuration.
-    pub fn cache_path(&self, dir: &Path, name: &str, component: &[u8]) -> Result<PathBuf> {
-        let engine = wasmtime_engine(&self.sandbox)?;
-        let mut h = std::hash::DefaultHasher::new();
-        component.hash(&mut h);
-        engine.precompile_compatibility_hash().hash(&mut h);
-        let safe: String =
-            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-        Ok(dir.join(format!("{safe}-{:016x}.cwasm", h.finish())))
-    }
-}
-
-fn wasmtime_engine(sandbox: &Sandbox) -> Result<wasmtime::Engine> {
-    wasmtime::Engine::new(&KernelEngine::config(sandbox)).map_err(|e| anyhow!("cannot create the wasmtime engine: {e}"))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp =
-        dir.join(format!(".{}.{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel"), std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn get(k: &Kernels, name: &str) -> Result<(Arc<KernelEngine>, KernelSource, f64), GetError> {
+        k.get(name, None, &Sandbox::default(), None)
+    }
+
     #[test]
     fn compiles_once_then_loads_from_memory_and_from_the_disk_cache() {
         let dir = tempfile::tempdir().unwrap();
         let a = Kernels::new(Some(dir.path().to_path_buf()), Sandbox::default());
-        let (e1, s1, _) = a.get("kmeans").unwrap();
+        let (e1, s1, _) = get(&a, "kmeans").unwrap();
         assert_eq!(s1, KernelSource::Compiled);
-        let (e2, s2, _) = a.get("kmeans").unwrap();
+        let (e2, s2, _) = get(&a, "kmeans").unwrap();
         assert_eq!(s2, KernelSource::Memory);
         assert!(Arc::ptr_eq(&e1, &e2), "a warm invocation reuses the engine");
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(files.len(), 1, "{files:?}");
         // A new process (a fresh Kernels) finds the artifact; it runs like the compiled one.
         let b = Kernels::new(Some(dir.path().to_path_buf()), Sandbox::default());
-        let (e3, s3, _) = b.get("kmeans").unwrap();
+        let (e3, s3, _) = get(&b, "kmeans").unwrap();
         assert_eq!(s3, KernelSource::Precompiled);
         assert_eq!(e3.instantiate().unwrap().name().unwrap(), e1.instantiate().unwrap().name().unwrap());
+        // Another sandbox is another engine (the deadline changes the compiled code).
+        let timed = Sandbox { call_timeout: Some(std::time::Duration::from_secs(5)), ..Sandbox::default() };
+        let (_, s4, _) = b.get("kmeans", None, &timed, None).unwrap();
+        assert_eq!(s4, KernelSource::Compiled);
     }
 
     #[test]
@@ -150,20 +149,40 @@ mod tests {
         let files = Kernels::precompile_builtins(dir.path(), &Sandbox::default()).unwrap();
         assert_eq!(files.len(), ifp_kernels::BUILTIN.len());
         let k = Kernels::new(None, Sandbox::default()).with_shipped(dir.path().to_path_buf());
-        assert_eq!(k.get("logreg").unwrap().1, KernelSource::Precompiled);
-        assert_eq!(Kernels::new(None, Sandbox::default()).get("logreg").unwrap().1, KernelSource::Compiled);
+        assert_eq!(get(&k, "logreg").unwrap().1, KernelSource::Precompiled);
+        assert_eq!(get(&Kernels::new(None, Sandbox::default()), "logreg").unwrap().1, KernelSource::Compiled);
     }
 
     #[test]
     fn a_corrupt_artifact_is_recompiled_and_an_unknown_kernel_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let k = Kernels::new(Some(dir.path().to_path_buf()), Sandbox::default());
-        let path = k.cache_path(dir.path(), "logreg", ifp_kernels::builtin("logreg").unwrap()).unwrap();
+        let sha = sha256_hex(ifp_kernels::builtin("logreg").unwrap());
+        let path = KernelCache::path(dir.path(), &sha, &Sandbox::default()).unwrap();
         std::fs::write(&path, b"\0asm garbage").unwrap();
-        let (_, s, _) = k.get("logreg").unwrap();
+        let (_, s, _) = get(&k, "logreg").unwrap();
         assert_eq!(s, KernelSource::Compiled);
         assert!(std::fs::read(&path).unwrap().len() > 1000, "the artifact was replaced");
-        let e = k.get("svm").err().unwrap().to_string();
-        assert!(e.starts_with("unknown kernel 'svm' (builtin: "), "{e}");
+        let e = get(&k, "svm").err().unwrap();
+        assert!(matches!(e, GetError::Unknown { .. }));
+        assert!(e.to_string().starts_with("unknown kernel 'svm' (builtin: "), "{e}");
+    }
+
+    #[test]
+    fn a_plugin_file_is_checked_against_its_hash_and_then_served_from_memory_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plugin.wasm");
+        let component = ifp_kernels::builtin("logreg").unwrap();
+        std::fs::write(&file, component).unwrap();
+        let sha = sha256_hex(component);
+        let k = Kernels::new(None, Sandbox::default());
+        let path = file.to_str().unwrap();
+        let wrong = "0".repeat(64);
+        let e = k.get(path, Some(&wrong), &Sandbox::default(), None).err().unwrap().to_string();
+        assert!(e.contains(&format!("has sha256 {sha} but the job runs sha256 {wrong}")), "{e}");
+        assert_eq!(k.get(path, Some(&sha), &Sandbox::default(), None).unwrap().1, KernelSource::Compiled);
+        // Warm, with the job's hash: the engine in memory, the file not even read.
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(k.get(path, Some(&sha), &Sandbox::default(), None).unwrap().1, KernelSource::Memory);
     }
 }

@@ -3,9 +3,13 @@
 //! (its own `Store`) per inner worker.
 //!
 //! Kernels come from a [`KernelSource`]: a builtin, a file, or a remote URI read through a
-//! pluggable [`RemoteKernels`] reader. Before anything runs, a component's exports are checked
-//! against the `ifp:kernel@0.1.0` world, and a mismatch is refused with the list of what it
-//! lacks ([`LoadError::WrongWorld`]).
+//! pluggable [`RemoteKernels`] reader (S3's is [`S3Connector`]'s). What was read is a
+//! [`KernelBytes`]: the component and its SHA-256, which every function of a job checks
+//! against the driver's ([`KernelBytes::check`]) so that no two functions run different bytes.
+//! Before anything runs, a component's exports are checked against the `ifp:kernel@0.1.0`
+//! world, and a mismatch is refused with the list of what it lacks ([`LoadError::WrongWorld`]).
+//! A [`KernelCache`] keeps compiled kernels on disk, named by content hash and wasmtime's
+//! compatibility hash, so a process that finds one deserializes instead of compiling.
 //!
 //! The sandbox: WASI stays linked (Rust's `wasm32-wasip2` std imports it) but grants nothing:
 //! no preopened directories, no environment or arguments, no network (TCP, UDP and name
@@ -23,12 +27,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{anyhow, Context as _, Result};
+use sha2::{Digest as _, Sha256};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::object::{S3Connector, S3Url};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -46,7 +53,7 @@ use bindings::{Kernel, KernelPre};
 pub type Param = (String, String);
 
 /// How kernels are sandboxed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Sandbox {
     /// Maximum linear memory per instance, in bytes (`None`: wasmtime's default of 4 GiB).
     pub memory_limit: Option<usize>,
@@ -69,7 +76,11 @@ pub struct KernelError {
 /// The engine and the compiled kernel, shared by every inner worker of a process.
 pub struct KernelEngine {
     label: String,
+    /// SHA-256 of the component, when known (not for an engine made from precompiled bytes
+    /// alone).
+    sha256: Option<String>,
     engine: Engine,
+    component: Component,
     pre: KernelPre<HostState>,
     sandbox: Sandbox,
     ticker: Option<Arc<AtomicBool>>,
@@ -131,6 +142,18 @@ impl KernelSource {
         }
     }
 
+    /// A kernel named where only a string fits (a Lambda event): a builtin name, else a
+    /// plugin ([`KernelSource::plugin`]). A bare word that is no builtin stays a builtin, so
+    /// that a typo reads "unknown algorithm" rather than "cannot read file".
+    pub fn parse(arg: &str) -> Self {
+        let bare = !arg.contains(['/', '.', ':']);
+        if bare || ifp_kernels::builtin(arg).is_some() {
+            KernelSource::Builtin(arg.to_string())
+        } else {
+            Self::plugin(arg)
+        }
+    }
+
     /// The kernel's name in errors.
     pub fn label(&self) -> String {
         match self {
@@ -138,6 +161,12 @@ impl KernelSource {
             KernelSource::File(p) => p.display().to_string(),
             KernelSource::Remote(u) => u.clone(),
         }
+    }
+
+    /// Reads the component and hashes it; `remote` reads [`KernelSource::Remote`] URIs.
+    pub fn read(&self, remote: Option<&dyn RemoteKernels>) -> Result<KernelBytes, LoadError> {
+        let bytes = self.bytes(remote)?;
+        Ok(KernelBytes { label: self.label(), sha256: sha256_hex(&bytes), bytes })
     }
 
     /// The component bytes; `remote` reads [`KernelSource::Remote`] URIs.
@@ -153,7 +182,12 @@ impl KernelSource {
                 std::fs::read(p).map_err(|e| LoadError::Read { kernel: self.label(), message: e.to_string() })
             }
             KernelSource::Remote(uri) => match remote {
-                Some(r) => r.fetch(uri).map_err(|e| LoadError::Read { kernel: uri.clone(), message: format!("{e:#}") }),
+                Some(r) => r.fetch(uri).map_err(|e| {
+                    // The object store's errors start with the URI already.
+                    let message = format!("{e:#}");
+                    let message = message.strip_prefix(&format!("{uri}: ")).unwrap_or(&message).to_string();
+                    LoadError::Read { kernel: uri.clone(), message }
+                }),
                 None => Err(LoadError::Read {
                     kernel: uri.clone(),
                     message: "no reader for this URI scheme in this build".into(),
@@ -169,6 +203,55 @@ pub trait RemoteKernels {
     fn fetch(&self, uri: &str) -> Result<Vec<u8>>;
 }
 
+/// The largest kernel component read from a remote store (components are usually well under
+/// a megabyte; this only bounds what a wrong URI can make a function download).
+pub const MAX_REMOTE_KERNEL_BYTES: u64 = 256 << 20;
+
+impl RemoteKernels for S3Connector {
+    /// The whole object, in one GET; refuses anything but `s3://` and objects over
+    /// [`MAX_REMOTE_KERNEL_BYTES`].
+    fn fetch(&self, uri: &str) -> Result<Vec<u8>> {
+        let url = S3Url::parse(uri)?;
+        let (bytes, size) = self.store()?.head_bytes(&url, MAX_REMOTE_KERNEL_BYTES + 1)?;
+        if size > MAX_REMOTE_KERNEL_BYTES {
+            return Err(anyhow!("{size} bytes is more than a kernel may have ({MAX_REMOTE_KERNEL_BYTES} bytes)"));
+        }
+        if (bytes.len() as u64) < size {
+            return Err(anyhow!("got {} of its {size} bytes", bytes.len()));
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+/// A kernel component as read from its source, with its content hash.
+#[derive(Clone, Debug)]
+pub struct KernelBytes {
+    /// The source's name in errors.
+    pub label: String,
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`, lowercase hex (what `sha256sum` prints).
+    pub sha256: String,
+}
+
+impl KernelBytes {
+    /// Refuses bytes whose hash is not `expected` (the job's: what the driver read).
+    pub fn check(&self, expected: Option<&str>) -> Result<(), LoadError> {
+        match expected {
+            Some(e) if !e.eq_ignore_ascii_case(&self.sha256) => Err(LoadError::Mismatch {
+                kernel: self.label.clone(),
+                found: self.sha256.clone(),
+                expected: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 /// Why a kernel could not be loaded; nothing of the kernel has run yet.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -182,6 +265,94 @@ pub enum LoadError {
     WrongWorld { kernel: String, missing: Vec<String> },
     #[error("kernel '{kernel}' cannot be sandboxed: {message}")]
     Imports { kernel: String, message: String },
+    #[error(
+        "kernel '{kernel}' has sha256 {found} but the job runs sha256 {expected}: every function must load the same component (did it change after the job started?)"
+    )]
+    Mismatch { kernel: String, found: String, expected: String },
+}
+
+/// How a [`KernelCache`] produced an engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Deserialized from a compiled kernel found on disk.
+    Precompiled,
+    /// Compiled from the component (and written to the cache, if it has a directory).
+    Compiled,
+}
+
+/// Compiled kernels on disk, as `DIR/SHA256-COMPAT.cwasm`: SHA256 is the component's content
+/// hash, COMPAT wasmtime's compatibility hash for the sandbox's configuration, so another
+/// component, wasmtime version or setting never picks up a stale artifact. Read-only
+/// directories (`shipped`, e.g. a package's precompiled kernels) are searched first, then the
+/// writable `dir`, where a compilation is written (to a temporary name, then renamed). A file
+/// that fails to load anyway is ignored and replaced.
+///
+/// Only point it at directories that this tool alone writes: compiled code is trusted as is.
+#[derive(Clone, Debug, Default)]
+pub struct KernelCache {
+    pub shipped: Vec<PathBuf>,
+    pub dir: Option<PathBuf>,
+}
+
+impl KernelCache {
+    /// A cache in `dir` (`None`: no cache, every load compiles).
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self { shipped: Vec::new(), dir }
+    }
+
+    /// Where the compiled form of the component hashed `sha256` lives in `dir`.
+    pub fn path(dir: &Path, sha256: &str, sandbox: &Sandbox) -> Result<PathBuf> {
+        use std::hash::{Hash as _, Hasher as _};
+        let engine = Engine::new(&KernelEngine::config(sandbox))?;
+        let mut h = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let safe: String = sha256.chars().filter(char::is_ascii_hexdigit).collect();
+        Ok(dir.join(format!("{safe}-{:016x}.cwasm", h.finish())))
+    }
+
+    /// The engine for `k`: from the cache when there, else compiled (and cached).
+    pub fn engine(&self, k: &KernelBytes, sandbox: Sandbox) -> Result<(KernelEngine, CacheUse)> {
+        for dir in self.shipped.iter().chain(&self.dir) {
+            let path = Self::path(dir, &k.sha256, &sandbox)?;
+            if let Ok(bytes) = std::fs::read(&path) {
+                match KernelEngine::new(&k.label, &bytes, sandbox.clone()) {
+                    Ok(mut e) => {
+                        e.sha256 = Some(k.sha256.clone());
+                        return Ok((e, CacheUse::Precompiled));
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), "ignoring a compiled kernel that does not load: {e:#}")
+                    }
+                }
+            }
+        }
+        let engine = KernelEngine::compile(k, sandbox)?;
+        if let Err(e) = self.store(&engine) {
+            // A read-only or full disk costs the next process a compilation, nothing more.
+            tracing::warn!("cannot cache the compiled kernel: {e:#}");
+        }
+        Ok((engine, CacheUse::Compiled))
+    }
+
+    /// Writes `engine`'s compiled kernel into the writable directory (if any); returns the
+    /// file.
+    pub fn store(&self, engine: &KernelEngine) -> Result<Option<PathBuf>> {
+        let (Some(dir), Some(sha)) = (&self.dir, engine.sha256()) else { return Ok(None) };
+        let path = Self::path(dir, sha, engine.sandbox())?;
+        write_atomic(&path, &engine.serialize()?)?;
+        Ok(Some(path))
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// that no reader ever sees a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel");
+    let tmp = dir.join(format!(".{name}.{}.{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 /// A wall clock frozen at the Unix epoch.
@@ -262,7 +433,8 @@ impl KernelEngine {
     pub fn new(label: &str, bytes: &[u8], sandbox: Sandbox) -> Result<Self> {
         let engine = Engine::new(&Self::config(&sandbox))?;
         let not_component = |message: String| LoadError::NotComponent { kernel: label.to_string(), message };
-        let component = if wasmtime::Engine::detect_precompiled(bytes).is_some() {
+        let precompiled = wasmtime::Engine::detect_precompiled(bytes).is_some();
+        let component = if precompiled {
             // SAFETY: precompiled artifacts are only produced by `precompile` from this
             // binary's own configuration and stored where only this tool writes.
             unsafe { Component::deserialize(&engine, bytes) }
@@ -277,12 +449,21 @@ impl KernelEngine {
             }
             Component::new(&engine, bytes).map_err(|e| not_component(e.to_string()))?
         };
-        Self::from_component(label, engine, component, sandbox)
+        let mut k = Self::from_component(label, engine, component, sandbox)?;
+        if !precompiled {
+            k.sha256 = Some(sha256_hex(bytes));
+        }
+        Ok(k)
+    }
+
+    /// Compiles a component read by [`KernelSource::read`] (its hash is kept).
+    pub fn compile(k: &KernelBytes, sandbox: Sandbox) -> Result<Self> {
+        Self::new(&k.label, &k.bytes, sandbox)
     }
 
     /// Loads a kernel from `source`; `remote` reads `scheme://` URIs.
     pub fn load(source: &KernelSource, sandbox: Sandbox, remote: Option<&dyn RemoteKernels>) -> Result<Self> {
-        Self::new(&source.label(), &source.bytes(remote)?, sandbox)
+        Self::compile(&source.read(remote)?, sandbox)
     }
 
     /// Loads a kernel component from a file.
@@ -329,12 +510,28 @@ impl KernelEngine {
             });
             stop
         });
-        Ok(Self { label: label.to_string(), engine, pre, sandbox, ticker })
+        Ok(Self { label: label.to_string(), sha256: None, engine, component, pre, sandbox, ticker })
     }
 
     /// The kernel's name in errors.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// SHA-256 of the component (lowercase hex), when it was compiled from its bytes here or
+    /// loaded through a [`KernelCache`].
+    pub fn sha256(&self) -> Option<&str> {
+        self.sha256.as_deref()
+    }
+
+    /// The sandbox it runs under.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The compiled kernel, for [`KernelEngine::new`] in another process of this build.
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        Ok(self.component.serialize()?)
     }
 
     pub fn engine(&self) -> &Engine {

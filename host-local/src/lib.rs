@@ -16,4 +16,7 @@ pub mod remote;
 pub mod sync;
 pub mod worker;
 
-pub use kernel::{KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param, RemoteKernels, Sandbox};
+pub use kernel::{
+    CacheUse, KernelBytes, KernelCache, KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param,
+    RemoteKernels, Sandbox,
+};

@@ -3,6 +3,12 @@
 //! restarted worker), iterates, and writes one JSON line per iteration and its final
 //! [`FunctionReport`] to its output.
 //!
+//! The kernel is a builtin (`--algorithm`) or a plugin (`--kernel FILE|s3://...`) under the
+//! sandbox limits given; with `--kernel-sha256`, the worker refuses a component whose content
+//! hash differs (so every function of a job runs the same bytes), and fails the job for all
+//! workers. `--kernel-cache DIR` holds compiled kernels by content hash (the driver fills it
+//! before starting the workers, so they deserialize instead of compiling).
+//!
 //! Output lines (JSON, one object each): `{"iteration": IterationReport}` after every
 //! iteration, then `{"report": FunctionReport}`. Exit status: 0 done, 1 this worker failed,
 //! [`EXIT_ABORTED`] another worker failed first (so a driver can tell root causes apart).
@@ -17,9 +23,10 @@ use anyhow::{bail, Context as _, Result};
 use crate::data::LabelCol;
 use crate::function::{Function, FunctionReport, JobSpec, Resume};
 use crate::job::{initial_model, Data};
+use crate::object::S3Connector;
 use crate::redis_store::RedisStore;
 use crate::sync::{StateStore, SyncError};
-use crate::{KernelEngine, Param, Sandbox};
+use crate::{KernelCache, KernelEngine, KernelSource, Param, Sandbox};
 
 /// Exit status of a worker that stopped because another worker failed.
 pub const EXIT_ABORTED: u8 = 3;
@@ -57,8 +64,23 @@ pub struct WorkerArgs {
     #[arg(long, value_enum, default_value_t = LabelArg::None)]
     pub label_col: LabelArg,
     /// Builtin kernel name (`kmeans`, `logreg`).
-    #[arg(long)]
-    pub algorithm: String,
+    #[arg(long, required_unless_present = "kernel", conflicts_with = "kernel")]
+    pub algorithm: Option<String>,
+    /// A plugin component: a file or `s3://bucket/key` (endpoint from AWS_ENDPOINT_URL_S3).
+    #[arg(long, value_name = "FILE.wasm|s3://...")]
+    pub kernel: Option<String>,
+    /// The SHA-256 (hex) the kernel's component must have: the job's, as the driver read it.
+    #[arg(long, value_name = "HEX")]
+    pub kernel_sha256: Option<String>,
+    /// Compiled kernels by content hash (read, and written after a compilation).
+    #[arg(long, value_name = "DIR", env = "IFP_KERNEL_CACHE")]
+    pub kernel_cache: Option<PathBuf>,
+    /// Linear-memory cap per kernel instance, in MiB.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub kernel_memory_mb: Option<u64>,
+    /// Seconds one call into the kernel may run.
+    #[arg(long, value_name = "SECONDS")]
+    pub step_timeout: Option<f64>,
     /// Kernel parameter `NAME=VALUE` (repeatable).
     #[arg(long = "param", value_parser = parse_param)]
     pub params: Vec<Param>,
@@ -84,6 +106,29 @@ fn parse_param(s: &str) -> Result<Param, String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("expected NAME=VALUE, got '{s}'")),
     }
+}
+
+/// The sandbox from `--kernel-memory-mb` and `--step-timeout`.
+pub fn sandbox_from(memory_mb: Option<u64>, step_timeout: Option<f64>) -> Result<Sandbox> {
+    let call_timeout = match step_timeout {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 && t <= 1e6 => Some(Duration::from_secs_f64(t)),
+        Some(t) => bail!("--step-timeout must be a positive number of seconds, got {t}"),
+    };
+    Ok(Sandbox { memory_limit: memory_mb.map(|m| (m as usize) << 20), call_timeout })
+}
+
+/// Reads, checks and compiles (or finds compiled) this worker's kernel.
+fn load_kernel(a: &WorkerArgs, s3: &S3Connector) -> Result<KernelEngine> {
+    let source = match (&a.algorithm, &a.kernel) {
+        (_, Some(k)) => KernelSource::plugin(k),
+        (Some(n), None) => KernelSource::Builtin(n.clone()),
+        (None, None) => bail!("give --algorithm NAME or --kernel FILE.wasm"),
+    };
+    let bytes = source.read(Some(s3))?;
+    bytes.check(a.kernel_sha256.as_deref())?;
+    let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
+    Ok(KernelCache::new(a.kernel_cache.clone()).engine(&bytes, sandbox)?.0)
 }
 
 /// Reads raw little-endian f64 values.
@@ -119,12 +164,21 @@ pub fn run(a: &WorkerArgs, out: &mut dyn Write) -> Result<FunctionReport> {
         LabelArg::Last => LabelCol::Last,
         LabelArg::None => LabelCol::None,
     };
-    let engine = KernelEngine::builtin(&a.algorithm, Sandbox::default())?;
-    // Data from a file or S3 (the endpoint comes from AWS_ENDPOINT_URL_S3, as for every SDK client).
-    let s3 = crate::object::S3Connector::new(std::env::var("AWS_ENDPOINT_URL_S3").ok());
+    // Kernel and data from files or S3 (the endpoint comes from AWS_ENDPOINT_URL_S3, as for
+    // every SDK client).
+    let s3 = S3Connector::new(std::env::var("AWS_ENDPOINT_URL_S3").ok());
+    let mut store = RedisStore::connect(&a.redis, &a.job, a.worker, a.workers, timeout)?;
+    // A kernel this worker cannot load (or whose bytes differ from the job's) fails the whole
+    // job at once, rather than leaving the other workers to time out.
+    let engine = match load_kernel(a, &s3) {
+        Ok(e) => e,
+        Err(e) => {
+            store.abort(a.worker, &format!("{e:#}"));
+            return Err(e);
+        }
+    };
     let data = Data::open(&a.data.to_string_lossy(), label, &s3)?;
     let shape = data.shape()?;
-    let mut store = RedisStore::connect(&a.redis, &a.job, a.worker, a.workers, timeout)?;
     let joined = store.join()?;
     let model0 = match &a.model {
         Some(p) => read_model(p)?,
