@@ -257,6 +257,21 @@ impl S3Server {
         self.ifp_with(args, SECRET)
     }
 
+    /// `n` Lambda emulators whose functions reach this server (endpoint and credentials) and
+    /// cache compiled kernels in `cache`.
+    pub fn emulators(&self, n: usize, cache: &Path) -> Vec<Emulator> {
+        let env = [
+            ("AWS_ENDPOINT_URL_S3", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+            ("IFP_S3_PART_BYTES", "4096".to_string()),
+            ("IFP_KERNEL_CACHE", cache.display().to_string()),
+        ];
+        (0..n).map(|_| Emulator::start(&env)).collect()
+    }
+
     /// `ifp run … --out FILE --quiet`, which must succeed; returns the result JSON.
     pub fn run_json(&self, dir: &Path, args: &[&str]) -> serde_json::Value {
         let out = dir.join("s3-result.json");

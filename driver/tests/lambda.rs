@@ -13,7 +13,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{assert_close, floats, load_json};
-use common::{ifp_aws as ifp, Emulator, RedisServer};
+use common::{ifp_aws as ifp, Emulator, RedisServer, S3Server};
 use serde_json::{json, Value};
 
 fn ok(o: &Output, what: &str) {
@@ -104,6 +104,40 @@ fn three_functions_of_two_inner_workers_under_the_emulator_match_the_local_run()
     for i in warm["lambda"]["invocations"].as_array().unwrap() {
         assert_eq!(i["cold"], false);
         assert_eq!(i["kernel_source"], "memory");
+    }
+}
+
+/// The same job with the data in S3 (`s3s-fs`): each function streams only its share of the
+/// object into its shards, by ranged GETs, and the model equals the local run's.
+#[test]
+fn three_functions_reading_their_shares_from_s3_match_the_local_run() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = kmeans_data(dir.path());
+    let reference = local_reference(dir.path(), &data);
+    let uri = s3.put("blobs.npy", &std::fs::read(&data).unwrap());
+    let redis = RedisServer::start(None);
+    let emulators = s3.emulators(3, &dir.path().join("kernel-cache"));
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let url = redis.url_db(0);
+    let got = s3.run_json(dir.path(), &lambda_args(&uri, &url, &endpoints, &[]));
+
+    assert_eq!(got["iterations"], reference["iterations"]);
+    assert_close(
+        "centroids from S3",
+        &floats(&got["model"]["centroids"]),
+        &floats(&reference["model"]["centroids"]),
+        1e-12,
+        0.0,
+    );
+    assert_close("losses from S3", &floats(&got["losses"]), &floats(&reference["losses"]), 1e-12, 0.0);
+    // Every function fetched its own share and nothing more: 3,000 rows × 4 f32 split 3 ways.
+    let workers = got["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 3);
+    for w in workers {
+        assert_eq!(w["rows"], 1000, "{w}");
+        assert_eq!(w["share_bytes"], 1000 * 4 * 4, "{w}");
+        assert_eq!(w["bytes_fetched"], w["share_bytes"], "{w}");
     }
 }
 

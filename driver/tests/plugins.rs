@@ -489,20 +489,6 @@ fn sweep_passes_the_plugin_and_its_parameters_to_every_configuration() {
     }
 }
 
-/// `n` emulators whose functions reach `s3` with the test credentials and cache compiled
-/// kernels in `cache`.
-fn emulators(n: usize, s3: &S3Server, cache: &Path) -> Vec<Emulator> {
-    let env = [
-        ("AWS_ENDPOINT_URL_S3", s3.endpoint.clone()),
-        ("AWS_ACCESS_KEY_ID", KEY.to_string()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-        ("IFP_KERNEL_CACHE", cache.display().to_string()),
-    ];
-    (0..n).map(|_| Emulator::start(&env)).collect()
-}
-
 #[test]
 fn linreg_plugin_from_s3_under_the_lambda_emulator_matches_the_reference_and_is_compiled_once() {
     let s3 = S3Server::start();
@@ -512,7 +498,7 @@ fn linreg_plugin_from_s3_under_the_lambda_emulator_matches_the_reference_and_is_
     let local = run_json(dir.path(), &linreg_args(plugins::LINREG, &data, &["--workers", "2", "--inner", "1"]));
     let uri = s3.put("plugins/linreg.wasm", &std::fs::read(plugins::LINREG).unwrap());
     let cache = dir.path().join("kernel-cache");
-    let emus = emulators(2, &s3, &cache);
+    let emus = s3.emulators(2, &cache);
     let url = redis.url();
     let mut lambda = vec!["--workers", "2", "--inner", "1", "--backend", "lambda", "--function", "function"];
     lambda.extend(["--redis", &url]);
@@ -542,7 +528,7 @@ fn a_hostile_plugin_under_the_lambda_emulator_is_stopped_by_the_step_timeout() {
     let s3 = S3Server::start();
     let redis = RedisServer::start(None);
     let dir = tempfile::tempdir().unwrap();
-    let emus = emulators(2, &s3, &dir.path().join("kernel-cache"));
+    let emus = s3.emulators(2, &dir.path().join("kernel-cache"));
     let data = fixture("blobs.csv");
     let url = redis.url();
     let mut a = vec!["run", "--kernel", plugins::SPIN, "--data", data.to_str().unwrap(), "--step-timeout", "0.5"];
