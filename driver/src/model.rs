@@ -108,6 +108,9 @@ pub struct Params {
     pub load_bytes_per_s: f64,
     /// "measured" or "assumption (--s3-mbps N)".
     pub load_source: String,
+    /// The load bandwidth the measured runs had (what [`Params::check`] uses, since an
+    /// `--s3-mbps` assumption describes the predicted deployment, not this machine's runs).
+    pub measured_load_bytes_per_s: f64,
     pub overhead_s: f64,
     pub bytes_per_row: f64,
     pub store: StoreProbe,
@@ -183,19 +186,16 @@ impl Params {
         });
         let gamma = (num / den).max(0.0);
         let bpr = obs[0].bytes_per_row;
-        let (bw, load_source) = match s3_bytes_per_s {
-            Some(b) => (b, format!("assumption (--s3-mbps {})", b / 1e6)),
-            None => {
-                let mut bws: Vec<f64> = obs
-                    .iter()
-                    .filter(|o| o.load_s > 0.0)
-                    .map(|o| o.rows as f64 / o.functions as f64 * o.bytes_per_row / o.load_s)
-                    .collect();
-                if bws.is_empty() {
-                    bail!("the model needs a measured load time (every configuration loaded in 0 s)");
-                }
-                (median(&mut bws), "measured".to_string())
-            }
+        let mut bws: Vec<f64> = obs
+            .iter()
+            .filter(|o| o.load_s > 0.0)
+            .map(|o| o.rows as f64 / o.functions as f64 * o.bytes_per_row / o.load_s)
+            .collect();
+        let measured_bw = if bws.is_empty() { None } else { Some(median(&mut bws)) };
+        let (bw, load_source) = match (s3_bytes_per_s, measured_bw) {
+            (Some(b), _) => (b, format!("assumption (--s3-mbps {})", b / 1e6)),
+            (None, Some(m)) => (m, "measured".to_string()),
+            (None, None) => bail!("the model needs a measured load time (every configuration loaded in 0 s)"),
         };
         let mut overheads: Vec<f64> = obs
             .iter()
@@ -210,6 +210,7 @@ impl Params {
             service_s: s,
             per_function_sync_s: gamma,
             load_bytes_per_s: bw,
+            measured_load_bytes_per_s: measured_bw.unwrap_or(bw),
             load_source,
             overhead_s: median(&mut overheads),
             bytes_per_row: bpr,
@@ -264,11 +265,12 @@ impl Params {
         }
     }
 
-    /// The model against every measured configuration.
+    /// The model against every measured configuration, with the load bandwidth they had.
     pub fn check(&self, obs: &[Observation], prices: Prices) -> Vec<CheckRow> {
+        let measured = Params { load_bytes_per_s: self.measured_load_bytes_per_s, ..self.clone() };
         obs.iter()
             .map(|o| {
-                let p = self.predict(o.functions, o.inner, o.rows, o.iterations, prices);
+                let p = measured.predict(o.functions, o.inner, o.rows, o.iterations, prices);
                 let measured_iter_ms = (o.compute_s + o.sync_s) * 1e3;
                 CheckRow {
                     config: o.label(),
@@ -315,6 +317,13 @@ impl Params {
         );
         let _ =
             writeln!(s, "- load bandwidth: {:.1} MB/s per function, {}", self.load_bytes_per_s / 1e6, self.load_source);
+        if self.measured_load_bytes_per_s != self.load_bytes_per_s {
+            let _ = writeln!(
+                s,
+                "  (the check below uses the measured runs' own {:.1} MB/s)",
+                self.measured_load_bytes_per_s / 1e6
+            );
+        }
         let _ = writeln!(s, "- fixed overhead per run: {:.3} s (fitted)", self.overhead_s);
         s
     }
@@ -551,6 +560,14 @@ mod tests {
         assert!(c.iter().all(|r| r.total_error.abs() <= w.total_error.abs()));
         let md = check_markdown(&c);
         assert!(md.contains("| 1x1 |") && md.contains("model total s") && md.contains("measured total s"));
+        // An assumed S3 bandwidth changes the predictions' load but not the check, which
+        // compares with runs that loaded at their own measured bandwidth.
+        let assumed = Params::fit(&m, store(), Some(1e6)).unwrap();
+        assert!((assumed.load_s(1, 1000) - 1000.0 * assumed.bytes_per_row / 1e6).abs() < 1e-12);
+        let c2 = assumed.check(&m, X86_64);
+        for (a, b) in c.iter().zip(&c2) {
+            assert_eq!(a.model_total_s, b.model_total_s, "{}", a.config);
+        }
     }
 
     #[test]
