@@ -67,6 +67,7 @@ fn gen_cmd(a: GenArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    ifp_host::release_large_buffers();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {

@@ -25,6 +25,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {
+    ifp_host::release_large_buffers();
     let process_start = Instant::now();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("IFP_LOG").unwrap_or_else(|_| "info".into()))

@@ -16,6 +16,19 @@ pub mod remote;
 pub mod sync;
 pub mod worker;
 
+/// Lets large freed buffers (downloaded S3 parts, append chunks) go back to the OS at once.
+/// glibc raises its mmap threshold to the size of the largest block freed so far (up to 32
+/// MiB), after which 8 MiB download parts come from the heap and stay resident once freed, so
+/// a worker's peak RSS grows by buffers it no longer holds. A fixed 1 MiB threshold keeps
+/// every buffer that large in its own mapping. Call once at the start of a host binary.
+pub fn release_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before the process allocates much.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 pub use kernel::{
     CacheUse, KernelBytes, KernelCache, KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param,
     RemoteKernels, Sandbox,

@@ -8,6 +8,7 @@ use clap::Parser;
 use ifp_host::worker::{self, WorkerArgs, EXIT_ABORTED};
 
 fn main() -> ExitCode {
+    ifp_host::release_large_buffers();
     let args = match WorkerArgs::try_parse() {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
