@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
     #[arg(long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
     pub init: Option<String>,
+    /// K-means iteration: `hamerly` (default; distance bounds skip rows whose cluster cannot
+    /// change, with exactly Lloyd's result) or `lloyd` (every distance, every iteration).
+    #[arg(long, value_parser = ["hamerly", "lloyd"])]
+    pub kmeans_algorithm: Option<String>,
     /// Initial centroids (k × cols) from a .npy or .csv file or `s3://bucket/key`.
     #[arg(long)]
     pub init_centroids: Option<String>,
@@ -156,6 +160,7 @@ fn plugin_flags(a: &RunArgs) -> Result<()> {
         ("--k", a.k.is_some()),
         ("--init", a.init.is_some()),
         ("--init-centroids", a.init_centroids.is_some()),
+        ("--kmeans-algorithm", a.kmeans_algorithm.is_some()),
         ("--tol", a.tol.is_some()),
         ("--learning-rate", a.learning_rate.is_some()),
         ("--l2", a.l2.is_some()),
@@ -195,12 +200,16 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
             if let Some(i) = &a.init {
                 put("init", i.clone());
             }
+            if let Some(m) = &a.kmeans_algorithm {
+                put("algorithm", m.clone());
+            }
             put("seed", a.seed.to_string());
         }
         Kind::Logreg => {
             misplaced("--k", a.k.is_some())?;
             misplaced("--init", a.init.is_some())?;
             misplaced("--init-centroids", a.init_centroids.is_some())?;
+            misplaced("--kmeans-algorithm", a.kmeans_algorithm.is_some())?;
             misplaced("--labels-out", a.labels_out.is_some())?;
             if let Some(v) = a.learning_rate {
                 put("learning-rate", v.to_string());

@@ -147,6 +147,16 @@ fn bad_parameters() {
     fails_with(d.path(), &["run", "svm", "--data", b], "unknown algorithm 'svm' (builtin: kmeans, logreg)");
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--frobnicate"], "unexpected argument '--frobnicate'");
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--init", "best"], "invalid value 'best' for '--init");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", b, "--kmeans-algorithm", "elkan"],
+        "invalid value 'elkan' for '--kmeans-algorithm",
+    );
+    fails_with(
+        d.path(),
+        &["run", "logreg", "--data", fixture("logreg.npy").to_str().unwrap(), "--kmeans-algorithm", "lloyd"],
+        "--kmeans-algorithm does not apply to logreg",
+    );
     let one_col = write(d.path(), "one.csv", b"1\n0\n");
     fails_with(
         d.path(),

@@ -48,7 +48,9 @@ fn check_kmeans(reference: &str, extra: &[&str]) {
 
 #[test]
 fn kmeans_first_rows_init_matches_sklearn_lloyd() {
+    // Hamerly's bounds (the default) and plain Lloyd both give scikit-learn's Lloyd result.
     check_kmeans("kmeans_first.json", &["--init", "first"]);
+    check_kmeans("kmeans_first.json", &["--init", "first", "--kmeans-algorithm", "lloyd"]);
 }
 
 #[test]
