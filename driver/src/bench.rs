@@ -483,28 +483,16 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     };
     row("k-means Lloyd iteration vs scikit-learn", ours.kmeans_iter, sk, "<= 1.0");
     row("logreg iteration vs numpy gradient step", ours.logreg_iter, np, "<= 0.4");
-    if a.inner > 1 {
-        println!(
-            "{:<44} {:>10} {:>12} {:>8.3} {:>8}",
-            format!("k-means speed-up 1 -> {} inner workers", a.inner),
-            ms(ours.kmeans_iter),
-            ms(ours.kmeans_iter_1),
-            ours.kmeans_iter_1 / ours.kmeans_iter,
-            ">= 1.8"
-        );
-    }
+    let speedup = |what: &str, many: f64, one: f64| {
+        if a.inner > 1 {
+            let name = format!("{what} speed-up 1 -> {} inner workers", a.inner);
+            println!("{name:<44} {:>10} {:>12} {:>8.3} {:>8}", ms(many), ms(one), one / many, ">= 1.8");
+        }
+    };
+    speedup("k-means", ours.kmeans_iter, ours.kmeans_iter_1);
     row("k-means step, 1 wasm worker vs native (1 thread)", ours.kmeans_iter_1, Some(ours.kmeans_native), "<= 1.0");
     row("logreg step, 1 wasm worker vs native (1 thread)", ours.logreg_iter_1, Some(ours.logreg_native), "<= 1.0");
-    if a.inner > 1 {
-        println!(
-            "{:<44} {:>10} {:>12} {:>8.3} {:>8}",
-            format!("logreg speed-up 1 -> {} inner workers", a.inner),
-            ms(ours.logreg_iter),
-            ms(ours.logreg_iter_1),
-            ours.logreg_iter_1 / ours.logreg_iter,
-            ">= 1.8"
-        );
-    }
+    speedup("logreg", ours.logreg_iter, ours.logreg_iter_1);
     println!(
         "{:<44} {:>10} {:>12} {:>8} {:>8}",
         format!("precompiled kernel + {} instances ready", a.inner),
