@@ -9,8 +9,10 @@
 # whose glibc is not newer, or use the musl target: IFP_LAMBDA_LIBC=musl). The zip also holds
 # the builtin kernels precompiled for that machine (kernels/*.cwasm), so a cold start
 # deserializes them instead of compiling. arm64 needs the aarch64 target and a cross linker
-# (rustup target add aarch64-unknown-linux-gnu; apt-get install gcc-aarch64-linux-gnu); its
-# kernels are compiled on first use and cached in /tmp instead.
+# (rustup target add aarch64-unknown-linux-gnu; apt-get install gcc-aarch64-linux-gnu); with
+# qemu-user installed its kernels are precompiled under emulation, else they are compiled on
+# first use and cached in /tmp. Debian's cross glibc is 2.36, but the binary only asks for
+# symbols up to GLIBC_2.34 (check: aarch64-linux-gnu-objdump -T bootstrap | grep GLIBC_).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-x86_64}"
@@ -43,6 +45,12 @@ build() {
   "$strip" "$dir/bootstrap" 2>/dev/null || echo "note: $strip could not strip $dir/bootstrap" >&2
   if [[ "$arch" == "$(uname -m | sed 's/aarch64/arm64/')" ]]; then
     "$dir/bootstrap" precompile "$dir/kernels" >/dev/null
+  elif [[ "$arch" == arm64 ]] && command -v qemu-aarch64 >/dev/null && [[ -d /usr/aarch64-linux-gnu ]]; then
+    # Cross-built: precompile under user-mode emulation (apt-get install qemu-user). A kernel
+    # compiled for features a Graviton lacks is refused at load, and the host compiles instead.
+    qemu-aarch64 -L /usr/aarch64-linux-gnu "$dir/bootstrap" precompile "$dir/kernels" >/dev/null
+  else
+    echo "note: no precompiled kernels in the $arch zip (they are compiled on first use and cached in /tmp)" >&2
   fi
   (cd "$dir" && rm -f bootstrap.zip && python3 - <<'PY'
 import os, zipfile

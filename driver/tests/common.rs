@@ -316,8 +316,13 @@ pub fn wait_for_port(port: u16, what: &str) {
 }
 
 /// `bootstrap` (the Lambda host) next to `ifp`, built if missing (`.ci/test.sh` builds every
-/// binary before the tests, but testing only this crate does not).
+/// binary before the tests, but testing only this crate does not); or `IFP_BOOTSTRAP`, to run
+/// the Lambda tests against another build, such as a packaged arm64 `bootstrap` behind a
+/// `qemu-aarch64` wrapper script.
 pub fn bootstrap() -> PathBuf {
+    if let Some(p) = std::env::var_os("IFP_BOOTSTRAP") {
+        return p.into();
+    }
     static BUILD: Once = Once::new();
     let p = Path::new(env!("CARGO_BIN_EXE_ifp")).with_file_name("bootstrap");
     BUILD.call_once(|| {
