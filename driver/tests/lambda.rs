@@ -238,6 +238,33 @@ async fn invoke(endpoint: String, event: Value) -> Result<Value, String> {
     }
 }
 
+/// A function that cannot load its kernel stops the job through Redis: the other function is
+/// told which worker failed and why, instead of waiting out a sync timeout of ten minutes.
+#[test]
+fn a_function_that_cannot_load_its_kernel_aborts_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = kmeans_data(dir.path());
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let event = |w: u32, sha: Option<&str>| {
+        let mut e = json!({ "job": "bad-kernel", "worker": w, "workers": 2, "inner": 1, "data": data,
+            "kernel": "kmeans", "params": { "k": "4" }, "max_iter": 25, "redis": redis.url_db(0),
+            "sync_timeout_s": 600 });
+        if let Some(h) = sha {
+            e["kernel_sha256"] = json!(h);
+        }
+        e
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let w0 = rt.spawn(invoke(emulators[0].endpoint(), event(0, None)));
+    let w1 = rt.spawn(invoke(emulators[1].endpoint(), event(1, Some(&"0".repeat(64)))));
+    let e1 = rt.block_on(w1).unwrap().expect_err("worker 1's kernel has another hash");
+    assert!(e1.contains("sha256"), "{e1}");
+    let e0 = rt.block_on(w0).unwrap().expect_err("worker 0 cannot finish without worker 1");
+    assert!(e0.contains("aborted: worker 1 failed") && e0.contains("sha256"), "{e0}");
+    assert!(!e0.contains("timed out"), "{e0}");
+}
+
 #[test]
 fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
     let dir = tempfile::tempdir().unwrap();

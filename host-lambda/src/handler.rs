@@ -140,16 +140,30 @@ fn run_function(ev: &JobEvent, deps: &Deps, cold: bool, started: Instant) -> Res
     let inner = ev.inner.unwrap_or_else(|| deps.memory_mb.map_or(1, inner_for_memory));
     let sandbox = ev.sandbox().map_err(|m| bad(ev, m))?;
     let sandbox = deps.kernels.sandbox(sandbox.memory_limit, sandbox.call_timeout);
-    let (engine, kernel_source, kernel_s) =
-        deps.kernels.get(&ev.kernel, ev.kernel_sha256.as_deref(), &sandbox, Some(&deps.s3)).map_err(|e| match e {
-            GetError::Unknown { .. } => bad(ev, e.to_string()),
-            GetError::Load(e) => failed(ev, e),
-        })?;
-    let data = deps.open_data(ev).map_err(|e| failed(ev, e))?;
-    let shape = data.shape().map_err(|e| failed(ev, e))?;
     let timeout = Duration::from_secs_f64(ev.sync_timeout_s);
     let url = ev.redis.as_deref().or(deps.redis_url.as_deref());
+    // Connected first, so that a kernel or data set this function cannot load stops the
+    // other functions at once instead of leaving them to wait for the sync timeout.
     let (mut store, entry) = deps.connect.connect(ev, url, timeout)?;
+    let loaded = (|| {
+        let (engine, kernel_source, kernel_s) = deps
+            .kernels
+            .get(&ev.kernel, ev.kernel_sha256.as_deref(), &sandbox, Some(&deps.s3))
+            .map_err(|e| match e {
+                GetError::Unknown { .. } => bad(ev, e.to_string()),
+                GetError::Load(e) => failed(ev, e),
+            })?;
+        let data = deps.open_data(ev).map_err(|e| failed(ev, e))?;
+        let shape = data.shape().map_err(|e| failed(ev, e))?;
+        Ok::<_, FunctionError>((engine, kernel_source, kernel_s, data, shape))
+    })();
+    let (engine, kernel_source, kernel_s, data, shape) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            store.abort(ev.worker, &e.message);
+            return Err(e);
+        }
+    };
 
     let setup = (|| -> anyhow::Result<(Resume, Function)> {
         let model0 = match &ev.model {
