@@ -80,7 +80,7 @@ impl Deps {
 
     /// Opens the data set named by an event.
     fn open_data(&self, ev: &JobEvent) -> anyhow::Result<Data> {
-        Ok(Data::open(&ev.data, ev.label_col, &self.s3)?)
+        Data::open(&ev.data, ev.label_col, &self.s3)
     }
 }
 

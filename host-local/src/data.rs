@@ -66,11 +66,7 @@ pub struct Rows {
 
 impl Rows {
     pub fn len(&self) -> usize {
-        if self.cols == 0 {
-            0
-        } else {
-            self.features.len() / self.cols
-        }
+        self.features.len().checked_div(self.cols).unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -357,7 +353,7 @@ pub(crate) fn csv_error(path: &Path, e: csv::Error) -> DataError {
 /// Parses one CSV record of numbers into `out`; `row` is 0-based.
 pub fn parse_record(path: &Path, row: u64, rec: &csv::ByteRecord, out: &mut Vec<f32>) -> Result<(), DataError> {
     for (c, cell) in rec.iter().enumerate() {
-        let v = std::str::from_utf8(cell).ok().and_then(|s| fast_float_parse(s));
+        let v = std::str::from_utf8(cell).ok().and_then(fast_float_parse);
         match v {
             Some(v) => out.push(v),
             None => {

@@ -96,7 +96,7 @@ pub(crate) fn check_chunk(shape: DataShape, features: &[f32], labels: &[f32]) ->
     if cols == 0 {
         return Err("the data has no feature columns".into());
     }
-    if features.len() % cols != 0 {
+    if !features.len().is_multiple_of(cols) {
         return Err(format!("{} feature values do not form whole rows of {cols} columns", features.len()));
     }
     let n = features.len() / cols;
