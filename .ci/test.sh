@@ -60,6 +60,9 @@ cargo build 2>&1
 step "cargo test (debug profile, default members: everything but the wasm-only guest crates)"
 cargo test 2>&1
 
+step "the criterion benchmarks compile (built like tests; \`cargo bench\` times them)"
+cargo test --benches --no-run 2>&1
+
 step "kernels/js: build for wasm32-unknown-unknown, bind for Node.js and the browser, run the JS tests"
 js_target="$CARGO_TARGET_DIR/js"
 CARGO_ENCODED_RUSTFLAGS="-Ctarget-feature=+simd128" CARGO_PROFILE_WASM_STRIP=false \
