@@ -13,37 +13,24 @@ fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-#[test]
-fn a_small_local_grid_with_redis_writes_consistent_reports() {
+/// `ifp sweep kmeans` over the blobs fixture into `out`, with a real Redis behind a 0.5 ms
+/// delay proxy, the given sweep arguments, and k-means (k = 4, first rows, `max_iter`).
+fn redis_sweep(out: &std::path::Path, sweep_args: &[&str], max_iter: &str) -> std::process::Output {
     let _ = worker_bin();
     let redis = RedisServer::start(None);
+    let (blobs, url) = (fixture("blobs.npy"), redis.url());
+    let mut a = vec!["sweep", "kmeans", "--data", blobs.to_str().unwrap(), "--out-dir", out.to_str().unwrap()];
+    a.extend(["--redis", &url, "--latency-ms", "0.5"]);
+    a.extend(sweep_args);
+    a.extend(["--", "--k", "4", "--init", "first", "--max-iter", max_iter]);
+    ifp_ok(&a)
+}
+
+#[test]
+fn a_small_local_grid_with_redis_writes_consistent_reports() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
-    let blobs = fixture("blobs.npy");
-    let url = redis.url();
-    let o = ifp_ok(&[
-        "sweep",
-        "kmeans",
-        "--data",
-        blobs.to_str().unwrap(),
-        "--grid",
-        "2x1,1x2,1x1",
-        "--repeat",
-        "3",
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--redis",
-        &url,
-        "--latency-ms",
-        "0.5",
-        "--",
-        "--k",
-        "4",
-        "--init",
-        "first",
-        "--max-iter",
-        "30",
-    ]);
+    let o = redis_sweep(&out, &["--grid", "2x1,1x2,1x1", "--repeat", "3"], "30");
     let stdout = String::from_utf8_lossy(&o.stdout);
     let header = stdout.lines().find(|l| l.starts_with("| config")).expect("a markdown table");
     for col in [
@@ -139,44 +126,12 @@ fn sweep_refuses_bad_grids_in_one_line() {
 /// from the measured rows, and the check against every measured configuration.
 #[test]
 fn the_model_is_fitted_to_the_measured_grid_and_checked_against_it() {
-    let _ = worker_bin();
-    let redis = RedisServer::start(None);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
-    let blobs = fixture("blobs.npy");
-    let url = redis.url();
-    let o = ifp_ok(&[
-        "sweep",
-        "kmeans",
-        "--data",
-        blobs.to_str().unwrap(),
-        "--grid",
-        "1x1,2x1,1x2",
-        "--repeat",
-        "1",
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--redis",
-        &url,
-        "--latency-ms",
-        "0.5",
-        "--model",
-        "--model-functions",
-        "50,400",
-        "--model-inner",
-        "1,6",
-        "--model-data-gb",
-        "8",
-        "--s3-mbps",
-        "80",
-        "--",
-        "--k",
-        "4",
-        "--init",
-        "first",
-        "--max-iter",
-        "10",
-    ]);
+    let model = ["--model", "--model-functions", "50,400", "--model-inner", "1,6", "--model-data-gb", "8"];
+    let mut a = vec!["--grid", "1x1,2x1,1x2", "--repeat", "1", "--s3-mbps", "80"];
+    a.extend(model);
+    let o = redis_sweep(&out, &a, "10");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("MODEL (predicted, not measured)"), "{stdout}");
     assert!(stdout.contains("assumption (--s3-mbps 80)"), "the assumed bandwidth is labelled: {stdout}");
