@@ -364,24 +364,40 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// Starts an emulator on fresh ports. A port picked free can be taken again before the
+    /// emulator binds it (tests run in parallel), so an emulator that exits or does not listen
+    /// within 15 s is killed and started again on other ports, up to three times.
     pub fn start(env: &[(&str, String)]) -> Self {
         use std::os::unix::process::CommandExt as _;
-        let (port, api) = (free_port(), free_port());
-        let mut cmd = Command::new(rie_path());
-        cmd.args(["--log-level", "error", "--runtime-interface-emulator-address", &format!("127.0.0.1:{port}")])
-            .args(["--runtime-api-address", &format!("127.0.0.1:{api}")])
-            .arg(bootstrap())
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3538")
-            .env("IFP_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .process_group(0);
-        for (k, v) in env {
-            cmd.env(k, v);
+        for _ in 0..3 {
+            let (port, api) = (free_port(), free_port());
+            let mut cmd = Command::new(rie_path());
+            cmd.args(["--log-level", "error", "--runtime-interface-emulator-address", &format!("127.0.0.1:{port}")])
+                .args(["--runtime-api-address", &format!("127.0.0.1:{api}")])
+                .arg(bootstrap())
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3538")
+                .env("IFP_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .process_group(0);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let child = cmd.spawn().expect("start the Lambda Runtime Interface Emulator");
+            let mut emulator = Self { child, port, killed: false };
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(15) {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return emulator;
+                }
+                if emulator.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            emulator.kill();
         }
-        let child = cmd.spawn().expect("start the Lambda Runtime Interface Emulator");
-        wait_for_port(port, "the Lambda Runtime Interface Emulator");
-        Self { child, port, killed: false }
+        panic!("the Lambda Runtime Interface Emulator did not start (three tries on fresh ports)");
     }
 
     pub fn endpoint(&self) -> String {
