@@ -346,6 +346,12 @@ fn setup_python(dir: &Path) -> Result<PathBuf> {
     Ok(py)
 }
 
+/// The last non-empty line of a failed Python's stderr (its exception), for a one-line error.
+fn last_line(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr);
+    err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").to_string()
+}
+
 /// Fails early, in one line, when `python` cannot run or lacks a package the script needs.
 fn check_python(python: &Path) -> Result<()> {
     let out =
@@ -353,8 +359,7 @@ fn check_python(python: &Path) -> Result<()> {
             format!("cannot run python '{}' (give --python PATH or --setup-python DIR)", python.display())
         })?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+        let last = last_line(&out.stderr);
         bail!(
             "python '{}' cannot import numpy, scikit-learn and threadpoolctl: {last} (try --setup-python DIR)",
             python.display()
@@ -382,8 +387,7 @@ fn run_python(python: &Path, dir: &Path, threads: u64, repeats: u64, converge_re
             format!("cannot run python '{}' (give --python PATH or --setup-python DIR)", python.display())
         })?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+        let last = last_line(&out.stderr);
         bail!(
             "the Python benchmark failed under '{}' ({}): {last} (it needs numpy, scikit-learn and threadpoolctl: try --setup-python DIR)",
             python.display(),

@@ -38,6 +38,16 @@ fn local_reference(dir: &Path, data: &str) -> Value {
     load_json(Path::new(&out))
 }
 
+/// Asserts a k-means result equals the local reference run: iterations, centroids and
+/// losses (1e-12 relative).
+fn assert_same_job(what: &str, got: &Value, reference: &Value) {
+    assert_eq!(got["iterations"], reference["iterations"], "{what}: iterations");
+    let (g, r) = (&got["model"]["centroids"], &reference["model"]["centroids"]);
+    assert_close(&format!("{what}: centroids"), &floats(g), &floats(r), 1e-12, 0.0);
+    let (g, r) = (&got["losses"], &reference["losses"]);
+    assert_close(&format!("{what}: losses"), &floats(g), &floats(r), 1e-12, 0.0);
+}
+
 fn lambda_args<'a>(data: &'a str, redis: &'a str, emulators: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = KMEANS.to_vec();
     a.extend(["--data", data, "--backend", "lambda", "--function", "function", "--redis", redis]);
@@ -63,15 +73,7 @@ fn three_functions_of_two_inner_workers_under_the_emulator_match_the_local_run()
     ok(&o, "ifp run --backend lambda");
     let got = load_json(Path::new(&out));
 
-    assert_eq!(got["iterations"], reference["iterations"]);
-    assert_close(
-        "centroids",
-        &floats(&got["model"]["centroids"]),
-        &floats(&reference["model"]["centroids"]),
-        1e-12,
-        0.0,
-    );
-    assert_close("losses", &floats(&got["losses"]), &floats(&reference["losses"]), 1e-12, 0.0);
+    assert_same_job("3 functions x 2 inner workers", &got, &reference);
     assert_eq!(got["config"]["workers"], 3);
     assert_eq!(got["config"]["inner"], 2);
     // Every invocation reports its billing inputs; the cost follows from them.
@@ -94,13 +96,7 @@ fn three_functions_of_two_inner_workers_under_the_emulator_match_the_local_run()
     let out2 = dir.path().join("lambda2.json").display().to_string();
     ok(&ifp(&lambda_args(&data, &url, &endpoints, &["--out", &out2, "--quiet"])), "the warm run");
     let warm = load_json(Path::new(&out2));
-    assert_close(
-        "warm centroids",
-        &floats(&warm["model"]["centroids"]),
-        &floats(&reference["model"]["centroids"]),
-        1e-12,
-        0.0,
-    );
+    assert_same_job("warm functions", &warm, &reference);
     for i in warm["lambda"]["invocations"].as_array().unwrap() {
         assert_eq!(i["cold"], false);
         assert_eq!(i["kernel_source"], "memory");
@@ -122,15 +118,7 @@ fn three_functions_reading_their_shares_from_s3_match_the_local_run() {
     let url = redis.url_db(0);
     let got = s3.run_json(dir.path(), &lambda_args(&uri, &url, &endpoints, &[]));
 
-    assert_eq!(got["iterations"], reference["iterations"]);
-    assert_close(
-        "centroids from S3",
-        &floats(&got["model"]["centroids"]),
-        &floats(&reference["model"]["centroids"]),
-        1e-12,
-        0.0,
-    );
-    assert_close("losses from S3", &floats(&got["losses"]), &floats(&reference["losses"]), 1e-12, 0.0);
+    assert_same_job("data from S3", &got, &reference);
     // Every function fetched its own share and nothing more: 3,000 rows × 4 f32 split 3 ways.
     let workers = got["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 3);

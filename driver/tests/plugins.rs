@@ -124,28 +124,9 @@ fn linreg_plugin_matches_the_same_gradient_descent_in_f64() {
     let (want, want_losses) = reference_gd(&x, &y, lr, iters);
     // Several functions and inner workers: the plugin's partials must add up.
     for (workers, inner) in [("1", "1"), ("3", "2")] {
-        let got = run_json(
-            dir.path(),
-            &[
-                "run",
-                "--kernel",
-                plugins::LINREG,
-                "--data",
-                data.to_str().unwrap(),
-                "--label-col",
-                "last",
-                "--param",
-                "learning-rate=0.3",
-                "--param",
-                "tol=0",
-                "--max-iter",
-                "40",
-                "--workers",
-                workers,
-                "--inner",
-                inner,
-            ],
-        );
+        // linreg_args: learning rate 0.3, tol 0, 40 iterations, as `reference_gd` below.
+        let args = linreg_args(plugins::LINREG, data.to_str().unwrap(), &["--workers", workers, "--inner", inner]);
+        let got = run_json(dir.path(), &args);
         assert_eq!(got["algorithm"], "linreg");
         assert_eq!(got["iterations"], iters as u64, "iterations");
         assert_eq!(got["converged"], false);

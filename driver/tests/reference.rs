@@ -10,9 +10,12 @@ use common::*;
 const REL: f64 = 1e-6;
 const ABS: f64 = 1e-9;
 
-fn check_kmeans(reference: &str, extra: &[&str]) {
+/// Runs k-means on the blobs fixture (.npy, then CSV) and checks each result against
+/// `reference`; returns the last result.
+fn check_kmeans(reference: &str, extra: &[&str]) -> serde_json::Value {
     let want = load_json(&fixture(reference));
     let dir = tempfile::tempdir().unwrap();
+    let mut last = serde_json::Value::Null;
     for data in ["blobs.npy", "blobs.csv"] {
         let labels = dir.path().join("labels.npy");
         let data_path = fixture(data);
@@ -43,14 +46,17 @@ fn check_kmeans(reference: &str, extra: &[&str]) {
         let l: Vec<i32> = npyz::NpyFile::new(std::fs::File::open(&labels).unwrap()).unwrap().into_vec().unwrap();
         let wl: Vec<i32> = floats(&want["labels"]).into_iter().map(|v| v as i32).collect();
         assert_eq!(l, wl, "{reference} on {data}: labels");
+        last = got;
     }
+    last
 }
 
 #[test]
 fn kmeans_first_rows_init_matches_sklearn_lloyd() {
     // Hamerly's bounds (the default) and plain Lloyd both give scikit-learn's Lloyd result.
     check_kmeans("kmeans_first.json", &["--init", "first"]);
-    check_kmeans("kmeans_first.json", &["--init", "first", "--kmeans-algorithm", "lloyd"]);
+    let lloyd = check_kmeans("kmeans_first.json", &["--init", "first", "--kmeans-algorithm", "lloyd"]);
+    assert_eq!(lloyd["config"]["params"]["algorithm"], "lloyd", "the flag reaches the kernel");
 }
 
 #[test]
@@ -95,27 +101,13 @@ fn check_logreg(reference: &str) {
             ],
         );
         assert_eq!(got["iterations"], want["n_iter"], "{reference} on {data}: iterations");
-        assert_close(
-            &format!("{reference} on {data}: weights"),
-            &floats(&got["model"]["weights"]),
-            &floats(&want["weights"]),
-            REL,
-            ABS,
-        );
-        assert_close(
-            &format!("{reference} on {data}: intercept"),
-            &floats(&got["model"]["intercept"]),
-            &floats(&want["intercept"]),
-            REL,
-            ABS,
-        );
-        assert_close(
-            &format!("{reference} on {data}: losses"),
-            &floats(&got["losses"]),
-            &floats(&want["losses"]),
-            REL,
-            ABS,
-        );
+        for (what, g, w) in [
+            ("weights", &got["model"]["weights"], &want["weights"]),
+            ("intercept", &got["model"]["intercept"], &want["intercept"]),
+            ("losses", &got["losses"], &want["losses"]),
+        ] {
+            assert_close(&format!("{reference} on {data}: {what}"), &floats(g), &floats(w), REL, ABS);
+        }
     }
 }
 
