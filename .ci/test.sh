@@ -9,6 +9,11 @@ export CARGO_TERM_COLOR=never
 
 step() { echo "== $*"; }
 
+# A clean build takes about 4 GB here (debug binaries carry no dependency debug info, see the
+# workspace Cargo.toml); say how much room there is, so a full disk is recognisable at once.
+mkdir -p "$CARGO_TARGET_DIR"
+step "disk: $(df -h --output=avail "$CARGO_TARGET_DIR" | tail -1 | tr -d ' ') free for $CARGO_TARGET_DIR"
+
 step "toolchain and wasm targets (rust-toolchain.toml)"
 rustup toolchain install 2>&1 | tail -1
 
