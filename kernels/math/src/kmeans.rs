@@ -29,7 +29,7 @@
 
 use crate::params::Params;
 use crate::rng::{sample_indices, SplitMix64};
-use crate::simd::{add_widened, F32x4};
+use crate::simd::{add_widened, max_f64, min_f32, F32x4};
 use crate::{check_chunk, check_len, Algorithm, DataShape, ModelField, Param, SamplePlan, UpdateResult};
 
 /// Parameter names k-means accepts.
@@ -469,12 +469,12 @@ impl KMeansShard {
                     let mut lo = st.lower[row] - if a == m1j { m2 } else { m1 };
                     lo -= (lo.abs() + m1) * 1e-15;
                     st.lower[row] = lo;
-                    if !settled(lo.max(2.0 * half[a] - u), u, e) {
+                    if !settled(max_f64(lo, 2.0 * half[a] - u), u, e) {
                         // Tighten the upper bound to the exact distance, then test again.
                         let c = &model[a * d..(a + 1) * d];
                         let xr = &self.x[row * d..(row + 1) * d];
                         u = sq_dist(xr, c).sqrt() * (1.0 + 1e-12);
-                        if !settled(lo.max(2.0 * half[a] - u), u, e) {
+                        if !settled(max_f64(lo, 2.0 * half[a] - u), u, e) {
                             todo.push(row);
                         }
                     }
@@ -493,8 +493,8 @@ impl KMeansShard {
             for (t, &row) in todo.iter().enumerate() {
                 let (j, [s0, s1]) = (best[t], top[t]);
                 let (sq, e) = (self.sqnorm[row], margin.of(self.sqnorm[row]));
-                st.upper[row] = (2.0 * (s0 as f64 + e) + sq).max(0.0).sqrt() * (1.0 + 1e-12);
-                st.lower[row] = (2.0 * (s1 as f64 - e) + sq).max(0.0).sqrt() * (1.0 - 1e-12);
+                st.upper[row] = max_f64(2.0 * (s0 as f64 + e) + sq, 0.0).sqrt() * (1.0 + 1e-12);
+                st.lower[row] = max_f64(2.0 * (s1 as f64 - e) + sq, 0.0).sqrt() * (1.0 - 1e-12);
                 let old = self.labels[row];
                 if old != j {
                     changed += 1;
@@ -744,7 +744,7 @@ impl Centroids {
                         d(0).min(d(1)).min(d(2).min(d(3))).hmin()
                     };
                     let b0 = best_score[r];
-                    second[r] = if m < b0 { b0.min(m2) } else { second[r].min(m) };
+                    second[r] = if m < b0 { min_f32(b0, m2) } else { min_f32(second[r], m) };
                 }
                 if m < best_score[r] {
                     best_score[r] = m;

@@ -15,7 +15,7 @@
 //! libm, which in the wasm build is a scalar, uninlinable library function.
 
 use crate::params::Params;
-use crate::simd::{axpy_block_widened, dot_widened};
+use crate::simd::{axpy_block_widened, dot_widened, max_f64};
 use crate::{check_chunk, check_len, Algorithm, DataShape, ModelField, Param, SamplePlan, UpdateResult};
 
 /// Parameter names logistic regression accepts.
@@ -163,7 +163,7 @@ impl crate::Shard for LogRegShard {
                 let e = exp_nonpositive(-z.abs());
                 let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
                 prod *= 1.0 + e;
-                loss += z.max(0.0) - y * z;
+                loss += max_f64(z, 0.0) - y * z;
                 r[i] = p - y;
                 rsum += r[i];
             }

@@ -195,6 +195,30 @@ mod imp {
 
 pub use imp::{F32x4, F64x2};
 
+/// `a.min(b)` as one compare and select (equal to it unless `b` is NaN; a NaN `a` gives `b`).
+/// On wasm32, Rust's NaN-ignoring `f32::min` and `f64::max` compile to calls of
+/// compiler-builtins' `fminf`/`fmax`, which cranelift cannot inline, and a call inside a
+/// per-row loop makes it spill every live vector register around it.
+#[inline(always)]
+pub fn min_f32(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// `a.max(b)` as one compare and select (equal to it unless `b` is NaN; a NaN `a` gives
+/// `b`). See [`min_f32`].
+#[inline(always)]
+pub fn max_f64(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
 /// `acc[..] += x[..]` with `x` widened to f64; `x.len() == acc.len()`.
 #[inline(always)]
 pub fn add_widened(acc: &mut [f64], x: &[f32]) {
@@ -240,13 +264,18 @@ pub fn axpy_widened(acc: &mut [f64], r: f64, x: &[f32]) {
 #[inline(always)]
 pub fn axpy_block_widened(acc: &mut [f64], r: &[f64], x: &[f32]) {
     let d = acc.len();
+    if d == 0 {
+        return;
+    }
     let mut c = 0;
     while c + 8 <= d {
         let mut a = [F64x2::load(acc, c), F64x2::load(acc, c + 2), F64x2::load(acc, c + 4), F64x2::load(acc, c + 6)];
-        for (i, &ri) in r.iter().enumerate() {
+        for (row, &ri) in x.chunks_exact(d).zip(r) {
+            // One bounds check per row (`c + 8 <= d`); the loads below are then in range.
+            let x8 = &row[c..c + 8];
             let rv = F64x2::splat(ri);
-            let (l0, h0) = F32x4::load(x, i * d + c).to_f64();
-            let (l1, h1) = F32x4::load(x, i * d + c + 4).to_f64();
+            let (l0, h0) = F32x4::load(x8, 0).to_f64();
+            let (l1, h1) = F32x4::load(x8, 4).to_f64();
             a[0] = F64x2::mul_add(rv, l0, a[0]);
             a[1] = F64x2::mul_add(rv, h0, a[1]);
             a[2] = F64x2::mul_add(rv, l1, a[2]);
@@ -258,8 +287,8 @@ pub fn axpy_block_widened(acc: &mut [f64], r: &[f64], x: &[f32]) {
         c += 8;
     }
     if c < d {
-        for (i, &ri) in r.iter().enumerate() {
-            axpy_widened(&mut acc[c..], ri, &x[i * d + c..(i + 1) * d]);
+        for (row, &ri) in x.chunks_exact(d).zip(r) {
+            axpy_widened(&mut acc[c..], ri, &row[c..]);
         }
     }
 }
@@ -271,17 +300,27 @@ pub fn dot_widened(w: &[f64], x: &[f32]) -> f64 {
     let w = &w[..d];
     let mut a = F64x2::splat(0.0);
     let mut b = F64x2::splat(0.0);
-    let mut c = 0;
-    while c + 4 <= d {
-        let (lo, hi) = F32x4::load(x, c).to_f64();
-        a = F64x2::mul_add(F64x2::load(w, c), lo, a);
-        b = F64x2::mul_add(F64x2::load(w, c + 2), hi, b);
-        c += 4;
+    // Exact chunks, so the loads need no bounds checks (the indexed loop kept two per four
+    // columns), eight columns per trip (cranelift does not unroll). Lanes 0-1 of every four
+    // columns go to `a` and lanes 2-3 to `b`, in column order, whatever the chunk size.
+    let (mut x8s, mut w8s) = (x.chunks_exact(8), w.chunks_exact(8));
+    for (x8, w8) in (&mut x8s).zip(&mut w8s) {
+        let (l0, h0) = F32x4::load(x8, 0).to_f64();
+        let (l1, h1) = F32x4::load(x8, 4).to_f64();
+        a = F64x2::mul_add(F64x2::load(w8, 0), l0, a);
+        b = F64x2::mul_add(F64x2::load(w8, 2), h0, b);
+        a = F64x2::mul_add(F64x2::load(w8, 4), l1, a);
+        b = F64x2::mul_add(F64x2::load(w8, 6), h1, b);
+    }
+    let (mut xs, mut ws) = (x8s.remainder().chunks_exact(4), w8s.remainder().chunks_exact(4));
+    for (x4, w4) in (&mut xs).zip(&mut ws) {
+        let (lo, hi) = F32x4::load(x4, 0).to_f64();
+        a = F64x2::mul_add(F64x2::load(w4, 0), lo, a);
+        b = F64x2::mul_add(F64x2::load(w4, 2), hi, b);
     }
     let mut s = a.add(b).hsum();
-    while c < d {
-        s += w[c] * x[c] as f64;
-        c += 1;
+    for (&xc, &wc) in xs.remainder().iter().zip(ws.remainder()) {
+        s += wc * xc as f64;
     }
     s
 }
