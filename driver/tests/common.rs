@@ -90,33 +90,76 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-impl RedisServer {
-    pub fn start(password: Option<&str>) -> Self {
+/// Starts a server on a port picked free, retrying on fresh ports. A port picked free can be
+/// taken by a parallel test before the server binds it: the server then exits, or another
+/// process answers on that port. So a start counts only when something listens on the port,
+/// the child still runs a moment later, and `ours` (when given) confirms that the listener is
+/// this child.
+pub fn start_on_free_port(
+    what: &str,
+    timeout: Duration,
+    mut spawn: impl FnMut(u16) -> Child,
+    ours: impl Fn(&Child, u16) -> bool,
+) -> (Child, u16) {
+    for _ in 0..3 {
         let port = free_port();
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-        if let Some(p) = password {
-            cmd.args(["--requirepass", p]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server; .ci/test.sh does it)");
-        let s = Self { child, port, password: password.map(str::to_string) };
+        let mut child = spawn(port);
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start on port {port}");
+        let mut listening = false;
+        while started.elapsed() < timeout && child.try_wait().unwrap().is_none() {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                listening = true;
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        s
+        if listening {
+            std::thread::sleep(Duration::from_millis(100));
+            if child.try_wait().unwrap().is_none() && ours(&child, port) {
+                return (child, port);
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("{what} did not start (three tries on fresh ports)");
+}
+
+impl RedisServer {
+    pub fn start(password: Option<&str>) -> Self {
+        let spawn = |port: u16| {
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+            if let Some(p) = password {
+                cmd.args(["--requirepass", p]);
+            }
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (apt-get install redis-server; .ci/test.sh does it)")
+        };
+        // The server that answers must report this child's pid.
+        let ours = |child: &Child, port: u16| {
+            let s = Self::url_of(port, password);
+            let info: Option<String> = redis::Client::open(s.as_str())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut con| redis::cmd("INFO").arg("server").query(&mut con))
+                .ok();
+            info.is_some_and(|i| i.lines().any(|l| l.trim() == format!("process_id:{}", child.id())))
+        };
+        let (child, port) = start_on_free_port("redis-server", Duration::from_secs(10), spawn, ours);
+        Self { child, port, password: password.map(str::to_string) }
+    }
+
+    fn url_of(port: u16, password: Option<&str>) -> String {
+        match password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{port}"),
+            None => format!("redis://127.0.0.1:{port}"),
+        }
     }
 
     pub fn url(&self) -> String {
-        match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
-        }
+        Self::url_of(self.port, self.password.as_deref())
     }
 
     /// The URL of logical database `db` (so that concurrent jobs or workers stay apart).
@@ -204,19 +247,16 @@ impl S3Server {
         test_credentials();
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", KEY, "--secret-key", SECRET])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs is not installed (.ci/test.sh installs it: cargo install s3s-fs@0.14.1 --locked --features binary)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "s3s-fs did not start listening on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let spawn = |port: u16| {
+            Command::new("s3s-fs")
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", KEY, "--secret-key", SECRET])
+                .arg(root.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("s3s-fs is not installed (.ci/test.sh installs it: cargo install s3s-fs@0.14.1 --locked --features binary)")
+        };
+        let (child, port) = start_on_free_port("s3s-fs", Duration::from_secs(20), spawn, |_, _| true);
         let endpoint = format!("http://127.0.0.1:{port}");
         let store = S3Store::connect(Some(&endpoint)).unwrap();
         Self { child, _root: root, endpoint, store }
