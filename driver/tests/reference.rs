@@ -62,6 +62,9 @@ fn kmeans_first_rows_init_matches_sklearn_lloyd() {
 #[test]
 fn kmeans_capped_at_max_iter_matches_sklearn_lloyd() {
     check_kmeans("kmeans_capped.json", &["--init", "first"]);
+    // Three functions of two inner workers: six parts of the 3,000 rows, most of them starting
+    // between two entries of the CSV's row index; the labels check that every row was read once.
+    check_kmeans("kmeans_capped.json", &["--init", "first", "--workers", "3", "--inner", "2"]);
 }
 
 #[test]

@@ -112,6 +112,10 @@ pub(crate) enum Format {
     Csv,
 }
 
+/// Rows between two entries of a CSV's row index: reading from row `r` parses from the
+/// indexed row at or before it, so at most this many rows are tokenised and skipped.
+const CSV_INDEX_STRIDE: u64 = 1024;
+
 /// An opened data file: its shape is known, rows are read on demand.
 #[derive(Clone, Debug)]
 pub struct DataFile {
@@ -120,6 +124,10 @@ pub struct DataFile {
     rows: u64,
     /// Columns per row, label included.
     cols: u64,
+    /// CSV: the byte offset of every [`CSV_INDEX_STRIDE`]-th row, found by the pass that
+    /// counts the rows, so that any row range is read from near its start (by each inner
+    /// worker in parallel, straight into its shard) instead of from the top of the file.
+    csv_index: Vec<u64>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
@@ -130,18 +138,19 @@ impl DataFile {
     /// Opens `path` and reads its shape (the header of a `.npy`, one pass over a CSV).
     pub fn open(path: &Path) -> Result<Self, DataError> {
         let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+        let mut csv_index = Vec::new();
         let (format, rows, cols) = match ext.as_deref() {
             Some("npy") => Self::open_npy(path)?,
-            Some("csv") => Self::open_csv(path)?,
+            Some("csv") => Self::open_csv(path, &mut csv_index)?,
             _ => return Err(DataError::Extension { path: path.to_path_buf() }),
         };
         if rows == 0 || cols == 0 {
             return Err(DataError::Empty { path: path.to_path_buf() });
         }
-        Ok(Self { path: path.to_path_buf(), format, rows, cols })
+        Ok(Self { path: path.to_path_buf(), format, rows, cols, csv_index })
     }
 
-    /// Whether the file is a CSV (read sequentially) rather than an `.npy` (random access).
+    /// Whether the file is a CSV rather than an `.npy`.
     pub fn is_csv(&self) -> bool {
         self.format == Format::Csv
     }
@@ -182,8 +191,8 @@ impl DataFile {
         parse_npy_header(path, &head, len)
     }
 
-    fn open_csv(path: &Path) -> Result<(Format, u64, u64), DataError> {
-        let mut rdr = csv_reader(path)?;
+    fn open_csv(path: &Path, index: &mut Vec<u64>) -> Result<(Format, u64, u64), DataError> {
+        let mut rdr = csv_reader(path, 0, false)?;
         let mut rec = csv::ByteRecord::new();
         let (mut rows, mut cols) = (0u64, 0u64);
         loop {
@@ -192,6 +201,9 @@ impl DataFile {
                 Ok(true) => {
                     if rows == 0 {
                         cols = rec.len() as u64;
+                    }
+                    if rows % CSV_INDEX_STRIDE == 0 {
+                        index.push(rec.position().map_or(0, |p| p.byte()));
                     }
                     rows += 1;
                 }
@@ -223,17 +235,30 @@ impl DataFile {
                 }
             }
             Format::Csv => {
-                let mut rdr = csv_reader(path)?;
+                // From the indexed row at or before the range's start.
+                let at = (range.start / CSV_INDEX_STRIDE) as usize;
+                let mut row = at as u64 * CSV_INDEX_STRIDE;
+                let mut rdr = csv_reader(path, self.csv_index[at], true)?;
                 let mut rec = csv::ByteRecord::new();
                 let mut out = Vec::with_capacity(n * cols);
-                let mut row = 0u64;
                 while row < range.end {
                     match rdr.read_byte_record(&mut rec) {
                         Ok(true) => {}
-                        Ok(false) => break,
+                        Ok(false) => {
+                            let reason = format!("it ends at row {row} of the {} it held when opened", self.rows);
+                            return Err(DataError::Truncated { path: path.clone(), reason });
+                        }
                         Err(e) => return Err(csv_error(path, e)),
                     }
                     if row >= range.start {
+                        if rec.len() != cols {
+                            return Err(DataError::Ragged {
+                                path: path.clone(),
+                                row: row + 1,
+                                got: rec.len(),
+                                expected: cols,
+                            });
+                        }
                         parse_record(path, row, &rec, &mut out)?;
                     }
                     row += 1;
@@ -329,13 +354,18 @@ pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<u
     Ok(got)
 }
 
-fn csv_reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, DataError> {
-    let f = File::open(path).map_err(io_err(path))?;
+/// A CSV reader from byte `offset` (the start of a row). `flexible`: rows of any length are
+/// returned (the caller checks them against the file's columns); otherwise a row unlike the
+/// first is an error.
+fn csv_reader(path: &Path, offset: u64, flexible: bool) -> Result<csv::Reader<BufReader<File>>, DataError> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).map_err(io_err(path))?;
+    f.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
     Ok(csv::ReaderBuilder::new()
         .has_headers(false)
-        .flexible(false)
+        .flexible(flexible)
         .trim(csv::Trim::All)
-        .from_reader(BufReader::with_capacity(1 << 20, f)))
+        .from_reader(BufReader::with_capacity(1 << 16, f)))
 }
 
 pub(crate) fn csv_error(path: &Path, e: csv::Error) -> DataError {
@@ -412,6 +442,44 @@ mod tests {
         let r = f.read(1..3, LabelCol::Last).unwrap();
         assert_eq!(r.features, vec![3.0, 4.5, -1000.0, 6.0]);
         assert_eq!(r.labels, vec![1.0, 0.0]);
+    }
+
+    /// Ranges read from the row index (starting between indexed rows, spanning several
+    /// strides, at the very end) equal the same rows of one pass from the top, across uneven
+    /// line lengths, CRLF line ends and blank lines; errors still name the absolute row.
+    #[test]
+    fn csv_ranges_read_from_the_row_index() {
+        let d = tempfile::tempdir().unwrap();
+        let n = 3 * CSV_INDEX_STRIDE + 17;
+        let mut text = String::new();
+        for r in 0..n {
+            let pad = "0".repeat((r % 7) as usize);
+            text.push_str(&format!("{r}.5{pad}, {}{}", r % 3, if r % 5 == 0 { "\r\n" } else { "\n" }));
+            if r % 250 == 0 {
+                text.push('\n');
+            }
+        }
+        let p = write(&d, "big.csv", text.as_bytes());
+        let f = DataFile::open(&p).unwrap();
+        assert_eq!((f.rows(), f.cols()), (n, 2));
+        assert_eq!(f.csv_index.len(), 4);
+        let all = f.read_raw(0..n).unwrap();
+        for r in 0..n {
+            assert_eq!(all[2 * r as usize], r as f32 + 0.5, "row {r}");
+        }
+        let s = CSV_INDEX_STRIDE;
+        for range in [0..1, 5..9, s - 1..s + 1, s..2 * s, s + 3..3 * s + 5, 3 * s..n, n - 1..n] {
+            let got = f.read_raw(range.clone()).unwrap();
+            assert_eq!(got, all[2 * range.start as usize..2 * range.end as usize], "{range:?}");
+        }
+        let mut bad = text.clone().into_bytes();
+        let at = text.match_indices('\n').nth(2 * s as usize + 20).unwrap().0 + 1;
+        bad[at] = b'x';
+        let p = write(&d, "bad.csv", &bad);
+        let f = DataFile::open(&p).unwrap();
+        let row = text[..at].lines().filter(|l| !l.trim().is_empty()).count() + 1;
+        let e = f.read_raw(2 * s..n).unwrap_err().to_string();
+        assert!(e.contains(&format!("bad.csv row {row} column 1: 'x")), "{e}");
     }
 
     #[test]

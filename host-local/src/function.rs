@@ -47,12 +47,12 @@ impl RowSource<'_> {
             RowSource::Object { data, label } => Ok(data.read(range, *label)?),
         }
     }
-    /// Whether reading a range costs a pass from the start of the file.
+    /// Whether reading a range costs a pass from the start of the data: a CSV object read by
+    /// row numbers (a local CSV is read from its row index, see [`DataFile`]).
     fn sequential(&self) -> bool {
         match self {
-            RowSource::File { file, .. } => file.is_csv(),
             RowSource::Object { data, .. } => data.is_csv(),
-            RowSource::Memory(_) => false,
+            RowSource::File { .. } | RowSource::Memory(_) => false,
         }
     }
 }
@@ -132,7 +132,8 @@ impl Function {
         let started = Instant::now();
         let n = range.end - range.start;
         let inner = inner.clamp(1, (n as usize).max(1));
-        // A CSV share is parsed once; other sources are read slice by slice, chunk by chunk.
+        // A CSV object read by rows is parsed once; other sources are read slice by slice,
+        // chunk by chunk, by each inner worker straight into its shard.
         let preloaded = if source.sequential() { Some(source.read(range.clone())?) } else { None };
         let mem_source = preloaded.as_ref().map(RowSource::Memory);
         let (src, base) = match &mem_source {

@@ -74,10 +74,17 @@ impl Data {
         match self {
             Data::Memory(r) => indices.iter().for_each(|&i| push(r, i as usize)),
             Data::File { file, label } if file.is_csv() => {
-                // A CSV is read sequentially anyway: one pass up to the last sampled row.
-                let end = indices.last().map_or(0, |l| l + 1);
-                let rows = file.read(0..end, *label)?;
-                indices.iter().for_each(|&i| push(&rows, i as usize));
+                // Chunk by chunk (the sorted indices), reading only chunks that hold sampled
+                // rows: one pass at most, and never more than a chunk in memory.
+                const CHUNK: u64 = 1 << 15;
+                let mut rest = &indices[..];
+                while let Some(&first) = rest.first() {
+                    let start = first / CHUNK * CHUNK;
+                    let n = rest.partition_point(|&i| i < start + CHUNK);
+                    let rows = file.read(start..rest[n - 1] + 1, *label)?;
+                    rest[..n].iter().for_each(|&i| push(&rows, (i - start) as usize));
+                    rest = &rest[n..];
+                }
             }
             Data::Object { data, label } => {
                 let rows = data.read_rows_at(&indices, *label)?;
