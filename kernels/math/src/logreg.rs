@@ -184,41 +184,53 @@ impl crate::Shard for LogRegShard {
 /// `e^t` for `t ≤ 0` (NaN gives NaN): `t = k ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its
 /// Taylor polynomial of degree 13 (truncation below 1e-17 relative), scaled by `2^k`. Below
 /// `t = −708` (where `2^k` would be subnormal) it returns 0: the true value is under 4e-308.
+///
+/// Branch-free apart from that cut-off: `k` is read from the bits of the rounding sum rather
+/// than converted with a (saturating, hence checked) float-to-int cast, and the polynomial is
+/// evaluated by Estrin's scheme, four dependent multiply-adds deep instead of Horner's 13,
+/// so that the rows of a block overlap.
 #[inline(always)]
 pub fn exp_nonpositive(t: f64) -> f64 {
     // fdlibm's split of ln 2: the high part has trailing zero bits, so `k · LN2_HI` is exact.
     const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
     const INV_LN2: f64 = core::f64::consts::LOG2_E;
-    // Adding and subtracting 1.5·2^52 rounds to the nearest integer (no SSE4.1 `round` needed).
+    // Adding 1.5·2^52 rounds to the nearest integer (no SSE4.1 `round` needed), and leaves that
+    // integer in the low bits: every sum here lies in [2^52, 2^53), where the ulp is 1.
     const SHIFT: f64 = 6_755_399_441_055_744.0;
     if t < -708.0 {
         return 0.0;
     }
-    let kf = (t * INV_LN2 + SHIFT) - SHIFT;
+    let y = t * INV_LN2 + SHIFT;
+    let kf = y - SHIFT;
+    let k = (y.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
     let r = (t - kf * LN2_HI) - kf * LN2_LO;
-    const C: [f64; 13] = [
-        1.0 / 13.0,
-        1.0 / 12.0,
-        1.0 / 11.0,
-        1.0 / 10.0,
-        1.0 / 9.0,
-        1.0 / 8.0,
-        1.0 / 7.0,
-        1.0 / 6.0,
-        1.0 / 5.0,
-        1.0 / 4.0,
-        1.0 / 3.0,
-        1.0 / 2.0,
+    // 1/n! for n = 0..=13.
+    const C: [f64; 14] = [
         1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362880.0,
+        1.0 / 3628800.0,
+        1.0 / 39916800.0,
+        1.0 / 479001600.0,
+        1.0 / 6227020800.0,
     ];
-    // Horner on 1 + r(1 + r/2(1 + r/3(...))).
-    let mut p = 1.0;
-    for c in C {
-        p = 1.0 + r * c * p;
-    }
-    let scale = f64::from_bits(((kf as i64 + 1023) as u64) << 52);
-    p * scale
+    let (r2, r4) = (r * r, (r * r) * (r * r));
+    let r8 = r4 * r4;
+    let p = |i: usize| C[i] + C[i + 1] * r;
+    let q0 = p(0) + p(2) * r2;
+    let q1 = p(4) + p(6) * r2;
+    let q2 = p(8) + p(10) * r2;
+    let q3 = p(12);
+    let e = (q0 + q1 * r4) + (q2 + q3 * r4) * r8;
+    e * f64::from_bits(((k + 1023) as u64) << 52)
 }
 
 #[cfg(test)]
