@@ -44,7 +44,7 @@ impl GenSpec {
         let d = self.cols as usize;
         let centres: Vec<f32> = (0..self.k as usize * d).map(|_| setup.random_range(-10.0f32..10.0)).collect();
         let weights: Vec<f64> = (0..d).map(|_| StandardNormal.sample(&mut setup)).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5EED_0F_DA7A);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x005E_ED0F_DA7A);
         let kind = self.kind;
         let k = self.k.max(1);
         let mut row = Vec::with_capacity(d + 1);

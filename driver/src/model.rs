@@ -412,7 +412,8 @@ pub fn write_charts(dir: &Path, rows: &[Prediction], title: &str) -> Result<()> 
     inners.sort_unstable();
     inners.dedup();
     let xmax = rows.iter().map(|p| p.functions).max().unwrap_or(1) as f64 * 1.05;
-    let charts: [(&str, String, fn(&Prediction) -> f64); 2] = [
+    type Chart = (&'static str, String, fn(&Prediction) -> f64);
+    let charts: [Chart; 2] = [
         ("model-time.svg", format!("{title}: MODEL total time (s), not measured"), |p| p.model_total_s),
         ("model-cost.svg", format!("{title}: MODEL Lambda cost per run (USD), not measured"), |p| p.model_cost_usd),
     ];

@@ -66,7 +66,7 @@ pub fn parse_grid(s: &str) -> Result<Vec<Config>> {
 
 /// The same total vCPUs factored every way, baseline `n × 1` first (the first experiment).
 pub fn total_vcpus_grid(n: u32) -> Vec<Config> {
-    (1..=n).rev().filter(|w| n % w == 0).map(|w| Config { workers: w, inner: n / w }).collect()
+    (1..=n).rev().filter(|w| n.is_multiple_of(*w)).map(|w| Config { workers: w, inner: n / w }).collect()
 }
 
 /// A fixed number of functions with 1..=max inner workers, baseline `f × 1` (the second).

@@ -34,7 +34,7 @@ fn uneven_csv(n: u64, trailing_newline: bool) -> Vec<u8> {
         let spaces = " ".repeat(((i * 31) % 5) as usize);
         s.push_str(&format!("{spaces}{i}.{pad},{}", i as f64 / 2.0));
         if i == n / 3 {
-            s.push_str("\n");
+            s.push('\n');
         }
         s.push_str(if i % 10 == 3 { "\r\n" } else { "\n" });
     }

@@ -326,6 +326,7 @@ fn check_finite(name: &Path, raw: &[f32], cols: usize, row_of: impl Fn(usize) ->
 }
 
 /// Streams the rows of one [`Part`].
+#[allow(clippy::large_enum_variant)] // one per inner worker, never moved in a loop
 pub enum PartReader {
     Npy { data: ObjectData, reader: RangeRead, next_row: u64, end_row: u64, f64: bool, buf: Vec<u8> },
     Csv { data: ObjectData, rdr: Box<csv::Reader<AlignedLines>>, rec: csv::ByteRecord, skip: u64, left: u64 },

@@ -105,6 +105,7 @@ impl Layout {
     pub fn colsumsq(&self) -> usize {
         self.colsum() + self.d
     }
+    #[allow(clippy::len_without_is_empty)] // a layout is never empty: it always holds the counters
     pub fn len(&self) -> usize {
         self.colsumsq() + self.d
     }
@@ -768,6 +769,7 @@ fn widen<const R: usize, const V: usize>(s: [[F32x4; V]; R]) -> [[F32x4; 4]; R] 
 
 /// Scores `½‖c‖² − x·c` of `R` rows against `4·V` centroid lanes.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // fixed-size register blocks, indexed on purpose
 fn score_block<const R: usize, const V: usize>(rows: &[f32], t: &[f32], hn: &[f32], d: usize) -> [[F32x4; V]; R] {
     let mut acc: [[F32x4; V]; R] = [[F32x4::splat(0.0); V]; R];
     for r in 0..R {

@@ -256,7 +256,7 @@ mod tests {
         let p = s.step(&model).unwrap();
         let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
         let (r0, r1) = (sig(2.0) - 1.0, sig(-1.0) - 1.0);
-        assert!((p[0] - (r0 * 2.0 + r1 * -1.0)).abs() < 1e-15);
+        assert!((p[0] - (r0 * 2.0 - r1)).abs() < 1e-15);
         assert!((p[1] - (r0 + r1)).abs() < 1e-15);
         let want_loss = -(sig(2.0).ln() + sig(-1.0).ln());
         assert!((p[2] - want_loss).abs() < 1e-14);

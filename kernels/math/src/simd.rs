@@ -95,6 +95,7 @@ mod imp {
             unsafe { v128_store(s.as_mut_ptr() as *mut v128, self.0) }
         }
         #[inline(always)]
+        #[allow(clippy::should_implement_trait)] // one name in both backends, used as a method
         pub fn add(self, o: Self) -> Self {
             Self(f64x2_add(self.0, o.0))
         }
@@ -179,6 +180,7 @@ mod imp {
             s[i..i + 2].copy_from_slice(&self.0)
         }
         #[inline(always)]
+        #[allow(clippy::should_implement_trait)] // one name in both backends, used as a method
         pub fn add(self, o: Self) -> Self {
             Self([self.0[0] + o.0[0], self.0[1] + o.0[1]])
         }
