@@ -129,7 +129,12 @@ fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, r
         last = Some((it, done, model));
     }
     let (iterations, converged, centroids) = last.expect("at least one run");
-    Ok(Converged { secs: median(&mut times), iterations, converged, centroids })
+    Ok(Converged {
+        secs: timed(&format!("our {algorithm} to convergence"), &mut times),
+        iterations,
+        converged,
+        centroids,
+    })
 }
 
 /// The initial centroids `init` (our `init`, seed 0) from the first 10,000 rows of `rows`.
@@ -182,6 +187,30 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 
     Ok(kb as u64 * 1024)
 }
 
+/// The widest spread (slowest / fastest repeat) of any one timed measure so far, and its name.
+static WIDEST: std::sync::Mutex<(f64, String)> = std::sync::Mutex::new((1.0, String::new()));
+
+/// Slowest over fastest of `v` (1 for fewer than two values).
+fn spread(v: &[f64]) -> f64 {
+    let (lo, hi) = v.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    if v.len() < 2 || lo <= 0.0 {
+        1.0
+    } else {
+        hi / lo
+    }
+}
+
+/// The median of the repeats of measure `what`, noting their spread (see [`WIDEST`]): on a
+/// shared machine a busy neighbour shows up as repeats far apart.
+fn timed(what: &str, v: &mut [f64]) -> f64 {
+    let s = spread(v);
+    let mut w = WIDEST.lock().unwrap_or_else(|e| e.into_inner());
+    if s > w.0 {
+        *w = (s, what.to_string());
+    }
+    median(v)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -210,6 +239,7 @@ struct Ours {
 /// Runs `1 + repeats` iterations of `kernel` with `inner` inner workers from `model`; returns
 /// the median time of the last `repeats` and the model after `keep_after` iterations.
 fn iterate(
+    what: &str,
     kernel: &str,
     rows: &Rows,
     params: &[Param],
@@ -238,7 +268,7 @@ fn iterate(
             kept = model.clone();
         }
     }
-    Ok((median(&mut times), kept))
+    Ok((timed(what, &mut times), kept))
 }
 
 /// Precompiled k-means kernel to `inner` ready instances, median of five.
@@ -270,31 +300,34 @@ fn run_ours(a: &BenchArgs, km: &Rows, init: &[f64], lr: &Rows) -> Result<Ours> {
     ];
     let model: Vec<f64> = init.iter().copied().chain([0.0]).collect();
     eprintln!("timing our k-means Lloyd iterations ({inner} inner workers, then 1)");
-    let (kmeans_iter, mut centers_2) = iterate("kmeans", km, &kp, model.clone(), inner, a.repeats, 2)?;
+    let (kmeans_iter, mut centers_2) =
+        iterate("our k-means iteration", "kmeans", km, &kp, model.clone(), inner, a.repeats, 2)?;
     centers_2.truncate(init.len());
     let (kmeans_iter_1, _) = if inner == 1 {
         (kmeans_iter, Vec::new())
     } else {
-        iterate("kmeans", km, &kp, model.clone(), 1, a.repeats, 0)?
+        iterate("our 1-worker k-means iteration", "kmeans", km, &kp, model.clone(), 1, a.repeats, 0)?
     };
     eprintln!("timing our logistic-regression iterations ({inner} inner workers)");
     let lp: Vec<Param> = vec![("learning-rate".into(), "0.1".into()), ("tol".into(), "0".into())];
-    let (logreg_iter, _) = iterate("logreg", lr, &lp, logreg_start(a.cols as usize), inner, a.repeats.max(5), 0)?;
+    let start = logreg_start(a.cols as usize);
+    let (logreg_iter, _) =
+        iterate("our logreg iteration", "logreg", lr, &lp, start.clone(), inner, a.repeats.max(5), 0)?;
     let (logreg_iter_1, _) = if inner == 1 {
         (logreg_iter, Vec::new())
     } else {
-        iterate("logreg", lr, &lp, logreg_start(a.cols as usize), 1, a.repeats.max(5), 0)?
+        iterate("our 1-worker logreg iteration", "logreg", lr, &lp, start.clone(), 1, a.repeats.max(5), 0)?
     };
     let ready = ready_time(inner)?;
     eprintln!("timing the native build of the same kernels (one thread)");
-    let kmeans_native = native_step::<ifp_kernel_math::KMeans>(km, &model, a.repeats)?;
-    let logreg_native = native_step::<ifp_kernel_math::LogReg>(lr, &logreg_start(a.cols as usize), a.repeats.max(5))?;
+    let kmeans_native = native_step::<ifp_kernel_math::KMeans>("the native k-means step", km, &model, a.repeats)?;
+    let logreg_native = native_step::<ifp_kernel_math::LogReg>("the native logreg step", lr, &start, a.repeats.max(5))?;
     Ok(Ours { kmeans_iter, kmeans_iter_1, logreg_iter, ready, kmeans_native, logreg_native, logreg_iter_1, centers_2 })
 }
 
 /// Median time of one `step` of the native build of algorithm `A` (this binary's target CPU
 /// settings) over every row, on this thread, after one warm-up step.
-fn native_step<A: ifp_kernel_math::Algorithm>(rows: &Rows, model: &[f64], repeats: u64) -> Result<f64> {
+fn native_step<A: ifp_kernel_math::Algorithm>(what: &str, rows: &Rows, model: &[f64], repeats: u64) -> Result<f64> {
     use ifp_kernel_math::Shard as _;
     let shape = ifp_kernel_math::DataShape {
         cols: rows.cols as u32,
@@ -310,7 +343,7 @@ fn native_step<A: ifp_kernel_math::Algorithm>(rows: &Rows, model: &[f64], repeat
         std::hint::black_box(s.step(model).map_err(anyhow::Error::msg)?);
         v.push(t.elapsed().as_secs_f64());
     }
-    Ok(median(&mut v))
+    Ok(timed(what, &mut v))
 }
 
 /// The starting logistic-regression model, the same as `bench.py`'s: `w_j = 0.01 (j − d/2)`,
@@ -408,8 +441,11 @@ fn secs(v: &Value, key: &str) -> Result<f64> {
         .filter_map(Value::as_f64)
         .collect();
     ensure!(!xs.is_empty(), "python result '{key}' is empty");
-    Ok(median(&mut xs))
+    Ok(timed(&format!("python's {key}"), &mut xs))
 }
+
+/// Above this spread between the repeats of one measure, `ifp bench` says the machine was busy.
+const BUSY_SPREAD: f64 = 1.25;
 
 pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     ensure!(a.k <= a.rows, "--k is {}, more than the {} rows", a.k, a.rows);
@@ -532,6 +568,16 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         ),
         None => println!("{:<44} {:>10}", "peak RSS of 'ifp run kmeans' (MiB)", "- (needs python)"),
     }
+    let (widest, what) = WIDEST.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    println!(
+        "repeats: the slowest repeat of one measure took {widest:.2}x its fastest ({}){}",
+        if what.is_empty() { "-" } else { &what },
+        if widest > BUSY_SPREAD {
+            format!("; over {BUSY_SPREAD}x the machine was busy while measuring: rerun before trusting the ratios")
+        } else {
+            String::new()
+        }
+    );
     println!();
     println!(
         "converge ({} blobs, tol {CONVERGE_TOL}, from the same {} centroids): iterations ours Hamerly {}{}, ours Lloyd {}{}",
@@ -601,4 +647,21 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_slowest_over_fastest_and_the_widest_is_kept() {
+        assert_eq!(spread(&[2.0, 3.0, 1.5]), 2.0);
+        assert_eq!(spread(&[4.0]), 1.0);
+        assert_eq!(spread(&[]), 1.0);
+        assert_eq!(timed("a", &mut [1.0, 1.1, 1.2]), 1.1);
+        assert_eq!(timed("b", &mut [3.0, 1.0, 2.0, 2.5]), 2.25);
+        assert_eq!(timed("c", &mut [1.0, 1.5]), 1.25);
+        let (w, what) = WIDEST.lock().unwrap().clone();
+        assert_eq!((w, what.as_str()), (3.0, "b"));
+    }
 }

@@ -16,6 +16,7 @@ fn bench_without_python_prints_our_rows() {
         "logreg iteration",
         "k-means speed-up 1 -> 2 inner workers",
         "precompiled kernel + 2 instances ready",
+        "repeats: the slowest repeat of one measure took ",
     ] {
         assert!(out.contains(row), "missing '{row}' in:\n{out}");
     }
