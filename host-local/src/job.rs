@@ -247,3 +247,47 @@ impl JobOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DataFile, LabelCol};
+    use crate::kernel::UniformSample;
+
+    /// The CSV sample is read chunk by chunk from the row index; it must hold exactly the rows
+    /// the `.npy` of the same data gives, in the same order, across several chunks.
+    #[test]
+    fn csv_and_npy_samples_of_the_same_data_are_the_same_rows() {
+        use npyz::WriterBuilder as _;
+        let dir = tempfile::tempdir().unwrap();
+        let n = 70_000u64;
+        let values: Vec<f32> = (0..n).flat_map(|i| [i as f32 + 0.25, (i % 97) as f32]).collect();
+        let text: String = values.chunks(2).map(|r| format!("{},{}\n", r[0], r[1])).collect();
+        std::fs::write(dir.path().join("d.csv"), text).unwrap();
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[n, 2])
+            .writer(std::fs::File::create(dir.path().join("d.npy")).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(values.iter().copied()).unwrap();
+        w.finish().unwrap();
+        let open =
+            |name: &str| Data::File { file: DataFile::open(&dir.path().join(name)).unwrap(), label: LabelCol::None };
+        let (csv, npy) = (open("d.csv"), open("d.npy"));
+        for plan in [
+            SamplePlan::Uniform(UniformSample { count: 5000, seed: 3 }),
+            SamplePlan::Uniform(UniformSample { count: 3, seed: 1 }),
+            SamplePlan::Head(5),
+        ] {
+            let (a, b) = (csv.sample(plan).unwrap(), npy.sample(plan).unwrap());
+            assert!(!a.features.is_empty());
+            assert_eq!(a.features, b.features, "{plan:?}");
+        }
+        // The sampled rows are the planned ones (row i holds i + 0.25 first).
+        let plan = SamplePlan::Uniform(UniformSample { count: 5000, seed: 3 });
+        let want = ifp_kernel_math::rng::sample_indices(n, 5000, 3);
+        let got: Vec<u64> = csv.sample(plan).unwrap().features.chunks(2).map(|r| (r[0] - 0.25) as u64).collect();
+        assert_eq!(got, want);
+    }
+}
