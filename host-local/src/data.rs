@@ -218,6 +218,10 @@ impl DataFile {
         assert!(range.end <= self.rows, "row range {range:?} beyond {} rows", self.rows);
         let cols = self.cols as usize;
         let n = (range.end - range.start) as usize;
+        if n == 0 {
+            // Also keeps an empty range at the end of a CSV off the row index (no entry there).
+            return Ok(Vec::new());
+        }
         let path = &self.path;
         let raw = match self.format {
             Format::Npy { offset, f64 } => {
@@ -480,6 +484,9 @@ mod tests {
         let row = text[..at].lines().filter(|l| !l.trim().is_empty()).count() + 1;
         let e = f.read_raw(2 * s..n).unwrap_err().to_string();
         assert!(e.contains(&format!("bad.csv row {row} column 1: 'x")), "{e}");
+        // A file of exactly one stride has no index entry at its end: an empty range there.
+        let p = write(&d, "one.csv", "1,2\n".repeat(s as usize).as_bytes());
+        assert_eq!(DataFile::open(&p).unwrap().read_raw(s..s).unwrap(), Vec::<f32>::new());
     }
 
     #[test]
