@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use ifp_host::data::Rows;
-use ifp_host::function::{Function, JobSpec, RowSource};
+use ifp_host::dataset::Data;
+use ifp_host::function::{Function, JobSpec};
 use ifp_host::kernel::{DataShape, KernelEngine, KernelInstance, ShardHandle};
 use ifp_host::{Param, Sandbox};
 use ifp_kernel_math::rng::SplitMix64;
@@ -147,10 +148,10 @@ impl Case {
             params: self.params.clone(),
             shape: self.shape(),
             max_iter: 1,
-            workers: 1,
+            functions: 1,
         });
         let n = self.rows.len() as u64;
-        Function::load(engine, spec, 0, inner, &RowSource::Memory(&self.rows), 0..n).expect("load function")
+        Function::load(engine, spec, 0, inner as u32, &Data::Memory(self.rows.clone()), 0..n).expect("load function")
     }
 }
 

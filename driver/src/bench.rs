@@ -30,7 +30,8 @@ use anyhow::{bail, ensure, Context as _, Result};
 use serde_json::Value;
 
 use ifp_host::data::Rows;
-use ifp_host::function::{Function, JobSpec, RowSource};
+use ifp_host::dataset::Data;
+use ifp_host::function::{Function, JobSpec};
 use ifp_host::kernel::{DataShape, Sample};
 use ifp_host::{KernelEngine, Param, Sandbox};
 
@@ -107,12 +108,12 @@ fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, r
         params: params.clone(),
         shape,
         max_iter: CONVERGE_MAX_ITER,
-        workers: 1,
+        functions: 1,
     });
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..repeats {
-        let mut f = Function::load(&engine, spec.clone(), 0, inner, &RowSource::Memory(rows), 0..shape.total_rows)?;
+        let mut f = Function::load(&engine, spec.clone(), 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows)?;
         let none = Sample { features: Vec::new(), labels: Vec::new() };
         let mut model = f.instance().init(&params, shape, &none, start)?;
         let t = Instant::now();
@@ -251,8 +252,8 @@ fn iterate(
     let engine = KernelEngine::builtin(kernel, Sandbox::default())?;
     let shape = DataShape { cols: rows.cols as u32, has_labels: rows.has_labels(), total_rows: rows.len() as u64 };
     let spec =
-        Arc::new(JobSpec { job: "bench".into(), params: params.to_vec(), shape, max_iter: u32::MAX, workers: 1 });
-    let mut f = Function::load(&engine, spec, 0, inner, &RowSource::Memory(rows), 0..shape.total_rows)?;
+        Arc::new(JobSpec { job: "bench".into(), params: params.to_vec(), shape, max_iter: u32::MAX, functions: 1 });
+    let mut f = Function::load(&engine, spec, 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows)?;
     f.instance().validate(params, shape)?;
     let mut times = Vec::new();
     let mut kept = Vec::new();
@@ -278,7 +279,7 @@ fn ready_time(inner: usize) -> Result<f64> {
     for _ in 0..5 {
         let t = Instant::now();
         let e = KernelEngine::new("kmeans", &pre, Sandbox::default())?;
-        let insts = (0..inner).map(|_| e.instantiate()).collect::<Result<Vec<_>>>()?;
+        let insts = (0..inner).map(|_| e.instantiate()).collect::<Result<Vec<_>, _>>()?;
         v.push(t.elapsed().as_secs_f64());
         drop(insts);
     }

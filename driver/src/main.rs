@@ -1,14 +1,14 @@
 //! `ifp`: generate data, run iterative ML jobs as WebAssembly kernels spread over functions
 //! with one instance per vCPU, and report what each configuration costs.
 
+mod backend;
 mod bench;
 mod gen;
-mod lambda;
 mod model;
 mod output;
+mod result;
 mod run;
 mod sweep;
-mod workers;
 
 use std::process::ExitCode;
 

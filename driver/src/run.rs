@@ -9,23 +9,33 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-use ifp_host::data::LabelCol;
-use ifp_host::function::IterationReport;
-use ifp_host::job::{read_table, run_in_process, Data, JobConfig, JobOutcome};
-use ifp_host::kernel::ModelField;
+use ifp_host::data::{LabelCol, Rows};
+use ifp_host::dataset::{read_table, Data};
+use ifp_host::job::{Backend as _, JobOutcome, JobPlan, Threads};
+use ifp_host::kernels::Kernels;
 use ifp_host::object::S3Connector;
-use ifp_host::{KernelEngine, KernelSource, Param, Sandbox};
+use ifp_host::redis_store::JobKeys;
+use ifp_host::run_task::initial_model;
+use ifp_host::task::{sandbox_from, RedisUrl};
+use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param, Sandbox};
 
+use crate::backend::lambda::{self, Lambda, LambdaArgs};
+use crate::backend::processes::{worker_binary, Processes};
+use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
-use crate::lambda::{self, Backend, LambdaArgs, LambdaJob};
 use crate::output;
-use crate::workers;
+use crate::result::{print_summary, result_json, sync_json};
+
+/// The environment variable that carries the Redis URL to `ifp-worker` (kept off command
+/// lines, where `ps` would show its password).
+const REDIS_URL_ENV: &str = "IFP_REDIS_URL";
 
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
@@ -91,12 +101,12 @@ pub struct RunArgs {
     /// L2 regularisation strength (logreg, default 0).
     #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
-    /// Functions (workers), each with its own shard.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub workers: u32,
+    /// Functions, each with its own share of the data (`--workers` is the same).
+    #[arg(long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub functions: u32,
     /// Inner workers (wasm instances) per function (default: the available parallelism).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub inner: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub inner: Option<u32>,
     /// Seed for the default data and for random/kmeans++ initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -118,8 +128,8 @@ pub struct RunArgs {
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
-    #[arg(long, value_enum, default_value_t = Backend::Local)]
-    pub backend: Backend,
+    #[arg(long, value_enum, default_value_t = Platform::Local)]
+    pub backend: Platform,
     #[command(flatten)]
     pub lambda: LambdaArgs,
     /// No progress or summary on stderr/stdout.
@@ -137,11 +147,6 @@ fn parse_param(s: &str) -> Result<Param, String> {
         Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().to_string(), v.to_string())),
         _ => Err(format!("expected NAME=VALUE, got '{s}'")),
     }
-}
-
-/// The sandbox from `--kernel-memory-mb` and `--step-timeout`.
-fn sandbox(a: &RunArgs) -> Result<Sandbox> {
-    ifp_host::worker::sandbox_from(a.kernel_memory_mb, a.step_timeout)
 }
 
 /// How the functions find a plugin: an `s3://` URI as given, a file by its absolute path.
@@ -249,10 +254,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (Some(name), None) => (Some(builtin_kind(name)?), KernelSource::Builtin(name.clone())),
         (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
     };
-    let sandbox = sandbox(&a)?;
-    if a.kernel.is_some() && a.data.is_none() {
-        bail!("--kernel plugins need --data (the default data set is for the builtin kernels)");
-    }
+    let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout).map_err(anyhow::Error::msg)?;
     if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
         bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
     }
@@ -276,7 +278,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     // Read, hash and check the kernel before any data is read.
     let kernel_started = Instant::now();
     let kernel = source.read(Some(&s3))?;
-    let engine = KernelEngine::compile(&kernel, sandbox.clone())?;
+    let engine = Arc::new(KernelEngine::compile(&kernel, sandbox.clone())?);
     let kernel_s = kernel_started.elapsed().as_secs_f64();
     let (data, data_name) = match &a.data {
         Some(p) => (Data::open(p, label, &s3)?, p.clone()),
@@ -308,74 +310,78 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         Some(_) => source.label(),
         None => engine.instantiate()?.name()?,
     };
-    let inner =
-        a.inner.map(|m| m as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let cfg = JobConfig {
+    // The first model, once, here: every function starts from it.
+    let started = Instant::now();
+    let model0 = initial_model(&engine, &data, &params, &start)?;
+    let init_s = started.elapsed().as_secs_f64();
+    let mut plan = JobPlan {
         job: a.job.clone().unwrap_or_else(new_job_id),
+        kernel: match kind {
+            Some(_) => algorithm.clone(),
+            None => plugin_location(&source)?,
+        },
+        kernel_sha256: kind.is_none().then(|| kernel.sha256.clone()),
+        kernel_memory_mb: a.kernel_memory_mb,
+        step_timeout_s: a.step_timeout,
+        data: data_name.clone(),
+        label_col: label,
         params,
+        functions: a.functions,
+        inner: a.inner,
         max_iter: a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
-        workers: a.workers,
-        inner,
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
-        want_assignments: a.labels_out.is_some(),
-        start,
+        assignments: a.labels_out.is_some(),
+        redis: a.redis.clone().map(RedisUrl),
+        model: Some(model0),
     };
 
-    let progress = Progress::new(a.quiet, cfg.max_iter);
+    let progress = Progress::new(a.quiet, plan.max_iter);
+    let on_iteration = |f: u32, it: &IterationReport| {
+        if f == 0 {
+            progress.iteration(it)
+        }
+    };
     let mut lambda_report = None;
-    let outcome = match (a.backend, &a.redis) {
-        (Backend::Lambda, _) => {
-            let location = match &a.data {
+    let results = match (a.backend, &a.redis) {
+        (Platform::Lambda, _) => {
+            plan.data = match &a.data {
                 Some(p) if p.starts_with("s3://") => p.clone(),
                 Some(p) => std::path::absolute(p).with_context(|| format!("--data {p}"))?.display().to_string(),
                 None => bail!(
                     "--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"
                 ),
             };
-            let kernel_location = match kind {
-                Some(_) => algorithm.clone(),
-                None => plugin_location(&source)?,
-            };
-            let job = LambdaJob {
-                kernel: &kernel_location,
-                kernel_sha256: kind.is_none().then_some(kernel.sha256.as_str()),
-                sandbox: &sandbox,
-                data: &location,
-                label,
-                inner: a.inner.map(|m| m as usize),
-                redis: a.redis.as_deref(),
-                quiet: a.quiet,
-            };
-            lambda::run_job(&a.lambda, &job, &engine, &cfg, &data).map(|(o, report)| {
-                o.reports
-                    .iter()
-                    .filter(|r| r.worker == 0)
-                    .flat_map(|r| &r.iterations)
-                    .for_each(|it| progress.iteration(it));
-                lambda_report = Some(report);
-                o
-            })
+            let lambda = Lambda::new(&a.lambda, a.quiet)?;
+            let results = lambda.run(plan.tasks(), &|_, _| {});
+            // The functions report their iterations at the end.
+            results.iter().flatten().filter(|r| r.function == 0).flat_map(|r| &r.iterations).for_each(|it| progress.iteration(it));
+            lambda_report = Some(lambda.report());
+            results
         }
-        (Backend::Local, Some(url)) => {
-            let plugin = match kind {
-                Some(_) => None,
-                None => Some(plugin_location(&source)?),
-            };
-            let r = workers::RedisJob {
-                url,
-                algorithm: &algorithm,
-                plugin: plugin.as_deref(),
-                sandbox: &sandbox,
-                data_path: a.data.as_deref().map(std::path::Path::new),
-                label,
-                s3_endpoint: a.s3_endpoint.as_deref(),
-            };
-            workers::run_workers(&engine, &cfg, &data, &r, &|it| progress.iteration(it))
+        (Platform::Local, Some(url)) => {
+            // Fails here, before any work, on a wrong address or password, or a job id in use.
+            let keys = JobKeys::create(url, &plan.job, plan.functions, plan.sync_timeout)?;
+            let dir = tempfile::tempdir().context("creating a temporary directory for the workers")?;
+            let results = processes_backend(&a, &mut plan, &engine, &data, dir.path())
+                .map(|backend| backend.run(plan.tasks(), &on_iteration));
+            // The keys expire by themselves; removing them now is a courtesy.
+            if let Err(e) = keys.remove() {
+                tracing::warn!("removing the job's keys: {e}");
+            }
+            results?
         }
-        (Backend::Local, None) => run_in_process(&engine, &cfg, &data, &|it| progress.iteration(it)),
+        (Platform::Local, None) => {
+            let kernels = Kernels::new(None, Sandbox::default());
+            kernels.insert(engine.clone());
+            plan.kernel_sha256 = engine.sha256().map(str::to_string);
+            let default_inner = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+            let threads = Threads { kernels: &kernels, s3: &s3, data: Some(&data), default_inner };
+            threads.run(plan.tasks(), &on_iteration)
+        }
     };
     progress.finish();
-    let outcome = outcome?;
+    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())?;
+    outcome.describe(&plan.job, &engine, &plan.params)?;
 
     // Everything is computed: now write the outputs, each all-or-nothing.
     let labels = if a.labels_out.is_some() {
@@ -390,9 +396,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let mut result = result_json(&algorithm, &data_name, &cfg, &outcome);
-    let store = if a.redis.is_some() || a.backend == Backend::Lambda { "redis" } else { "in-process" };
-    result["sync"] = workers::sync_json(store, a.redis.as_deref(), &outcome);
+    let mut result = result_json(&algorithm, &data_name, &plan, &outcome);
+    let store = if a.redis.is_some() || a.backend == Platform::Lambda { "redis" } else { "in-process" };
+    result["sync"] = sync_json(store, a.redis.as_deref(), &outcome);
     if let Some(k) = &a.kernel {
         result["kernel"] = json!(k);
         result["kernel_sha256"] = json!(kernel.sha256);
@@ -416,102 +422,50 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The processes backend for `plan`: the workers read the data where it is (in-memory data
+/// is written to `dir` as `.npy` first), get the compiled kernel from `dir` (a plugin's, so
+/// they deserialize instead of compiling), the Redis URL and the S3 endpoint from their
+/// environment (never a command line).
+fn processes_backend(
+    a: &RunArgs,
+    plan: &mut JobPlan,
+    engine: &KernelEngine,
+    data: &Data,
+    dir: &std::path::Path,
+) -> Result<Processes> {
+    let bin = worker_binary()?;
+    if let Data::Memory(rows) = data {
+        let p = dir.join("data.npy");
+        write_rows(&p, rows)?;
+        plan.data = p.display().to_string();
+    }
+    let url = plan.redis.take().context("the processes backend needs a Redis URL")?;
+    let mut env = vec![(REDIS_URL_ENV.to_string(), url.0)];
+    if plan.kernel_sha256.is_some() {
+        let cache = KernelCache::new(Some(dir.join("kernels")));
+        cache.store(engine).context("writing the compiled kernel for the workers")?;
+        env.push(("IFP_KERNEL_CACHE".into(), dir.join("kernels").display().to_string()));
+    }
+    if let Some(e) = &a.s3_endpoint {
+        env.push(("AWS_ENDPOINT_URL_S3".into(), e.clone()));
+    }
+    Ok(Processes { bin, env })
+}
+
+/// Writes in-memory rows as a float32 .npy (label last) for the workers to read.
+fn write_rows(path: &std::path::Path, rows: &Rows) -> Result<()> {
+    let n = rows.len();
+    let labelled = rows.has_labels();
+    let values = (0..n).flat_map(move |i| {
+        let (f, l) = rows.slice(i..i + 1);
+        f.iter().copied().chain(if labelled { l.first().copied() } else { None })
+    });
+    output::write_f32(path, n as u64, (rows.cols + labelled as usize) as u64, values)
+}
+
 fn new_job_id() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{:x}-{:x}", t.as_secs(), std::process::id() ^ t.subsec_nanos())
-}
-
-/// A model field as JSON: a number, a list, or a list of rows.
-fn field_json(f: &ModelField) -> Value {
-    match f.shape.as_slice() {
-        [] => json!(f.values.first().copied().unwrap_or(f64::NAN)),
-        [_] => json!(f.values),
-        [_, c, ..] => json!(f.values.chunks((*c).max(1) as usize).collect::<Vec<_>>()),
-    }
-}
-
-/// Per iteration: the slowest function's compute, and the rest of worker 0's iteration time.
-pub fn iteration_timings(outcome: &JobOutcome) -> Vec<Value> {
-    (0..outcome.iterations as usize)
-        .map(|t| {
-            let compute = outcome.reports.iter().map(|r| r.iterations[t].compute_s).fold(0.0, f64::max);
-            let r0 = &outcome.reports[0].iterations[t];
-            let sync = (r0.compute_s + r0.sync_s - compute).max(0.0);
-            json!({ "iteration": t, "compute_s": compute, "sync_s": sync, "loss": r0.loss })
-        })
-        .collect()
-}
-
-pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobConfig, o: &JobOutcome) -> Value {
-    let model: Map<String, Value> = o.fields.iter().map(|f| (f.name.clone(), field_json(f))).collect();
-    let params: Map<String, Value> = cfg.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    let load_s = o.reports.iter().map(|r| r.load_s).fold(0.0, f64::max);
-    json!({
-        "algorithm": algorithm,
-        "job": cfg.job,
-        "data": data_name,
-        "iterations": o.iterations,
-        "converged": o.converged,
-        "loss": o.losses.last().copied().unwrap_or(f64::NAN),
-        "losses": o.losses,
-        "model": model,
-        "config": {
-            "workers": cfg.workers,
-            "inner": o.reports[0].inner,
-            "rows": o.shape.total_rows,
-            "cols": o.shape.cols,
-            "labelled": o.shape.has_labels,
-            "max_iter": cfg.max_iter,
-            "params": params,
-        },
-        "timing": {
-            "init_s": o.init_s,
-            "load_s": load_s,
-            "total_s": o.total_s,
-            "iterations": iteration_timings(o),
-        },
-        "workers": o.reports.iter().map(|r| json!({
-            "worker": r.worker, "rows": r.rows, "inner": r.inner, "load_s": r.load_s, "total_s": r.total_s,
-            "round_trips": r.sync.round_trips, "wait_s": r.sync.wait_s,
-            "bytes_fetched": r.bytes_fetched, "share_bytes": r.share_bytes,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn print_summary(result: &Value, o: &JobOutcome) {
-    let it = &result["timing"]["iterations"];
-    let n = it.as_array().map_or(0, |a| a.len()).max(1) as f64;
-    let sum = |key: &str| it.as_array().map_or(0.0, |a| a.iter().map(|v| v[key].as_f64().unwrap_or(0.0)).sum::<f64>());
-    println!(
-        "{}: {} iterations ({}), loss {:.6e}; {} workers x {} inner, {} rows x {} cols",
-        result["algorithm"].as_str().unwrap_or("?"),
-        o.iterations,
-        if o.converged { "converged" } else { "max-iter reached" },
-        result["loss"].as_f64().unwrap_or(f64::NAN),
-        result["config"]["workers"],
-        result["config"]["inner"],
-        o.shape.total_rows,
-        o.shape.cols,
-    );
-    println!(
-        "time: load {:.3} s, total {:.3} s; per iteration: compute {:.2} ms, sync {:.3} ms",
-        result["timing"]["load_s"].as_f64().unwrap_or(0.0),
-        o.total_s,
-        sum("compute_s") / n * 1e3,
-        sum("sync_s") / n * 1e3,
-    );
-    let s = &result["sync"];
-    if let Some(ws) = s["workers"].as_array() {
-        let mean = |key: &str| ws.iter().map(|w| w[key].as_f64().unwrap_or(0.0)).sum::<f64>() / ws.len().max(1) as f64;
-        let max_trips = ws.iter().map(|w| w["round_trips_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max);
-        println!(
-            "sync ({}{}): {:.3} ms per iteration (mean over workers), {:.2} round trips per worker per iteration (max)",
-            s["store"].as_str().unwrap_or("?"),
-            s["url"].as_str().map(|u| format!(" {u}")).unwrap_or_default(),
-            mean("sync_s_per_iteration") * 1e3,
-            max_trips,
-        );
-    }
 }
 
 /// A progress bar on a terminal, plain lines otherwise, nothing with `--quiet`.

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
-use crate::lambda::Backend;
+use crate::backend::Platform as Backend;
 use crate::model;
 use crate::output;
 

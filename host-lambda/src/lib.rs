@@ -1,12 +1,9 @@
 //! `ifp-host-lambda`: the AWS Lambda host, a thin adapter over `ifp-host`.
 //!
-//! One invocation is one function of a job ([`event::JobEvent`] in, [`event::FunctionResult`]
-//! out): it loads its share of the data into one wasm instance per vCPU, synchronises with the
-//! other functions through Redis once per iteration, and returns its timings and the final
-//! model. [`handler::handle`] does the work; [`kernels`] keeps compiled kernels across warm
-//! invocations and precompiled ones across cold starts; [`redis`] connects to the job's state.
+//! One invocation is one function of a job: the event is its [`ifp_host::FunctionTask`], the
+//! response its [`ifp_host::FunctionReport`] (with the invocation's cold start and billing
+//! inputs), and a failure is the typed [`ifp_host::FunctionFailure`] as Lambda's error
+//! (`errorType` `ifp.<Kind>`). [`handler::handle`] translates; the lifecycle is
+//! [`ifp_host::run_task::run_task`].
 
-pub mod event;
 pub mod handler;
-pub mod kernels;
-pub mod redis;

@@ -14,10 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ifp_host::kernels::Kernels;
 use ifp_host::Sandbox;
 use ifp_host_lambda::handler::{handle, Deps};
-use ifp_host_lambda::kernels::Kernels;
-use ifp_host_lambda::redis::RedisConnect;
 use lambda_runtime::{service_fn, LambdaEvent};
 
 fn env(name: &str) -> Option<String> {
@@ -63,7 +62,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
     if let Some(root) = env("LAMBDA_TASK_ROOT") {
         kernels = kernels.with_shipped(PathBuf::from(root).join("kernels"));
     }
-    let deps = Arc::new(Deps::new(kernels, Box::new(RedisConnect), memory_mb, env("IFP_REDIS_URL"), process_start));
+    let deps = Arc::new(Deps::new(kernels, memory_mb, env("IFP_REDIS_URL"), process_start));
 
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,17 +1,25 @@
 //! One function's work: a share of the rows spread over inner workers, one kernel instance
-//! per inner worker (each on its own thread during a step), their partials merged natively
-//! in inner-worker order, and the per-iteration loop against a [`StateStore`].
+//! per inner worker, their partials merged natively in inner-worker order, and the
+//! per-iteration loop against a [`StateStore`]. This is where one function's iteration
+//! happens ([`Function::run_from`]).
+//!
+//! The inner workers run on a rayon pool of their own with one thread per inner worker, so
+//! a step is one `par_iter_mut` over the instances; each instance keeps its own wasmtime
+//! `Store`. Every failure is a [`FunctionFailure`] naming the function, the iteration and
+//! the kind ([`FailureKind`]), so that hosts and drivers need no error downcasts.
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use rayon::prelude::*;
 
-use crate::data::{share, DataFile, LabelCol, Rows};
-use crate::kernel::{DataShape, KernelEngine, KernelInstance, Param, ShardHandle};
-use crate::remote::ObjectData;
-use crate::sync::{Arrival, Release, StateStore, SyncStats};
+use crate::data::{share, DataError};
+use crate::dataset::Data;
+use crate::kernel::{DataShape, KernelEngine, KernelError, KernelInstance, LoadError, Param, ShardHandle};
+use crate::redis_store::RedisSetupError;
+use crate::sync::{Arrival, Release, StateStore, SyncError};
+use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport};
 
 /// Rows handed to a kernel per `append` call while loading.
 pub const APPEND_CHUNK_ROWS: u64 = 1 << 15;
@@ -23,52 +31,7 @@ pub struct JobSpec {
     pub params: Vec<Param>,
     pub shape: DataShape,
     pub max_iter: u32,
-    pub workers: u32,
-}
-
-/// Where a function's rows come from.
-pub enum RowSource<'a> {
-    /// Rows already in memory (the whole data set; the function takes its share).
-    Memory(&'a Rows),
-    /// A data file read on demand.
-    File { file: &'a DataFile, label: LabelCol },
-    /// A data object in S3: each inner worker streams its own part (see [`Function::load_share`]).
-    Object { data: &'a ObjectData, label: LabelCol },
-}
-
-impl RowSource<'_> {
-    pub fn read(&self, range: Range<u64>) -> Result<Rows> {
-        match self {
-            RowSource::Memory(rows) => {
-                let (f, l) = rows.slice(range.start as usize..range.end as usize);
-                Ok(Rows { cols: rows.cols, features: f.to_vec(), labels: l.to_vec() })
-            }
-            RowSource::File { file, label } => Ok(file.read(range, *label)?),
-            RowSource::Object { data, label } => Ok(data.read(range, *label)?),
-        }
-    }
-    /// Whether reading a range costs a pass from the start of the data: a CSV object read by
-    /// row numbers (a local CSV is read from its row index, see [`DataFile`]).
-    fn sequential(&self) -> bool {
-        match self {
-            RowSource::Object { data, .. } => data.is_csv(),
-            RowSource::File { .. } | RowSource::Memory(_) => false,
-        }
-    }
-}
-
-/// Timings of one iteration as seen by one function.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct IterationReport {
-    pub iteration: u32,
-    /// Seconds in the parallel step and the native merge.
-    pub compute_s: f64,
-    /// Seconds from the merged partial to the next model (arrival, reduction, release).
-    pub sync_s: f64,
-    pub loss: f64,
-    /// Requests this function sent to the state store during the iteration.
-    #[serde(default)]
-    pub round_trips: u64,
+    pub functions: u32,
 }
 
 /// Where a function enters a job: iteration `iteration` with `model`; `previous` is the
@@ -80,26 +43,60 @@ pub struct Resume {
     pub previous: Option<Vec<f64>>,
 }
 
-/// What one function reports at the end of a job.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct FunctionReport {
-    pub worker: u32,
-    pub inner: usize,
-    pub rows: u64,
-    pub load_s: f64,
-    /// Bytes this function downloaded while loading (S3 data), and the bytes of its share.
-    #[serde(default)]
-    pub bytes_fetched: u64,
-    #[serde(default)]
-    pub share_bytes: u64,
-    pub total_s: f64,
-    pub iterations: Vec<IterationReport>,
-    pub converged: bool,
-    pub model: Vec<f64>,
-    pub sync: SyncStats,
-    /// Per-row output of the final model (k-means: the cluster of each row), if requested.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub assignments: Option<Vec<u32>>,
+/// The failure kind of each error the engine's parts return.
+pub trait Classify: std::fmt::Display {
+    fn kind(&self) -> FailureKind;
+}
+
+impl Classify for KernelError {
+    /// A kernel refusing its parameters is bad input; anything else it does is its own fault.
+    fn kind(&self) -> FailureKind {
+        match self.function {
+            "validate" => FailureKind::BadInput,
+            _ => FailureKind::Kernel,
+        }
+    }
+}
+
+impl Classify for RedisSetupError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            RedisSetupError::Url { .. } | RedisSetupError::JobId(_) | RedisSetupError::JobExists { .. } => {
+                FailureKind::BadInput
+            }
+            RedisSetupError::Connect { .. } | RedisSetupError::Command { .. } => FailureKind::StoreUnreachable,
+        }
+    }
+}
+
+impl Classify for LoadError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            LoadError::UnknownBuiltin { .. } => FailureKind::BadInput,
+            _ => FailureKind::Kernel,
+        }
+    }
+}
+
+impl Classify for DataError {
+    fn kind(&self) -> FailureKind {
+        FailureKind::DataSource
+    }
+}
+
+impl Classify for SyncError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            SyncError::Timeout { .. } => FailureKind::SyncTimeout,
+            SyncError::Aborted { .. } => FailureKind::Aborted,
+            SyncError::Store { .. } => FailureKind::StoreUnreachable,
+        }
+    }
+}
+
+/// `e` as function `function`'s failure (during `iteration`, if in the loop).
+pub fn failure(function: u32, iteration: Option<u32>, e: impl Classify) -> FunctionFailure {
+    FunctionFailure::new(e.kind(), Some(function), iteration, e.to_string())
 }
 
 struct Inner {
@@ -110,64 +107,80 @@ struct Inner {
 /// One function: its inner workers with their shards resident.
 pub struct Function {
     spec: Arc<JobSpec>,
-    worker: u32,
+    function: u32,
     inners: Vec<Inner>,
+    pool: rayon::ThreadPool,
     rows: u64,
     load_s: f64,
     bytes_fetched: u64,
     share_bytes: u64,
 }
 
+/// A pool with one thread per inner worker.
+fn pool(function: u32, threads: usize) -> Result<rayon::ThreadPool, FunctionFailure> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("ifp-f{function}-inner{i}"))
+        .build()
+        .map_err(|e| {
+            FunctionFailure::new(FailureKind::Host, Some(function), None, format!("cannot start inner workers: {e}"))
+        })
+}
+
 impl Function {
-    /// Instantiates `inner` kernel instances and loads rows `range` of `source` into them,
+    /// Instantiates `inner` kernel instances and loads rows `range` of `data` into them,
     /// split contiguously. Each inner worker reads and appends its own slice in chunks.
     pub fn load(
         engine: &KernelEngine,
         spec: Arc<JobSpec>,
-        worker: u32,
-        inner: usize,
-        source: &RowSource<'_>,
+        function: u32,
+        inner: u32,
+        data: &Data,
         range: Range<u64>,
-    ) -> Result<Self> {
+    ) -> Result<Self, FunctionFailure> {
         let started = Instant::now();
         let n = range.end - range.start;
-        let inner = inner.clamp(1, (n as usize).max(1));
+        let inner = (inner as u64).clamp(1, n.max(1));
+        let fail = |e: &dyn Classify| FunctionFailure::new(e.kind(), Some(function), None, e.to_string());
         // A CSV object read by rows is parsed once; other sources are read slice by slice,
         // chunk by chunk, by each inner worker straight into its shard.
-        let preloaded = if source.sequential() { Some(source.read(range.clone())?) } else { None };
-        let mem_source = preloaded.as_ref().map(RowSource::Memory);
-        let (src, base) = match &mem_source {
+        let preloaded = if data.sequential() { Some(Data::Memory(data.read(range.clone()).map_err(|e| fail(&e))?)) } else { None };
+        let (src, base) = match &preloaded {
             Some(m) => (m, 0),
-            None => (source, range.start),
+            None => (data, range.start),
         };
         let shape = spec.shape;
-        let results: Vec<Result<Inner>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..inner as u64)
-                .map(|i| {
-                    let part = share(n, inner as u64, i);
-                    s.spawn(move || -> Result<Inner> {
-                        let mut inst = engine.instantiate()?;
-                        let shard = inst.new_shard(shape, part.end - part.start)?;
-                        let mut at = part.start;
-                        while at < part.end {
-                            let end = (at + APPEND_CHUNK_ROWS).min(part.end);
-                            let rows = src.read(base + at..base + end)?;
-                            inst.append(shard, &rows.features, &rows.labels).with_context(|| {
-                                format!("loading data rows {} to {}", range.start + at + 1, range.start + end)
-                            })?;
-                            at = end;
-                        }
-                        Ok(Inner { inst, shard })
-                    })
+        let pool = pool(function, inner as usize)?;
+        let inners: Vec<Inner> = pool.install(|| {
+            (0..inner)
+                .into_par_iter()
+                .map(|i| -> Result<Inner, FunctionFailure> {
+                    let part = share(n, inner, i);
+                    let mut inst = engine.instantiate().map_err(|e| fail(&e))?;
+                    let shard = inst.new_shard(shape, part.end - part.start).map_err(|e| fail(&e))?;
+                    let mut at = part.start;
+                    while at < part.end {
+                        let end = (at + APPEND_CHUNK_ROWS).min(part.end);
+                        let rows = src.read(base + at..base + end).map_err(|e| fail(&e))?;
+                        inst.append(shard, &rows.features, &rows.labels).map_err(|e| {
+                            FunctionFailure::new(
+                                FailureKind::Kernel,
+                                Some(function),
+                                None,
+                                format!("loading data rows {} to {}: {e}", range.start + at + 1, range.start + end),
+                            )
+                        })?;
+                        at = end;
+                    }
+                    Ok(Inner { inst, shard })
                 })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("loader thread panicked")).collect()
-        });
-        let inners = results.into_iter().collect::<Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>, _>>()
+        })?;
         Ok(Self {
             spec,
-            worker,
+            function,
             inners,
+            pool,
             rows: n,
             load_s: started.elapsed().as_secs_f64(),
             bytes_fetched: 0,
@@ -175,92 +188,100 @@ impl Function {
         })
     }
 
-    /// Loads this function's share (worker `worker` of `spec.workers`) of `source` into
-    /// `inner` inner workers. Row-addressable sources take [`share`] of the rows, as
+    /// Loads this function's share (function `function` of `spec.functions`) of `data` into
+    /// `inner` inner workers. Row-addressable data gives [`share`] of the rows, as
     /// [`Function::load`] does. An S3 object is streamed by every inner worker straight into
     /// its shard, a chunk at a time, from its own part: rows of a `.npy`, or bytes of a CSV
     /// realigned to line ends (see [`crate::remote`]), so no row count per function is needed.
     pub fn load_share(
         engine: &KernelEngine,
         spec: Arc<JobSpec>,
-        worker: u32,
-        inner: usize,
-        source: &RowSource<'_>,
-    ) -> Result<Self> {
-        let RowSource::Object { data, label } = source else {
-            let range = share(spec.shape.total_rows, spec.workers as u64, worker as u64);
-            return Self::load(engine, spec, worker, inner, source, range);
+        function: u32,
+        inner: u32,
+        data: &Data,
+    ) -> Result<Self, FunctionFailure> {
+        let Data::Object { data: object, label } = data else {
+            let range = share(spec.shape.total_rows, spec.functions as u64, function as u64);
+            return Self::load(engine, spec, function, inner, data, range);
         };
-        let (data, label) = (*data, *label);
+        let (object, label) = (object, *label);
         let started = Instant::now();
-        let workers = spec.workers as u64;
+        let functions = spec.functions as u64;
+        let fail = |e: &dyn Classify| FunctionFailure::new(e.kind(), Some(function), None, e.to_string());
         // Never more inner workers than rows (a CSV's rows per part are not known: by bytes).
-        let whole = data.part(worker as u64, workers, 0, 1);
+        let whole = object.part(function as u64, functions, 0, 1);
         let units = match &whole {
             crate::remote::Part::Rows(r) => r.end - r.start,
             crate::remote::Part::Bytes(b) => b.end - b.start,
         };
-        let inner = inner.clamp(1, (units as usize).max(1)) as u64;
+        let inner = (inner as u64).clamp(1, units.max(1));
         let shape = spec.shape;
-        let results: Vec<Result<(Inner, u64, u64)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..inner)
-                .map(|i| {
-                    s.spawn(move || -> Result<(Inner, u64, u64)> {
-                        let part = data.part(worker as u64, workers, i, inner);
-                        let mut inst = engine.instantiate()?;
-                        let mut reader = data.open_part(&part)?;
-                        let mut rows = 0u64;
-                        // The shard is made once the first chunk is in, when the part's row
-                        // count is known (npy) or can be estimated from the bytes read (CSV).
-                        let mut shard = None;
-                        while let Some(chunk) = reader.next_rows(APPEND_CHUNK_ROWS, label)? {
-                            let shard = match shard {
-                                Some(s) => s,
-                                None => *shard.insert(inst.new_shard(shape, reader.rows_hint(chunk.len() as u64))?),
-                            };
-                            inst.append(shard, &chunk.features, &chunk.labels)
-                                .with_context(|| format!("loading {} part {part:?}", data.name().display()))?;
-                            rows += chunk.len() as u64;
-                        }
-                        tracing::debug!(
-                            worker,
-                            inner = i,
-                            rows,
-                            fetched = reader.fetched(),
-                            part_bytes = data.part_bytes(&part),
-                            "loaded part"
-                        );
+        let pool = pool(function, inner as usize)?;
+        let loaded: Vec<(Inner, u64, u64)> = pool.install(|| {
+            (0..inner)
+                .into_par_iter()
+                .map(|i| -> Result<(Inner, u64, u64), FunctionFailure> {
+                    let part = object.part(function as u64, functions, i, inner);
+                    let mut inst = engine.instantiate().map_err(|e| fail(&e))?;
+                    let mut reader = object.open_part(&part).map_err(|e| fail(&e))?;
+                    let mut rows = 0u64;
+                    // The shard is made once the first chunk is in, when the part's row
+                    // count is known (npy) or can be estimated from the bytes read (CSV).
+                    let mut shard = None;
+                    while let Some(chunk) = reader.next_rows(APPEND_CHUNK_ROWS, label).map_err(|e| fail(&e))? {
                         let shard = match shard {
                             Some(s) => s,
-                            None => inst.new_shard(shape, 0)?,
+                            None => *shard.insert(
+                                inst.new_shard(shape, reader.rows_hint(chunk.len() as u64)).map_err(|e| fail(&e))?,
+                            ),
                         };
-                        Ok((Inner { inst, shard }, rows, reader.fetched()))
-                    })
+                        inst.append(shard, &chunk.features, &chunk.labels).map_err(|e| {
+                            FunctionFailure::new(
+                                FailureKind::Kernel,
+                                Some(function),
+                                None,
+                                format!("loading {} part {part:?}: {e}", object.name().display()),
+                            )
+                        })?;
+                        rows += chunk.len() as u64;
+                    }
+                    tracing::debug!(
+                        function,
+                        inner = i,
+                        rows,
+                        fetched = reader.fetched(),
+                        part_bytes = object.part_bytes(&part),
+                        "loaded part"
+                    );
+                    let shard = match shard {
+                        Some(s) => s,
+                        None => inst.new_shard(shape, 0).map_err(|e| fail(&e))?,
+                    };
+                    Ok((Inner { inst, shard }, rows, reader.fetched()))
                 })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("loader thread panicked")).collect()
-        });
-        let mut inners = Vec::with_capacity(results.len());
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut inners = Vec::with_capacity(loaded.len());
         let (mut rows, mut fetched) = (0, 0);
-        for r in results {
-            let (i, n, f) = r?;
+        for (i, n, f) in loaded {
             inners.push(i);
             rows += n;
             fetched += f;
         }
-        let share_bytes = data.part_bytes(&whole);
+        let share_bytes = object.part_bytes(&whole);
         tracing::info!(
-            worker,
+            function,
             rows,
             bytes_fetched = fetched,
             share_bytes,
             "loaded the function's share from {}",
-            data.name().display()
+            object.name().display()
         );
         Ok(Self {
             spec,
-            worker,
+            function,
             inners,
+            pool,
             rows,
             load_s: started.elapsed().as_secs_f64(),
             bytes_fetched: fetched,
@@ -271,24 +292,20 @@ impl Function {
     pub fn rows(&self) -> u64 {
         self.rows
     }
-    pub fn inner(&self) -> usize {
-        self.inners.len()
+
+    pub fn inner(&self) -> u32 {
+        self.inners.len() as u32
     }
 
-    /// Runs `step` on every inner worker in parallel and sums the partials in order.
-    pub fn step(&mut self, model: &[f64]) -> Result<Vec<f64>> {
-        let partials: Vec<Result<Vec<f64>>> = if self.inners.len() == 1 {
+    /// Runs `step` on every inner worker in parallel and sums the partials in inner-worker
+    /// order (the same order whatever finished first).
+    pub fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, KernelStepError> {
+        let partials: Vec<Result<Vec<f64>, KernelError>> = if self.inners.len() == 1 {
             let i = &mut self.inners[0];
-            vec![i.inst.step(i.shard, model).map_err(Into::into)]
+            vec![i.inst.step(i.shard, model)]
         } else {
-            std::thread::scope(|s| {
-                let hs: Vec<_> = self
-                    .inners
-                    .iter_mut()
-                    .map(|i| s.spawn(move || i.inst.step(i.shard, model).map_err(anyhow::Error::from)))
-                    .collect();
-                hs.into_iter().map(|h| h.join().expect("step thread panicked")).collect()
-            })
+            let inners = &mut self.inners;
+            self.pool.install(|| inners.par_iter_mut().map(|i| i.inst.step(i.shard, model)).collect())
         };
         let mut it = partials.into_iter();
         let mut total = it.next().expect("at least one inner worker")?;
@@ -299,7 +316,7 @@ impl Function {
     }
 
     /// Per-row outputs of the last step, in row order.
-    pub fn assignments(&mut self) -> Result<Vec<u32>> {
+    pub fn assignments(&mut self) -> Result<Vec<u32>, KernelError> {
         let mut out = Vec::with_capacity(self.rows as usize);
         for i in &mut self.inners {
             out.extend(i.inst.assignments(i.shard)?);
@@ -312,37 +329,35 @@ impl Function {
         &mut self.inners[0].inst
     }
 
-    /// Iterates from `model` until the kernel converges or `max_iter` iterations ran,
-    /// synchronising through `store`. If anything fails, the other workers are told.
-    /// `on_iteration` sees each iteration's report (for progress display).
-    pub fn run(
-        &mut self,
-        store: &mut dyn StateStore,
-        model: Vec<f64>,
-        want_assignments: bool,
-        on_iteration: &mut dyn FnMut(&IterationReport),
-    ) -> Result<FunctionReport> {
-        self.run_from(store, Resume { iteration: 0, model, previous: None }, want_assignments, on_iteration)
-    }
-
-    /// Like [`Function::run`], but joins a job at `resume.iteration` (a restarted function).
-    /// Shards may keep per-row state from the previous step (k-means: the last assignment),
-    /// so the model of the previous iteration is replayed first and its partial discarded.
+    /// Iterates from `resume` until the kernel converges or `max_iter` iterations ran,
+    /// synchronising through `store`; a function that joins mid-job (`resume.previous`)
+    /// replays the previous iteration's model first, because shards may keep per-row state
+    /// from their last step (k-means: the last assignment). If anything fails, the other
+    /// functions are told through the store. `on_iteration` sees each iteration's report.
     pub fn run_from(
         &mut self,
         store: &mut dyn StateStore,
         resume: Resume,
         want_assignments: bool,
         on_iteration: &mut dyn FnMut(&IterationReport),
-    ) -> Result<FunctionReport> {
+    ) -> Result<FunctionReport, FunctionFailure> {
         let r = (|| {
             if let Some(prev) = &resume.previous {
-                self.step(prev).context("replaying the previous iteration's model")?;
+                self.step(prev).map_err(|e| {
+                    FunctionFailure::new(
+                        e.kind(),
+                        Some(self.function),
+                        Some(resume.iteration),
+                        format!("replaying the previous iteration's model: {e}"),
+                    )
+                })?;
             }
             self.run_iterations(store, resume.iteration, resume.model, want_assignments, on_iteration)
         })();
         if let Err(e) = &r {
-            store.abort(self.worker, &format!("{e:#}"));
+            if e.kind != FailureKind::Aborted {
+                store.abort(self.function, &e.message);
+            }
         }
         r
     }
@@ -354,36 +369,40 @@ impl Function {
         mut model: Vec<f64>,
         want_assignments: bool,
         on_iteration: &mut dyn FnMut(&IterationReport),
-    ) -> Result<FunctionReport> {
+    ) -> Result<FunctionReport, FunctionFailure> {
         let started = Instant::now();
         let spec = self.spec.clone();
+        let f = self.function;
         let mut report = FunctionReport {
-            worker: self.worker,
-            inner: self.inners.len(),
+            function: f,
+            inner: self.inner(),
             rows: self.rows,
+            shape: spec.shape,
+            joined_at: first,
             load_s: self.load_s,
             bytes_fetched: self.bytes_fetched,
             share_bytes: self.share_bytes,
             ..Default::default()
         };
         for t in first..spec.max_iter {
+            let at = |e: &dyn Classify| FunctionFailure::new(e.kind(), Some(f), Some(t), e.to_string());
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
-            let partial = self.step(&model)?;
+            let partial = self.step(&model).map_err(|e| at(&e))?;
             let c1 = Instant::now();
-            let release = match store.arrive(t, self.worker, &partial)? {
+            let release = match store.arrive(t, f, &partial).map_err(|e| at(&e))? {
                 Arrival::Reduce(parts) => {
                     let mut total = parts[0].clone();
                     for p in &parts[1..] {
-                        add_into(&mut total, p)?;
+                        add_into(&mut total, p).map_err(|e| at(&e))?;
                     }
-                    let u = self.instance().update(&spec.params, spec.shape, &model, &total)?;
+                    let u = self.instance().update(&spec.params, spec.shape, &model, &total).map_err(|e| at(&e))?;
                     let stop = u.converged || t + 1 >= spec.max_iter;
                     let r = Release { model: u.model, loss: u.loss, converged: u.converged, stop };
-                    store.release(t, &r)?;
+                    store.release(t, &r).map_err(|e| at(&e))?;
                     r
                 }
-                Arrival::Wait => store.await_release(t, self.worker)?,
+                Arrival::Wait => store.await_release(t, f).map_err(|e| at(&e))?,
                 Arrival::Released(r) => r,
             };
             let it = IterationReport {
@@ -403,8 +422,10 @@ impl Function {
         }
         if want_assignments {
             // Assign every row under the final model (the last step used the previous one).
-            self.step(&model)?;
-            report.assignments = Some(self.assignments()?);
+            let last = report.iterations.last().map(|i| i.iteration);
+            self.step(&model).map_err(|e| FunctionFailure::new(e.kind(), Some(f), last, e.to_string()))?;
+            report.assignments =
+                Some(self.assignments().map_err(|e| FunctionFailure::new(e.kind(), Some(f), last, e.to_string()))?);
         }
         report.model = model;
         report.sync = store.stats();
@@ -413,9 +434,37 @@ impl Function {
     }
 }
 
+/// A step's failure: the kernel's, or partials that cannot be summed.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelStepError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Partials(#[from] PartialsMismatch),
+}
+
+impl Classify for KernelStepError {
+    fn kind(&self) -> FailureKind {
+        FailureKind::Kernel
+    }
+}
+
+/// Partials of one job with different lengths: a kernel that does not keep its contract.
+#[derive(Debug, thiserror::Error)]
+#[error("partials of different lengths ({0} and {1}): the kernel's step must always return the same length")]
+pub struct PartialsMismatch(pub usize, pub usize);
+
+impl Classify for PartialsMismatch {
+    fn kind(&self) -> FailureKind {
+        FailureKind::Kernel
+    }
+}
+
 /// `total += p`, element-wise; partials of one job must have equal lengths.
-pub fn add_into(total: &mut [f64], p: &[f64]) -> Result<()> {
-    anyhow::ensure!(total.len() == p.len(), "partials of different lengths ({} and {})", total.len(), p.len());
+pub fn add_into(total: &mut [f64], p: &[f64]) -> Result<(), PartialsMismatch> {
+    if total.len() != p.len() {
+        return Err(PartialsMismatch(total.len(), p.len()));
+    }
     total.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     Ok(())
 }

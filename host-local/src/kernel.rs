@@ -41,6 +41,8 @@ mod bindings {
     wasmtime::component::bindgen!({
         world: "kernel",
         path: "../wit",
+        // The contract's records travel in tasks and reports (JSON) as they are.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -48,6 +50,12 @@ pub use bindings::exports::ifp::kernel::algorithm::{
     DataShape, ModelField, Sample, SamplePlan, UniformSample, UpdateResult,
 };
 use bindings::{Kernel, KernelPre};
+
+impl Default for DataShape {
+    fn default() -> Self {
+        DataShape { cols: 0, has_labels: false, total_rows: 0 }
+    }
+}
 
 /// A parameter as passed to kernels: `(kebab-case name, value)`.
 pub type Param = (String, String);
@@ -539,7 +547,7 @@ impl KernelEngine {
     }
 
     /// A fresh instance with its own store.
-    pub fn instantiate(&self) -> Result<KernelInstance> {
+    pub fn instantiate(&self) -> Result<KernelInstance, KernelError> {
         let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
         if let Some(m) = self.sandbox.memory_limit {
             limits = limits.memory_size(m);

@@ -1,20 +1,33 @@
-//! `ifp-host`: the engine shared by every ifp host (local worker processes, AWS Lambda).
+//! `ifp-host`: the engine shared by every ifp host (in-process threads, `ifp-worker`
+//! processes, AWS Lambda).
 //!
-//! It loads a kernel component ([`kernel`]), reads a function's share of the data
-//! ([`data`]), runs one wasmtime instance per inner worker over a contiguous slice of that
-//! share and merges their partials ([`function`]), and synchronises functions once per
-//! iteration through a state store ([`sync`], [`redis_store`]). [`worker`] is one function as a
-//! process (the `ifp-worker` binary). Data and outputs may live in S3 ([`object`], [`remote`]).
+//! Where to look:
+//! - [`task`]: what one function is asked to do ([`task::FunctionTask`]) and answers
+//!   ([`task::FunctionReport`], or a typed [`task::FunctionFailure`]);
+//! - [`run_task`]: the function lifecycle, written once (connect, load the kernel, open the
+//!   data, first model, load the share, iterate, report);
+//! - [`function`]: one function's inner workers and **the per-iteration loop**
+//!   ([`function::Function::run_from`]);
+//! - [`job`]: a whole job: the plan that makes the tasks, the [`job::Backend`] trait (threads
+//!   here), and [`job::JobOutcome::collect`], the one rule for a job's outcome;
+//! - [`kernel`] (engine, instances, sandbox, sources, on-disk cache) and [`kernels`] (the
+//!   compiled kernels of a process);
+//! - [`dataset`] (a data set behind one API) over [`data`] (local `.npy`/CSV),
+//!   [`remote`] (S3 objects by parts) and [`object`] (the S3 client);
+//! - [`sync`] (the protocol and the in-process store) and [`redis_store`] (Redis).
 
 pub mod data;
+pub mod dataset;
 pub mod function;
 pub mod job;
 pub mod kernel;
+pub mod kernels;
 pub mod object;
 pub mod redis_store;
 pub mod remote;
+pub mod run_task;
 pub mod sync;
-pub mod worker;
+pub mod task;
 
 /// Lets large freed buffers (downloaded S3 parts, append chunks) go back to the OS at once.
 /// glibc raises its mmap threshold to the size of the largest block freed so far (up to 32
@@ -29,7 +42,9 @@ pub fn release_large_buffers() {
     }
 }
 
+pub use data::LabelCol;
 pub use kernel::{
     CacheUse, KernelBytes, KernelCache, KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param,
     RemoteKernels, Sandbox,
 };
+pub use task::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};

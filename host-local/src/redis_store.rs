@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, Script, Value};
 
-use crate::sync::{Arrival, Release, StateStore, SyncError, SyncStats};
+use crate::sync::{Arrival, JoinPoint, Release, StateStore, SyncError, SyncStats};
 
 /// Connection and per-command I/O limit while connecting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -225,17 +225,6 @@ end
 return 'ok'
 "#;
 
-/// Where a worker enters a job, as found in Redis.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JoinPoint {
-    /// Iterations already released: the worker's first iteration.
-    pub iteration: u32,
-    /// The release of `iteration - 1` (its model is the one to step), if any.
-    pub last: Option<Release>,
-    /// The release of `iteration - 2` (its model is the one to replay), if any.
-    pub before: Option<Release>,
-}
-
 /// One function's connection to the job's state on Redis.
 pub struct RedisStore {
     con: Connection,
@@ -374,7 +363,7 @@ impl RedisStore {
 
     /// Finds where this worker enters the job (iteration 0 for a fresh job), registering the
     /// job's worker count if the driver did not; refuses an aborted job or a mismatched count.
-    pub fn join(&mut self) -> Result<JoinPoint, SyncError> {
+    fn join_job(&mut self) -> Result<JoinPoint, SyncError> {
         let at = "joining the job";
         let (n, ttl) = (self.workers, self.ttl);
         let v = self.script(0, &[&n, &ttl]).map_err(|e| self.store_err(at, e))?;
@@ -447,6 +436,10 @@ impl ToArg for String {
 }
 
 impl StateStore for RedisStore {
+    fn join(&mut self) -> Result<JoinPoint, SyncError> {
+        self.join_job()
+    }
+
     fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError> {
         let at = format!("worker {w} arriving at iteration {t}");
         let (n, ttl, p) = (self.workers, self.ttl, encode_f64s(partial));

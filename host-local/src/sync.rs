@@ -28,6 +28,17 @@ pub struct Release {
     pub stop: bool,
 }
 
+/// Where a function enters a job, as the store knows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JoinPoint {
+    /// Iterations already released: the function's first iteration.
+    pub iteration: u32,
+    /// The release of `iteration - 1` (its model is the one to step), if any.
+    pub last: Option<Release>,
+    /// The release of `iteration - 2` (its model is the one to replay), if any.
+    pub before: Option<Release>,
+}
+
 /// The outcome of arriving with a partial.
 #[derive(Debug)]
 pub enum Arrival {
@@ -72,6 +83,11 @@ pub struct SyncStats {
 
 /// The state store the functions of one job synchronise through.
 pub trait StateStore: Send {
+    /// Finds where this function enters the job: iteration 0 for a fresh job, later for a
+    /// function that was restarted (the in-process store always starts at 0).
+    fn join(&mut self) -> Result<JoinPoint, SyncError> {
+        Ok(JoinPoint::default())
+    }
     /// Registers worker `w`'s partial for iteration `t`.
     fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError>;
     /// Publishes the reduction of iteration `t` and wakes the others.

@@ -1,4 +1,5 @@
-//! Compiled kernels, built once per execution environment: an in-memory map from a
+//! Compiled kernels, built once per process (a Lambda execution environment, a worker, the
+//! driver): an in-memory map from a
 //! component's content hash (and sandbox) to its [`KernelEngine`] (warm invocations pay
 //! nothing), backed by a [`KernelCache`] of compiled kernels on disk: the package's own
 //! (`kernels/` beside `bootstrap`, written by `bootstrap precompile DIR` when packaging) and a
@@ -6,7 +7,7 @@
 //! compiling.
 //!
 //! A kernel is a builtin name, an `s3://bucket/key` component or a path the function can read
-//! ([`ifp_host::KernelSource::parse`]). When the event gives the component's SHA-256 and this
+//! ([`KernelSource::parse`]). When the event gives the component's SHA-256 and this
 //! environment already holds that kernel, nothing is fetched; otherwise the component is read,
 //! its hash checked against the event's, and only then compiled (or found compiled). Cached
 //! files are named after the content hash and wasmtime's compatibility hash for the sandbox's
@@ -19,10 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Result;
-use ifp_host::kernel::{sha256_hex, write_atomic};
-use ifp_host::{CacheUse, KernelCache, KernelEngine, KernelSource as Source, LoadError, RemoteKernels, Sandbox};
 
-use crate::event::KernelSource;
+use crate::function::Classify;
+use crate::kernel::{sha256_hex, write_atomic};
+use crate::task::{FailureKind, KernelOrigin};
+use crate::{CacheUse, KernelCache, KernelEngine, KernelSource, LoadError, RemoteKernels, Sandbox};
 
 /// Why a kernel could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,15 @@ pub enum GetError {
     /// The component could not be read, does not match its hash, or does not load.
     #[error("{0:#}")]
     Load(anyhow::Error),
+}
+
+impl Classify for GetError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            GetError::Unknown { .. } => FailureKind::BadInput,
+            GetError::Load(_) => FailureKind::Kernel,
+        }
+    }
 }
 
 /// The kernels of one process.
@@ -64,6 +75,14 @@ impl Kernels {
         }
     }
 
+    /// Keeps `engine` (compiled by this process) for the tasks that name its hash.
+    pub fn insert(&self, engine: Arc<KernelEngine>) {
+        if let Some(sha) = engine.sha256() {
+            let key = (sha.to_string(), engine.sandbox().clone());
+            self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(key, engine);
+        }
+    }
+
     /// Compiles every builtin kernel into `dir` (for packaging); returns the files written.
     pub fn precompile_builtins(dir: &Path, sandbox: &Sandbox) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
@@ -84,30 +103,30 @@ impl Kernels {
         sha256: Option<&str>,
         sandbox: &Sandbox,
         remote: Option<&dyn RemoteKernels>,
-    ) -> Result<(Arc<KernelEngine>, KernelSource, f64), GetError> {
+    ) -> Result<(Arc<KernelEngine>, KernelOrigin, f64), GetError> {
         let started = Instant::now();
         let done = |e: &Arc<KernelEngine>, how| Ok((e.clone(), how, started.elapsed().as_secs_f64()));
         // One load at a time: a second invocation of the same environment waits for the first
         // rather than compiling again (Lambda runs one invocation at a time anyway).
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = sha256.and_then(|h| loaded.get(&(h.to_ascii_lowercase(), sandbox.clone()))) {
-            return done(e, KernelSource::Memory);
+            return done(e, KernelOrigin::Memory);
         }
-        let bytes = Source::parse(kernel).read(remote).map_err(|e| match e {
+        let bytes = KernelSource::parse(kernel).read(remote).map_err(|e| match e {
             LoadError::UnknownBuiltin { name, builtins } => GetError::Unknown { name, builtins },
             other => GetError::Load(other.into()),
         })?;
         bytes.check(sha256).map_err(|e| GetError::Load(e.into()))?;
         let key = (bytes.sha256.clone(), sandbox.clone());
         if let Some(e) = loaded.get(&key) {
-            return done(e, KernelSource::Memory);
+            return done(e, KernelOrigin::Memory);
         }
         let (engine, how) = self.cache.engine(&bytes, sandbox.clone()).map_err(GetError::Load)?;
         let engine = Arc::new(engine);
         loaded.insert(key, engine.clone());
         let how = match how {
-            CacheUse::Precompiled => KernelSource::Precompiled,
-            CacheUse::Compiled => KernelSource::Compiled,
+            CacheUse::Precompiled => KernelOrigin::Precompiled,
+            CacheUse::Compiled => KernelOrigin::Compiled,
         };
         done(&engine, how)
     }
@@ -117,7 +136,7 @@ impl Kernels {
 mod tests {
     use super::*;
 
-    fn get(k: &Kernels, name: &str) -> Result<(Arc<KernelEngine>, KernelSource, f64), GetError> {
+    fn get(k: &Kernels, name: &str) -> Result<(Arc<KernelEngine>, KernelOrigin, f64), GetError> {
         k.get(name, None, &Sandbox::default(), None)
     }
 
@@ -126,21 +145,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Kernels::new(Some(dir.path().to_path_buf()), Sandbox::default());
         let (e1, s1, _) = get(&a, "kmeans").unwrap();
-        assert_eq!(s1, KernelSource::Compiled);
+        assert_eq!(s1, KernelOrigin::Compiled);
         let (e2, s2, _) = get(&a, "kmeans").unwrap();
-        assert_eq!(s2, KernelSource::Memory);
+        assert_eq!(s2, KernelOrigin::Memory);
         assert!(Arc::ptr_eq(&e1, &e2), "a warm invocation reuses the engine");
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(files.len(), 1, "{files:?}");
         // A new process (a fresh Kernels) finds the artifact; it runs like the compiled one.
         let b = Kernels::new(Some(dir.path().to_path_buf()), Sandbox::default());
         let (e3, s3, _) = get(&b, "kmeans").unwrap();
-        assert_eq!(s3, KernelSource::Precompiled);
+        assert_eq!(s3, KernelOrigin::Precompiled);
         assert_eq!(e3.instantiate().unwrap().name().unwrap(), e1.instantiate().unwrap().name().unwrap());
         // Another sandbox is another engine (the deadline changes the compiled code).
         let timed = Sandbox { call_timeout: Some(std::time::Duration::from_secs(5)), ..Sandbox::default() };
         let (_, s4, _) = b.get("kmeans", None, &timed, None).unwrap();
-        assert_eq!(s4, KernelSource::Compiled);
+        assert_eq!(s4, KernelOrigin::Compiled);
     }
 
     #[test]
@@ -149,8 +168,8 @@ mod tests {
         let files = Kernels::precompile_builtins(dir.path(), &Sandbox::default()).unwrap();
         assert_eq!(files.len(), ifp_kernels::BUILTIN.len());
         let k = Kernels::new(None, Sandbox::default()).with_shipped(dir.path().to_path_buf());
-        assert_eq!(get(&k, "logreg").unwrap().1, KernelSource::Precompiled);
-        assert_eq!(get(&Kernels::new(None, Sandbox::default()), "logreg").unwrap().1, KernelSource::Compiled);
+        assert_eq!(get(&k, "logreg").unwrap().1, KernelOrigin::Precompiled);
+        assert_eq!(get(&Kernels::new(None, Sandbox::default()), "logreg").unwrap().1, KernelOrigin::Compiled);
     }
 
     #[test]
@@ -161,7 +180,7 @@ mod tests {
         let path = KernelCache::path(dir.path(), &sha, &Sandbox::default()).unwrap();
         std::fs::write(&path, b"\0asm garbage").unwrap();
         let (_, s, _) = get(&k, "logreg").unwrap();
-        assert_eq!(s, KernelSource::Compiled);
+        assert_eq!(s, KernelOrigin::Compiled);
         assert!(std::fs::read(&path).unwrap().len() > 1000, "the artifact was replaced");
         let e = get(&k, "svm").err().unwrap();
         assert!(matches!(e, GetError::Unknown { .. }));
@@ -180,9 +199,9 @@ mod tests {
         let wrong = "0".repeat(64);
         let e = k.get(path, Some(&wrong), &Sandbox::default(), None).err().unwrap().to_string();
         assert!(e.contains(&format!("has sha256 {sha} but the job runs sha256 {wrong}")), "{e}");
-        assert_eq!(k.get(path, Some(&sha), &Sandbox::default(), None).unwrap().1, KernelSource::Compiled);
+        assert_eq!(k.get(path, Some(&sha), &Sandbox::default(), None).unwrap().1, KernelOrigin::Compiled);
         // Warm, with the job's hash: the engine in memory, the file not even read.
         std::fs::remove_file(&file).unwrap();
-        assert_eq!(k.get(path, Some(&sha), &Sandbox::default(), None).unwrap().1, KernelSource::Memory);
+        assert_eq!(k.get(path, Some(&sha), &Sandbox::default(), None).unwrap().1, KernelOrigin::Memory);
     }
 }

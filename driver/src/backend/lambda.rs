@@ -1,23 +1,23 @@
-//! The Lambda backend of `ifp run`: invokes W functions (`bootstrap` from `ifp-host-lambda`)
-//! concurrently with `aws-sdk-lambda`, one `RequestResponse` invocation per worker, waits for
-//! all of them, and turns their results into the same [`JobOutcome`] the local backend gives,
-//! plus a report of each invocation and what the run cost.
+//! The Lambda backend: invokes one function (`bootstrap` from `ifp-host-lambda`) per task,
+//! concurrently, with `aws-sdk-lambda`, one `RequestResponse` invocation each (the event is
+//! the task, the response the function's report), and keeps a report of each invocation and
+//! what the run cost.
 //!
 //! The functions synchronise through Redis by themselves; the driver never needs to reach it
-//! (an ElastiCache cluster is usually only reachable from inside its VPC). The initial model
-//! is computed here, from the same data, so every function starts from the same model.
+//! (an ElastiCache cluster is usually only reachable from inside its VPC).
 //!
 //! Cost: billed duration (from the invocation's log tail when Lambda returns one, else the
 //! function's own wall time, plus its init time when cold, rounded up to 1 ms) × configured
 //! memory × the price per GB-second, plus the price per request (us-east-1 prices).
 //!
-//! `--lambda-endpoint` replaces AWS's endpoint; given several, workers use them round robin
+//! `--lambda-endpoint` replaces AWS's endpoint; given several, functions use them round robin
 //! (AWS's Lambda Runtime Interface Emulator serves one invocation at a time, so tests start
-//! one emulator per worker).
+//! one emulator per function).
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -28,11 +28,8 @@ use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use ifp_host::data::LabelCol;
-use ifp_host::function::FunctionReport;
-use ifp_host::job::{initial_model, Data, JobConfig, JobOutcome};
-use ifp_host::KernelEngine;
-use ifp_host_lambda::event::{FunctionResult, JobEvent};
+use ifp_host::job::{Backend, OnIteration};
+use ifp_host::{FailureKind, FunctionFailure, FunctionReport, FunctionTask};
 
 /// Lambda's longest invocation (15 minutes) plus a margin: the client waits this long.
 pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 60);
@@ -64,15 +61,6 @@ impl Arch {
     }
 }
 
-/// Where `ifp run` runs the functions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// On this machine (threads, or `ifp-worker` processes with --redis).
-    Local,
-    /// As AWS Lambda invocations of --function.
-    Lambda,
-}
-
 /// The options of the Lambda backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LambdaArgs {
@@ -95,101 +83,65 @@ pub struct LambdaArgs {
     pub endpoints: Vec<String>,
 }
 
-/// What the driver asks of the functions besides [`JobConfig`].
-pub struct LambdaJob<'a> {
-    /// A builtin kernel's name, or a plugin's `s3://` URI (or absolute path, for an emulator
-    /// on this machine).
-    pub kernel: &'a str,
-    /// A plugin's SHA-256: the functions refuse a component with other bytes.
-    pub kernel_sha256: Option<&'a str>,
-    pub sandbox: &'a ifp_host::Sandbox,
-    /// Where the functions read the data: `s3://…` or an absolute path.
-    pub data: &'a str,
-    pub label: LabelCol,
-    /// Inner workers per function (`None`: each function sizes them from its memory).
-    pub inner: Option<usize>,
-    /// The Redis URL for the functions (`None`: the function's IFP_REDIS_URL).
-    pub redis: Option<&'a str>,
-    pub quiet: bool,
-}
-
 /// One invocation as the driver saw it.
 struct Invoked {
-    result: FunctionResult,
+    report: FunctionReport,
     wall_s: f64,
     /// From the log tail's REPORT line, when Lambda sent one.
     billed_ms: Option<u64>,
     memory_mb: Option<u64>,
 }
 
-/// Runs the job as `cfg.workers` Lambda invocations; returns the outcome and the Lambda report
-/// (per-invocation timings, billed duration, cost) for the result JSON.
-pub fn run_job(
-    a: &LambdaArgs,
-    job: &LambdaJob<'_>,
-    engine: &KernelEngine,
-    cfg: &JobConfig,
-    data: &Data,
-) -> Result<(JobOutcome, Value)> {
-    let function = a.function.as_deref().context("--backend lambda needs --function NAME")?;
-    let started = Instant::now();
-    let shape = data.shape()?;
-    let model0 = initial_model(engine, data, &cfg.params, &cfg.start)?;
-    let init_s = started.elapsed().as_secs_f64();
-    let events: Vec<JobEvent> = (0..cfg.workers)
-        .map(|w| JobEvent {
-            job: cfg.job.clone(),
-            worker: w,
-            workers: cfg.workers,
-            inner: job.inner,
-            data: job.data.to_string(),
-            label_col: job.label,
-            kernel: job.kernel.to_string(),
-            kernel_sha256: job.kernel_sha256.map(str::to_string),
-            kernel_memory_mb: job.sandbox.memory_limit.map(|m| (m >> 20) as u64),
-            step_timeout_s: job.sandbox.call_timeout.map(|t| t.as_secs_f64()),
-            params: cfg.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
-            model: Some(model0.clone()),
-            max_iter: cfg.max_iter,
-            redis: job.redis.map(str::to_string),
-            sync_timeout_s: cfg.sync_timeout.as_secs_f64(),
-            assignments: cfg.want_assignments,
-        })
-        .collect();
+/// Lambda invocations of one function (`bootstrap`), one per task.
+pub struct Lambda<'a> {
+    pub args: &'a LambdaArgs,
+    pub function: String,
+    pub quiet: bool,
+    /// What each successful invocation cost, filled by [`Backend::run`], for [`Lambda::report`].
+    invoked: Mutex<Vec<Invoked>>,
+}
 
-    let rt =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-    let results = rt.block_on(invoke_all(a, function, events, job.quiet))?;
+impl<'a> Lambda<'a> {
+    pub fn new(args: &'a LambdaArgs, quiet: bool) -> Result<Self> {
+        let function = args.function.clone().context("--backend lambda needs --function NAME")?;
+        Ok(Self { args, function, quiet, invoked: Mutex::default() })
+    }
 
-    let failures: Vec<(u32, &String)> =
-        results.iter().enumerate().filter_map(|(w, r)| r.as_ref().err().map(|e| (w as u32, e))).collect();
-    if !failures.is_empty() {
-        // Root causes first: a worker that stopped because another failed says "aborted".
-        let mut sorted = failures.clone();
-        sorted.sort_by_key(|(_, e)| e.contains("aborted: worker"));
-        let list: Vec<String> = sorted.iter().map(|(w, e)| format!("worker {w} {e}")).collect();
-        bail!("{} of {} functions failed: {}", failures.len(), cfg.workers, list.join("; "));
+    /// The per-invocation timings, billed durations and cost of the last run, for the result.
+    pub fn report(&self) -> Value {
+        report_json(self.args, &self.function, &self.invoked.lock().unwrap_or_else(|p| p.into_inner()))
     }
-    let invoked: Vec<Invoked> = results.into_iter().map(|r| r.expect("failures handled above")).collect();
-    let reports: Vec<FunctionReport> = invoked.iter().map(|i| i.result.report.clone()).collect();
-    let r0 = &reports[0];
-    if let Some((w, r)) = reports.iter().enumerate().find(|(_, r)| r.model != r0.model) {
-        bail!(
-            "functions disagree on the final model: worker {w} returned a model different from worker 0's ({} values)",
-            r.model.len()
-        );
+}
+
+impl Backend for Lambda<'_> {
+    fn run(&self, tasks: Vec<FunctionTask>, _on_iteration: OnIteration<'_>) -> Vec<Result<FunctionReport, FunctionFailure>> {
+        let host_failure = |m: String| FunctionFailure::new(FailureKind::Host, None, None, m);
+        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return tasks.iter().map(|_| Err(host_failure(format!("cannot start the async runtime: {e}")))).collect(),
+        };
+        let results = rt.block_on(invoke_all(self.args, &self.function, tasks, self.quiet));
+        let mut invoked = self.invoked.lock().unwrap_or_else(|p| p.into_inner());
+        invoked.clear();
+        results
+            .into_iter()
+            .map(|r| {
+                r.map(|i| {
+                    let report = i.report.clone();
+                    invoked.push(i);
+                    report
+                })
+            })
+            .collect()
     }
-    let fields = engine.instantiate()?.describe(&cfg.params, shape, &r0.model)?;
-    let outcome = JobOutcome::from_reports(shape, fields, reports, init_s, started.elapsed().as_secs_f64());
-    Ok((outcome, report_json(a, function, &invoked)))
 }
 
 async fn invoke_all(
     a: &LambdaArgs,
     function: &str,
-    events: Vec<JobEvent>,
+    tasks: Vec<FunctionTask>,
     quiet: bool,
-) -> Result<Vec<Result<Invoked, String>>> {
+) -> Vec<Result<Invoked, FunctionFailure>> {
     let region =
         RegionProviderChain::first_try(a.region.clone().map(Region::new)).or_default_provider().or_else("us-east-1");
     let timeouts = TimeoutConfig::builder()
@@ -198,8 +150,8 @@ async fn invoke_all(
         .operation_attempt_timeout(INVOCATION_TIMEOUT)
         .operation_timeout(INVOCATION_TIMEOUT)
         .build();
-    // No automatic retries: a retried worker is safe (arrivals are idempotent) but a failure
-    // is reported as it happened rather than hidden behind a second 15-minute attempt.
+    // No automatic retries: a retried function is safe (arrivals are idempotent) but a
+    // failure is reported as it happened rather than hidden behind a second 15-minute attempt.
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .timeout_config(timeouts)
@@ -216,37 +168,42 @@ async fn invoke_all(
             })
             .collect()
     };
-    let mut tasks = Vec::with_capacity(events.len());
-    for ev in events {
-        let client = clients[ev.worker as usize % clients.len()].clone();
-        let (function, worker) = (function.to_string(), ev.worker);
-        let payload = serde_json::to_vec(&ev)?;
-        tasks.push(tokio::spawn(async move {
-            let r = invoke(&client, &function, payload).await;
+    let mut handles = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let client = clients[task.function as usize % clients.len()].clone();
+        let (name, f) = (function.to_string(), task.function);
+        handles.push(tokio::spawn(async move {
+            let r = invoke(&client, &name, &task).await;
             if !quiet {
                 match &r {
                     Ok(i) => eprintln!(
-                        "worker {worker}: done in {:.3} s ({} iterations, {})",
+                        "function {f}: done in {:.3} s ({} iterations, {})",
                         i.wall_s,
-                        i.result.report.iterations.len(),
-                        if i.result.cold { "cold" } else { "warm" }
+                        i.report.iterations.len(),
+                        if i.report.invocation.as_ref().is_some_and(|v| v.cold) { "cold" } else { "warm" }
                     ),
-                    Err(e) => eprintln!("worker {worker} {e}"),
+                    Err(e) => eprintln!("{e}"),
                 }
             }
             r
         }));
     }
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        out.push(t.await.unwrap_or_else(|e| Err(format!("failed: the invocation task panicked: {e}"))));
+    let mut out = Vec::with_capacity(handles.len());
+    for (f, h) in handles.into_iter().enumerate() {
+        out.push(h.await.unwrap_or_else(|e| {
+            Err(FunctionFailure::new(FailureKind::Host, Some(f as u32), None, format!("the invocation task panicked: {e}")))
+        }));
     }
-    Ok(out)
+    out
 }
 
-/// One invocation; the error is a phrase to follow "worker W": "failed (TYPE): message",
-/// "timed out …", "could not be invoked: …".
-async fn invoke(client: &aws_sdk_lambda::Client, function: &str, payload: Vec<u8>) -> Result<Invoked, String> {
+/// One invocation of `task`. A function's own failure comes back typed (its `errorMessage`
+/// is the [`FunctionFailure`] as JSON); what Lambda itself reports (a timeout, a crash, an
+/// invocation refused) becomes a [`FailureKind::Host`] failure with Lambda's words.
+async fn invoke(client: &aws_sdk_lambda::Client, function: &str, task: &FunctionTask) -> Result<Invoked, FunctionFailure> {
+    let f = task.function;
+    let host = |m: String| FunctionFailure::new(FailureKind::Host, Some(f), None, m);
+    let payload = serde_json::to_vec(task).map_err(|e| host(format!("cannot encode the task: {e}")))?;
     let started = Instant::now();
     let out = client
         .invoke()
@@ -257,11 +214,11 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, payload: Vec<u8
         .send()
         .await
         .map_err(|e| {
-            if matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)) {
-                format!("timed out: no response within {} s", INVOCATION_TIMEOUT.as_secs())
+            host(if matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)) {
+                format!("the invocation timed out: no response within {} s", INVOCATION_TIMEOUT.as_secs())
             } else {
                 format!("could not be invoked: {}", aws_sdk_lambda::error::DisplayErrorContext(&e))
-            }
+            })
         })?;
     let wall_s = started.elapsed().as_secs_f64();
     let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
@@ -277,22 +234,19 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, payload: Vec<u8
     if let Some(kind) = flagged.or(text.contains("timed out after").then_some("Unhandled")) {
         let error_type = v["errorType"].as_str().unwrap_or(kind);
         let message = v["errorMessage"].as_str().map(str::to_string).unwrap_or_else(|| text.trim().to_string());
-        let timed_out =
-            error_type.contains("Timedout") || error_type.contains("Timeout") || message.contains("timed out after");
-        return Err(if timed_out {
-            format!("timed out ({error_type}): {}", one_line(&message))
-        } else {
-            format!("failed ({error_type}): {}", one_line(&message))
+        return Err(match serde_json::from_str::<FunctionFailure>(&message) {
+            Ok(failure) => failure,
+            Err(_) => host(format!("the invocation failed ({error_type}): {}", one_line(&message))),
         });
     }
-    let result: FunctionResult = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "failed: unreadable response ({e}): {}",
+    let report: FunctionReport = serde_json::from_slice(body).map_err(|e| {
+        host(format!(
+            "unreadable response ({e}): {}",
             one_line(&String::from_utf8_lossy(&body[..body.len().min(300)]))
-        )
+        ))
     })?;
     let (billed_ms, memory_mb) = log.as_deref().map(parse_report).unwrap_or((None, None));
-    Ok(Invoked { result, wall_s, billed_ms, memory_mb })
+    Ok(Invoked { report, wall_s, billed_ms, memory_mb })
 }
 
 fn one_line(s: &str) -> String {
@@ -315,7 +269,7 @@ fn report_json(a: &LambdaArgs, function: &str, invoked: &[Invoked]) -> Value {
     let rows: Vec<Value> = invoked
         .iter()
         .map(|i| {
-            let r = &i.result;
+            let r = i.report.invocation.clone().unwrap_or_default();
             let billed_ms =
                 i.billed_ms.unwrap_or_else(|| (r.duration_ms + r.init_s.unwrap_or(0.0) * 1e3).ceil() as u64);
             let memory_mb = i.memory_mb.or(r.memory_mb).or(a.memory_mb);
@@ -325,13 +279,14 @@ fn report_json(a: &LambdaArgs, function: &str, invoked: &[Invoked]) -> Value {
                 None => cost_known = false,
             }
             json!({
-                "worker": r.report.worker,
+                "worker": i.report.function,
+                "function": i.report.function,
                 "cold": r.cold,
-                "kernel_source": r.kernel_source,
-                "kernel_s": r.kernel_s,
+                "kernel_source": i.report.kernel_origin,
+                "kernel_s": i.report.kernel_s,
                 "init_s": r.init_s,
                 "first_iteration_s": r.first_iteration_s,
-                "joined_at": r.joined_at,
+                "joined_at": i.report.joined_at,
                 "duration_ms": r.duration_ms,
                 "wall_s": i.wall_s,
                 "billed_ms": billed_ms,

@@ -1,0 +1,164 @@
+//! A job's data set behind one API, wherever it lives: rows in memory, a local file, or an
+//! object in S3. It gives the shape, any range of rows, the rows of an init sample, and (for
+//! S3) a function's share as parts its inner workers stream straight into their shards.
+
+use std::ops::Range;
+use std::path::Path;
+
+use crate::data::{DataError, DataFile, LabelCol, Rows};
+use crate::kernel::{DataShape, Sample, SamplePlan};
+use crate::object::{S3Connector, S3Url};
+use crate::remote::ObjectData;
+
+/// A job's data: rows in memory, a file, or an object in S3.
+pub enum Data {
+    Memory(Rows),
+    File { file: DataFile, label: LabelCol },
+    Object { data: ObjectData, label: LabelCol },
+}
+
+impl Data {
+    /// Opens a data set at `location`: a local path or `s3://bucket/key`.
+    pub fn open(location: &str, label: LabelCol, s3: &S3Connector) -> Result<Data, DataError> {
+        if S3Url::is_s3(location) {
+            let url = S3Url::parse(location)?;
+            Ok(Data::Object { data: ObjectData::open(&s3.store()?, &url)?, label })
+        } else {
+            Ok(Data::File { file: DataFile::open(Path::new(location))?, label })
+        }
+    }
+
+    /// Rows `range` (0-based, end exclusive).
+    pub fn read(&self, range: Range<u64>) -> Result<Rows, DataError> {
+        match self {
+            Data::Memory(rows) => {
+                let (f, l) = rows.slice(range.start as usize..range.end as usize);
+                Ok(Rows { cols: rows.cols, features: f.to_vec(), labels: l.to_vec() })
+            }
+            Data::File { file, label } => file.read(range, *label),
+            Data::Object { data, label } => data.read(range, *label),
+        }
+    }
+
+    /// Whether reading a range costs a pass from the start of the data: a CSV object read by
+    /// row numbers (a local CSV is read from its row index, see [`DataFile`]).
+    pub fn sequential(&self) -> bool {
+        matches!(self, Data::Object { data, .. } if data.is_csv())
+    }
+
+    pub fn shape(&self) -> Result<DataShape, DataError> {
+        Ok(match self {
+            Data::Memory(r) => {
+                DataShape { cols: r.cols as u32, has_labels: r.has_labels(), total_rows: r.len() as u64 }
+            }
+            Data::File { file, label } => DataShape {
+                cols: file.feature_cols(*label)? as u32,
+                has_labels: *label == LabelCol::Last,
+                total_rows: file.rows(),
+            },
+            Data::Object { data, label } => DataShape {
+                cols: data.feature_cols(*label)? as u32,
+                has_labels: *label == LabelCol::Last,
+                total_rows: data.rows(),
+            },
+        })
+    }
+
+    /// The rows a kernel's sample plan asks for.
+    pub fn sample(&self, plan: SamplePlan) -> Result<Sample, DataError> {
+        let total = self.shape()?.total_rows;
+        let indices: Vec<u64> = match plan {
+            SamplePlan::Head(n) => (0..n.min(total)).collect(),
+            SamplePlan::Uniform(u) => ifp_kernel_math::rng::sample_indices(total, u.count.min(total), u.seed),
+        };
+        let mut s = Sample { features: Vec::new(), labels: Vec::new() };
+        let mut push = |rows: &Rows, i: usize| {
+            let (f, l) = rows.slice(i..i + 1);
+            s.features.extend_from_slice(f);
+            s.labels.extend_from_slice(l);
+        };
+        match self {
+            Data::Memory(r) => indices.iter().for_each(|&i| push(r, i as usize)),
+            Data::File { file, label } if file.is_csv() => {
+                // Chunk by chunk (the sorted indices), reading only chunks that hold sampled
+                // rows: one pass at most, and never more than a chunk in memory.
+                const CHUNK: u64 = 1 << 15;
+                let mut rest = &indices[..];
+                while let Some(&first) = rest.first() {
+                    let start = first / CHUNK * CHUNK;
+                    let n = rest.partition_point(|&i| i < start + CHUNK);
+                    let rows = file.read(start..rest[n - 1] + 1, *label)?;
+                    rest[..n].iter().for_each(|&i| push(&rows, (i - start) as usize));
+                    rest = &rest[n..];
+                }
+            }
+            Data::Object { data, label } => {
+                let rows = data.read_rows_at(&indices, *label)?;
+                (0..indices.len()).for_each(|i| push(&rows, i));
+            }
+            Data::File { file, label } => {
+                for &i in &indices {
+                    push(&file.read(i..i + 1, *label)?, 0);
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// A whole small table (such as initial centroids) from a local path or `s3://bucket/key`:
+/// `(rows, cols, row-major values)`.
+pub fn read_table(location: &str, s3: &S3Connector) -> Result<(u64, u64, Vec<f32>), DataError> {
+    if S3Url::is_s3(location) {
+        let url = S3Url::parse(location)?;
+        let d = ObjectData::open(&s3.store()?, &url)?;
+        Ok((d.rows(), d.cols(), d.read_raw(0..d.rows())?))
+    } else {
+        let f = DataFile::open(Path::new(location))?;
+        Ok((f.rows(), f.cols(), f.read_raw(0..f.rows())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DataFile;
+    use crate::kernel::UniformSample;
+
+    /// The CSV sample is read chunk by chunk from the row index; it must hold exactly the rows
+    /// the `.npy` of the same data gives, in the same order, across several chunks.
+    #[test]
+    fn csv_and_npy_samples_of_the_same_data_are_the_same_rows() {
+        use npyz::WriterBuilder as _;
+        let dir = tempfile::tempdir().unwrap();
+        let n = 70_000u64;
+        let values: Vec<f32> = (0..n).flat_map(|i| [i as f32 + 0.25, (i % 97) as f32]).collect();
+        let text: String = values.chunks(2).map(|r| format!("{},{}\n", r[0], r[1])).collect();
+        std::fs::write(dir.path().join("d.csv"), text).unwrap();
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&[n, 2])
+            .writer(std::fs::File::create(dir.path().join("d.npy")).unwrap())
+            .begin_nd()
+            .unwrap();
+        w.extend(values.iter().copied()).unwrap();
+        w.finish().unwrap();
+        let open =
+            |name: &str| Data::File { file: DataFile::open(&dir.path().join(name)).unwrap(), label: LabelCol::None };
+        let (csv, npy) = (open("d.csv"), open("d.npy"));
+        for plan in [
+            SamplePlan::Uniform(UniformSample { count: 5000, seed: 3 }),
+            SamplePlan::Uniform(UniformSample { count: 3, seed: 1 }),
+            SamplePlan::Head(5),
+        ] {
+            let (a, b) = (csv.sample(plan).unwrap(), npy.sample(plan).unwrap());
+            assert!(!a.features.is_empty());
+            assert_eq!(a.features, b.features, "{plan:?}");
+        }
+        // The sampled rows are the planned ones (row i holds i + 0.25 first).
+        let plan = SamplePlan::Uniform(UniformSample { count: 5000, seed: 3 });
+        let want = ifp_kernel_math::rng::sample_indices(n, 5000, 3);
+        let got: Vec<u64> = csv.sample(plan).unwrap().features.chunks(2).map(|r| (r[0] - 0.25) as u64).collect();
+        assert_eq!(got, want);
+    }
+}

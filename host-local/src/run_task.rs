@@ -1,0 +1,200 @@
+//! The function lifecycle, written once: [`run_task`] takes a [`FunctionTask`] and runs it
+//! to its [`FunctionReport`] or a typed [`FunctionFailure`]. Every host calls it: the
+//! in-process threads ([`crate::job::Threads`]), `ifp-worker` (a task on stdin) and the
+//! Lambda handler (the event is the task).
+//!
+//! The steps, in order:
+//! 1. check the task ([`FunctionTask::validate`]);
+//! 2. connect to the state store and find where the job is (iteration 0, or later for a
+//!    restarted function);
+//! 3. get the compiled kernel (in memory, precompiled on disk, or compiled; a plugin's bytes
+//!    checked against the job's SHA-256) and open the data;
+//! 4. the first model (the task's, or `init` on the kernel's sample) and the resume point;
+//! 5. load the function's share into its inner workers;
+//! 6. iterate ([`Function::run_from`]) and report.
+//!
+//! Once connected, a failure in any later step is announced to the other functions through
+//! the store, so they stop at once instead of waiting out the sync timeout.
+
+use std::sync::Arc;
+
+use crate::dataset::Data;
+use crate::function::{failure, Classify, Function, JobSpec, Resume};
+use crate::kernel::{KernelEngine, Param, SamplePlan};
+use crate::kernels::Kernels;
+use crate::object::S3Connector;
+use crate::redis_store::RedisStore;
+use crate::sync::{InProcess, JoinPoint, StateStore};
+use crate::task::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};
+
+/// What a host provides besides the task, shared by every task it runs.
+pub struct TaskContext<'a> {
+    /// Compiled kernels of this process.
+    pub kernels: &'a Kernels,
+    /// S3 for `s3://` data and kernels.
+    pub s3: &'a S3Connector,
+    /// The store of tasks that name no Redis: functions that are threads of this process.
+    pub in_process: Option<&'a InProcess>,
+    /// The data set, already open in this process (threads share one); `None`: each task
+    /// opens `task.data`.
+    pub data: Option<&'a Data>,
+    /// Inner workers of tasks that give none.
+    pub default_inner: u32,
+}
+
+/// Runs one function of a job from its task to its report.
+pub fn run_task(
+    task: &FunctionTask,
+    cx: &TaskContext<'_>,
+    on_iteration: &mut dyn FnMut(&IterationReport),
+) -> Result<FunctionReport, FunctionFailure> {
+    task.validate()?;
+    let f = task.function;
+    let (mut store, joined) = connect(task, cx)?;
+    let prepared = prepare(task, cx, &joined);
+    let (mut function, resume, origin, kernel_s) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if e.kind != FailureKind::Aborted {
+                store.abort(f, &e.message);
+            }
+            return Err(e);
+        }
+    };
+    let mut report = function.run_from(store.as_mut(), resume, task.assignments, on_iteration)?;
+    report.kernel_origin = origin;
+    report.kernel_s = kernel_s;
+    Ok(report)
+}
+
+/// Connects to the task's store and joins the job.
+fn connect(task: &FunctionTask, cx: &TaskContext<'_>) -> Result<(Box<dyn StateStore>, JoinPoint), FunctionFailure> {
+    let f = task.function;
+    let mut store: Box<dyn StateStore> = match (&task.redis, cx.in_process) {
+        (Some(url), _) => Box::new(
+            RedisStore::connect(url.as_str(), &task.job, f, task.functions, task.sync_timeout())
+                .map_err(|e| failure(f, None, e))?,
+        ),
+        (None, Some(store)) => Box::new(store.clone()),
+        (None, None) => {
+            return Err(FunctionFailure::new(
+                FailureKind::BadInput,
+                Some(f),
+                None,
+                "no state store: give the task a Redis URL (\"redis\"), or set the host's IFP_REDIS_URL",
+            ))
+        }
+    };
+    let joined = store.join().map_err(|e| failure(f, None, e))?;
+    Ok((store, joined))
+}
+
+/// Steps 3 to 5: kernel, data, first model, resume point, shards.
+fn prepare(
+    task: &FunctionTask,
+    cx: &TaskContext<'_>,
+    joined: &JoinPoint,
+) -> Result<(Function, Resume, crate::task::KernelOrigin, f64), FunctionFailure> {
+    let f = task.function;
+    let bad = |m: String| FunctionFailure::new(FailureKind::BadInput, Some(f), None, m);
+    let sandbox = task.sandbox().map_err(bad)?;
+    let sandbox = cx.kernels.sandbox(sandbox.memory_limit, sandbox.call_timeout);
+    let (engine, origin, kernel_s) = cx
+        .kernels
+        .get(&task.kernel, task.kernel_sha256.as_deref(), &sandbox, Some(cx.s3))
+        .map_err(|e| failure(f, None, e))?;
+    let opened;
+    let data = match cx.data {
+        Some(d) => d,
+        None => {
+            opened = Data::open(&task.data, task.label_col, cx.s3).map_err(|e| failure(f, None, e))?;
+            &opened
+        }
+    };
+    let shape = data.shape().map_err(|e| failure(f, None, e))?;
+    let model0 = match &task.model {
+        Some(m) => m.clone(),
+        None => initial_model(&engine, data, &task.params, &[]).map_err(|e| e.at(f))?,
+    };
+    let resume = resume_point(task, joined, model0)?;
+    let spec = Arc::new(JobSpec {
+        job: task.job.clone(),
+        params: task.params.clone(),
+        shape,
+        max_iter: task.max_iter,
+        functions: task.functions,
+    });
+    let inner = task.inner.unwrap_or(cx.default_inner);
+    let function = Function::load_share(&engine, spec, f, inner, data)?;
+    Ok((function, resume, origin, kernel_s))
+}
+
+/// Where the function enters: iteration 0 with the first model, or (restarted) the
+/// iteration the job is at, with the previous model to replay.
+fn resume_point(task: &FunctionTask, joined: &JoinPoint, model0: Vec<f64>) -> Result<Resume, FunctionFailure> {
+    let f = task.function;
+    let t = joined.iteration;
+    if t == 0 {
+        return Ok(Resume { iteration: 0, model: model0, previous: None });
+    }
+    let lost = |which: &str| {
+        FunctionFailure::new(
+            FailureKind::StoreUnreachable,
+            Some(f),
+            None,
+            format!("job {}: the state store lost the {which}", task.job),
+        )
+    };
+    let last = joined.last.clone().ok_or_else(|| lost("last release"))?;
+    if last.stop {
+        return Err(FunctionFailure::new(
+            FailureKind::BadInput,
+            Some(f),
+            None,
+            format!("job {}: already finished after iteration {} (choose another job id)", task.job, t),
+        ));
+    }
+    let previous = match t {
+        1 => model0,
+        _ => joined.before.clone().ok_or_else(|| lost("release before the last"))?.model,
+    };
+    tracing::info!(job = %task.job, function = f, iteration = t, "rejoining the job");
+    Ok(Resume { iteration: t, model: last.model, previous: Some(previous) })
+}
+
+/// Why the first model could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Kernel(#[from] crate::kernel::KernelError),
+    #[error("reading the initialisation sample: {0}")]
+    Data(#[from] crate::data::DataError),
+}
+
+impl Classify for InitError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            InitError::Kernel(e) => e.kind(),
+            InitError::Data(_) => FailureKind::DataSource,
+        }
+    }
+}
+
+impl InitError {
+    /// As function `function`'s failure.
+    pub fn at(self, function: u32) -> FunctionFailure {
+        failure(function, None, self)
+    }
+}
+
+/// The initial model: validates the parameters, gathers the sample the kernel asks for and
+/// calls its `init`. `start` is a user-supplied starting model (e.g. initial centroids), or
+/// empty.
+pub fn initial_model(engine: &KernelEngine, data: &Data, params: &[Param], start: &[f64]) -> Result<Vec<f64>, InitError> {
+    let shape = data.shape()?;
+    let mut inst = engine.instantiate()?;
+    inst.validate(params, shape)?;
+    let plan = if start.is_empty() { inst.plan_sample(params, shape)? } else { SamplePlan::Head(0) };
+    let sample = data.sample(plan)?;
+    Ok(inst.init(params, shape, &sample, start)?)
+}
