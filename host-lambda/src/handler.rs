@@ -51,9 +51,11 @@ impl Deps {
 
 /// A function failure as Lambda reports it: `errorType` is `ifp.<Kind>` (see
 /// [`FailureKind::name`]; only `ifp.StoreUnreachable` is worth a retry), `errorMessage` the
-/// one-line message naming the function.
+/// [`FunctionFailure`] as JSON (function, iteration, kind, one-line message), which the
+/// driver reads back typed.
 pub fn diagnostic(f: &FunctionFailure) -> Diagnostic {
-    Diagnostic { error_type: format!("ifp.{}", f.kind.name()), error_message: f.to_string() }
+    let error_message = serde_json::to_string(f).unwrap_or_else(|_| f.to_string());
+    Diagnostic { error_type: format!("ifp.{}", f.kind.name()), error_message }
 }
 
 /// Handles one invocation. The payload is parsed here so that a malformed event gets a clear

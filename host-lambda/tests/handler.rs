@@ -1,40 +1,36 @@
 //! The handler called directly with hand-built `LambdaEvent`s, over the in-process state
 //! store (one function): the model equals the local engine's, and bad events and bad data
-//! come back as function errors that say whether a retry can help.
+//! come back as typed failures that say whether a retry can help.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ifp_host::job::{run_in_process, Data, JobConfig};
-use ifp_host::sync::{InProcess, StateStore};
-use ifp_host::{KernelEngine, Sandbox};
-use ifp_host_lambda::event::{ErrorKind, FunctionError, JobEvent, KernelSource};
-use ifp_host_lambda::handler::{handle, Connect, Deps, Entry};
-use ifp_host_lambda::kernels::Kernels;
+use ifp_host::dataset::Data;
+use ifp_host::job::{run_in_process, JobPlan};
+use ifp_host::kernels::Kernels;
+use ifp_host::sync::InProcess;
+use ifp_host::task::KernelOrigin;
+use ifp_host::{FailureKind, FunctionFailure, FunctionReport, KernelEngine, LabelCol, Sandbox};
+use ifp_host_lambda::handler::{handle, Deps};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 
-/// One function alone on the in-process store.
-struct Alone;
-
-impl Connect for Alone {
-    fn connect(
-        &self,
-        ev: &JobEvent,
-        _url: Option<&str>,
-        timeout: Duration,
-    ) -> Result<(Box<dyn StateStore>, Entry), FunctionError> {
-        Ok((Box::new(InProcess::new(&ev.job, ev.workers as usize, timeout)), Entry::default()))
-    }
+/// A function alone on the in-process store of job `job`.
+fn deps(job: &str, memory_mb: Option<u64>) -> Arc<Deps> {
+    let mut d = Deps::new(Kernels::new(None, Sandbox::default()), memory_mb, None, Instant::now());
+    d.in_process = Some(InProcess::new(job, 1, Duration::from_secs(10)));
+    Arc::new(d)
 }
 
-fn deps(memory_mb: Option<u64>) -> Arc<Deps> {
-    Arc::new(Deps::new(Kernels::new(None, Sandbox::default()), Box::new(Alone), memory_mb, None, Instant::now()))
-}
-
-fn call(deps: &Arc<Deps>, payload: Value) -> Result<ifp_host_lambda::event::FunctionResult, FunctionError> {
+/// The handler's answer: the report, or the failure read back from Lambda's error document
+/// (`errorType` `ifp.<Kind>`, `errorMessage` the failure as JSON).
+fn call(deps: &Arc<Deps>, payload: Value) -> Result<FunctionReport, FunctionFailure> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(handle(LambdaEvent::new(payload, Context::default()), deps.clone()))
+    rt.block_on(handle(LambdaEvent::new(payload, Context::default()), deps.clone())).map_err(|d| {
+        let f: FunctionFailure = serde_json::from_str(&d.error_message).expect("the error message is a failure");
+        assert_eq!(d.error_type, format!("ifp.{}", f.kind.name()));
+        f
+    })
 }
 
 fn write_csv(dir: &std::path::Path) -> String {
@@ -51,58 +47,74 @@ fn write_csv(dir: &std::path::Path) -> String {
 fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
     let dir = tempfile::tempdir().unwrap();
     let data = write_csv(dir.path());
-    let d = deps(Some(3538));
-    let ev = json!({ "job": "h1", "worker": 0, "workers": 1, "data": data, "kernel": "kmeans",
+    let d = deps("h1", Some(3538));
+    let ev = json!({ "job": "h1", "function": 0, "functions": 1, "data": data, "kernel": "kmeans",
                      "params": { "k": 3, "init": "first" }, "max_iter": 30 });
     let r = call(&d, ev.clone()).expect("the invocation succeeds");
-    assert_eq!(r.report.inner, 2, "3,538 MB is two vCPUs");
-    assert!(r.cold);
-    assert_eq!(r.kernel_source, KernelSource::Compiled);
-    assert_eq!(r.memory_mb, Some(3538));
+    assert_eq!(r.inner, 2, "3,538 MB is two vCPUs");
+    let inv = r.invocation.clone().expect("the Lambda host reports its invocation");
+    assert!(inv.cold);
+    assert_eq!(r.kernel_origin, KernelOrigin::Compiled);
+    assert_eq!(inv.memory_mb, Some(3538));
 
-    let engine = KernelEngine::builtin("kmeans", Sandbox::default()).unwrap();
+    let engine = Arc::new(KernelEngine::builtin("kmeans", Sandbox::default()).unwrap());
     let file = ifp_host::data::DataFile::open(std::path::Path::new(&data)).unwrap();
-    let cfg = JobConfig {
+    let plan = JobPlan {
         job: "ref".into(),
-        params: vec![("init".into(), "first".into()), ("k".into(), "3".into())],
+        kernel: "kmeans".into(),
+        kernel_sha256: None,
+        kernel_memory_mb: None,
+        step_timeout_s: None,
+        data: data.clone(),
+        label_col: LabelCol::None,
+        params: vec![("k".into(), "3".into()), ("init".into(), "first".into())],
+        functions: 1,
+        inner: Some(2),
         max_iter: 30,
-        workers: 1,
-        inner: 2,
         sync_timeout: Duration::from_secs(10),
-        want_assignments: false,
-        start: vec![],
+        assignments: false,
+        redis: None,
+        model: None,
     };
-    let local = run_in_process(&engine, &cfg, &Data::File { file, label: Default::default() }, &|_| {}).unwrap();
-    assert_eq!(r.report.model, local.model, "same data, same split, same sums: the same bits");
+    let local = run_in_process(engine, &plan, &Data::File { file, label: LabelCol::None }, &|_, _| {}).unwrap();
+    assert_eq!(r.model, local.model, "same data, same split, same sums: the same bits");
 
     // Warm: the kernel is already in memory.
     let warm = call(&d, ev).unwrap();
-    assert!(!warm.cold);
-    assert_eq!(warm.kernel_source, KernelSource::Memory);
+    assert!(!warm.invocation.unwrap().cold);
+    assert_eq!(warm.kernel_origin, KernelOrigin::Memory);
 }
 
 #[test]
-fn a_malformed_event_is_a_non_retryable_bad_event() {
-    let d = deps(None);
-    let e = call(&d, json!({ "job": "h2", "worker": 1, "workers": 2, "kernel": "kmeans", "max_iter": 3 })).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadEvent);
-    assert_eq!(e.to_string(), "retryable: false; worker 1: invalid event: missing field `data`");
-    let e =
-        call(&d, json!({ "job": "h2", "worker": 2, "workers": 2, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }))
-            .unwrap_err();
-    assert_eq!(e.to_string(), "retryable: false; worker 2: worker 2 is out of range for workers = 2");
-    let e =
-        call(&d, json!({ "job": "h2", "worker": 0, "workers": 1, "data": "x.npy", "kernel": "svm", "max_iter": 3 }))
-            .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadEvent);
+fn a_malformed_event_is_a_bad_input_that_no_retry_can_fix() {
+    let d = deps("h2", None);
+    let e = call(&d, json!({ "job": "h2", "function": 1, "functions": 2, "kernel": "kmeans", "max_iter": 3 })).unwrap_err();
+    assert_eq!((e.kind, e.function), (FailureKind::BadInput, Some(1)));
+    assert!(!e.kind.retryable());
+    assert_eq!(e.to_string(), "function 1 failed: invalid event: missing field `data`");
+    let e = call(&d, json!({ "job": "h2", "function": 2, "functions": 2, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "function 2 failed: function 2 is out of range for functions = 2");
+    let e = call(&d, json!({ "job": "h2", "function": 0, "functions": 1, "data": "x.npy", "kernel": "svm", "max_iter": 3 }))
+        .unwrap_err();
+    assert_eq!(e.kind, FailureKind::BadInput);
     assert!(e.message.starts_with("unknown kernel 'svm'"), "{e}");
 }
 
 #[test]
-fn a_bad_data_uri_fails_naming_the_uri_and_is_not_retryable() {
-    let d = deps(None);
-    let e = call(&d, json!({ "job": "h3", "worker": 0, "workers": 1, "data": "/nonexistent/blobs.npy", "kernel": "kmeans", "max_iter": 3 }))
+fn a_bad_data_uri_is_a_data_source_failure_naming_the_uri() {
+    let d = deps("h3", None);
+    let e = call(&d, json!({ "job": "h3", "function": 0, "functions": 1, "data": "/nonexistent/blobs.npy", "kernel": "kmeans", "max_iter": 3 }))
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Failed);
-    assert!(e.to_string().starts_with("retryable: false; worker 0: cannot read /nonexistent/blobs.npy"), "{e}");
+    assert_eq!(e.kind, FailureKind::DataSource);
+    assert!(e.message.starts_with("cannot read /nonexistent/blobs.npy"), "{e}");
+}
+
+#[test]
+fn a_task_without_a_store_says_how_to_give_one() {
+    let d = Arc::new(Deps::new(Kernels::new(None, Sandbox::default()), None, None, Instant::now()));
+    let e = call(&d, json!({ "job": "h4", "function": 0, "functions": 1, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }))
+        .unwrap_err();
+    assert_eq!(e.kind, FailureKind::BadInput);
+    assert!(e.message.contains("IFP_REDIS_URL"), "{e}");
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ifp_host::data::{DataFile, LabelCol};
-use ifp_host::job::{initial_model, run_in_process, Data, JobConfig};
+use ifp_host::dataset::Data;
+use ifp_host::job::{run_in_process, JobPlan};
+use ifp_host::run_task::initial_model;
 use ifp_host::kernel::{DataShape, Sample};
 use ifp_host::{KernelEngine, Param, Sandbox};
 use ifp_kernel_math::{Algorithm, KMeans, LogReg, Shard};
@@ -81,17 +83,24 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
     close(&format!("{algo} init"), &model0, &A::init(&p, mshape, &features, &labels, &[]).unwrap(), 0.0);
 
     // Whole runs.
-    let cfg = JobConfig {
+    let plan = JobPlan {
         job: "wasm-native".into(),
+        kernel: algo.into(),
+        kernel_sha256: None,
+        kernel_memory_mb: None,
+        step_timeout_s: None,
+        data: file.into(),
+        label_col: label,
         params: p.clone(),
+        functions: 1,
+        inner: Some(1),
         max_iter,
-        workers: 1,
-        inner: 1,
         sync_timeout: Duration::from_secs(30),
-        want_assignments: false,
-        start: Vec::new(),
+        assignments: false,
+        redis: None,
+        model: None,
     };
-    let wasm = run_in_process(&engine, &cfg, &data, &|_| {}).unwrap();
+    let wasm = run_in_process(std::sync::Arc::new(engine), &plan, &data, &|_, _| {}).unwrap();
     let (native_model, native_iters) = native_run::<A>(&p, shape, &rows, model0, max_iter);
     assert_eq!(wasm.iterations, native_iters, "{algo}: iterations");
     close(&format!("{algo} model"), &wasm.model, &native_model, 1e-9);
