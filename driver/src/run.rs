@@ -449,7 +449,7 @@ fn processes_backend(
     if let Some(e) = &a.s3_endpoint {
         env.push(("AWS_ENDPOINT_URL_S3".into(), e.clone()));
     }
-    Ok(Processes { bin, env })
+    Ok(Processes { bin, env, dir: dir.to_path_buf() })
 }
 
 /// Writes in-memory rows as a float32 .npy (label last) for the workers to read.

@@ -170,7 +170,7 @@ fn a_function_that_fails_is_reported_with_its_worker_index_and_message() {
     assert!(!r.status.success());
     let err = String::from_utf8_lossy(&r.stderr);
     let line = err.lines().last().unwrap_or_default();
-    assert!(line.contains("functions failed: worker 1 failed (ifp.Failed): retryable: false; worker 1:"), "{err}");
+    assert!(line.contains(": function 1 failed: "), "the root cause names the function: {err}");
     assert!(line.contains("row 150 column 1: 'oops' is not a number"), "{err}");
     assert!(!out.exists(), "no result file on failure");
 }
@@ -195,8 +195,8 @@ fn an_invocation_that_times_out_is_reported_as_such() {
     assert!(!r.status.success());
     let err = String::from_utf8_lossy(&r.stderr);
     let line = err.lines().last().unwrap_or_default();
-    assert!(line.contains("2 of 2 functions failed"), "{err}");
-    assert!(line.contains("worker 0 timed out") && line.contains("worker 1 timed out"), "{err}");
+    assert!(line.contains("function 0 failed: ") && line.contains("; also function 1 failed: "), "{err}");
+    assert_eq!(line.matches("timed out").count(), 2, "both invocations timed out: {err}");
 }
 
 /// Invokes one worker through aws-sdk-lambda, as the driver does; `Err` on a function error
@@ -235,7 +235,7 @@ fn a_function_that_cannot_load_its_kernel_aborts_the_others() {
     let redis = RedisServer::start(None);
     let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
     let event = |w: u32, sha: Option<&str>| {
-        let mut e = json!({ "job": "bad-kernel", "worker": w, "workers": 2, "inner": 1, "data": data,
+        let mut e = json!({ "job": "bad-kernel", "function": w, "functions": 2, "inner": 1, "data": data,
             "kernel": "kmeans", "params": { "k": "4" }, "max_iter": 25, "redis": redis.url_db(0),
             "sync_timeout_s": 600 });
         if let Some(h) = sha {
@@ -249,7 +249,7 @@ fn a_function_that_cannot_load_its_kernel_aborts_the_others() {
     let e1 = rt.block_on(w1).unwrap().expect_err("worker 1's kernel has another hash");
     assert!(e1.contains("sha256"), "{e1}");
     let e0 = rt.block_on(w0).unwrap().expect_err("worker 0 cannot finish without worker 1");
-    assert!(e0.contains("aborted: worker 1 failed") && e0.contains("sha256"), "{e0}");
+    assert!(e0.contains("aborted: function 1 failed") && e0.contains("sha256"), "{e0}");
     assert!(!e0.contains("timed out"), "{e0}");
 }
 
@@ -264,7 +264,7 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
     // The initial model the driver would send: the local run's first model is not in its
     // output, so every function computes it from the data (the same for all).
     let event = |w: u32| {
-        json!({ "job": "retry-1", "worker": w, "workers": 3, "inner": 2, "data": data, "kernel": "kmeans",
+        json!({ "job": "retry-1", "function": w, "functions": 3, "inner": 2, "data": data, "kernel": "kmeans",
                 "params": { "k": "4", "seed": "3" }, "max_iter": 25, "redis": redis.url_db(0), "sync_timeout_s": 60 })
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -284,14 +284,14 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
     let retry = rt.spawn(invoke(endpoints[3].clone(), event(1)));
     let results: Vec<Value> =
         [w0, w2, retry].into_iter().map(|h| rt.block_on(h).unwrap().expect("invocation")).collect();
-    assert_eq!(results[2]["report"]["worker"], 1);
+    assert_eq!(results[2]["function"], 1);
     // The dead attempt's partial for iteration 0 is already in Redis, so worker 2 can complete
     // iteration 0 before the retry arrives: the retry joins at iteration 0 or 1, never later.
     let joined = results[2]["joined_at"].as_u64().unwrap();
     assert!(joined <= 1, "the retry joined at iteration {joined}, after the job moved on without worker 1");
     let want = floats(&reference["model"]["centroids"]);
     for (i, r) in results.iter().enumerate() {
-        let model = floats(&r["report"]["model"]);
+        let model = floats(&r["model"]);
         // The kernel's raw model: the centroids (k × cols, as describe() lays them out), then
         // k-means' algorithm code.
         assert_eq!(model.len(), want.len() + 1, "raw k-means model length");
@@ -299,7 +299,7 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
         // A retried function reports the iterations since it rejoined.
         let skipped = if i == 2 { joined } else { 0 };
         assert_eq!(
-            r["report"]["iterations"].as_array().unwrap().len() as u64,
+            r["iterations"].as_array().unwrap().len() as u64,
             reference["iterations"].as_u64().unwrap() - skipped
         );
     }

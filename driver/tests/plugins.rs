@@ -407,24 +407,28 @@ fn hostile_plugins_under_ifp_worker_fail_the_job_naming_plugin_and_worker_and_le
         needles.extend(*what);
         let err = run_hostile(plugin, &extra, &needles);
         assert!(
-            err.starts_with(&format!("error: job {job}: worker ")) && err.contains(" failed "),
-            "names the worker: {err}"
+            err.starts_with(&format!("error: job {job}: function ")) && err.contains(" failed"),
+            "names the function: {err}"
         );
         assert_eq!(processes_with_arg(&job), Vec::<u32>::new(), "processes of job {job} left running");
     }
 }
 
-/// Runs `ifp-worker` `worker` of 2 on the regression data with `kernel`, expecting `sha256`.
-fn spawn_worker(url: &str, job: &str, worker: u32, data: &str, kernel: &str, sha256: &str) -> std::process::Child {
-    Command::new(worker_bin())
-        .args(["--job", job, "--workers", "2", "--worker", &worker.to_string(), "--data", data])
-        .args(["--label-col", "last", "--kernel", kernel, "--kernel-sha256", sha256, "--max-iter", "40"])
-        .args(["--param", "learning-rate=0.3", "--sync-timeout", "120"])
+/// Runs `ifp-worker` for function `function` of 2 on the regression data with `kernel`,
+/// expecting `sha256` (the task on stdin).
+fn spawn_worker(url: &str, job: &str, function: u32, data: &str, kernel: &str, sha256: &str) -> std::process::Child {
+    let task = serde_json::json!({ "job": job, "function": function, "functions": 2, "data": data,
+        "label_col": "last", "kernel": kernel, "kernel_sha256": sha256, "max_iter": 40,
+        "params": { "learning-rate": "0.3" }, "sync_timeout_s": 120 });
+    let mut c = Command::new(worker_bin())
         .env("IFP_REDIS_URL", url)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    std::io::Write::write_all(&mut c.stdin.take().unwrap(), task.to_string().as_bytes()).unwrap();
+    c
 }
 
 #[test]
@@ -449,8 +453,8 @@ fn a_worker_with_other_plugin_bytes_fails_the_job_at_once_naming_both_hashes() {
     // Worker 0 learns it through Redis and stops as aborted, well before its sync timeout.
     let o0 = w0.wait_with_output().unwrap();
     let err0 = String::from_utf8_lossy(&o0.stderr);
-    assert_eq!(o0.status.code(), Some(3), "worker 0 stops because worker 1 failed: {err0}");
-    assert!(err0.contains("worker 1") && err0.contains("has sha256"), "{err0}");
+    assert_eq!(o0.status.code(), Some(3), "function 0 stops because function 1 failed: {err0}");
+    assert!(err0.contains("function 1") && err0.contains("has sha256"), "{err0}");
 }
 
 #[test]

@@ -6,12 +6,12 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn model_of(result: &Value) -> Vec<f64> {
     let m = result["model"].as_object().expect("model fields");
@@ -131,7 +131,8 @@ fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() 
     }
 }
 
-/// Children of `pid` whose command line is an `ifp-worker` with `--worker index`.
+/// Children of `pid` whose command line is an `ifp-worker` of a task file
+/// `JOB-function-F.task.json`: `(F, pid)`.
 fn worker_pids(parent: u32) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -144,8 +145,9 @@ fn worker_pids(parent: u32) -> Vec<(u32, u32)> {
         }
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if let Some(i) = args.iter().position(|a| a == "--worker") {
-            out.push((args[i + 1].parse().unwrap(), pid));
+        let function = args.iter().find_map(|a| a.strip_suffix(".task.json")?.rsplit_once("-function-")?.1.parse().ok());
+        if let Some(f) = function {
+            out.push((f, pid));
         }
     }
     out
@@ -256,20 +258,28 @@ fn a_stalled_worker_fails_the_job_within_the_sync_timeout_naming_it() {
     }
 }
 
-/// Runs 3 `ifp-worker`s directly (as Lambda would); if `restart` is set, kills worker 1
-/// after it reported iteration `restart` and starts it again with the same arguments.
-/// Returns the three final reports.
-fn run_workers_directly(url: &str, job: &str, args: &[&str], restart: Option<u32>) -> Vec<Value> {
+/// Runs 3 `ifp-worker`s directly (as Lambda would), each with its task on stdin (`task`
+/// plus job, function, 3 functions, 1 inner worker); if `restart` is set, kills function 1
+/// after it reported iteration `restart` and starts it again with the same task. Returns
+/// the three final reports.
+fn run_workers_directly(url: &str, job: &str, task: &Value, restart: Option<u32>) -> Vec<Value> {
     let bin = worker_bin();
-    let spawn = |w: u32| -> Child {
-        Command::new(&bin)
-            .args(["--job", job, "--workers", "3", "--worker", &w.to_string(), "--inner", "1", "--sync-timeout", "60"])
-            .args(args)
+    let spawn = |f: u32| -> Child {
+        let mut t = task.clone();
+        t["job"] = json!(job);
+        t["function"] = json!(f);
+        t["functions"] = json!(3);
+        t["inner"] = json!(1);
+        t["sync_timeout_s"] = json!(60);
+        let mut c = Command::new(&bin)
             .env("IFP_REDIS_URL", url)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(t.to_string().as_bytes()).unwrap();
+        c
     };
     let read_report = |c: Child| -> Value {
         let out = c.wait_with_output().unwrap();
@@ -284,7 +294,7 @@ fn run_workers_directly(url: &str, job: &str, args: &[&str], restart: Option<u32
         let mut out = BufReader::new(victim.stdout.take().unwrap());
         loop {
             let mut line = String::new();
-            assert!(out.read_line(&mut line).unwrap() > 0, "worker 1 ended before iteration {at}");
+            assert!(out.read_line(&mut line).unwrap() > 0, "function 1 ended before iteration {at}");
             let v: Value = serde_json::from_str(&line).unwrap();
             if v["iteration"]["iteration"].as_u64() == Some(at as u64) {
                 break;
@@ -297,11 +307,11 @@ fn run_workers_directly(url: &str, job: &str, args: &[&str], restart: Option<u32
     kids.into_iter().map(read_report).collect()
 }
 
-fn check_rejoin(args: &[&str], kill_after: u32, name: &str) {
+fn check_rejoin(task: &Value, kill_after: u32, name: &str) {
     let redis = RedisServer::start(None);
     let url = redis.url();
-    let undisturbed = run_workers_directly(&url, &format!("{name}-ref"), args, None);
-    let restarted = run_workers_directly(&url, &format!("{name}-restart"), args, Some(kill_after));
+    let undisturbed = run_workers_directly(&url, &format!("{name}-ref"), task, None);
+    let restarted = run_workers_directly(&url, &format!("{name}-restart"), task, Some(kill_after));
     let r1 = &restarted[1]["iterations"].as_array().unwrap()[0]["iteration"];
     assert!(r1.as_u64().unwrap() > 0, "{name}: the restarted worker rejoined mid-job, at iteration {r1}");
     for w in 0..3 {
@@ -318,21 +328,9 @@ fn check_rejoin(args: &[&str], kill_after: u32, name: &str) {
 #[test]
 fn a_restarted_logreg_worker_rejoins_and_the_model_is_exactly_the_undisturbed_one() {
     let data = fixture("logreg.npy");
-    let args = [
-        "--data",
-        data.to_str().unwrap(),
-        "--label-col",
-        "last",
-        "--algorithm",
-        "logreg",
-        "--param",
-        "learning-rate=0.5",
-        "--param",
-        "tol=0",
-        "--max-iter",
-        "3000",
-    ];
-    check_rejoin(&args, 20, "logreg");
+    let task = json!({ "data": data, "label_col": "last", "kernel": "logreg",
+                       "params": { "learning-rate": "0.5", "tol": "0" }, "max_iter": 3000 });
+    check_rejoin(&task, 20, "logreg");
 }
 
 #[test]
@@ -341,23 +339,9 @@ fn a_restarted_kmeans_worker_replays_its_state_and_the_model_is_exactly_the_undi
     let data = dir.path().join("blobs.npy");
     let d = data.to_str().unwrap();
     ifp_ok(&["gen", "kmeans", "--rows", "60000", "--cols", "8", "--k", "12", "--seed", "5", "--out", d]);
-    let args = [
-        "--data",
-        d,
-        "--algorithm",
-        "kmeans",
-        "--param",
-        "k=12",
-        "--param",
-        "init=random",
-        "--param",
-        "seed=1",
-        "--param",
-        "tol=0",
-        "--max-iter",
-        "300",
-    ];
-    check_rejoin(&args, 1, "kmeans");
+    let task = json!({ "data": d, "kernel": "kmeans",
+                       "params": { "k": "12", "init": "random", "seed": "1", "tol": "0" }, "max_iter": 300 });
+    check_rejoin(&task, 1, "kmeans");
 }
 
 #[test]

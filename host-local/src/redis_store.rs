@@ -372,7 +372,7 @@ impl RedisStore {
             (Some("workers"), 2) => Err(SyncError::Store {
                 job: self.job.clone(),
                 message: format!(
-                    "{at}: the job has {} workers, this worker was started for {n}",
+                    "{at}: the job has {} functions, this function was started for {n}",
                     text(&items[1]).unwrap_or_default()
                 ),
             }),
@@ -441,7 +441,7 @@ impl StateStore for RedisStore {
     }
 
     fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError> {
-        let at = format!("worker {w} arriving at iteration {t}");
+        let at = format!("function {w} arriving at iteration {t}");
         let (n, ttl, p) = (self.workers, self.ttl, encode_f64s(partial));
         let v = self.script(1, &[&t, &w, &n, &ttl, &p]).map_err(|e| self.store_err(&at, e))?;
         let Value::Array(items) = &v else { return Err(self.bad_reply(&at, &v)) };
@@ -475,7 +475,7 @@ impl StateStore for RedisStore {
     }
 
     fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError> {
-        let at = format!("worker {w} waiting for iteration {t}");
+        let at = format!("function {w} waiting for iteration {t}");
         let started = Instant::now();
         self.stats.round_trips += 1;
         let q = format!("{}q:{t}:{w}", self.prefix);

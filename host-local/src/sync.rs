@@ -53,9 +53,9 @@ pub enum Arrival {
 /// Sync failures. Each names the job, and where it applies the worker and iteration.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("job {job}: worker {worker} timed out after {timeout:?} waiting for iteration {iteration} ({})", missing_text(.missing))]
+    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for iteration {iteration} ({})", missing_text(.missing))]
     Timeout { job: String, worker: u32, iteration: u32, timeout: Duration, missing: Vec<u32> },
-    #[error("job {job} aborted: worker {worker} failed: {reason}")]
+    #[error("job {job} aborted: function {worker} failed: {reason}")]
     Aborted { job: String, worker: u32, reason: String },
     #[error("job {job}: state store error: {message}")]
     Store { job: String, message: String },
@@ -63,10 +63,10 @@ pub enum SyncError {
 
 fn missing_text(missing: &[u32]) -> String {
     match missing {
-        [] => "a worker died or stalled".to_string(),
-        [w] => format!("worker {w} never arrived: it died or stalled"),
+        [] => "a function died or stalled".to_string(),
+        [w] => format!("function {w} never arrived: it died or stalled"),
         ws => format!(
-            "workers {} never arrived: they died or stalled",
+            "functions {} never arrived: they died or stalled",
             ws.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
         ),
     }
@@ -252,7 +252,7 @@ mod tests {
         let mut a = InProcess::new("job-x", 2, Duration::from_millis(50));
         a.arrive(4, 0, &[1.0]).unwrap();
         let e = a.await_release(4, 0).unwrap_err().to_string();
-        assert_eq!(e, "job job-x: worker 0 timed out after 50ms waiting for iteration 4 (worker 1 never arrived: it died or stalled)");
+        assert_eq!(e, "job job-x: function 0 timed out after 50ms waiting for iteration 4 (function 1 never arrived: it died or stalled)");
     }
 
     #[test]
@@ -264,6 +264,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         b.abort(1, "bad data");
         let e = h.join().unwrap().unwrap_err().to_string();
-        assert_eq!(e, "job j aborted: worker 1 failed: bad data");
+        assert_eq!(e, "job j aborted: function 1 failed: bad data");
     }
 }

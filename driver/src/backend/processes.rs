@@ -1,10 +1,12 @@
 //! The processes backend (`ifp run --redis`): every function is an `ifp-worker` process
-//! that gets its task as JSON on stdin and synchronises through Redis. The driver follows
+//! that reads its task from a file (`JOB-function-F.task.json`, so `ps` shows which job
+//! and function a process is; the Redis URL stays in its environment, never in the file
+//! or on the command line) and synchronises through Redis. The driver follows
 //! their progress lines and collects their reports or failures. When a function fails, the
 //! others are told through Redis and stop by themselves; whoever has not stopped within
 //! [`ABORT_GRACE`] is killed, so no worker outlives the job.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -41,6 +43,13 @@ pub struct Processes {
     pub bin: PathBuf,
     /// Environment of every worker (`IFP_REDIS_URL`, `IFP_KERNEL_CACHE`, `AWS_ENDPOINT_URL_S3`).
     pub env: Vec<(String, String)>,
+    /// Where the task files are written.
+    pub dir: PathBuf,
+}
+
+/// The task file of function `f` of `job` in `dir`.
+pub fn task_file(dir: &Path, job: &str, f: u32) -> PathBuf {
+    dir.join(format!("{job}-function-{f}.task.json"))
 }
 
 enum Event {
@@ -91,18 +100,21 @@ impl Worker {
     }
 }
 
-fn spawn(bin: &Path, env: &[(String, String)], task: &FunctionTask, tx: mpsc::Sender<Event>) -> Result<Worker> {
+fn spawn(p: &Processes, task: &FunctionTask, tx: mpsc::Sender<Event>) -> Result<Worker> {
     let f = task.function;
-    let mut child = Command::new(bin)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
+    let file = task_file(&p.dir, &task.job, f);
+    let mut task = task.clone();
+    task.redis = None;
+    std::fs::write(&file, serde_json::to_vec(&task)?)
+        .with_context(|| format!("writing function {f}'s task to {}", file.display()))?;
+    let mut child = Command::new(&p.bin)
+        .arg(&file)
+        .envs(p.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting function {f} ({})", bin.display()))?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(&serde_json::to_vec(task)?).with_context(|| format!("sending function {f} its task"))?;
-    drop(stdin);
+        .with_context(|| format!("starting function {f} ({})", p.bin.display()))?;
     let out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     std::thread::spawn(move || {
@@ -137,7 +149,7 @@ impl Backend for Processes {
         let (tx, rx) = mpsc::channel::<Event>();
         let mut workers: Vec<Worker> = Vec::new();
         for task in &tasks {
-            match spawn(&self.bin, &self.env, task, tx.clone()) {
+            match spawn(self, task, tx.clone()) {
                 Ok(w) => workers.push(w),
                 Err(e) => {
                     workers.iter_mut().for_each(Worker::kill);
