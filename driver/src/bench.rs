@@ -239,6 +239,7 @@ struct Ours {
 
 /// Runs `1 + repeats` iterations of `kernel` with `inner` inner workers from `model`; returns
 /// the median time of the last `repeats` and the model after `keep_after` iterations.
+#[allow(clippy::too_many_arguments)] // four calls, each one line that reads as the row it measures
 fn iterate(
     what: &str,
     kernel: &str,

@@ -2,8 +2,7 @@
 //! Python interpreter that cannot run is reported in one line naming it. (No timing is
 //! asserted: speed lives in the benchmark's output, not in tests.)
 
-mod common;
-use common::ifp;
+use ifp_testkit::ifp;
 
 #[test]
 fn bench_without_python_prints_our_rows() {

@@ -2,8 +2,7 @@
 //! on stderr naming what is wrong and the offending value, never panic, and leave no output
 //! file behind.
 
-mod common;
-use common::*;
+use ifp_testkit::*;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

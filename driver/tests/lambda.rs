@@ -6,14 +6,12 @@
 //! The emulator binary comes from the aws-sam-cli wheel (`.ci/test.sh` fetches it into
 //! `IFP_LAMBDA_RIE`, default `~/.cache/ifp/aws-lambda-rie-x86_64`).
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{assert_close, floats, load_json};
-use common::{ifp_aws as ifp, Emulator, RedisServer, S3Server};
+use ifp_testkit::{assert_close, floats, load_json};
+use ifp_testkit::{ifp_aws as ifp, Emulator, RedisServer, S3Server};
 use serde_json::{json, Value};
 
 fn ok(o: &Output, what: &str) {

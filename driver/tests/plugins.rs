@@ -7,8 +7,7 @@
 //! `ifp-worker`, the worker), a non-zero exit and no output file, while the host exits on its
 //! own (a generous timeout guards against a hang; it asserts no timing) and leaves no process.
 
-mod common;
-use common::*;
+use ifp_testkit::*;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -3,8 +3,7 @@
 //! persistence, and killed when the test ends. Models are compared with the in-process run
 //! of the same configuration; round trips are counted by the server itself.
 
-mod common;
-use common::*;
+use ifp_testkit::*;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
@@ -475,17 +474,4 @@ fn redis_restarting_mid_job_is_a_clear_error_not_a_hang() {
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: job restarted-redis: worker "), "{stderr}");
     assert!(last.contains("redis"), "{stderr}");
-}
-
-impl RedisServer {
-    fn start_on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-        Self { child, port, password: None }
-    }
 }

@@ -3,8 +3,7 @@
 //! `tests/fixtures/generate.py`, versions recorded in each JSON), through the real `ifp`
 //! binary and the wasm kernels.
 
-mod common;
-use common::*;
+use ifp_testkit::*;
 
 /// Tolerance against the references: 1e-6 relative (plus 1e-9 absolute for values near 0).
 const REL: f64 = 1e-6;

@@ -4,8 +4,7 @@
 //! float32 and float64 `.npy`), models equal to those from the same data as local files,
 //! `ifp gen --out s3://…` uploads, and one clear line for each kind of bad object.
 
-mod common;
-use common::*;
+use ifp_testkit::*;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,8 +4,7 @@
 //! model (`--model`) fitted to a measured grid; and a grid run as Lambda invocations of the
 //! real `bootstrap` under AWS's Lambda Runtime Interface Emulator.
 
-mod common;
-use common::*;
+use ifp_testkit::*;
 
 use serde_json::Value;
 

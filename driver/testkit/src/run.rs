@@ -1,0 +1,53 @@
+//! Running the `ifp` binary under test ([`ifp_bin`]): as it is, with static AWS test
+//! credentials, or required to succeed and read back through the result file it writes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::bins::ifp_bin;
+use crate::json::load_json;
+
+/// Runs `ifp` with `args`.
+pub fn ifp(args: &[&str]) -> Output {
+    Command::new(ifp_bin()).args(args).output().expect("run ifp")
+}
+
+/// Runs `ifp` with static test credentials for the AWS SDK (and no shared AWS config), as the
+/// Lambda backend needs for the emulator.
+pub fn ifp_aws(args: &[&str]) -> Output {
+    Command::new(ifp_bin())
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .output()
+        .expect("run ifp")
+}
+
+/// Runs `ifp` and panics with its stderr unless it succeeds.
+pub fn ifp_ok(args: &[&str]) -> Output {
+    let o = ifp(args);
+    assert!(o.status.success(), "ifp {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Runs `ifp run ... --out FILE` and returns the parsed result.
+pub fn run_json(dir: &Path, args: &[&str]) -> Value {
+    let out = dir.join(format!("result-{}.json", rand_suffix()));
+    let mut a: Vec<&str> = args.to_vec();
+    let o = out.to_str().unwrap().to_string();
+    a.extend(["--out", &o, "--quiet"]);
+    ifp_ok(&a);
+    load_json(&out)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
