@@ -6,6 +6,7 @@ mod gen;
 mod lambda;
 mod model;
 mod output;
+mod pricing;
 mod run;
 mod sweep;
 mod workers;
