@@ -6,6 +6,7 @@ mod bench;
 mod gen;
 mod model;
 mod output;
+mod pricing;
 mod result;
 mod run;
 mod sweep;

@@ -43,7 +43,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::output;
-use crate::sweep::{cost_usd, lambda_memory_mb, Prices};
+use crate::pricing::{cost_usd, lambda_memory_mb, Prices, MAX_VCPUS};
 
 /// Lambda's longest invocation, seconds.
 pub const LAMBDA_LIMIT_S: f64 = 900.0;
@@ -151,8 +151,18 @@ pub struct CheckRow {
     pub iter_error: f64,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    crate::sweep::median(v)
+/// The median of `v` (the mean of the middle two for an even count; NaN for none).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 impl Params {
@@ -165,11 +175,11 @@ impl Params {
         if let Some(o) = obs.iter().find(|o| !(o.compute_s > 0.0 && o.iterations > 0)) {
             bail!("the model cannot use configuration {}: it measured no compute time", o.label());
         }
-        let mut t1: Vec<f64> = obs.iter().filter(|o| o.inner == 1).map(Observation::rows_per_inner_per_s).collect();
+        let t1: Vec<f64> = obs.iter().filter(|o| o.inner == 1).map(Observation::rows_per_inner_per_s).collect();
         if t1.is_empty() {
             bail!("the model needs a measured configuration with 1 inner worker (add e.g. 1x1 to --grid)");
         }
-        let t1 = median(&mut t1);
+        let t1 = median(&t1);
         let sigmas: Vec<f64> = obs
             .iter()
             .filter(|o| o.inner > 1)
@@ -186,18 +196,18 @@ impl Params {
         });
         let gamma = (num / den).max(0.0);
         let bpr = obs[0].bytes_per_row;
-        let mut bws: Vec<f64> = obs
+        let bws: Vec<f64> = obs
             .iter()
             .filter(|o| o.load_s > 0.0)
             .map(|o| o.rows as f64 / o.functions as f64 * o.bytes_per_row / o.load_s)
             .collect();
-        let measured_bw = if bws.is_empty() { None } else { Some(median(&mut bws)) };
+        let measured_bw = if bws.is_empty() { None } else { Some(median(&bws)) };
         let (bw, load_source) = match (s3_bytes_per_s, measured_bw) {
             (Some(b), _) => (b, format!("assumption (--s3-mbps {})", b / 1e6)),
             (None, Some(m)) => (m, "measured".to_string()),
             (None, None) => bail!("the model needs a measured load time (every configuration loaded in 0 s)"),
         };
-        let mut overheads: Vec<f64> = obs
+        let overheads: Vec<f64> = obs
             .iter()
             .map(|o| (o.total_s - o.load_s - o.iterations as f64 * (o.compute_s + o.sync_s)).max(0.0))
             .collect();
@@ -212,7 +222,7 @@ impl Params {
             load_bytes_per_s: bw,
             measured_load_bytes_per_s: measured_bw.unwrap_or(bw),
             load_source,
-            overhead_s: median(&mut overheads),
+            overhead_s: median(&overheads),
             bytes_per_row: bpr,
             store,
         })
@@ -298,7 +308,7 @@ impl Params {
             "- inner scaling: eff(M) = 1/(1 + {:.3}(M-1)), measured up to M = {}{}",
             self.inner_sigma,
             self.max_measured_inner,
-            if self.max_measured_inner < 6 { ", extrapolated beyond" } else { "" }
+            if self.max_measured_inner < MAX_VCPUS { ", extrapolated beyond" } else { "" }
         );
         let direct = self.store.direct_rtt_s.map(|d| format!(" ({:.3} ms without the delay proxy)", d * 1e3));
         let _ = writeln!(
@@ -468,7 +478,13 @@ pub fn parse_counts(flag: &str, s: &str) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::X86_64;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
 
     fn obs(functions: u32, inner: u32, compute_s: f64, sync_s: f64, load_s: f64, total_s: f64) -> Observation {
         Observation {
@@ -525,7 +541,7 @@ mod tests {
         assert_eq!(p.load_source, "assumption (--s3-mbps 80)");
         // 100 functions × 4 inner over 1.25e8 rows of 64 B (8 GB), 20 iterations.
         let rows = 125_000_000;
-        let q = p.predict(100, 4, rows, 20, X86_64);
+        let q = p.predict(100, 4, rows, 20, Prices::X86_64);
         // compute: 1.25e8 / 400 / (1e6 · 1/(1 + 0.25·3)) = 312,500 / 571,428.57 = 0.546875 s
         assert!((q.model_compute_ms - 546.875).abs() < 1e-9, "{}", q.model_compute_ms);
         // sync: 2·1 ms + 100·(2·0.01 ms + 0.5333 ms) = 2 + 55.3333 ms
@@ -536,19 +552,19 @@ mod tests {
         assert!((q.shard_mb - 80.0).abs() < 1e-9);
         let total = 0.2 + 1.0 + 20.0 * (0.546875 + sync / 1e3);
         assert!((q.model_total_s - total).abs() < 1e-9, "{} vs {total}", q.model_total_s);
-        assert_eq!(q.memory_mb, 4 * 1769);
-        let cost = cost_usd(&vec![total; 100], 4 * 1769, X86_64);
+        assert_eq!(q.memory_mb, 7076); // 4 vCPUs × 1,769 MB
+        let cost = cost_usd(&vec![total; 100], q.memory_mb, Prices::X86_64);
         assert!((q.model_cost_usd - cost).abs() < 1e-15);
         assert!(q.extrapolated_inner && q.within_lambda_limit);
-        assert!(!p.predict(100, 2, rows, 20, X86_64).extrapolated_inner);
-        assert!(!p.predict(1, 1, rows * 100, 20, X86_64).within_lambda_limit);
+        assert!(!p.predict(100, 2, rows, 20, Prices::X86_64).extrapolated_inner);
+        assert!(!p.predict(1, 1, rows * 100, 20, Prices::X86_64).within_lambda_limit);
     }
 
     #[test]
     fn the_check_reports_the_error_against_each_measured_configuration() {
         let m = measured();
         let p = Params::fit(&m, store(), None).unwrap();
-        let c = p.check(&m, X86_64);
+        let c = p.check(&m, Prices::X86_64);
         assert_eq!(c.len(), 3);
         // 1x1: compute 1 s exactly; sync 2 + 0.02 + 0.5333 ms = 2.5533 ms vs 2.22 measured.
         let iter = 1000.0 + 2.0 + 0.02 + 3.2 / 6.0;
@@ -565,7 +581,7 @@ mod tests {
         // compares with runs that loaded at their own measured bandwidth.
         let assumed = Params::fit(&m, store(), Some(1e6)).unwrap();
         assert!((assumed.load_s(1, 1000) - 1000.0 * assumed.bytes_per_row / 1e6).abs() < 1e-12);
-        let c2 = assumed.check(&m, X86_64);
+        let c2 = assumed.check(&m, Prices::X86_64);
         for (a, b) in c.iter().zip(&c2) {
             assert_eq!(a.model_total_s, b.model_total_s, "{}", a.config);
         }
@@ -582,7 +598,7 @@ mod tests {
     #[test]
     fn prediction_table_is_labelled_as_a_model() {
         let p = Params::fit(&measured(), store(), None).unwrap();
-        let md = markdown(&[p.predict(50, 1, 1_000_000, 10, X86_64)]);
+        let md = markdown(&[p.predict(50, 1, 1_000_000, 10, Prices::X86_64)]);
         let head = md.lines().next().unwrap();
         assert!(head.contains("model total s") && head.contains("model cost $"));
         assert!(!head.contains("measured"));

@@ -29,38 +29,12 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use ifp_host::job::{Backend, OnIteration};
+
+use crate::pricing::{Arch, MAX_MEMORY_MB, MIN_MEMORY_MB, PRICE_PER_REQUEST};
 use ifp_host::{FailureKind, FunctionFailure, FunctionReport, FunctionTask};
 
 /// Lambda's longest invocation (15 minutes) plus a margin: the client waits this long.
 pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 60);
-/// Price per request, USD (us-east-1).
-pub const PRICE_PER_REQUEST: f64 = 0.20 / 1e6;
-
-/// The function's architecture, for prices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Arch {
-    #[value(name = "x86_64")]
-    X86_64,
-    #[value(name = "arm64")]
-    Arm64,
-}
-
-impl Arch {
-    /// USD per GB-second (us-east-1).
-    pub fn price_per_gb_s(self) -> f64 {
-        match self {
-            Arch::X86_64 => 0.0000166667,
-            Arch::Arm64 => 0.0000133334,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-}
-
 /// The options of the Lambda backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LambdaArgs {
@@ -72,7 +46,7 @@ pub struct LambdaArgs {
     pub region: Option<String>,
     /// The function's configured memory in MB, for the cost when the function does not
     /// report it (it does: this is a fallback).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(128..=10240))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(MIN_MEMORY_MB..=MAX_MEMORY_MB))]
     pub memory_mb: Option<u64>,
     /// The function's architecture, for prices.
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
@@ -263,7 +237,7 @@ fn parse_report(log: &str) -> (Option<u64>, Option<u64>) {
 }
 
 fn report_json(a: &LambdaArgs, function: &str, invoked: &[Invoked]) -> Value {
-    let price = a.arch.price_per_gb_s();
+    let price = a.arch.prices().gb_second;
     let mut gb_s_total = 0.0;
     let mut cost_known = true;
     let rows: Vec<Value> = invoked
@@ -334,13 +308,5 @@ mod tests {
         let log = "START RequestId: x\nEND RequestId: x\nREPORT RequestId: x\tDuration: 1234.56 ms\tBilled Duration: 1235 ms\tMemory Size: 3538 MB\tMax Memory Used: 90 MB\n";
         assert_eq!(parse_report(log), (Some(1235), Some(3538)));
         assert_eq!(parse_report("no report"), (None, None));
-    }
-
-    #[test]
-    fn prices_follow_the_published_rates() {
-        // 1 GB for 1 s on x86_64: $0.0000166667; a million requests: $0.20.
-        assert_eq!(Arch::X86_64.price_per_gb_s(), 0.0000166667);
-        assert_eq!(Arch::Arm64.price_per_gb_s(), 0.0000133334);
-        assert!((PRICE_PER_REQUEST * 1e6 - 0.20).abs() < 1e-12);
     }
 }
