@@ -230,7 +230,8 @@ fn killing_a_worker_fails_the_job_naming_job_worker_and_iteration_and_leaves_no_
     assert!(!ok, "the job must fail");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("error: job killed-worker: worker 1 died (killed by signal 9) during iteration "),
+        last.starts_with("error: job killed-worker: function 1 failed during iteration ")
+            && last.ends_with(": the ifp-worker process was killed by signal 9"),
         "{stderr}"
     );
     for p in pids {
@@ -244,10 +245,10 @@ fn a_stalled_worker_fails_the_job_within_the_sync_timeout_naming_it() {
     let (ok, stderr, waited, pids) = disturb_driver(&redis.url(), "stalled-worker", "-STOP", "2");
     assert!(!ok, "the job must fail");
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: job stalled-worker: worker "), "{stderr}");
+    assert!(last.starts_with("error: job stalled-worker: function "), "{stderr}");
     assert!(
         last.contains("timed out after 2s waiting for iteration ")
-            && last.contains("(worker 1 never arrived: it died or stalled)"),
+            && last.contains("(function 1 never arrived: it died or stalled)"),
         "{stderr}"
     );
     // Not a timing assertion on speed: the job must not hang past its own timeout by much.
@@ -472,6 +473,6 @@ fn redis_restarting_mid_job_is_a_clear_error_not_a_hang() {
     drop(again);
     assert!(!status.success());
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: job restarted-redis: worker "), "{stderr}");
+    assert!(last.starts_with("error: job restarted-redis: function "), "{stderr}");
     assert!(last.contains("redis"), "{stderr}");
 }

@@ -167,8 +167,15 @@ fn resume_point(task: &FunctionTask, joined: &JoinPoint, model0: Vec<f64>) -> Re
 pub enum InitError {
     #[error(transparent)]
     Kernel(#[from] crate::kernel::KernelError),
+    // Not a `source`: the message already carries the cause, which would print twice.
     #[error("reading the initialisation sample: {0}")]
-    Data(#[from] crate::data::DataError),
+    Data(crate::data::DataError),
+}
+
+impl From<crate::data::DataError> for InitError {
+    fn from(e: crate::data::DataError) -> Self {
+        InitError::Data(e)
+    }
 }
 
 impl Classify for InitError {

@@ -342,7 +342,8 @@ impl FunctionFailure {
     fn describe(&self) -> String {
         let who = self.function.map_or("a function".to_string(), |f| format!("function {f}"));
         let when = match self.iteration {
-            Some(t) => format!(" during iteration {}", t + 1),
+            // 0-based, as in every report and sync error.
+            Some(t) => format!(" during iteration {t}"),
             None => String::new(),
         };
         format!("{who} failed{when}: {}", self.message)
@@ -560,7 +561,7 @@ mod tests {
     #[test]
     fn failures_read_as_one_line_and_only_the_store_is_worth_a_retry() {
         let f = FunctionFailure::new(FailureKind::Kernel, Some(2), Some(4), "kernel 'x' failed in step:\n trap");
-        assert_eq!(f.to_string(), "function 2 failed during iteration 5: kernel 'x' failed in step: trap");
+        assert_eq!(f.to_string(), "function 2 failed during iteration 4: kernel 'x' failed in step: trap");
         assert!(!f.kind.retryable() && FailureKind::StoreUnreachable.retryable());
         for k in [FailureKind::BadInput, FailureKind::Aborted, FailureKind::Host] {
             assert_eq!(FailureKind::from_name(k.name()), Some(k));
