@@ -1,0 +1,143 @@
+//! A k-means shard: the resident rows with their squared norms, column sums and last
+//! assignments; a step decodes the model and runs Lloyd's or Hamerly's pass over the rows.
+
+use super::hamerly::Bounds;
+use super::scan::Centroids;
+use super::{split_model, Layout};
+use crate::{check_chunk, DataShape};
+
+/// A resident slice of rows for k-means, with the last assignment of each row and, under
+/// Hamerly's algorithm, the distance bounds and cached block sums that let a step skip rows.
+pub struct KMeansShard {
+    pub(super) d: usize,
+    pub(super) x: Vec<f32>,
+    /// `‖x‖²` of each row, in f64 (for the exact inertia).
+    pub(super) sqnorm: Vec<f64>,
+    pub(super) colsum: Vec<f64>,
+    pub(super) colsumsq: Vec<f64>,
+    pub(super) labels: Vec<u32>,
+    /// Hamerly state from the previous step; `None` under Lloyd or before the first step.
+    pub(super) bounds: Option<Bounds>,
+    /// Rows the last step scored against every centroid.
+    pub(super) scored: u64,
+}
+
+/// Rows per block of the partial's sums: every block's sums are computed in row order from
+/// zero and then added in block order, under Lloyd and Hamerly alike, so that both give
+/// bit-identical partials. Sized so that the cached block sums stay within 3/16 of the data.
+pub(super) fn block_rows(k: usize) -> usize {
+    (32 * k).max(512)
+}
+
+impl KMeansShard {
+    pub fn new(shape: DataShape) -> Self {
+        let d = shape.cols as usize;
+        Self {
+            d,
+            x: Vec::new(),
+            sqnorm: Vec::new(),
+            colsum: vec![0.0; d],
+            colsumsq: vec![0.0; d],
+            labels: Vec::new(),
+            bounds: None,
+            scored: 0,
+        }
+    }
+
+    /// Rows the last step scored against every centroid (all of them under Lloyd; under
+    /// Hamerly, those whose bounds did not settle their assignment).
+    pub fn scored_rows(&self) -> u64 {
+        self.scored
+    }
+}
+
+/// `out[..slot.len()] += slot` (a block's `[sums | counts | sumsq]` is the partial's prefix).
+pub(super) fn add_to(out: &mut [f64], slot: &[f64]) {
+    for (o, s) in out.iter_mut().zip(slot) {
+        *o += s;
+    }
+}
+
+impl crate::Shard for KMeansShard {
+    fn reserve(&mut self, rows: usize) {
+        self.x.reserve_exact(rows * self.d);
+        self.sqnorm.reserve_exact(rows);
+        self.labels.reserve_exact(rows);
+    }
+
+    fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String> {
+        let d = self.d;
+        let has_labels = !labels.is_empty();
+        let shape = DataShape { cols: d as u32, has_labels, total_rows: 0 };
+        let n = check_chunk(shape, features, labels)?;
+        self.x.extend_from_slice(features);
+        for r in features.chunks_exact(d) {
+            let mut s = 0.0;
+            for (i, &v) in r.iter().enumerate() {
+                let v = v as f64;
+                s += v * v;
+                self.colsum[i] += v;
+                self.colsumsq[i] += v * v;
+            }
+            self.sqnorm.push(s);
+        }
+        self.labels.resize(self.labels.len() + n, u32::MAX);
+        self.bounds = None;
+        Ok(())
+    }
+
+    fn rows(&self) -> u64 {
+        self.sqnorm.len() as u64
+    }
+
+    fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String> {
+        let d = self.d;
+        let (k, hamerly) = split_model(model, d)?;
+        let l = Layout { k, d };
+        let mut out = vec![0.0; l.len()];
+        let centroids = Centroids::new(model, k, d);
+        let changed = if hamerly {
+            self.step_hamerly(model, &centroids, &mut out)
+        } else {
+            self.step_lloyd(&centroids, &mut out)
+        };
+        let n = self.sqnorm.len();
+        out[l.changed()] = changed as f64;
+        out[l.rows()] = n as f64;
+        out[l.colsum()..l.colsum() + d].copy_from_slice(&self.colsum);
+        out[l.colsumsq()..l.colsumsq() + d].copy_from_slice(&self.colsumsq);
+        Ok(out)
+    }
+
+    fn assignments(&self) -> Vec<u32> {
+        self.labels.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{lcg_data, shape};
+    use super::*;
+    use crate::Shard;
+
+    #[test]
+    fn partials_of_a_split_add_up_to_the_whole() {
+        let (n, d, k) = (500, 6, 5);
+        let x = lcg_data(n, d, 1);
+        let c: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).chain([1.0]).collect();
+        let mut whole = KMeansShard::new(shape(d as u32, n as u64));
+        whole.append(&x, &[]).unwrap();
+        let pw = whole.step(&c).unwrap();
+        let mut sum = vec![0.0; pw.len()];
+        for part in x.chunks(137 * d) {
+            let mut s = KMeansShard::new(shape(d as u32, n as u64));
+            s.append(part, &[]).unwrap();
+            for (a, b) in sum.iter_mut().zip(s.step(&c).unwrap()) {
+                *a += b;
+            }
+        }
+        for (a, b) in sum.iter().zip(&pw) {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
