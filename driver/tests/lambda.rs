@@ -302,3 +302,39 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
         );
     }
 }
+
+/// Logistic regression on Lambda: its model carries a non-finite bookkeeping value, which
+/// must cross the event and the response intact (JSON has no NaN: the tasks and reports
+/// encode it as "NaN"); the result equals the local run's.
+#[test]
+fn logistic_regression_under_the_emulator_matches_the_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("linear.npy").display().to_string();
+    ok(&ifp(&["gen", "logreg", "--rows", "2000", "--cols", "5", "--seed", "4", "--out", &data]), "ifp gen");
+    let run = ["run", "logreg", "--max-iter", "30", "--learning-rate", "0.5", "--functions", "2", "--inner", "1"];
+    let local_out = dir.path().join("local.json").display().to_string();
+    let mut a = run.to_vec();
+    a.extend(["--data", &data, "--out", &local_out, "--quiet"]);
+    ok(&ifp(&a), "the local logreg run");
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let out = dir.path().join("lambda.json").display().to_string();
+    let url = redis.url_db(0);
+    let mut a = run.to_vec();
+    a.extend(["--data", &data, "--backend", "lambda", "--function", "function", "--redis", &url, "--out", &out]);
+    a.push("--quiet");
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    ok(&ifp(&a), "ifp run logreg --backend lambda");
+    let (got, want) = (load_json(Path::new(&out)), load_json(Path::new(&local_out)));
+    assert_eq!(got["iterations"], want["iterations"]);
+    assert_eq!(got["iterations"], 30);
+    let fields: Vec<&String> = want["model"].as_object().unwrap().keys().collect();
+    assert!(!fields.is_empty());
+    for f in fields {
+        assert_close(&format!("logreg {f}"), &floats(&got["model"][f]), &floats(&want["model"][f]), 1e-12, 0.0);
+    }
+    assert_close("logreg losses", &floats(&got["losses"]), &floats(&want["losses"]), 1e-12, 0.0);
+}
