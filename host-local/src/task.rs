@@ -508,7 +508,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_field_and_the_value() {
-        let cases: [(fn(&mut FunctionTask), &str); 7] = [
+        type Case = (fn(&mut FunctionTask), &'static str);
+        let cases: [Case; 7] = [
             (|t| t.functions = 0, "functions must be at least 1, got 0"),
             (|t| t.function = 1, "function 1 is out of range for functions = 1"),
             (|t| t.max_iter = 0, "max_iter must be at least 1, got 0"),

@@ -58,6 +58,8 @@ pub use bindings::exports::ifp::kernel::algorithm::{
     DataShape, ModelField, Sample, SamplePlan, UniformSample, UpdateResult,
 };
 
+// Written out: the type comes from `bindgen!`, whose derives apply to every contract type.
+#[allow(clippy::derivable_impls)]
 impl Default for DataShape {
     fn default() -> Self {
         DataShape { cols: 0, has_labels: false, total_rows: 0 }
