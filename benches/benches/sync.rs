@@ -9,7 +9,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ifp_host::redis_store::RedisStore;
+use ifp_host::sync::redis::RedisStore;
 use ifp_host::sync::{Arrival, InProcess, Release, StateStore};
 
 /// `[sums k·d | counts k | sumsq k | changed | rows | colsum d | colsumsq d]` for k=16, d=32.

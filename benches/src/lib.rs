@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use ifp_host::data::Rows;
-use ifp_host::dataset::Data;
+use ifp_host::data::{Data, Rows};
 use ifp_host::function::{Function, JobSpec};
 use ifp_host::kernel::{DataShape, KernelEngine, KernelInstance, ShardHandle};
 use ifp_host::{Param, Sandbox};

@@ -29,8 +29,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context as _, Result};
 use serde_json::Value;
 
-use ifp_host::data::Rows;
-use ifp_host::dataset::Data;
+use ifp_host::data::{Data, Rows};
 use ifp_host::function::{Function, JobSpec};
 use ifp_host::kernel::{DataShape, Sample};
 use ifp_host::{KernelEngine, Param, Sandbox};

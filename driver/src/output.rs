@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use ifp_host::object::{S3Store, S3Url};
+use ifp_host::data::object::{S3Store, S3Url};
 use npyz::WriterBuilder as _;
 
 /// Writes a file atomically with `write` producing its contents.

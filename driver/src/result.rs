@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use ifp_host::job::{JobOutcome, JobPlan};
 use ifp_host::kernel::ModelField;
-use ifp_host::redis_store::redact;
+use ifp_host::sync::redis::redact;
 use ifp_host::FunctionReport;
 
 /// A model field as JSON: a number, a list, or a list of rows.

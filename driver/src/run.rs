@@ -16,13 +16,12 @@ use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use ifp_host::data::{LabelCol, Rows};
-use ifp_host::dataset::{read_table, Data};
+use ifp_host::data::object::S3Connector;
+use ifp_host::data::{read_table, Data, LabelCol, Rows};
 use ifp_host::job::{Backend as _, JobOutcome, JobPlan, Threads};
-use ifp_host::kernels::Kernels;
-use ifp_host::object::S3Connector;
-use ifp_host::redis_store::JobKeys;
+use ifp_host::kernel::Kernels;
 use ifp_host::run_task::initial_model;
+use ifp_host::sync::redis::JobKeys;
 use ifp_host::task::{sandbox_from, RedisUrl};
 use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param, Sandbox};
 

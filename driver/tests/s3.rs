@@ -9,9 +9,9 @@ use ifp_testkit::*;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ifp_host::data::object::S3Url;
+use ifp_host::data::s3::ObjectData;
 use ifp_host::data::LabelCol;
-use ifp_host::object::S3Url;
-use ifp_host::remote::ObjectData;
 use npyz::WriterBuilder as _;
 
 /// `ifp run … --out FILE --quiet` on local files, which must succeed; returns the result JSON.

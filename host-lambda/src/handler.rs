@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ifp_host::kernels::Kernels;
-use ifp_host::object::S3Connector;
+use ifp_host::data::object::S3Connector;
+use ifp_host::kernel::Kernels;
 use ifp_host::run_task::{run_task, TaskContext};
 use ifp_host::sync::InProcess;
 use ifp_host::task::{inner_for_memory, Invocation, RedisUrl};

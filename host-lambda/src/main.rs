@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ifp_host::kernels::Kernels;
+use ifp_host::kernel::Kernels;
 use ifp_host::Sandbox;
 use ifp_host_lambda::handler::{handle, Deps};
 use lambda_runtime::{service_fn, LambdaEvent};

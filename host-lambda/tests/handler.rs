@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ifp_host::dataset::Data;
+use ifp_host::data::Data;
 use ifp_host::job::{run_in_process, JobPlan};
-use ifp_host::kernels::Kernels;
+use ifp_host::kernel::{KernelOrigin, Kernels};
 use ifp_host::sync::InProcess;
-use ifp_host::task::KernelOrigin;
 use ifp_host::{FailureKind, FunctionFailure, FunctionReport, KernelEngine, LabelCol, Sandbox};
 use ifp_host_lambda::handler::{handle, Deps};
 use lambda_runtime::{Context, LambdaEvent};
@@ -58,7 +57,7 @@ fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
     assert_eq!(inv.memory_mb, Some(3538));
 
     let engine = Arc::new(KernelEngine::builtin("kmeans", Sandbox::default()).unwrap());
-    let file = ifp_host::data::DataFile::open(std::path::Path::new(&data)).unwrap();
+    let file = ifp_host::data::local::DataFile::open(std::path::Path::new(&data)).unwrap();
     let plan = JobPlan {
         job: "ref".into(),
         kernel: "kmeans".into(),

@@ -14,10 +14,9 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::data::{share, DataError};
-use crate::dataset::Data;
-use crate::kernel::{DataShape, KernelEngine, KernelError, KernelInstance, LoadError, Param, ShardHandle};
-use crate::redis_store::RedisSetupError;
+use crate::data::{share, Data, DataError};
+use crate::kernel::{DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, Param, ShardHandle};
+use crate::sync::redis::RedisSetupError;
 use crate::sync::{Arrival, Release, StateStore, SyncError};
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport};
 
@@ -81,6 +80,15 @@ impl Classify for LoadError {
 impl Classify for DataError {
     fn kind(&self) -> FailureKind {
         FailureKind::DataSource
+    }
+}
+
+impl Classify for GetError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            GetError::Unknown { .. } => FailureKind::BadInput,
+            GetError::Load(_) => FailureKind::Kernel,
+        }
     }
 }
 
@@ -192,7 +200,7 @@ impl Function {
     /// `inner` inner workers. Row-addressable data gives [`share`] of the rows, as
     /// [`Function::load`] does. An S3 object is streamed by every inner worker straight into
     /// its shard, a chunk at a time, from its own part: rows of a `.npy`, or bytes of a CSV
-    /// realigned to line ends (see [`crate::remote`]), so no row count per function is needed.
+    /// realigned to line ends (see [`crate::data::s3`]), so no row count per function is needed.
     pub fn load_share(
         engine: &KernelEngine,
         spec: Arc<JobSpec>,
@@ -211,8 +219,8 @@ impl Function {
         // Never more inner workers than rows (a CSV's rows per part are not known: by bytes).
         let whole = object.part(function as u64, functions, 0, 1);
         let units = match &whole {
-            crate::remote::Part::Rows(r) => r.end - r.start,
-            crate::remote::Part::Bytes(b) => b.end - b.start,
+            crate::data::s3::Part::Rows(r) => r.end - r.start,
+            crate::data::s3::Part::Bytes(b) => b.end - b.start,
         };
         let inner = (inner as u64).clamp(1, units.max(1));
         let shape = spec.shape;

@@ -6,10 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dataset::Data;
-use crate::kernel::{DataShape, KernelEngine, KernelError, ModelField, Param};
-use crate::kernels::Kernels;
-use crate::object::S3Connector;
+use crate::data::object::S3Connector;
+use crate::data::Data;
+use crate::kernel::{DataShape, KernelEngine, KernelError, Kernels, ModelField, Param};
 use crate::run_task::{run_task, TaskContext};
 use crate::sync::InProcess;
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport, RedisUrl};

@@ -10,21 +10,20 @@
 //!   ([`function::Function::run_from`]);
 //! - [`job`]: a whole job: the plan that makes the tasks, the [`job::Backend`] trait (threads
 //!   here), and [`job::JobOutcome::collect`], the one rule for a job's outcome;
-//! - [`kernel`] (engine, instances, sandbox, sources, on-disk cache) and [`kernels`] (the
-//!   compiled kernels of a process);
-//! - [`dataset`] (a data set behind one API) over [`data`] (local `.npy`/CSV),
-//!   [`remote`] (S3 objects by parts) and [`object`] (the S3 client);
-//! - [`sync`] (the protocol and the in-process store) and [`redis_store`] (Redis).
+//! - [`kernel`]: the kernel contract and everything about running one: where a component comes
+//!   from (`kernel/source.rs`), the sandbox (`kernel/sandbox.rs`), engines and instances
+//!   (`kernel/instance.rs`), the on-disk cache (`kernel/cache.rs`) and the compiled kernels of
+//!   a process ([`kernel::Kernels`], `kernel/compiled.rs`);
+//! - [`data`]: rows, labels, data errors and a data set behind one API ([`data::Data`]), over
+//!   [`data::local`] (`.npy`/CSV files), [`data::s3`] (S3 objects by parts) and
+//!   [`data::object`] (the S3 client);
+//! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
+//!   [`sync::redis`] (Redis).
 
 pub mod data;
-pub mod dataset;
 pub mod function;
 pub mod job;
 pub mod kernel;
-pub mod kernels;
-pub mod object;
-pub mod redis_store;
-pub mod remote;
 pub mod run_task;
 pub mod sync;
 pub mod task;

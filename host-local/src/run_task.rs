@@ -18,12 +18,11 @@
 
 use std::sync::Arc;
 
-use crate::dataset::Data;
+use crate::data::object::S3Connector;
+use crate::data::Data;
 use crate::function::{failure, Classify, Function, JobSpec, Resume};
-use crate::kernel::{KernelEngine, Param, SamplePlan};
-use crate::kernels::Kernels;
-use crate::object::S3Connector;
-use crate::redis_store::RedisStore;
+use crate::kernel::{KernelEngine, Kernels, Param, SamplePlan};
+use crate::sync::redis::RedisStore;
 use crate::sync::{InProcess, JoinPoint, StateStore};
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};
 
@@ -94,7 +93,7 @@ fn prepare(
     task: &FunctionTask,
     cx: &TaskContext<'_>,
     joined: &JoinPoint,
-) -> Result<(Function, Resume, crate::task::KernelOrigin, f64), FunctionFailure> {
+) -> Result<(Function, Resume, crate::kernel::KernelOrigin, f64), FunctionFailure> {
     let f = task.function;
     let bad = |m: String| FunctionFailure::new(FailureKind::BadInput, Some(f), None, m);
     let sandbox = task.sandbox().map_err(bad)?;

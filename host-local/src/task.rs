@@ -22,8 +22,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::LabelCol;
-use crate::kernel::{DataShape, Param, Sandbox};
-use crate::redis_store::redact;
+use crate::kernel::{DataShape, KernelOrigin, Param, Sandbox};
+use crate::sync::redis::redact;
 use crate::sync::SyncStats;
 
 /// Memory that buys one vCPU of CPU time on AWS Lambda, in MB.
@@ -125,7 +125,7 @@ impl FunctionTask {
         if self.data.is_empty() {
             return bad("data must name a data set (s3://bucket/key or a path), got an empty string".into());
         }
-        if let Err(e) = crate::redis_store::check_job_id(&self.job) {
+        if let Err(e) = crate::sync::redis::check_job_id(&self.job) {
             return bad(e.to_string());
         }
         self.sandbox().map(|_| ()).map_err(|m| FunctionFailure::new(FailureKind::BadInput, Some(self.function), None, m))
@@ -195,19 +195,6 @@ pub struct IterationReport {
     /// Requests this function sent to the state store during the iteration.
     #[serde(default)]
     pub round_trips: u64,
-}
-
-/// How a function got its compiled kernel.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KernelOrigin {
-    /// Already in memory: a warm invocation, or a kernel the driver compiled in this process.
-    Memory,
-    /// Loaded from a precompiled artifact on disk.
-    Precompiled,
-    /// Compiled from the component (and written to the cache, if any).
-    #[default]
-    Compiled,
 }
 
 /// What the Lambda host adds about its invocation.
@@ -522,7 +509,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_field_and_the_value() {
-        let cases: [(fn(&mut FunctionTask), &str); 7] = [
+        type Case = (fn(&mut FunctionTask), &'static str);
+        let cases: [Case; 7] = [
             (|t| t.functions = 0, "functions must be at least 1, got 0"),
             (|t| t.function = 1, "function 1 is out of range for functions = 1"),
             (|t| t.max_iter = 0, "max_iter must be at least 1, got 0"),

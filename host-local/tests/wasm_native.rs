@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ifp_host::data::{DataFile, LabelCol};
-use ifp_host::dataset::Data;
+use ifp_host::data::local::DataFile;
+use ifp_host::data::{Data, LabelCol};
 use ifp_host::job::{run_in_process, JobPlan};
-use ifp_host::run_task::initial_model;
 use ifp_host::kernel::{DataShape, Sample};
+use ifp_host::run_task::initial_model;
 use ifp_host::{KernelEngine, Param, Sandbox};
 use ifp_kernel_math::{Algorithm, KMeans, LogReg, Shard};
 

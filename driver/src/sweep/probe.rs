@@ -10,7 +10,7 @@ use crate::model::{median, StoreProbe};
 /// Requests served and microseconds spent serving them, over every command but the
 /// probes' own (`info`, `ping`).
 pub fn commandstats(url: &str) -> Result<(u64, f64)> {
-    let mut con = ifp_host::redis_store::connect(url, Duration::from_secs(5))?;
+    let mut con = ifp_host::sync::redis::connect(url, Duration::from_secs(5))?;
     let info: String = redis::cmd("INFO").arg("commandstats").query(&mut con)?;
     Ok(parse_commandstats(&info))
 }
@@ -38,7 +38,7 @@ pub fn parse_commandstats(info: &str) -> (u64, f64) {
 
 /// Median of `n` PINGs on one connection, seconds.
 pub fn ping_rtt(url: &str, n: usize) -> Result<f64> {
-    let mut con = ifp_host::redis_store::connect(url, Duration::from_secs(5))?;
+    let mut con = ifp_host::sync::redis::connect(url, Duration::from_secs(5))?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();

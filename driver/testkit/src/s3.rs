@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use ifp_host::object::{S3Store, S3Url};
+use ifp_host::data::object::{S3Store, S3Url};
 
 use crate::bins::ifp_bin;
 use crate::json::load_json;

@@ -13,8 +13,8 @@
 use std::io::{Read as _, Write};
 use std::process::ExitCode;
 
-use ifp_host::kernels::Kernels;
-use ifp_host::object::S3Connector;
+use ifp_host::data::object::S3Connector;
+use ifp_host::kernel::Kernels;
 use ifp_host::run_task::{run_task, TaskContext};
 use ifp_host::task::RedisUrl;
 use ifp_host::{FailureKind, FunctionFailure, FunctionTask, Sandbox};

@@ -21,10 +21,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::function::Classify;
-use crate::kernel::{sha256_hex, write_atomic};
-use crate::task::{FailureKind, KernelOrigin};
-use crate::{CacheUse, KernelCache, KernelEngine, KernelSource, LoadError, RemoteKernels, Sandbox};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    sha256_hex, write_atomic, CacheUse, KernelCache, KernelEngine, KernelSource, LoadError, RemoteKernels, Sandbox,
+};
 
 /// Why a kernel could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +38,17 @@ pub enum GetError {
     Load(anyhow::Error),
 }
 
-impl Classify for GetError {
-    fn kind(&self) -> FailureKind {
-        match self {
-            GetError::Unknown { .. } => FailureKind::BadInput,
-            GetError::Load(_) => FailureKind::Kernel,
-        }
-    }
+/// How a function got its compiled kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelOrigin {
+    /// Already in memory: a warm invocation, or a kernel the driver compiled in this process.
+    Memory,
+    /// Loaded from a precompiled artifact on disk.
+    Precompiled,
+    /// Compiled from the component (and written to the cache, if any).
+    #[default]
+    Compiled,
 }
 
 /// The kernels of one process.

@@ -5,10 +5,11 @@
 use std::ops::Range;
 use std::path::Path;
 
-use crate::data::{DataError, DataFile, LabelCol, Rows};
+use super::local::DataFile;
+use super::object::{S3Connector, S3Url};
+use super::s3::ObjectData;
+use super::{DataError, LabelCol, Rows};
 use crate::kernel::{DataShape, Sample, SamplePlan};
-use crate::object::{S3Connector, S3Url};
-use crate::remote::ObjectData;
 
 /// A job's data: rows in memory, a file, or an object in S3.
 pub enum Data {
@@ -122,7 +123,6 @@ pub fn read_table(location: &str, s3: &S3Connector) -> Result<(u64, u64, Vec<f32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::DataFile;
     use crate::kernel::UniformSample;
 
     /// The CSV sample is read chunk by chunk from the row index; it must hold exactly the rows

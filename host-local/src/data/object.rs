@@ -1,5 +1,6 @@
 //! Objects in S3 (or an S3-compatible server): `s3://bucket/key` addresses, ranged reads that
-//! stream a byte range through several concurrent GETs, and uploads (multipart when large).
+//! stream a byte range through several concurrent GETs, and uploads (multipart when large);
+//! also the reader of kernel components in S3 ([`RemoteKernels`]).
 //!
 //! The rest of the host is synchronous (threads); this module owns a small tokio runtime and
 //! blocks on it at its boundary. Credentials and region come from the standard `aws-config`
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::anyhow;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -34,6 +36,8 @@ use bytes::Bytes;
 use tokio::runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+
+use crate::kernel::{RemoteKernels, MAX_REMOTE_KERNEL_BYTES};
 
 /// Bytes per ranged GET (and per uploaded part). `IFP_S3_PART_BYTES` overrides it for
 /// downloads (tests use small parts to exercise many GETs per part on small objects).
@@ -163,6 +167,22 @@ impl S3Connector {
         }
         let s = S3Store::connect(self.endpoint.as_deref())?;
         Ok(self.store.get_or_init(|| s).clone())
+    }
+}
+
+impl RemoteKernels for S3Connector {
+    /// The whole object, in one GET; refuses anything but `s3://` and objects over
+    /// [`MAX_REMOTE_KERNEL_BYTES`].
+    fn fetch(&self, uri: &str) -> anyhow::Result<Vec<u8>> {
+        let url = S3Url::parse(uri)?;
+        let (bytes, size) = self.store()?.head_bytes(&url, MAX_REMOTE_KERNEL_BYTES + 1)?;
+        if size > MAX_REMOTE_KERNEL_BYTES {
+            return Err(anyhow!("{size} bytes is more than a kernel may have ({MAX_REMOTE_KERNEL_BYTES} bytes)"));
+        }
+        if (bytes.len() as u64) < size {
+            return Err(anyhow!("got {} of its {size} bytes", bytes.len()));
+        }
+        Ok(bytes.to_vec())
     }
 }
 

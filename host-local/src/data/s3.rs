@@ -1,4 +1,4 @@
-//! Data sets in S3: the same `.npy` and CSV formats as [`crate::data`], read without
+//! Data sets in S3: the same `.npy` and CSV formats as [`super::local`], read without
 //! pre-splitting, each function and inner worker fetching only its own part.
 //!
 //! - `.npy`: the header is read once (one small ranged GET); a row range is an exact byte
@@ -23,10 +23,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::data::{
-    csv_error, npy_header_len, parse_npy_header, parse_record, share, DataError, Format, LabelCol, Rows, NPY_HEAD_BYTES,
-};
-use crate::object::{ObjectError, RangeRead, RangeReader, S3Store, S3Url};
+use super::local::{csv_error, npy_header_len, parse_npy_header, parse_record, Format, NPY_HEAD_BYTES};
+use super::object::{ObjectError, RangeRead, RangeReader, S3Store, S3Url};
+use super::{share, DataError, LabelCol, Rows};
 
 /// Bytes fetched first when following a CSV line past the end of a part (doubling, up to
 /// [`TAIL_MAX_BYTES`], while the line goes on).

@@ -1,104 +1,11 @@
-//! Synchronisation between functions, once per iteration, behind one trait.
-//!
-//! Per iteration `t`, every worker `w` of `W` calls [`StateStore::arrive`] with its partial.
-//! Exactly one worker (the one completing the set) gets [`Arrival::Reduce`] with all `W`
-//! partials in worker order; it sums them, runs the kernel's `update` and calls
-//! [`StateStore::release`]. Every other worker gets [`Arrival::Wait`] and blocks in
-//! [`StateStore::await_release`] until the release (or the sync timeout). Arriving twice for
-//! the same `(t, w)` changes nothing, so a retried worker cannot double-count; a retry that
-//! arrives after the release gets [`Arrival::Released`] at once.
-//!
-//! [`InProcess`] implements this for workers that are threads of one process;
-//! [`crate::redis_store::RedisStore`] for workers that are separate processes or functions.
+//! The in-process state store ([`InProcess`]): the functions of a job are threads of one
+//! process, sharing the iterations' partials behind a mutex and a condition variable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// What the reducing worker publishes for iteration `t`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Release {
-    /// The model for iteration `t + 1`.
-    pub model: Vec<f64>,
-    /// The loss of the model that entered iteration `t`.
-    pub loss: f64,
-    /// The kernel's stopping rule fired.
-    pub converged: bool,
-    /// Every worker stops after this iteration (converged or out of iterations).
-    pub stop: bool,
-}
-
-/// Where a function enters a job, as the store knows it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct JoinPoint {
-    /// Iterations already released: the function's first iteration.
-    pub iteration: u32,
-    /// The release of `iteration - 1` (its model is the one to step), if any.
-    pub last: Option<Release>,
-    /// The release of `iteration - 2` (its model is the one to replay), if any.
-    pub before: Option<Release>,
-}
-
-/// The outcome of arriving with a partial.
-#[derive(Debug)]
-pub enum Arrival {
-    /// This worker completed the set: here are all partials, in worker order.
-    Reduce(Vec<Vec<f64>>),
-    /// Others are still missing, or another worker reduces: wait for the release.
-    Wait,
-    /// The iteration was already released (a retried worker arriving late): here it is.
-    Released(Release),
-}
-
-/// Sync failures. Each names the job, and where it applies the worker and iteration.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for iteration {iteration} ({})", missing_text(.missing))]
-    Timeout { job: String, worker: u32, iteration: u32, timeout: Duration, missing: Vec<u32> },
-    #[error("job {job} aborted: function {worker} failed: {reason}")]
-    Aborted { job: String, worker: u32, reason: String },
-    #[error("job {job}: state store error: {message}")]
-    Store { job: String, message: String },
-}
-
-fn missing_text(missing: &[u32]) -> String {
-    match missing {
-        [] => "a function died or stalled".to_string(),
-        [w] => format!("function {w} never arrived: it died or stalled"),
-        ws => format!(
-            "functions {} never arrived: they died or stalled",
-            ws.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
-        ),
-    }
-}
-
-/// Counters a store keeps for reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SyncStats {
-    /// Requests sent to the store (round trips over the network for remote stores).
-    pub round_trips: u64,
-    /// Seconds spent blocked waiting for other workers.
-    pub wait_s: f64,
-}
-
-/// The state store the functions of one job synchronise through.
-pub trait StateStore: Send {
-    /// Finds where this function enters the job: iteration 0 for a fresh job, later for a
-    /// function that was restarted (the in-process store always starts at 0).
-    fn join(&mut self) -> Result<JoinPoint, SyncError> {
-        Ok(JoinPoint::default())
-    }
-    /// Registers worker `w`'s partial for iteration `t`.
-    fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError>;
-    /// Publishes the reduction of iteration `t` and wakes the others.
-    fn release(&mut self, t: u32, release: &Release) -> Result<(), SyncError>;
-    /// Blocks until iteration `t` is released.
-    fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError>;
-    /// Tells every other worker that worker `w` failed, so they stop waiting.
-    fn abort(&mut self, w: u32, reason: &str);
-    /// Counters so far.
-    fn stats(&self) -> SyncStats;
-}
+use super::{Arrival, Release, StateStore, SyncError, SyncStats};
 
 #[derive(Default)]
 struct Iteration {

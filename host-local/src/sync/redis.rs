@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, Script, Value};
 
-use crate::sync::{Arrival, JoinPoint, Release, StateStore, SyncError, SyncStats};
+use super::{Arrival, JoinPoint, Release, StateStore, SyncError, SyncStats};
 
 /// Connection and per-command I/O limit while connecting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

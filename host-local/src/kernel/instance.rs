@@ -1,0 +1,275 @@
+//! Compiling and running a kernel: one shared [`KernelEngine`] (engine, compiled component,
+//! linker, `InstancePre`) per process, one [`KernelInstance`] (its own `Store`) per inner
+//! worker, and the [`KernelError`] every failing call is reported as.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store};
+
+use super::bindings::{Kernel, KernelPre};
+use super::sandbox::{call_deadline, describe, new_store, start_ticker};
+use super::{
+    missing_exports, sha256_hex, DataShape, HostState, KernelBytes, KernelSource, LoadError, ModelField, Param,
+    RemoteKernels, Sample, SamplePlan, Sandbox, UpdateResult, INTERFACE,
+};
+
+/// An error raised by a kernel: a returned `Err`, a trap, a deadline or a memory cap.
+#[derive(Debug, thiserror::Error)]
+#[error("kernel '{kernel}' failed in {function}: {message}")]
+pub struct KernelError {
+    pub kernel: String,
+    pub function: &'static str,
+    pub message: String,
+}
+
+/// The engine and the compiled kernel, shared by every inner worker of a process.
+pub struct KernelEngine {
+    label: String,
+    /// SHA-256 of the component, when known (not for an engine made from precompiled bytes
+    /// alone; a [`KernelCache`](super::KernelCache) sets it for the engines it deserializes).
+    pub(super) sha256: Option<String>,
+    engine: Engine,
+    component: Component,
+    pre: KernelPre<HostState>,
+    sandbox: Sandbox,
+    ticker: Option<Arc<AtomicBool>>,
+}
+
+impl KernelEngine {
+    /// The wasmtime configuration every kernel runs under.
+    pub fn config(sandbox: &Sandbox) -> Config {
+        let mut c = Config::new();
+        c.wasm_component_model(true)
+            .wasm_simd(true)
+            .wasm_relaxed_simd(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .epoch_interruption(sandbox.call_timeout.is_some());
+        c
+    }
+
+    /// Compiles `bytes` (a component, or a component precompiled by
+    /// [`KernelEngine::precompile`] with the same configuration) and links it.
+    /// `label` names the kernel in errors (a builtin name or a file).
+    pub fn new(label: &str, bytes: &[u8], sandbox: Sandbox) -> Result<Self> {
+        let engine = Engine::new(&Self::config(&sandbox))?;
+        let not_component = |message: String| LoadError::NotComponent { kernel: label.to_string(), message };
+        let precompiled = wasmtime::Engine::detect_precompiled(bytes).is_some();
+        let component = if precompiled {
+            // SAFETY: precompiled artifacts are only produced by `precompile` from this
+            // binary's own configuration and stored where only this tool writes.
+            unsafe { Component::deserialize(&engine, bytes) }
+                .map_err(|e| not_component(format!("a precompiled artifact this build cannot load: {e}")))?
+        } else {
+            if bytes.starts_with(b"\0asm\x01\0\0\0") {
+                return Err(not_component(
+                    "it is a core wasm module; build a component (target wasm32-wasip2, or `wasm-tools component new`)"
+                        .into(),
+                )
+                .into());
+            }
+            Component::new(&engine, bytes).map_err(|e| not_component(e.to_string()))?
+        };
+        let mut k = Self::from_component(label, engine, component, sandbox)?;
+        if !precompiled {
+            k.sha256 = Some(sha256_hex(bytes));
+        }
+        Ok(k)
+    }
+
+    /// Compiles a component read by [`KernelSource::read`] (its hash is kept).
+    pub fn compile(k: &KernelBytes, sandbox: Sandbox) -> Result<Self> {
+        Self::new(&k.label, &k.bytes, sandbox)
+    }
+
+    /// Loads a kernel from `source`; `remote` reads `scheme://` URIs.
+    pub fn load(source: &KernelSource, sandbox: Sandbox, remote: Option<&dyn RemoteKernels>) -> Result<Self> {
+        Self::compile(&source.read(remote)?, sandbox)
+    }
+
+    /// Loads a kernel component from a file.
+    pub fn from_file(path: &Path, sandbox: Sandbox) -> Result<Self> {
+        Self::load(&KernelSource::File(path.to_path_buf()), sandbox, None)
+    }
+
+    /// Loads the builtin kernel `name`.
+    pub fn builtin(name: &str, sandbox: Sandbox) -> Result<Self> {
+        Self::load(&KernelSource::Builtin(name.to_string()), sandbox, None)
+    }
+
+    /// Compiles a component ahead of time; the result loads with [`KernelEngine::new`] in
+    /// a fraction of the compile time.
+    pub fn precompile(bytes: &[u8], sandbox: &Sandbox) -> Result<Vec<u8>> {
+        Ok(Engine::new(&Self::config(sandbox))?.precompile_component(bytes)?)
+    }
+
+    fn from_component(label: &str, engine: Engine, component: Component, sandbox: Sandbox) -> Result<Self> {
+        let missing = missing_exports(&engine, &component);
+        if !missing.is_empty() {
+            return Err(LoadError::WrongWorld { kernel: label.to_string(), missing }.into());
+        }
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Imports { kernel: label.to_string(), message: format!("{e:#}") })?;
+        let pre = KernelPre::new(pre).map_err(|e| LoadError::WrongWorld {
+            kernel: label.to_string(),
+            missing: vec![format!("{INTERFACE} with the contract's types ({e:#})")],
+        })?;
+        let ticker = sandbox.call_timeout.map(|_| start_ticker(&engine));
+        Ok(Self { label: label.to_string(), sha256: None, engine, component, pre, sandbox, ticker })
+    }
+
+    /// The kernel's name in errors.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// SHA-256 of the component (lowercase hex), when it was compiled from its bytes here or
+    /// loaded through a [`KernelCache`](super::KernelCache).
+    pub fn sha256(&self) -> Option<&str> {
+        self.sha256.as_deref()
+    }
+
+    /// The sandbox it runs under.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The compiled kernel, for [`KernelEngine::new`] in another process of this build.
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        Ok(self.component.serialize()?)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A fresh instance with its own store.
+    pub fn instantiate(&self) -> Result<KernelInstance, KernelError> {
+        let mut store = new_store(&self.engine, &self.sandbox);
+        let deadline = call_deadline(&self.sandbox);
+        let kernel = self.pre.instantiate(&mut store).map_err(|e| KernelError {
+            kernel: self.label.clone(),
+            function: "instantiate",
+            message: describe(e, &store),
+        })?;
+        Ok(KernelInstance { label: self.label.clone(), store, kernel, deadline })
+    }
+}
+
+impl Drop for KernelEngine {
+    fn drop(&mut self) {
+        if let Some(t) = &self.ticker {
+            t.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One instance of a kernel, owned by one inner worker (or used for init and update).
+pub struct KernelInstance {
+    label: String,
+    store: Store<HostState>,
+    kernel: Kernel,
+    deadline: Option<u64>,
+}
+
+/// A shard resource living in one [`KernelInstance`].
+#[derive(Clone, Copy)]
+pub struct ShardHandle(ResourceAny);
+
+macro_rules! call {
+    ($self:ident, $fname:literal, |$g:ident, $s:ident| $body:expr) => {{
+        if let Some(d) = $self.deadline {
+            $self.store.set_epoch_deadline(d);
+        }
+        let $g = $self.kernel.ifp_kernel_algorithm();
+        let $s = &mut $self.store;
+        let r = $body;
+        let label = $self.label.clone();
+        let err = |message: String| KernelError { kernel: label.clone(), function: $fname, message };
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => Err(err(describe(e, &$self.store))),
+        }
+    }};
+}
+
+impl KernelInstance {
+    fn fail(&self, function: &'static str, message: String) -> KernelError {
+        KernelError { kernel: self.label.clone(), function, message }
+    }
+
+    pub fn name(&mut self) -> Result<String, KernelError> {
+        call!(self, "name", |g, s| g.call_name(s))
+    }
+
+    pub fn validate(&mut self, params: &[Param], shape: DataShape) -> Result<(), KernelError> {
+        let r = call!(self, "validate", |g, s| g.call_validate(s, params, shape))?;
+        r.map_err(|m| self.fail("validate", m))
+    }
+
+    pub fn plan_sample(&mut self, params: &[Param], shape: DataShape) -> Result<SamplePlan, KernelError> {
+        let r = call!(self, "plan-sample", |g, s| g.call_plan_sample(s, params, shape))?;
+        r.map_err(|m| self.fail("plan-sample", m))
+    }
+
+    pub fn init(
+        &mut self,
+        params: &[Param],
+        shape: DataShape,
+        sample: &Sample,
+        start: &[f64],
+    ) -> Result<Vec<f64>, KernelError> {
+        let r = call!(self, "init", |g, s| g.call_init(s, params, shape, sample, start))?;
+        r.map_err(|m| self.fail("init", m))
+    }
+
+    pub fn update(
+        &mut self,
+        params: &[Param],
+        shape: DataShape,
+        model: &[f64],
+        total: &[f64],
+    ) -> Result<UpdateResult, KernelError> {
+        let r = call!(self, "update", |g, s| g.call_update(s, params, shape, model, total))?;
+        r.map_err(|m| self.fail("update", m))
+    }
+
+    pub fn describe(
+        &mut self,
+        params: &[Param],
+        shape: DataShape,
+        model: &[f64],
+    ) -> Result<Vec<ModelField>, KernelError> {
+        let r = call!(self, "describe", |g, s| g.call_describe(s, params, shape, model))?;
+        r.map_err(|m| self.fail("describe", m))
+    }
+
+    /// A new empty shard; `rows` is the capacity hint (how many rows will be appended).
+    pub fn new_shard(&mut self, shape: DataShape, rows: u64) -> Result<ShardHandle, KernelError> {
+        call!(self, "shard constructor", |g, s| g.shard().call_constructor(s, shape, rows)).map(ShardHandle)
+    }
+
+    pub fn append(&mut self, shard: ShardHandle, features: &[f32], labels: &[f32]) -> Result<(), KernelError> {
+        let r = call!(self, "shard.append", |g, s| g.shard().call_append(s, shard.0, features, labels))?;
+        r.map_err(|m| self.fail("shard.append", m))
+    }
+
+    pub fn rows(&mut self, shard: ShardHandle) -> Result<u64, KernelError> {
+        call!(self, "shard.rows", |g, s| g.shard().call_rows(s, shard.0))
+    }
+
+    pub fn step(&mut self, shard: ShardHandle, model: &[f64]) -> Result<Vec<f64>, KernelError> {
+        let r = call!(self, "shard.step", |g, s| g.shard().call_step(s, shard.0, model))?;
+        r.map_err(|m| self.fail("shard.step", m))
+    }
+
+    pub fn assignments(&mut self, shard: ShardHandle) -> Result<Vec<u32>, KernelError> {
+        call!(self, "shard.assignments", |g, s| g.shard().call_assignments(s, shard.0))
+    }
+}
