@@ -112,7 +112,8 @@ fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, r
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..repeats {
-        let mut f = Function::load(&engine, spec.clone(), 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows)?;
+        let mut f =
+            Function::load(&engine, spec.clone(), 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows)?;
         let none = Sample { features: Vec::new(), labels: Vec::new() };
         let mut model = f.instance().init(&params, shape, &none, start)?;
         let t = Instant::now();

@@ -353,7 +353,12 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             let lambda = Lambda::new(&a.lambda, a.quiet)?;
             let results = lambda.run(plan.tasks(), &|_, _| {});
             // The functions report their iterations at the end.
-            results.iter().flatten().filter(|r| r.function == 0).flat_map(|r| &r.iterations).for_each(|it| progress.iteration(it));
+            results
+                .iter()
+                .flatten()
+                .filter(|r| r.function == 0)
+                .flat_map(|r| &r.iterations)
+                .for_each(|it| progress.iteration(it));
             lambda_report = Some(lambda.report());
             results
         }

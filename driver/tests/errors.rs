@@ -142,7 +142,11 @@ fn bad_parameters() {
         &["run", "kmeans", "--data", b, "--learning-rate", "0.1"],
         "--learning-rate does not apply to kmeans",
     );
-    fails_with(d.path(), &["run", "kmeans", "--data", b, "--workers", "0"], "invalid value '0' for '--functions <FUNCTIONS>'");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", b, "--workers", "0"],
+        "invalid value '0' for '--functions <FUNCTIONS>'",
+    );
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--functions", "0"], "0 is not in 1..=4096");
     fails_with(d.path(), &["run", "svm", "--data", b], "unknown algorithm 'svm' (builtin: kmeans, logreg)");
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--frobnicate"], "unexpected argument '--frobnicate'");

@@ -526,6 +526,11 @@ fn a_hostile_plugin_under_the_lambda_emulator_is_stopped_by_the_step_timeout() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let line = err.lines().last().unwrap_or_default();
-    assert!(line.starts_with("error: job ") && line.contains(": function ") && line.contains(" failed during iteration 0: "), "{err}");
+    assert!(
+        line.starts_with("error: job ")
+            && line.contains(": function ")
+            && line.contains(" failed during iteration 0: "),
+        "{err}"
+    );
     assert!(line.contains(plugins::SPIN) && line.contains("exceeded its time limit per call"), "{err}");
 }

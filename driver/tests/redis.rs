@@ -144,7 +144,8 @@ fn worker_pids(parent: u32) -> Vec<(u32, u32)> {
         }
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        let function = args.iter().find_map(|a| a.strip_suffix(".task.json")?.rsplit_once("-function-")?.1.parse().ok());
+        let function =
+            args.iter().find_map(|a| a.strip_suffix(".task.json")?.rsplit_once("-function-")?.1.parse().ok());
         if let Some(f) = function {
             out.push((f, pid));
         }

@@ -93,7 +93,13 @@ fn invoke(task: &FunctionTask, deps: &Deps, cold: bool, started: Instant) -> Res
         if cold && first_iteration_s.is_none() {
             first_iteration_s = Some(deps.process_start.elapsed().as_secs_f64());
         }
-        tracing::debug!(iteration = it.iteration, loss = it.loss, compute_s = it.compute_s, sync_s = it.sync_s, "iteration");
+        tracing::debug!(
+            iteration = it.iteration,
+            loss = it.loss,
+            compute_s = it.compute_s,
+            sync_s = it.sync_s,
+            "iteration"
+        );
     })?;
     report.invocation = Some(Invocation {
         cold,

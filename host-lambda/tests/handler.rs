@@ -87,15 +87,22 @@ fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
 #[test]
 fn a_malformed_event_is_a_bad_input_that_no_retry_can_fix() {
     let d = deps("h2", None);
-    let e = call(&d, json!({ "job": "h2", "function": 1, "functions": 2, "kernel": "kmeans", "max_iter": 3 })).unwrap_err();
+    let e =
+        call(&d, json!({ "job": "h2", "function": 1, "functions": 2, "kernel": "kmeans", "max_iter": 3 })).unwrap_err();
     assert_eq!((e.kind, e.function), (FailureKind::BadInput, Some(1)));
     assert!(!e.kind.retryable());
     assert_eq!(e.to_string(), "function 1 failed: invalid event: missing field `data`");
-    let e = call(&d, json!({ "job": "h2", "function": 2, "functions": 2, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }))
-        .unwrap_err();
+    let e = call(
+        &d,
+        json!({ "job": "h2", "function": 2, "functions": 2, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }),
+    )
+    .unwrap_err();
     assert_eq!(e.to_string(), "function 2 failed: function 2 is out of range for functions = 2");
-    let e = call(&d, json!({ "job": "h2", "function": 0, "functions": 1, "data": "x.npy", "kernel": "svm", "max_iter": 3 }))
-        .unwrap_err();
+    let e = call(
+        &d,
+        json!({ "job": "h2", "function": 0, "functions": 1, "data": "x.npy", "kernel": "svm", "max_iter": 3 }),
+    )
+    .unwrap_err();
     assert_eq!(e.kind, FailureKind::BadInput);
     assert!(e.message.starts_with("unknown kernel 'svm'"), "{e}");
 }
@@ -112,8 +119,11 @@ fn a_bad_data_uri_is_a_data_source_failure_naming_the_uri() {
 #[test]
 fn a_task_without_a_store_says_how_to_give_one() {
     let d = Arc::new(Deps::new(Kernels::new(None, Sandbox::default()), None, None, Instant::now()));
-    let e = call(&d, json!({ "job": "h4", "function": 0, "functions": 1, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }))
-        .unwrap_err();
+    let e = call(
+        &d,
+        json!({ "job": "h4", "function": 0, "functions": 1, "data": "x.npy", "kernel": "kmeans", "max_iter": 3 }),
+    )
+    .unwrap_err();
     assert_eq!(e.kind, FailureKind::BadInput);
     assert!(e.message.contains("IFP_REDIS_URL"), "{e}");
 }

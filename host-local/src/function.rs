@@ -152,7 +152,8 @@ impl Function {
         let fail = |e: &dyn Classify| FunctionFailure::new(e.kind(), Some(function), None, e.to_string());
         // A CSV object read by rows is parsed once; other sources are read slice by slice,
         // chunk by chunk, by each inner worker straight into its shard.
-        let preloaded = if data.sequential() { Some(Data::Memory(data.read(range.clone()).map_err(|e| fail(&e))?)) } else { None };
+        let preloaded =
+            if data.sequential() { Some(Data::Memory(data.read(range.clone()).map_err(|e| fail(&e))?)) } else { None };
         let (src, base) = match &preloaded {
             Some(m) => (m, 0),
             None => (data, range.start),

@@ -74,7 +74,11 @@ pub type OnIteration<'a> = &'a (dyn Fn(u32, &IterationReport) + Sync);
 /// them, and returns each one's result in function order. A backend never decides what a
 /// failure means; [`JobOutcome::collect`] does.
 pub trait Backend {
-    fn run(&self, tasks: Vec<FunctionTask>, on_iteration: OnIteration<'_>) -> Vec<Result<FunctionReport, FunctionFailure>>;
+    fn run(
+        &self,
+        tasks: Vec<FunctionTask>,
+        on_iteration: OnIteration<'_>,
+    ) -> Vec<Result<FunctionReport, FunctionFailure>>;
 }
 
 /// Every function as a thread of this process, synchronising through the in-process store.
@@ -88,7 +92,11 @@ pub struct Threads<'a> {
 }
 
 impl Backend for Threads<'_> {
-    fn run(&self, tasks: Vec<FunctionTask>, on_iteration: OnIteration<'_>) -> Vec<Result<FunctionReport, FunctionFailure>> {
+    fn run(
+        &self,
+        tasks: Vec<FunctionTask>,
+        on_iteration: OnIteration<'_>,
+    ) -> Vec<Result<FunctionReport, FunctionFailure>> {
         let Some(first) = tasks.first() else { return Vec::new() };
         let store = InProcess::new(&first.job, first.functions as usize, first.sync_timeout());
         let cx = TaskContext {

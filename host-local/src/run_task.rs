@@ -196,7 +196,12 @@ impl InitError {
 /// The initial model: validates the parameters, gathers the sample the kernel asks for and
 /// calls its `init`. `start` is a user-supplied starting model (e.g. initial centroids), or
 /// empty.
-pub fn initial_model(engine: &KernelEngine, data: &Data, params: &[Param], start: &[f64]) -> Result<Vec<f64>, InitError> {
+pub fn initial_model(
+    engine: &KernelEngine,
+    data: &Data,
+    params: &[Param],
+    start: &[f64],
+) -> Result<Vec<f64>, InitError> {
     let shape = data.shape()?;
     let mut inst = engine.instantiate()?;
     inst.validate(params, shape)?;

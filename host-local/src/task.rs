@@ -128,7 +128,9 @@ impl FunctionTask {
         if let Err(e) = crate::sync::redis::check_job_id(&self.job) {
             return bad(e.to_string());
         }
-        self.sandbox().map(|_| ()).map_err(|m| FunctionFailure::new(FailureKind::BadInput, Some(self.function), None, m))
+        self.sandbox()
+            .map(|_| ())
+            .map_err(|m| FunctionFailure::new(FailureKind::BadInput, Some(self.function), None, m))
     }
 
     /// The sandbox from `kernel_memory_mb` and `step_timeout_s`.

@@ -88,11 +88,20 @@ impl<'a> Lambda<'a> {
 }
 
 impl Backend for Lambda<'_> {
-    fn run(&self, tasks: Vec<FunctionTask>, _on_iteration: OnIteration<'_>) -> Vec<Result<FunctionReport, FunctionFailure>> {
+    fn run(
+        &self,
+        tasks: Vec<FunctionTask>,
+        _on_iteration: OnIteration<'_>,
+    ) -> Vec<Result<FunctionReport, FunctionFailure>> {
         let host_failure = |m: String| FunctionFailure::new(FailureKind::Host, None, None, m);
         let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(rt) => rt,
-            Err(e) => return tasks.iter().map(|_| Err(host_failure(format!("cannot start the async runtime: {e}")))).collect(),
+            Err(e) => {
+                return tasks
+                    .iter()
+                    .map(|_| Err(host_failure(format!("cannot start the async runtime: {e}"))))
+                    .collect()
+            }
         };
         let results = rt.block_on(invoke_all(self.args, &self.function, tasks, self.quiet));
         let mut invoked = self.invoked.lock().unwrap_or_else(|p| p.into_inner());
@@ -165,7 +174,12 @@ async fn invoke_all(
     let mut out = Vec::with_capacity(handles.len());
     for (f, h) in handles.into_iter().enumerate() {
         out.push(h.await.unwrap_or_else(|e| {
-            Err(FunctionFailure::new(FailureKind::Host, Some(f as u32), None, format!("the invocation task panicked: {e}")))
+            Err(FunctionFailure::new(
+                FailureKind::Host,
+                Some(f as u32),
+                None,
+                format!("the invocation task panicked: {e}"),
+            ))
         }));
     }
     out
@@ -174,7 +188,11 @@ async fn invoke_all(
 /// One invocation of `task`. A function's own failure comes back typed (its `errorMessage`
 /// is the [`FunctionFailure`] as JSON); what Lambda itself reports (a timeout, a crash, an
 /// invocation refused) becomes a [`FailureKind::Host`] failure with Lambda's words.
-async fn invoke(client: &aws_sdk_lambda::Client, function: &str, task: &FunctionTask) -> Result<Invoked, FunctionFailure> {
+async fn invoke(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    task: &FunctionTask,
+) -> Result<Invoked, FunctionFailure> {
     let f = task.function;
     let host = |m: String| FunctionFailure::new(FailureKind::Host, Some(f), None, m);
     let payload = serde_json::to_vec(task).map_err(|e| host(format!("cannot encode the task: {e}")))?;
@@ -214,10 +232,7 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, task: &Function
         });
     }
     let report: FunctionReport = serde_json::from_slice(body).map_err(|e| {
-        host(format!(
-            "unreadable response ({e}): {}",
-            one_line(&String::from_utf8_lossy(&body[..body.len().min(300)]))
-        ))
+        host(format!("unreadable response ({e}): {}", one_line(&String::from_utf8_lossy(&body[..body.len().min(300)]))))
     })?;
     let (billed_ms, memory_mb) = log.as_deref().map(parse_report).unwrap_or((None, None));
     Ok(Invoked { report, wall_s, billed_ms, memory_mb })

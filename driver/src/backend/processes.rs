@@ -145,7 +145,11 @@ fn spawn(p: &Processes, task: &FunctionTask, tx: mpsc::Sender<Event>) -> Result<
 }
 
 impl Backend for Processes {
-    fn run(&self, tasks: Vec<FunctionTask>, on_iteration: OnIteration<'_>) -> Vec<Result<FunctionReport, FunctionFailure>> {
+    fn run(
+        &self,
+        tasks: Vec<FunctionTask>,
+        on_iteration: OnIteration<'_>,
+    ) -> Vec<Result<FunctionReport, FunctionFailure>> {
         let (tx, rx) = mpsc::channel::<Event>();
         let mut workers: Vec<Worker> = Vec::new();
         for task in &tasks {

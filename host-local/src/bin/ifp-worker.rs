@@ -83,12 +83,9 @@ fn main() -> ExitCode {
         }
     });
     let result = match (result, write_err) {
-        (Ok(_), Some(e)) => Err(FunctionFailure::new(
-            FailureKind::Host,
-            Some(task.function),
-            None,
-            format!("writing progress: {e}"),
-        )),
+        (Ok(_), Some(e)) => {
+            Err(FunctionFailure::new(FailureKind::Host, Some(task.function), None, format!("writing progress: {e}")))
+        }
         (r, _) => r,
     };
     match result {
