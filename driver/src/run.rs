@@ -253,7 +253,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (Some(name), None) => (Some(builtin_kind(name)?), KernelSource::Builtin(name.clone())),
         (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
     };
-    let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout).map_err(anyhow::Error::msg)?;
+    let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
     if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
         bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
     }

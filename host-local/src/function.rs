@@ -514,7 +514,9 @@ mod tests {
     fn parallel_and_serial_merges_are_the_same_bits() {
         let n = 3 * 4096 + 17;
         let parts: Vec<Vec<f64>> = (0..80u32)
-            .map(|w| (0..n).map(|i| [1e16, 1.0, -1e16, 0.1 * w as f64][(i + w as usize) % 4] + i as f64 * 1e-3).collect())
+            .map(|w| {
+                (0..n).map(|i| [1e16, 1.0, -1e16, 0.1 * w as f64][(i + w as usize) % 4] + i as f64 * 1e-3).collect()
+            })
             .collect();
         assert!(n * parts.len() >= PARALLEL_MERGE_VALUES, "the parallel path runs");
         let mut serial = parts[0].clone();
@@ -523,8 +525,14 @@ mod tests {
         }
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         let parallel = pool.install(|| sum_in_order(&parts)).unwrap();
-        assert_eq!(serial.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), parallel.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            serial.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            parallel.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         let short = vec![parts[0].clone(), vec![1.0]];
-        assert_eq!(sum_in_order(&short).unwrap_err().to_string(), format!("partials of different lengths ({n} and 1): the kernel's step must always return the same length"));
+        assert_eq!(
+            sum_in_order(&short).unwrap_err().to_string(),
+            format!("partials of different lengths ({n} and 1): the kernel's step must always return the same length")
+        );
     }
 }

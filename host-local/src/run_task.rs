@@ -95,8 +95,8 @@ fn prepare(
     joined: &JoinPoint,
 ) -> Result<(Function, Resume, crate::kernel::KernelOrigin, f64), FunctionFailure> {
     let f = task.function;
-    let bad = |m: String| FunctionFailure::new(FailureKind::BadInput, Some(f), None, m);
-    let sandbox = task.sandbox().map_err(bad)?;
+    let sandbox =
+        task.sandbox().map_err(|e| FunctionFailure::new(FailureKind::BadInput, Some(f), None, e.to_string()))?;
     let sandbox = cx.kernels.sandbox(sandbox.memory_limit, sandbox.call_timeout);
     let (engine, origin, kernel_s) = cx
         .kernels

@@ -130,11 +130,11 @@ impl FunctionTask {
         }
         self.sandbox()
             .map(|_| ())
-            .map_err(|m| FunctionFailure::new(FailureKind::BadInput, Some(self.function), None, m))
+            .map_err(|e| FunctionFailure::new(FailureKind::BadInput, Some(self.function), None, e.to_string()))
     }
 
     /// The sandbox from `kernel_memory_mb` and `step_timeout_s`.
-    pub fn sandbox(&self) -> Result<Sandbox, String> {
+    pub fn sandbox(&self) -> Result<Sandbox, SandboxError> {
         sandbox_from(self.kernel_memory_mb, self.step_timeout_s)
     }
 
@@ -146,18 +146,27 @@ impl FunctionTask {
 
 /// The sandbox limits as the task and the command line give them: a memory cap in MiB
 /// (1 to 4096) and seconds per call into the kernel.
-pub fn sandbox_from(memory_mb: Option<u64>, step_timeout_s: Option<f64>) -> Result<Sandbox, String> {
+pub fn sandbox_from(memory_mb: Option<u64>, step_timeout_s: Option<f64>) -> Result<Sandbox, SandboxError> {
     let memory_limit = match memory_mb {
         None => None,
         Some(m) if (1..=4096).contains(&m) => Some((m as usize) << 20),
-        Some(m) => return Err(format!("kernel memory must be between 1 and 4096 MiB, got {m}")),
+        Some(m) => return Err(SandboxError::Memory(m)),
     };
     let call_timeout = match step_timeout_s {
         None => None,
         Some(t) if t.is_finite() && t > 0.0 && t <= 1e6 => Some(Duration::from_secs_f64(t)),
-        Some(t) => return Err(format!("the step timeout must be a positive number of seconds, got {t}")),
+        Some(t) => return Err(SandboxError::StepTimeout(t)),
     };
     Ok(Sandbox { memory_limit, call_timeout })
+}
+
+/// Sandbox limits out of range.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SandboxError {
+    #[error("kernel memory must be between 1 and 4096 MiB, got {0}")]
+    Memory(u64),
+    #[error("the step timeout must be a positive number of seconds (at most 1e6), got {0}")]
+    StepTimeout(f64),
 }
 
 /// A Redis URL whose password never shows in `Debug` or `Display` (it serializes in full:

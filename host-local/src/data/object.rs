@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -37,7 +36,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::kernel::{RemoteKernels, MAX_REMOTE_KERNEL_BYTES};
+use crate::kernel::{LoadError, RemoteKernels, MAX_REMOTE_KERNEL_BYTES};
 
 /// Bytes per ranged GET (and per uploaded part). `IFP_S3_PART_BYTES` overrides it for
 /// downloads (tests use small parts to exercise many GETs per part on small objects).
@@ -173,14 +172,21 @@ impl S3Connector {
 impl RemoteKernels for S3Connector {
     /// The whole object, in one GET; refuses anything but `s3://` and objects over
     /// [`MAX_REMOTE_KERNEL_BYTES`].
-    fn fetch(&self, uri: &str) -> anyhow::Result<Vec<u8>> {
-        let url = S3Url::parse(uri)?;
-        let (bytes, size) = self.store()?.head_bytes(&url, MAX_REMOTE_KERNEL_BYTES + 1)?;
+    fn fetch(&self, uri: &str) -> Result<Vec<u8>, LoadError> {
+        let read = |message: String| LoadError::Read { kernel: uri.to_string(), message };
+        // The object store's errors start with the URI already.
+        let object = |e: ObjectError| {
+            let message = e.to_string();
+            read(message.strip_prefix(&format!("{uri}: ")).unwrap_or(&message).to_string())
+        };
+        let url = S3Url::parse(uri).map_err(object)?;
+        let (bytes, size) =
+            self.store().map_err(object)?.head_bytes(&url, MAX_REMOTE_KERNEL_BYTES + 1).map_err(object)?;
         if size > MAX_REMOTE_KERNEL_BYTES {
-            return Err(anyhow!("{size} bytes is more than a kernel may have ({MAX_REMOTE_KERNEL_BYTES} bytes)"));
+            return Err(read(format!("{size} bytes is more than a kernel may have ({MAX_REMOTE_KERNEL_BYTES} bytes)")));
         }
         if (bytes.len() as u64) < size {
-            return Err(anyhow!("got {} of its {size} bytes", bytes.len()));
+            return Err(read(format!("got {} of its {size} bytes", bytes.len())));
         }
         Ok(bytes.to_vec())
     }

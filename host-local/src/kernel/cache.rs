@@ -3,10 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
 use wasmtime::Engine;
 
-use super::{KernelBytes, KernelEngine, Sandbox};
+use super::{KernelBytes, KernelEngine, LoadError, Sandbox};
 
 /// How a [`KernelCache`] produced an engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,9 +37,9 @@ impl KernelCache {
     }
 
     /// Where the compiled form of the component hashed `sha256` lives in `dir`.
-    pub fn path(dir: &Path, sha256: &str, sandbox: &Sandbox) -> Result<PathBuf> {
+    pub fn path(dir: &Path, sha256: &str, sandbox: &Sandbox) -> Result<PathBuf, LoadError> {
         use std::hash::{Hash as _, Hasher as _};
-        let engine = Engine::new(&KernelEngine::config(sandbox))?;
+        let engine = Engine::new(&KernelEngine::config(sandbox)).map_err(LoadError::engine)?;
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let safe: String = sha256.chars().filter(char::is_ascii_hexdigit).collect();
@@ -48,7 +47,7 @@ impl KernelCache {
     }
 
     /// The engine for `k`: from the cache when there, else compiled (and cached).
-    pub fn engine(&self, k: &KernelBytes, sandbox: Sandbox) -> Result<(KernelEngine, CacheUse)> {
+    pub fn engine(&self, k: &KernelBytes, sandbox: Sandbox) -> Result<(KernelEngine, CacheUse), LoadError> {
         for dir in self.shipped.iter().chain(&self.dir) {
             let path = Self::path(dir, &k.sha256, &sandbox)?;
             if let Ok(bytes) = std::fs::read(&path) {
@@ -58,7 +57,7 @@ impl KernelCache {
                         return Ok((e, CacheUse::Precompiled));
                     }
                     Err(e) => {
-                        tracing::warn!(path = %path.display(), "ignoring a compiled kernel that does not load: {e:#}")
+                        tracing::warn!(path = %path.display(), "ignoring a compiled kernel that does not load: {e}")
                     }
                 }
             }
@@ -66,14 +65,14 @@ impl KernelCache {
         let engine = KernelEngine::compile(k, sandbox)?;
         if let Err(e) = self.store(&engine) {
             // A read-only or full disk costs the next process a compilation, nothing more.
-            tracing::warn!("cannot cache the compiled kernel: {e:#}");
+            tracing::warn!("cannot cache the compiled kernel: {e}");
         }
         Ok((engine, CacheUse::Compiled))
     }
 
     /// Writes `engine`'s compiled kernel into the writable directory (if any); returns the
     /// file.
-    pub fn store(&self, engine: &KernelEngine) -> Result<Option<PathBuf>> {
+    pub fn store(&self, engine: &KernelEngine) -> Result<Option<PathBuf>, LoadError> {
         let (Some(dir), Some(sha)) = (&self.dir, engine.sha256()) else { return Ok(None) };
         let path = Self::path(dir, sha, engine.sandbox())?;
         write_atomic(&path, &engine.serialize()?)?;
@@ -83,11 +82,15 @@ impl KernelCache {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
 /// that no reader ever sees a partial file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let fail = |what: String, e: std::io::Error| LoadError::Cache {
+        path: path.to_path_buf(),
+        message: format!("{what}: {e}"),
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}", dir.display()), e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("kernel");
     let tmp = dir.join(format!(".{name}.{}.{:?}", std::process::id(), std::thread::current().id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    std::fs::write(&tmp, bytes).map_err(|e| fail(format!("cannot write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| fail(format!("cannot rename {} to {}", tmp.display(), path.display()), e))
 }

@@ -19,8 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Result;
-
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -34,8 +32,8 @@ pub enum GetError {
     #[error("unknown kernel '{name}' (builtin: {builtins})")]
     Unknown { name: String, builtins: String },
     /// The component could not be read, does not match its hash, or does not load.
-    #[error("{0:#}")]
-    Load(anyhow::Error),
+    #[error(transparent)]
+    Load(#[from] LoadError),
 }
 
 /// How a function got its compiled kernel.
@@ -89,7 +87,7 @@ impl Kernels {
     }
 
     /// Compiles every builtin kernel into `dir` (for packaging); returns the files written.
-    pub fn precompile_builtins(dir: &Path, sandbox: &Sandbox) -> Result<Vec<PathBuf>> {
+    pub fn precompile_builtins(dir: &Path, sandbox: &Sandbox) -> Result<Vec<PathBuf>, LoadError> {
         let mut out = Vec::new();
         for (name, component) in ifp_kernels::BUILTIN {
             let path = KernelCache::path(dir, &sha256_hex(component), sandbox)?;
@@ -119,14 +117,14 @@ impl Kernels {
         }
         let bytes = KernelSource::parse(kernel).read(remote).map_err(|e| match e {
             LoadError::UnknownBuiltin { name, builtins } => GetError::Unknown { name, builtins },
-            other => GetError::Load(other.into()),
+            other => GetError::Load(other),
         })?;
-        bytes.check(sha256).map_err(|e| GetError::Load(e.into()))?;
+        bytes.check(sha256)?;
         let key = (bytes.sha256.clone(), sandbox.clone());
         if let Some(e) = loaded.get(&key) {
             return done(e, KernelOrigin::Memory);
         }
-        let (engine, how) = self.cache.engine(&bytes, sandbox.clone()).map_err(GetError::Load)?;
+        let (engine, how) = self.cache.engine(&bytes, sandbox.clone())?;
         let engine = Arc::new(engine);
         loaded.insert(key, engine.clone());
         let how = match how {

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Result;
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 
@@ -54,8 +53,8 @@ impl KernelEngine {
     /// Compiles `bytes` (a component, or a component precompiled by
     /// [`KernelEngine::precompile`] with the same configuration) and links it.
     /// `label` names the kernel in errors (a builtin name or a file).
-    pub fn new(label: &str, bytes: &[u8], sandbox: Sandbox) -> Result<Self> {
-        let engine = Engine::new(&Self::config(&sandbox))?;
+    pub fn new(label: &str, bytes: &[u8], sandbox: Sandbox) -> Result<Self, LoadError> {
+        let engine = Engine::new(&Self::config(&sandbox)).map_err(LoadError::engine)?;
         let not_component = |message: String| LoadError::NotComponent { kernel: label.to_string(), message };
         let precompiled = wasmtime::Engine::detect_precompiled(bytes).is_some();
         let component = if precompiled {
@@ -68,8 +67,7 @@ impl KernelEngine {
                 return Err(not_component(
                     "it is a core wasm module; build a component (target wasm32-wasip2, or `wasm-tools component new`)"
                         .into(),
-                )
-                .into());
+                ));
             }
             Component::new(&engine, bytes).map_err(|e| not_component(e.to_string()))?
         };
@@ -81,38 +79,45 @@ impl KernelEngine {
     }
 
     /// Compiles a component read by [`KernelSource::read`] (its hash is kept).
-    pub fn compile(k: &KernelBytes, sandbox: Sandbox) -> Result<Self> {
+    pub fn compile(k: &KernelBytes, sandbox: Sandbox) -> Result<Self, LoadError> {
         Self::new(&k.label, &k.bytes, sandbox)
     }
 
     /// Loads a kernel from `source`; `remote` reads `scheme://` URIs.
-    pub fn load(source: &KernelSource, sandbox: Sandbox, remote: Option<&dyn RemoteKernels>) -> Result<Self> {
+    pub fn load(
+        source: &KernelSource,
+        sandbox: Sandbox,
+        remote: Option<&dyn RemoteKernels>,
+    ) -> Result<Self, LoadError> {
         Self::compile(&source.read(remote)?, sandbox)
     }
 
     /// Loads a kernel component from a file.
-    pub fn from_file(path: &Path, sandbox: Sandbox) -> Result<Self> {
+    pub fn from_file(path: &Path, sandbox: Sandbox) -> Result<Self, LoadError> {
         Self::load(&KernelSource::File(path.to_path_buf()), sandbox, None)
     }
 
     /// Loads the builtin kernel `name`.
-    pub fn builtin(name: &str, sandbox: Sandbox) -> Result<Self> {
+    pub fn builtin(name: &str, sandbox: Sandbox) -> Result<Self, LoadError> {
         Self::load(&KernelSource::Builtin(name.to_string()), sandbox, None)
     }
 
     /// Compiles a component ahead of time; the result loads with [`KernelEngine::new`] in
     /// a fraction of the compile time.
-    pub fn precompile(bytes: &[u8], sandbox: &Sandbox) -> Result<Vec<u8>> {
-        Ok(Engine::new(&Self::config(sandbox))?.precompile_component(bytes)?)
+    pub fn precompile(bytes: &[u8], sandbox: &Sandbox) -> Result<Vec<u8>, LoadError> {
+        let engine = Engine::new(&Self::config(sandbox)).map_err(LoadError::engine)?;
+        engine
+            .precompile_component(bytes)
+            .map_err(|e| LoadError::NotComponent { kernel: "(precompiling)".into(), message: e.to_string() })
     }
 
-    fn from_component(label: &str, engine: Engine, component: Component, sandbox: Sandbox) -> Result<Self> {
+    fn from_component(label: &str, engine: Engine, component: Component, sandbox: Sandbox) -> Result<Self, LoadError> {
         let missing = missing_exports(&engine, &component);
         if !missing.is_empty() {
-            return Err(LoadError::WrongWorld { kernel: label.to_string(), missing }.into());
+            return Err(LoadError::WrongWorld { kernel: label.to_string(), missing });
         }
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(LoadError::engine)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Imports { kernel: label.to_string(), message: format!("{e:#}") })?;
@@ -141,8 +146,8 @@ impl KernelEngine {
     }
 
     /// The compiled kernel, for [`KernelEngine::new`] in another process of this build.
-    pub fn serialize(&self) -> Result<Vec<u8>> {
-        Ok(self.component.serialize()?)
+    pub fn serialize(&self) -> Result<Vec<u8>, LoadError> {
+        self.component.serialize().map_err(LoadError::engine)
     }
 
     pub fn engine(&self) -> &Engine {

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
 use sha2::{Digest as _, Sha256};
 
 /// Where a kernel's component comes from.
@@ -71,12 +70,7 @@ impl KernelSource {
                 std::fs::read(p).map_err(|e| LoadError::Read { kernel: self.label(), message: e.to_string() })
             }
             KernelSource::Remote(uri) => match remote {
-                Some(r) => r.fetch(uri).map_err(|e| {
-                    // The object store's errors start with the URI already.
-                    let message = format!("{e:#}");
-                    let message = message.strip_prefix(&format!("{uri}: ")).unwrap_or(&message).to_string();
-                    LoadError::Read { kernel: uri.clone(), message }
-                }),
+                Some(r) => r.fetch(uri),
                 None => Err(LoadError::Read {
                     kernel: uri.clone(),
                     message: "no reader for this URI scheme in this build".into(),
@@ -89,7 +83,8 @@ impl KernelSource {
 /// Reads kernel components from remote URIs (`s3://bucket/key`, ...); the object store
 /// plugs in here.
 pub trait RemoteKernels {
-    fn fetch(&self, uri: &str) -> Result<Vec<u8>>;
+    /// The component at `uri`; errors are [`LoadError::Read`] naming the URI.
+    fn fetch(&self, uri: &str) -> Result<Vec<u8>, LoadError>;
 }
 
 /// The largest kernel component read from a remote store (components are usually well under
@@ -142,4 +137,17 @@ pub enum LoadError {
         "kernel '{kernel}' has sha256 {found} but the job runs sha256 {expected}: every function must load the same component (did it change after the job started?)"
     )]
     Mismatch { kernel: String, found: String, expected: String },
+    /// wasmtime could not set up an engine or a linker for this configuration.
+    #[error("cannot set up the kernel engine: {message}")]
+    Engine { message: String },
+    /// The compiled-kernel cache could not be written.
+    #[error("compiled-kernel cache {path}: {message}")]
+    Cache { path: PathBuf, message: String },
+}
+
+impl LoadError {
+    /// An engine set-up failure.
+    pub fn engine(e: impl std::fmt::Display) -> Self {
+        LoadError::Engine { message: e.to_string() }
+    }
 }
