@@ -324,6 +324,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),
         label_col: label,
+        s3_endpoint: a.s3_endpoint.clone(),
         params,
         functions: a.functions,
         inner: a.inner,

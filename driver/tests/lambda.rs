@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use ifp_testkit::{assert_close, floats, load_json};
-use ifp_testkit::{ifp_aws as ifp, Emulator, RedisServer, S3Server};
+use ifp_testkit::{ifp_aws as ifp, Emulator, RedisServer, S3Server, KEY, SECRET};
 use serde_json::{json, Value};
 
 fn ok(o: &Output, what: &str) {
@@ -125,6 +125,31 @@ fn three_functions_reading_their_shares_from_s3_match_the_local_run() {
         assert_eq!(w["share_bytes"], 1000 * 4 * 4, "{w}");
         assert_eq!(w["bytes_fetched"], w["share_bytes"], "{w}");
     }
+}
+
+/// `--s3-endpoint` reaches the functions through their tasks: emulators that have the
+/// credentials but no `AWS_ENDPOINT_URL_S3` of their own read the data from the S3-compatible
+/// server the driver names (without it they would ask AWS, which this machine cannot reach).
+#[test]
+fn the_drivers_s3_endpoint_reaches_the_functions() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = kmeans_data(dir.path());
+    let reference = local_reference(dir.path(), &data);
+    let uri = s3.put("blobs.npy", &std::fs::read(&data).unwrap());
+    let redis = RedisServer::start(None);
+    let env = [
+        ("AWS_ACCESS_KEY_ID", KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+    ];
+    let emulators: Vec<Emulator> = (0..3).map(|_| Emulator::start(&env)).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let url = redis.url_db(0);
+    // S3Server::run_json passes `--s3-endpoint` to the driver, and nothing else does.
+    let got = s3.run_json(dir.path(), &lambda_args(&uri, &url, &endpoints, &[]));
+    assert_same_job("data from the driver's S3 endpoint", &got, &reference);
 }
 
 #[test]

@@ -66,6 +66,7 @@ fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
         step_timeout_s: None,
         data: data.clone(),
         label_col: LabelCol::None,
+        s3_endpoint: None,
         params: vec![("k".into(), "3".into()), ("init".into(), "first".into())],
         functions: 1,
         inner: Some(2),

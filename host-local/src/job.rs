@@ -27,6 +27,8 @@ pub struct JobPlan {
     /// The data set's location as the functions can read it.
     pub data: String,
     pub label_col: LabelCol,
+    /// The S3-compatible endpoint the functions use (`None`: their own).
+    pub s3_endpoint: Option<String>,
     pub params: Vec<Param>,
     pub functions: u32,
     /// Inner workers per function; `None`: each host decides.
@@ -52,6 +54,7 @@ impl JobPlan {
                 inner: self.inner,
                 data: self.data.clone(),
                 label_col: self.label_col,
+                s3_endpoint: self.s3_endpoint.clone(),
                 kernel: self.kernel.clone(),
                 kernel_sha256: self.kernel_sha256.clone(),
                 kernel_memory_mb: self.kernel_memory_mb,

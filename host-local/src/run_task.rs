@@ -98,15 +98,24 @@ fn prepare(
     let sandbox =
         task.sandbox().map_err(|e| FunctionFailure::new(FailureKind::BadInput, Some(f), None, e.to_string()))?;
     let sandbox = cx.kernels.sandbox(sandbox.memory_limit, sandbox.call_timeout);
+    // The task's S3 endpoint, where it names one the host does not use.
+    let own_s3;
+    let s3 = match &task.s3_endpoint {
+        Some(e) if Some(e.as_str()) != cx.s3.endpoint() => {
+            own_s3 = S3Connector::new(Some(e.clone()));
+            &own_s3
+        }
+        _ => cx.s3,
+    };
     let (engine, origin, kernel_s) = cx
         .kernels
-        .get(&task.kernel, task.kernel_sha256.as_deref(), &sandbox, Some(cx.s3))
+        .get(&task.kernel, task.kernel_sha256.as_deref(), &sandbox, Some(s3))
         .map_err(|e| failure(f, None, e))?;
     let opened;
     let data = match cx.data {
         Some(d) => d,
         None => {
-            opened = Data::open(&task.data, task.label_col, cx.s3).map_err(|e| failure(f, None, e))?;
+            opened = Data::open(&task.data, task.label_col, s3).map_err(|e| failure(f, None, e))?;
             &opened
         }
     };

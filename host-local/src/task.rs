@@ -64,6 +64,10 @@ pub struct FunctionTask {
     /// Where the label is (`last` or `none`, the default).
     #[serde(default)]
     pub label_col: LabelCol,
+    /// An S3-compatible endpoint for `s3://` data and kernels (path-style addressing);
+    /// `None`: the host's own (`AWS_ENDPOINT_URL_S3`, else AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
     /// A builtin kernel name (`kmeans`, `logreg`), or a plugin: an `s3://bucket/key` URI or a
     /// path the function can read.
     pub kernel: String,

@@ -91,6 +91,7 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
         step_timeout_s: None,
         data: file.into(),
         label_col: label,
+        s3_endpoint: None,
         params: p.clone(),
         functions: 1,
         inner: Some(1),

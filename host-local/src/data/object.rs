@@ -159,6 +159,11 @@ impl S3Connector {
         Self { endpoint, store: std::sync::OnceLock::new() }
     }
 
+    /// The endpoint it connects to (`None`: AWS, or `AWS_ENDPOINT_URL_S3`).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
     /// The store, connecting the first time.
     pub fn store(&self) -> Result<Arc<S3Store>, ObjectError> {
         if let Some(s) = self.store.get() {
