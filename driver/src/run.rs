@@ -364,16 +364,17 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             results
         }
         (Platform::Local, Some(url)) => {
-            // Fails here, before any work, on a wrong address or password, or a job id in use.
-            let keys = JobKeys::create(url, &plan.job, plan.functions, plan.sync_timeout)?;
             let dir = tempfile::tempdir().context("creating a temporary directory for the workers")?;
-            let results = processes_backend(&a, &mut plan, &engine, &data, dir.path())
-                .map(|backend| backend.run(plan.tasks(), &on_iteration));
+            let backend = processes_backend(&a, &mut plan, &engine, &data, dir.path())?;
+            // Fails here, before any function starts, on a wrong address or password, or a
+            // job id in use; the plan is final now (its fingerprint goes into the claim).
+            let keys = JobKeys::create(url, &plan.job, plan.functions, Some(&plan.fingerprint()), plan.sync_timeout)?;
+            let results = backend.run(plan.tasks(), &on_iteration);
             // The keys expire by themselves; removing them now is a courtesy.
             if let Err(e) = keys.remove() {
                 tracing::warn!("removing the job's keys: {e}");
             }
-            results?
+            results
         }
         (Platform::Local, None) => {
             let kernels = Kernels::new(None, Sandbox::default());

@@ -477,3 +477,44 @@ fn redis_restarting_mid_job_is_a_clear_error_not_a_hang() {
     assert!(last.starts_with("error: job restarted-redis: function "), "{stderr}");
     assert!(last.contains("redis"), "{stderr}");
 }
+
+/// A job id in use by another plan is refused at the join: a function whose task carries
+/// another plan fingerprint (other data, parameters or first model) fails as bad input
+/// without disturbing the job, and a function of the job's own plan still completes it.
+#[test]
+fn a_function_of_another_plan_cannot_join_the_job() {
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let data = fixture("logreg.npy");
+    let spawn = |function: u32, plan: &str| -> Child {
+        let task = json!({ "job": "reused", "function": function, "functions": 2, "data": data,
+            "label_col": "last", "kernel": "logreg", "max_iter": 5, "inner": 1,
+            "sync_timeout_s": 60, "plan_sha256": plan });
+        let mut c = Command::new(worker_bin())
+            .env("IFP_REDIS_URL", &url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(task.to_string().as_bytes()).unwrap();
+        c
+    };
+    let first = spawn(0, "aaaa");
+    let started = Instant::now();
+    while redis.cli(&["GET", "ifp:{reused}:meta"]) != "2:aaaa" {
+        assert!(started.elapsed() < Duration::from_secs(60), "function 0 never joined");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let other = spawn(1, "bbbb").wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(1), "{err}");
+    assert!(err.contains("job reused: joining the job: the job id is in use by a job with another plan"), "{err}");
+    let failure: Value = serde_json::from_str(String::from_utf8_lossy(&other.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(failure["failure"]["kind"], "bad-input");
+    // The job was not aborted: function 1 of the same plan joins and both finish.
+    let same = spawn(1, "aaaa").wait_with_output().unwrap();
+    assert!(same.status.success(), "{}", String::from_utf8_lossy(&same.stderr));
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+}

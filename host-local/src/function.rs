@@ -98,6 +98,7 @@ impl Classify for SyncError {
             SyncError::Timeout { .. } => FailureKind::SyncTimeout,
             SyncError::Aborted { .. } => FailureKind::Aborted,
             SyncError::Store { .. } => FailureKind::StoreUnreachable,
+            SyncError::Mismatch { .. } => FailureKind::BadInput,
         }
     }
 }

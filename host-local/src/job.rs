@@ -44,8 +44,22 @@ pub struct JobPlan {
 }
 
 impl JobPlan {
+    /// SHA-256 (hex) of what decides the job's model: kernel, data, parameters, function
+    /// count, iterations and the first model's bits. Functions of a job agree on it; the state
+    /// store refuses a function of another plan under the same job id.
+    pub fn fingerprint(&self) -> String {
+        let model: Option<Vec<u64>> = self.model.as_ref().map(|m| m.iter().map(|v| v.to_bits()).collect());
+        let what = serde_json::json!({
+            "kernel": self.kernel, "kernel_sha256": self.kernel_sha256, "data": self.data,
+            "label_col": self.label_col, "params": self.params, "functions": self.functions,
+            "max_iter": self.max_iter, "model": model,
+        });
+        crate::kernel::sha256_hex(what.to_string().as_bytes())
+    }
+
     /// The task of every function, in function order.
     pub fn tasks(&self) -> Vec<FunctionTask> {
+        let plan = self.fingerprint();
         (0..self.functions)
             .map(|function| FunctionTask {
                 job: self.job.clone(),
@@ -65,6 +79,7 @@ impl JobPlan {
                 redis: self.redis.clone(),
                 sync_timeout_s: self.sync_timeout.as_secs_f64(),
                 assignments: self.assignments,
+                plan_sha256: Some(plan.clone()),
             })
             .collect()
     }
@@ -253,4 +268,55 @@ pub fn run_in_process(
     let mut o = JobOutcome::collect(&plan.job, results, 0.0, started.elapsed().as_secs_f64())?;
     o.describe(&plan.job, &engine, &plan.params)?;
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> JobPlan {
+        JobPlan {
+            job: "j".into(),
+            kernel: "kmeans".into(),
+            kernel_sha256: None,
+            kernel_memory_mb: None,
+            step_timeout_s: None,
+            data: "d.npy".into(),
+            label_col: LabelCol::None,
+            s3_endpoint: None,
+            params: vec![("k".into(), "4".into())],
+            functions: 3,
+            inner: None,
+            max_iter: 10,
+            sync_timeout: Duration::from_secs(5),
+            assignments: false,
+            redis: None,
+            model: Some(vec![1.0, f64::NAN]),
+        }
+    }
+
+    #[test]
+    fn every_task_carries_the_plan_fingerprint_which_changes_with_what_decides_the_model() {
+        let p = plan();
+        let tasks = p.tasks();
+        assert_eq!(tasks.len(), 3);
+        assert!(tasks.iter().all(|t| t.plan_sha256.as_deref() == Some(p.fingerprint().as_str())));
+        assert_eq!(tasks.iter().map(|t| t.function).collect::<Vec<_>>(), vec![0, 1, 2]);
+        // What does not decide the model does not change it.
+        let mut same = plan();
+        (same.inner, same.assignments, same.sync_timeout) = (Some(4), true, Duration::from_secs(60));
+        assert_eq!(same.fingerprint(), p.fingerprint());
+        let changes: [fn(&mut JobPlan); 5] = [
+            |p| p.data = "other.npy".into(),
+            |p| p.params[0].1 = "5".into(),
+            |p| p.functions = 4,
+            |p| p.model = Some(vec![1.0, 0.0]),
+            |p| p.kernel_sha256 = Some("ab".into()),
+        ];
+        for change in changes {
+            let mut q = plan();
+            change(&mut q);
+            assert_ne!(q.fingerprint(), p.fingerprint(), "{q:?}");
+        }
+    }
 }

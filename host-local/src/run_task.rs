@@ -72,7 +72,8 @@ fn connect(task: &FunctionTask, cx: &TaskContext<'_>) -> Result<(Box<dyn StateSt
     let mut store: Box<dyn StateStore> = match (&task.redis, cx.in_process) {
         (Some(url), _) => Box::new(
             RedisStore::connect(url.as_str(), &task.job, f, task.functions, task.sync_timeout())
-                .map_err(|e| failure(f, None, e))?,
+                .map_err(|e| failure(f, None, e))?
+                .for_plan(task.plan_sha256.as_deref()),
         ),
         (None, Some(store)) => Box::new(store.clone()),
         (None, None) => {

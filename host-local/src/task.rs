@@ -100,6 +100,10 @@ pub struct FunctionTask {
     /// Also return the per-row output of the final model (k-means labels).
     #[serde(default)]
     pub assignments: bool,
+    /// The job plan's fingerprint ([`crate::job::JobPlan::fingerprint`]): a function joins
+    /// only a job of the same plan, so a reused job id cannot mix two jobs' models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
 }
 
 fn default_sync_timeout() -> f64 {

@@ -62,6 +62,9 @@ pub enum SyncError {
     Aborted { job: String, worker: u32, reason: String },
     #[error("job {job}: state store error: {message}")]
     Store { job: String, message: String },
+    /// The job id is in use by a job with another plan or function count.
+    #[error("job {job}: {message}")]
+    Mismatch { job: String, message: String },
 }
 
 fn missing_text(missing: &[u32]) -> String {

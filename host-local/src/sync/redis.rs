@@ -7,7 +7,7 @@
 //!
 //! | key | what |
 //! | --- | --- |
-//! | `meta` | the number of workers; created by the driver (or the first worker) |
+//! | `meta` | `"{functions}:{plan}"`: the function count and the job plan's fingerprint; created by the driver (or the first function); a function of another plan is refused |
 //! | `cur` | iterations released so far: where a restarted worker rejoins |
 //! | `abort` | `"{worker}\n{reason}"` of the first worker that failed |
 //! | `p:{t}` | hash `worker → partial` of iteration `t`: the arrival set and the partials at once |
@@ -127,12 +127,19 @@ pub struct JobKeys {
 impl JobKeys {
     /// Connects (failing clearly on a wrong address or password) and claims `job` for
     /// `workers` workers; refuses a job id that is already in use.
-    pub fn create(url: &str, job: &str, workers: u32, sync_timeout: Duration) -> Result<Self, RedisSetupError> {
+    /// `plan`: the job plan's fingerprint, which every function's task must carry.
+    pub fn create(
+        url: &str,
+        job: &str,
+        functions: u32,
+        plan: Option<&str>,
+        sync_timeout: Duration,
+    ) -> Result<Self, RedisSetupError> {
         check_job_id(job)?;
         let mut con = connect(url, CONNECT_TIMEOUT)?;
         let set: Value = redis::cmd("SET")
             .arg(format!("{}meta", prefix(job)))
-            .arg(workers)
+            .arg(meta_value(functions, plan))
             .arg("NX")
             .arg("EX")
             .arg(key_ttl(sync_timeout))
@@ -237,6 +244,16 @@ pub struct RedisStore {
     ttl: u64,
     scripts: [Script; 4],
     stats: SyncStats,
+    /// The job plan's fingerprint (empty: none given).
+    plan: String,
+}
+
+/// What a job's `meta` key holds: the function count and the plan's fingerprint.
+pub fn meta_value(functions: u32, plan: Option<&str>) -> String {
+    match plan {
+        Some(p) if !p.is_empty() => format!("{functions}:{p}"),
+        _ => functions.to_string(),
+    }
 }
 
 /// Encodes a release: `[flags u8 | loss f64 | model f64...]`, little-endian.
@@ -316,7 +333,15 @@ impl RedisStore {
             ttl: key_ttl(timeout),
             scripts,
             stats: SyncStats { round_trips: 2, wait_s: 0.0 },
+            plan: String::new(),
         })
+    }
+
+    /// Joins only a job of this plan (its fingerprint; `None`: any plan with as many
+    /// functions).
+    pub fn for_plan(mut self, plan: Option<&str>) -> Self {
+        self.plan = plan.unwrap_or_default().to_string();
+        self
     }
 
     fn store_err(&self, at: &str, e: redis::RedisError) -> SyncError {
@@ -365,17 +390,23 @@ impl RedisStore {
     /// job's worker count if the driver did not; refuses an aborted job or a mismatched count.
     fn join_job(&mut self) -> Result<JoinPoint, SyncError> {
         let at = "joining the job";
-        let (n, ttl) = (self.workers, self.ttl);
-        let v = self.script(0, &[&n, &ttl]).map_err(|e| self.store_err(at, e))?;
+        let n = self.workers;
+        let (meta, ttl) = (meta_value(n, Some(&self.plan)), self.ttl);
+        let v = self.script(0, &[&meta, &ttl]).map_err(|e| self.store_err(at, e))?;
         let Value::Array(items) = &v else { return Err(self.bad_reply(at, &v)) };
         match (items.first().and_then(text).as_deref(), items.len()) {
-            (Some("workers"), 2) => Err(SyncError::Store {
-                job: self.job.clone(),
-                message: format!(
-                    "{at}: the job has {} functions, this function was started for {n}",
-                    text(&items[1]).unwrap_or_default()
-                ),
-            }),
+            (Some("workers"), 2) => {
+                let theirs = text(&items[1]).unwrap_or_default();
+                let count = theirs.split_once(':').map_or(theirs.as_str(), |(c, _)| c);
+                let message = if count != n.to_string() {
+                    format!("{at}: the job has {count} functions, this function was started for {n}")
+                } else {
+                    format!(
+                        "{at}: the job id is in use by a job with another plan (other data, kernel, parameters or first model): choose another job id"
+                    )
+                };
+                Err(SyncError::Mismatch { job: self.job.clone(), message })
+            }
             (Some("abort"), 2) => Err(self.aborted(&items[1])),
             (Some("ok"), 4) => {
                 let iteration = match items[1] {
