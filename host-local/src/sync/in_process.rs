@@ -12,6 +12,8 @@ struct Iteration {
     partials: Vec<Option<Vec<f64>>>,
     arrived: usize,
     release: Option<Release>,
+    /// The function that completed the set.
+    reducer: Option<u32>,
 }
 
 #[derive(Default)]
@@ -61,6 +63,7 @@ impl StateStore for InProcess {
         *slot = Some(partial.to_vec());
         it.arrived += 1;
         if it.arrived == n {
+            it.reducer = Some(w);
             Ok(Arrival::Reduce(it.partials.iter().map(|p| p.clone().unwrap()).collect()))
         } else {
             Ok(Arrival::Wait)
@@ -96,9 +99,11 @@ impl StateStore for InProcess {
             }
             let left = self.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
-                let missing = match s.iterations.get(&t) {
-                    Some(it) => (0..self.workers as u32).filter(|&i| it.partials[i as usize].is_none()).collect(),
-                    None => Vec::new(),
+                let (missing, reducer) = match s.iterations.get(&t) {
+                    Some(it) => {
+                        ((0..self.workers as u32).filter(|&i| it.partials[i as usize].is_none()).collect(), it.reducer)
+                    }
+                    None => (Vec::new(), None),
                 };
                 return Err(SyncError::Timeout {
                     job: self.job.clone(),
@@ -106,6 +111,7 @@ impl StateStore for InProcess {
                     iteration: t,
                     timeout: self.timeout,
                     missing,
+                    reducer,
                 });
             }
             s = cv.wait_timeout(s, left).unwrap().0;
@@ -160,6 +166,17 @@ mod tests {
         a.arrive(4, 0, &[1.0]).unwrap();
         let e = a.await_release(4, 0).unwrap_err().to_string();
         assert_eq!(e, "job job-x: function 0 timed out after 50ms waiting for iteration 4 (function 1 never arrived: it died or stalled)");
+    }
+
+    #[test]
+    fn a_reducer_that_never_releases_is_named_when_the_others_time_out() {
+        let mut a = InProcess::new("job-y", 2, Duration::from_millis(50));
+        let mut b = a.clone();
+        a.arrive(2, 0, &[1.0]).unwrap();
+        assert!(matches!(b.arrive(2, 1, &[2.0]).unwrap(), Arrival::Reduce(_)));
+        // Function 1 reduces but never releases.
+        let e = a.await_release(2, 0).unwrap_err().to_string();
+        assert_eq!(e, "job job-y: function 0 timed out after 50ms waiting for iteration 2 (every function arrived; function 1, which reduces it, never released it: it died or stalled)");
     }
 
     #[test]

@@ -56,8 +56,17 @@ pub enum Arrival {
 /// Sync failures. Each names the job, and where it applies the worker and iteration.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for iteration {iteration} ({})", missing_text(.missing))]
-    Timeout { job: String, worker: u32, iteration: u32, timeout: Duration, missing: Vec<u32> },
+    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for iteration {iteration} ({})", missing_text(.missing, *.reducer))]
+    Timeout {
+        job: String,
+        worker: u32,
+        iteration: u32,
+        timeout: Duration,
+        /// The functions that never arrived.
+        missing: Vec<u32>,
+        /// When every function arrived: the one that completed the set and so reduces.
+        reducer: Option<u32>,
+    },
     #[error("job {job} aborted: function {worker} failed: {reason}")]
     Aborted { job: String, worker: u32, reason: String },
     #[error("job {job}: state store error: {message}")]
@@ -67,7 +76,17 @@ pub enum SyncError {
     Mismatch { job: String, message: String },
 }
 
-fn missing_text(missing: &[u32]) -> String {
+fn missing_text(missing: &[u32], reducer: Option<u32>) -> String {
+    match (missing, reducer) {
+        ([], Some(r)) => {
+            format!("every function arrived; function {r}, which reduces it, never released it: it died or stalled")
+        }
+        ([], None) => "a function died or stalled".to_string(),
+        (missing, _) => missing_functions(missing),
+    }
+}
+
+fn missing_functions(missing: &[u32]) -> String {
     match missing {
         [] => "a function died or stalled".to_string(),
         [w] => format!("function {w} never arrived: it died or stalled"),

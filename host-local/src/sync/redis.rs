@@ -13,6 +13,7 @@
 //! | `p:{t}` | hash `worker → partial` of iteration `t`: the arrival set and the partials at once |
 //! | `r:{t}` | the release of iteration `t` (model `t + 1`, loss, flags) |
 //! | `q:{t}:{w}` | list: the release of `t`, pushed for waiting worker `w` |
+//! | `red:{t}` | the function that completed the arrival set of `t` (it reduces): named when a release never comes |
 //! | `x:{w}` | list: the abort notice for worker `w` |
 //!
 //! Per iteration `t`, worker `w` spends one round trip in [`StateStore::arrive`] (a Lua
@@ -196,6 +197,7 @@ local h = p .. 'p:' .. t
 redis.call('HSETNX', h, w, ARGV[6])
 redis.call('EXPIRE', h, ttl)
 if redis.call('HLEN', h) < n then return {'wait'} end
+redis.call('SET', p .. 'red:' .. t, w, 'EX', ttl)
 local fields = {}
 for i = 0, n - 1 do fields[i + 1] = tostring(i) end
 local parts = redis.call('HMGET', h, unpack(fields))
@@ -431,13 +433,20 @@ impl RedisStore {
         }
     }
 
-    /// Names the workers whose partial for iteration `t` is missing (one more round trip,
-    /// only after a timeout).
-    fn missing(&mut self, t: u32) -> Vec<u32> {
+    /// Names the functions whose partial for iteration `t` is missing and, if none is, the
+    /// one that reduces it (one more round trip, only after a timeout).
+    fn missing(&mut self, t: u32) -> (Vec<u32>, Option<u32>) {
         self.stats.round_trips += 1;
-        let have: Vec<String> =
-            redis::cmd("HKEYS").arg(format!("{}p:{t}", self.prefix)).query(&mut self.con).unwrap_or_default();
-        (0..self.workers).filter(|w| !have.iter().any(|h| h == &w.to_string())).collect()
+        let (have, reducer): (Vec<String>, Option<u32>) = redis::pipe()
+            .cmd("HKEYS")
+            .arg(format!("{}p:{t}", self.prefix))
+            .cmd("GET")
+            .arg(format!("{}red:{t}", self.prefix))
+            .query(&mut self.con)
+            .unwrap_or_default();
+        let missing: Vec<u32> = (0..self.workers).filter(|w| !have.iter().any(|h| h == &w.to_string())).collect();
+        let reducer = if missing.is_empty() { reducer } else { None };
+        (missing, reducer)
     }
 }
 
@@ -520,13 +529,14 @@ impl StateStore for RedisStore {
         self.stats.wait_s += started.elapsed().as_secs_f64();
         match &v {
             Value::Nil => {
-                let missing = self.missing(t);
+                let (missing, reducer) = self.missing(t);
                 Err(SyncError::Timeout {
                     job: self.job.clone(),
                     worker: w,
                     iteration: t,
                     timeout: self.timeout,
                     missing,
+                    reducer,
                 })
             }
             Value::Array(kv) if kv.len() == 2 => {
