@@ -31,7 +31,7 @@ impl Kind {
 /// One benchmark case: a data set and the model one step runs under.
 pub struct Case {
     pub kind: Kind,
-    pub rows: Rows,
+    pub rows: Arc<Rows>,
     pub k: usize,
     pub params: Vec<Param>,
     pub model: Vec<f64>,
@@ -88,7 +88,7 @@ impl Case {
                 (p, m)
             }
         };
-        Self { kind, rows, k, params, model }
+        Self { kind, rows: Arc::new(rows), k, params, model }
     }
 
     pub fn shape(&self) -> DataShape {

@@ -97,7 +97,7 @@ struct Converged {
 
 /// Runs k-means with `algorithm` from `start` (centroids) to convergence `repeats` times
 /// (each on a fresh function, so Hamerly starts without bounds as it would in a new job).
-fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, repeats: u64) -> Result<Converged> {
+fn converge(rows: &Arc<Rows>, k: u64, start: &[f64], algorithm: &str, inner: usize, repeats: u64) -> Result<Converged> {
     let engine = KernelEngine::builtin("kmeans", Sandbox::default())?;
     let shape = DataShape { cols: rows.cols as u32, has_labels: false, total_rows: rows.len() as u64 };
     let params: Vec<Param> =
@@ -109,11 +109,11 @@ fn converge(rows: &Rows, k: u64, start: &[f64], algorithm: &str, inner: usize, r
         max_iter: CONVERGE_MAX_ITER,
         functions: 1,
     });
+    let data = Data::Memory(rows.clone());
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..repeats {
-        let mut f =
-            Function::load(&engine, spec.clone(), 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows)?;
+        let mut f = Function::load(&engine, spec.clone(), 0, inner as u32, &data, 0..shape.total_rows)?;
         let none = Sample { features: Vec::new(), labels: Vec::new() };
         let mut model = f.instance().init(&params, shape, &none, start)?;
         let t = Instant::now();
@@ -243,7 +243,7 @@ struct Ours {
 fn iterate(
     what: &str,
     kernel: &str,
-    rows: &Rows,
+    rows: &Arc<Rows>,
     params: &[Param],
     mut model: Vec<f64>,
     inner: usize,
@@ -291,7 +291,7 @@ fn ifp_kernels_kmeans() -> Result<&'static [u8]> {
     ifp_kernels::builtin("kmeans").context("the kmeans kernel is not builtin")
 }
 
-fn run_ours(a: &BenchArgs, km: &Rows, init: &[f64], lr: &Rows) -> Result<Ours> {
+fn run_ours(a: &BenchArgs, km: &Arc<Rows>, init: &[f64], lr: &Arc<Rows>) -> Result<Ours> {
     let inner = a.inner as usize;
     // Plain Lloyd (algorithm code 0 after the centroids): every distance computed.
     let kp: Vec<Param> = vec![
@@ -462,8 +462,8 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         check_python(py)?;
     }
     eprintln!("generating {n} x {d} k-means rows and {n} x {d} logistic-regression rows (seed {})", a.seed);
-    let km = GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: 1, seed: a.seed }.rows();
-    let lr = GenSpec { kind: Kind::Logreg, rows: n, cols: d, k: 0, seed: a.seed }.rows();
+    let km = Arc::new(GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: 1, seed: a.seed }.rows());
+    let lr = Arc::new(GenSpec { kind: Kind::Logreg, rows: n, cols: d, k: 0, seed: a.seed }.rows());
     let k = a.k as usize;
     let init: Vec<f64> = km.features[..k * d as usize].iter().map(|&v| v as f64).collect();
     if python.is_some() {
@@ -481,7 +481,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     drop((km, lr));
 
     eprintln!("generating {n} x {d} rows of {} Gaussian blobs (seed {}) for the runs to convergence", a.k, a.seed + 1);
-    let blobs = GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: a.k, seed: a.seed + 1 }.rows();
+    let blobs = Arc::new(GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: a.k, seed: a.seed + 1 }.rows());
     let start = converge_start(&blobs, a.k, &a.converge_init)?;
     let (blobs_x, blobs_init) = (dir.path().join("blobs_x.npy"), dir.path().join("blobs_init.npy"));
     if python.is_some() {

@@ -24,7 +24,7 @@ pub fn iteration_timings(outcome: &JobOutcome) -> Vec<Value> {
     let full = outcome.reports.iter().rev().max_by_key(|r| r.iterations.len());
     (0..outcome.iterations)
         .map(|t| {
-            let of = |r: &FunctionReport| r.iterations.iter().find(|i| i.iteration == t).cloned();
+            let of = |r: &FunctionReport| r.iteration(t).cloned();
             let compute = outcome.reports.iter().filter_map(of).map(|i| i.compute_s).fold(0.0, f64::max);
             let r0 = full.and_then(of).unwrap_or_default();
             let sync = (r0.compute_s + r0.sync_s - compute).max(0.0);
@@ -111,7 +111,7 @@ pub fn print_summary(result: &Value, o: &JobOutcome) {
 pub fn sync_json(store: &str, url: Option<&str>, o: &JobOutcome) -> Value {
     let iterations: Vec<Value> = (0..o.iterations)
         .map(|t| {
-            let of = |r: &FunctionReport| r.iterations.iter().find(|i| i.iteration == t).cloned().unwrap_or_default();
+            let of = |r: &FunctionReport| r.iteration(t).cloned().unwrap_or_default();
             let sync: Vec<f64> = o.reports.iter().map(|r| of(r).sync_s).collect();
             let trips: Vec<u64> = o.reports.iter().map(|r| of(r).round_trips).collect();
             json!({ "iteration": t, "sync_s": sync, "round_trips": trips })

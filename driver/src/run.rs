@@ -18,12 +18,11 @@ use serde_json::json;
 
 use ifp_host::data::object::S3Connector;
 use ifp_host::data::{read_table, Data, LabelCol, Rows};
-use ifp_host::job::{Backend as _, JobOutcome, JobPlan, Threads};
-use ifp_host::kernel::Kernels;
+use ifp_host::job::{run_on_threads, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
 use ifp_host::sync::redis::JobKeys;
 use ifp_host::task::{sandbox_from, RedisUrl};
-use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param, Sandbox};
+use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param};
 
 use crate::backend::lambda::{self, Lambda, LambdaArgs};
 use crate::backend::processes::{worker_binary, Processes};
@@ -289,7 +288,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             let spec =
                 GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
             let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();
-            (Data::Memory(spec.rows()), name)
+            (Data::Memory(Arc::new(spec.rows())), name)
         }
     };
     let shape = data.shape()?;
@@ -377,12 +376,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             results
         }
         (Platform::Local, None) => {
-            let kernels = Kernels::new(None, Sandbox::default());
-            kernels.insert(engine.clone());
-            plan.kernel_sha256 = engine.sha256().map(str::to_string);
             let default_inner = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-            let threads = Threads { kernels: &kernels, s3: &s3, data: Some(&data), default_inner };
-            threads.run(plan.tasks(), &on_iteration)
+            run_on_threads(&engine, &plan, &s3, &data, default_inner, &on_iteration)
         }
     };
     progress.finish();

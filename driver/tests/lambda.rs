@@ -101,21 +101,27 @@ fn three_functions_of_two_inner_workers_under_the_emulator_match_the_local_run()
     }
 }
 
-/// The same job with the data in S3 (`s3s-fs`): each function streams only its share of the
-/// object into its shards, by ranged GETs, and the model equals the local run's.
-#[test]
-fn three_functions_reading_their_shares_from_s3_match_the_local_run() {
+/// The k-means job with its data in S3 (`s3s-fs`), on three emulators that `start` makes;
+/// returns the result and the local run's.
+fn kmeans_from_s3(start: impl Fn(&S3Server, &Path) -> Vec<Emulator>) -> (Value, Value) {
     let s3 = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let data = kmeans_data(dir.path());
     let reference = local_reference(dir.path(), &data);
     let uri = s3.put("blobs.npy", &std::fs::read(&data).unwrap());
     let redis = RedisServer::start(None);
-    let emulators = s3.emulators(3, &dir.path().join("kernel-cache"));
+    let emulators = start(&s3, dir.path());
     let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
     let url = redis.url_db(0);
-    let got = s3.run_json(dir.path(), &lambda_args(&uri, &url, &endpoints, &[]));
+    // S3Server::run_json passes `--s3-endpoint` to the driver.
+    (s3.run_json(dir.path(), &lambda_args(&uri, &url, &endpoints, &[])), reference)
+}
 
+/// Each function streams only its share of the object into its shards, by ranged GETs, and
+/// the model equals the local run's.
+#[test]
+fn three_functions_reading_their_shares_from_s3_match_the_local_run() {
+    let (got, reference) = kmeans_from_s3(|s3, dir| s3.emulators(3, &dir.join("kernel-cache")));
     assert_same_job("data from S3", &got, &reference);
     // Every function fetched its own share and nothing more: 3,000 rows × 4 f32 split 3 ways.
     let workers = got["workers"].as_array().unwrap();
@@ -132,23 +138,13 @@ fn three_functions_reading_their_shares_from_s3_match_the_local_run() {
 /// server the driver names (without it they would ask AWS, which this machine cannot reach).
 #[test]
 fn the_drivers_s3_endpoint_reaches_the_functions() {
-    let s3 = S3Server::start();
-    let dir = tempfile::tempdir().unwrap();
-    let data = kmeans_data(dir.path());
-    let reference = local_reference(dir.path(), &data);
-    let uri = s3.put("blobs.npy", &std::fs::read(&data).unwrap());
-    let redis = RedisServer::start(None);
     let env = [
         ("AWS_ACCESS_KEY_ID", KEY.to_string()),
         ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
         ("AWS_REGION", "us-east-1".to_string()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
     ];
-    let emulators: Vec<Emulator> = (0..3).map(|_| Emulator::start(&env)).collect();
-    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
-    let url = redis.url_db(0);
-    // S3Server::run_json passes `--s3-endpoint` to the driver, and nothing else does.
-    let got = s3.run_json(dir.path(), &lambda_args(&uri, &url, &endpoints, &[]));
+    let (got, reference) = kmeans_from_s3(|_, _| (0..3).map(|_| Emulator::start(&env)).collect());
     assert_same_job("data from the driver's S3 endpoint", &got, &reference);
 }
 

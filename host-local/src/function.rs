@@ -150,11 +150,13 @@ impl Function {
         let started = Instant::now();
         let n = range.end - range.start;
         let inner = (inner as u64).clamp(1, n.max(1));
-        let fail = |e: &dyn Classify| FunctionFailure::new(e.kind(), Some(function), None, e.to_string());
         // A CSV object read by rows is parsed once; other sources are read slice by slice,
         // chunk by chunk, by each inner worker straight into its shard.
-        let preloaded =
-            if data.sequential() { Some(Data::Memory(data.read(range.clone()).map_err(|e| fail(&e))?)) } else { None };
+        let preloaded = if data.sequential() {
+            Some(Data::Memory(Arc::new(data.read(range.clone()).map_err(|e| failure(function, None, e))?)))
+        } else {
+            None
+        };
         let (src, base) = match &preloaded {
             Some(m) => (m, 0),
             None => (data, range.start),
@@ -166,12 +168,12 @@ impl Function {
                 .into_par_iter()
                 .map(|i| -> Result<Inner, FunctionFailure> {
                     let part = share(n, inner, i);
-                    let mut inst = engine.instantiate().map_err(|e| fail(&e))?;
-                    let shard = inst.new_shard(shape, part.end - part.start).map_err(|e| fail(&e))?;
+                    let mut inst = engine.instantiate().map_err(|e| failure(function, None, e))?;
+                    let shard = inst.new_shard(shape, part.end - part.start).map_err(|e| failure(function, None, e))?;
                     let mut at = part.start;
                     while at < part.end {
                         let end = (at + APPEND_CHUNK_ROWS).min(part.end);
-                        let rows = src.read(base + at..base + end).map_err(|e| fail(&e))?;
+                        let rows = src.read(base + at..base + end).map_err(|e| failure(function, None, e))?;
                         inst.append(shard, &rows.features, &rows.labels).map_err(|e| {
                             FunctionFailure::new(
                                 FailureKind::Kernel,
@@ -217,7 +219,6 @@ impl Function {
         let (object, label) = (object, *label);
         let started = Instant::now();
         let functions = spec.functions as u64;
-        let fail = |e: &dyn Classify| FunctionFailure::new(e.kind(), Some(function), None, e.to_string());
         // Never more inner workers than rows (a CSV's rows per part are not known: by bytes).
         let whole = object.part(function as u64, functions, 0, 1);
         let units = match &whole {
@@ -232,17 +233,20 @@ impl Function {
                 .into_par_iter()
                 .map(|i| -> Result<(Inner, u64, u64), FunctionFailure> {
                     let part = object.part(function as u64, functions, i, inner);
-                    let mut inst = engine.instantiate().map_err(|e| fail(&e))?;
-                    let mut reader = object.open_part(&part).map_err(|e| fail(&e))?;
+                    let mut inst = engine.instantiate().map_err(|e| failure(function, None, e))?;
+                    let mut reader = object.open_part(&part).map_err(|e| failure(function, None, e))?;
                     let mut rows = 0u64;
                     // The shard is made once the first chunk is in, when the part's row
                     // count is known (npy) or can be estimated from the bytes read (CSV).
                     let mut shard = None;
-                    while let Some(chunk) = reader.next_rows(APPEND_CHUNK_ROWS, label).map_err(|e| fail(&e))? {
+                    while let Some(chunk) =
+                        reader.next_rows(APPEND_CHUNK_ROWS, label).map_err(|e| failure(function, None, e))?
+                    {
                         let shard = match shard {
                             Some(s) => s,
                             None => *shard.insert(
-                                inst.new_shard(shape, reader.rows_hint(chunk.len() as u64)).map_err(|e| fail(&e))?,
+                                inst.new_shard(shape, reader.rows_hint(chunk.len() as u64))
+                                    .map_err(|e| failure(function, None, e))?,
                             ),
                         };
                         inst.append(shard, &chunk.features, &chunk.labels).map_err(|e| {
@@ -265,7 +269,7 @@ impl Function {
                     );
                     let shard = match shard {
                         Some(s) => s,
-                        None => inst.new_shard(shape, 0).map_err(|e| fail(&e))?,
+                        None => inst.new_shard(shape, 0).map_err(|e| failure(function, None, e))?,
                     };
                     Ok((Inner { inst, shard }, rows, reader.fetched()))
                 })
@@ -395,21 +399,23 @@ impl Function {
             ..Default::default()
         };
         for t in first..spec.max_iter {
-            let at = |e: &dyn Classify| FunctionFailure::new(e.kind(), Some(f), Some(t), e.to_string());
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
-            let partial = self.step(&model).map_err(|e| at(&e))?;
+            let partial = self.step(&model).map_err(|e| failure(f, Some(t), e))?;
             let c1 = Instant::now();
-            let release = match store.arrive(t, f, &partial).map_err(|e| at(&e))? {
+            let release = match store.arrive(t, f, &partial).map_err(|e| failure(f, Some(t), e))? {
                 Arrival::Reduce(parts) => {
-                    let total = self.pool.install(|| sum_in_order(&parts)).map_err(|e| at(&e))?;
-                    let u = self.instance().update(&spec.params, spec.shape, &model, &total).map_err(|e| at(&e))?;
+                    let total = self.pool.install(|| sum_in_order(&parts)).map_err(|e| failure(f, Some(t), e))?;
+                    let u = self
+                        .instance()
+                        .update(&spec.params, spec.shape, &model, &total)
+                        .map_err(|e| failure(f, Some(t), e))?;
                     let stop = u.converged || t + 1 >= spec.max_iter;
                     let r = Release { model: u.model, loss: u.loss, converged: u.converged, stop };
-                    store.release(t, &r).map_err(|e| at(&e))?;
+                    store.release(t, &r).map_err(|e| failure(f, Some(t), e))?;
                     r
                 }
-                Arrival::Wait => store.await_release(t, f).map_err(|e| at(&e))?,
+                Arrival::Wait => store.await_release(t, f).map_err(|e| failure(f, Some(t), e))?,
                 Arrival::Released(r) => r,
             };
             let it = IterationReport {
@@ -430,9 +436,8 @@ impl Function {
         if want_assignments {
             // Assign every row under the final model (the last step used the previous one).
             let last = report.iterations.last().map(|i| i.iteration);
-            self.step(&model).map_err(|e| FunctionFailure::new(e.kind(), Some(f), last, e.to_string()))?;
-            report.assignments =
-                Some(self.assignments().map_err(|e| FunctionFailure::new(e.kind(), Some(f), last, e.to_string()))?);
+            self.step(&model).map_err(|e| failure(f, last, e))?;
+            report.assignments = Some(self.assignments().map_err(|e| failure(f, last, e))?);
         }
         report.model = model;
         report.sync = store.stats();

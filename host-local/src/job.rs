@@ -248,6 +248,24 @@ impl JobOutcome {
 }
 
 /// Runs `plan` with every function as a thread of this process over `data` (already open),
+/// with `engine`, compiled in this process: the tasks name its hash, so the threads take it
+/// from memory instead of compiling it again. Returns each function's result.
+pub fn run_on_threads(
+    engine: &Arc<KernelEngine>,
+    plan: &JobPlan,
+    s3: &S3Connector,
+    data: &Data,
+    default_inner: u32,
+    on_iteration: OnIteration<'_>,
+) -> Vec<Result<FunctionReport, FunctionFailure>> {
+    let kernels = Kernels::new(None, crate::Sandbox::default());
+    kernels.insert(engine.clone());
+    let mut plan = plan.clone();
+    plan.kernel_sha256 = engine.sha256().map(str::to_string);
+    Threads { kernels: &kernels, s3, data: Some(data), default_inner }.run(plan.tasks(), on_iteration)
+}
+
+/// Runs `plan` with every function as a thread of this process over `data` (already open),
 /// with the compiled `engine`; the outcome is described. For tests, benchmarks and embedding.
 pub fn run_in_process(
     engine: Arc<KernelEngine>,
@@ -256,15 +274,7 @@ pub fn run_in_process(
     on_iteration: OnIteration<'_>,
 ) -> Result<JobOutcome, JobFailure> {
     let started = std::time::Instant::now();
-    let kernels = Kernels::new(None, crate::Sandbox::default());
-    kernels.insert(engine.clone());
-    let s3 = S3Connector::new(None);
-    let threads = Threads { kernels: &kernels, s3: &s3, data: Some(data), default_inner: 1 };
-    let mut plan = plan.clone();
-    if plan.kernel_sha256.is_none() {
-        plan.kernel_sha256 = engine.sha256().map(str::to_string);
-    }
-    let results = threads.run(plan.tasks(), on_iteration);
+    let results = run_on_threads(&engine, plan, &S3Connector::new(None), data, 1, on_iteration);
     let mut o = JobOutcome::collect(&plan.job, results, 0.0, started.elapsed().as_secs_f64())?;
     o.describe(&plan.job, &engine, &plan.params)?;
     Ok(o)

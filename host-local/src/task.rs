@@ -270,6 +270,14 @@ pub struct FunctionReport {
     pub invocation: Option<Invocation>,
 }
 
+impl FunctionReport {
+    /// This function's report of iteration `t`, if it ran it (its iterations run from
+    /// `joined_at` on, one after the other).
+    pub fn iteration(&self, t: u32) -> Option<&IterationReport> {
+        self.iterations.get(t.checked_sub(self.joined_at)? as usize).filter(|i| i.iteration == t)
+    }
+}
+
 /// Why a function failed; decides whether a retry can help and which failure of a job is
 /// its root cause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -554,6 +562,14 @@ mod tests {
         for (mb, inner) in cases {
             assert_eq!(inner_for_memory(mb), inner, "{mb} MB");
         }
+    }
+
+    #[test]
+    fn a_rejoined_functions_iterations_are_found_by_number() {
+        let its = (3..6).map(|iteration| IterationReport { iteration, loss: iteration as f64, ..Default::default() });
+        let r = FunctionReport { joined_at: 3, iterations: its.collect(), ..Default::default() };
+        assert_eq!(r.iteration(4).map(|i| i.loss), Some(4.0));
+        assert!(r.iteration(2).is_none() && r.iteration(6).is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::local::DataFile;
 use super::object::{S3Connector, S3Url};
@@ -13,9 +14,16 @@ use crate::kernel::{DataShape, Sample, SamplePlan};
 
 /// A job's data: rows in memory, a file, or an object in S3.
 pub enum Data {
-    Memory(Rows),
-    File { file: DataFile, label: LabelCol },
-    Object { data: ObjectData, label: LabelCol },
+    /// Rows in memory, shared (a caller that keeps them hands out a clone of the `Arc`).
+    Memory(Arc<Rows>),
+    File {
+        file: DataFile,
+        label: LabelCol,
+    },
+    Object {
+        data: ObjectData,
+        label: LabelCol,
+    },
 }
 
 impl Data {
