@@ -57,6 +57,16 @@ pub fn build(root: &Path, packages: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Writes `contents` to `path` as a new file (written beside it, then renamed over it), never
+/// into the existing one: target directories copied with hard links (`cp -al`, as CI caches
+/// and parallel checkouts do) share their files' inodes, and writing in place would change
+/// every copy, so one checkout's build would embed another's kernels.
+pub fn write_new_file(path: &Path, contents: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// `<target>/wasm-kernels`, where `<target>` is the outer build's target directory (the
 /// nearest ancestor of `OUT_DIR` holding cargo's `CACHEDIR.TAG`).
 fn guest_target_dir(out_dir: &Path) -> PathBuf {

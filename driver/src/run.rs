@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// L2 regularisation strength (logreg, default 0).
     #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
+    /// Classes of a logreg label (labels 0..C-1; default 2: binary). From 3 on, the model is
+    /// multinomial (softmax) regression.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    pub classes: Option<u64>,
     /// Functions, each with its own share of the data (`--workers` is the same).
     #[arg(long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub functions: u32,
@@ -167,6 +171,7 @@ fn plugin_flags(a: &RunArgs) -> Result<()> {
         ("--tol", a.tol.is_some()),
         ("--learning-rate", a.learning_rate.is_some()),
         ("--l2", a.l2.is_some()),
+        ("--classes", a.classes.is_some()),
     ];
     if let Some((flag, _)) = builtin_only.iter().find(|(_, given)| *given) {
         bail!("{flag} applies to the builtin kernels; give a plugin its parameters with --param NAME=VALUE");
@@ -199,6 +204,7 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
         Kind::Kmeans => {
             misplaced("--learning-rate", a.learning_rate.is_some())?;
             misplaced("--l2", a.l2.is_some())?;
+            misplaced("--classes", a.classes.is_some())?;
             put("k", k.unwrap_or(DEFAULT_K).to_string());
             if let Some(i) = &a.init {
                 put("init", i.clone());
@@ -219,6 +225,9 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
             }
             if let Some(v) = a.l2 {
                 put("l2", v.to_string());
+            }
+            if let Some(c) = a.classes {
+                put("classes", c.to_string());
             }
         }
     }

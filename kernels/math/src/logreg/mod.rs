@@ -1,12 +1,21 @@
-//! Full-batch logistic regression by gradient descent on the mean log-loss.
+//! Full-batch logistic regression by gradient descent on the mean log-loss: binary (the
+//! default, labels 0 or 1) or multinomial (softmax) with `classes = C ≥ 3` (labels 0..C−1).
 //!
-//! Model: `[w (cols) | b | previous loss (NaN before the first update)]`: the previous loss
-//! travels with the model so that `update` can apply the stopping rule without other state.
-//! Partial (additive): `[Σ r·x (cols) | Σ r | Σ loss | rows]` with `r = σ(w·x + b) − y`.
+//! Binary model: `[w (cols) | b | previous loss (NaN before the first update)]`: the previous
+//! loss travels with the model so that `update` can apply the stopping rule without other
+//! state. Partial (additive): `[Σ r·x (cols) | Σ r | Σ loss | rows]` with `r = σ(w·x + b) − y`.
+//! Multinomial model: `[W (classes × cols, row-major) | b (classes) | previous loss]`; partial
+//! `[Σ r_k·x per class | Σ r_k per class | Σ loss | rows]` with `r_k = softmax(W·x + b)_k −
+//! [y = k]` (see [`softmax`]). Both layouts are "weights, intercepts, loss", so one update
+//! serves both.
 //!
-//! Update: `w ← w − lr · (Σ r·x / n + l2 · w)`, `b ← b − lr · Σ r / n` (the intercept is not
+//! Update: `w ← w − lr · (Σ r·x / n + l2 · w)`, `b ← b − lr · Σ r / n` (the intercepts are not
 //! regularised). Stop at `max-iter` (the host's business) or when the loss changes by at most
-//! `tol` between two iterations. Labels must be 0 or 1.
+//! `tol` between two iterations.
+//!
+//! A shard only sees the data shape, not the parameters, so it learns the number of classes
+//! from the model's length at each step; it checks at `append` that every label is a class
+//! number (a whole number ≥ 0) and at `step` that none reaches the number of classes.
 //!
 //! Per row the dot product and the gradient are computed in f64 from the f32 features; the
 //! log-loss uses the stable form `ln(1 + e^−|z|) + max(z, 0) − y·z`, with the logarithms of
@@ -18,15 +27,22 @@ use crate::params::Params;
 use crate::simd::{axpy_block_widened, dot_widened, max_f64};
 use crate::{check_chunk, check_len, Algorithm, DataShape, ModelField, Param, SamplePlan, UpdateResult};
 
-/// Parameter names logistic regression accepts.
-pub const PARAMS: &[&str] = &["learning-rate", "l2", "tol"];
+pub mod softmax;
 
-/// Checked parameters. Defaults: `learning-rate = 0.1`, `l2 = 0`, `tol = 1e-6`.
+/// Parameter names logistic regression accepts.
+pub const PARAMS: &[&str] = &["learning-rate", "l2", "tol", "classes"];
+
+/// The most classes a multinomial model may have (a sanity bound: the model holds
+/// `classes × (cols + 1)` values and every row computes all of them).
+pub const MAX_CLASSES: u64 = 10_000;
+
+/// Checked parameters. Defaults: `learning-rate = 0.1`, `l2 = 0`, `tol = 1e-6`, `classes = 2`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogRegParams {
     pub learning_rate: f64,
     pub l2: f64,
     pub tol: f64,
+    pub classes: u64,
 }
 
 impl LogRegParams {
@@ -35,11 +51,59 @@ impl LogRegParams {
         if !shape.has_labels {
             return Err("logreg needs labelled data (a label column with values 0 or 1)".into());
         }
+        let classes = p.u64_or("classes", 2)?;
+        if !(2..=MAX_CLASSES).contains(&classes) {
+            return Err(format!("logreg parameter 'classes' must be between 2 and {MAX_CLASSES}, got {classes}"));
+        }
         Ok(Self {
             learning_rate: p.positive_or("learning-rate", 0.1)?,
             l2: p.nonneg_or("l2", 0.0)?,
             tol: p.nonneg_or("tol", 1e-6)?,
+            classes,
         })
+    }
+}
+
+/// Where the parts of a model sit: `weights` values, then `intercepts` values, then the
+/// previous loss. Binary models have one weight vector; multinomial ones one per class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Feature columns.
+    pub d: usize,
+    /// Weight vectors: 1 (binary) or the number of classes.
+    pub vectors: usize,
+}
+
+impl Layout {
+    pub fn new(d: usize, classes: u64) -> Self {
+        Self { d, vectors: if classes == 2 { 1 } else { classes as usize } }
+    }
+    /// The layout of a model of `len` values over `d` columns, as a shard sees it.
+    fn of_model(d: usize, len: usize) -> Result<Self, String> {
+        let vectors = len.saturating_sub(1) / (d + 1);
+        if vectors == 0 || vectors == 2 || vectors * (d + 1) + 1 != len {
+            return Err(format!(
+                "logreg model has {len} values, expected classes × ({d} weights + 1 intercept) + 1 \
+                 with 1 vector (binary) or 3 or more classes"
+            ));
+        }
+        Ok(Self { d, vectors })
+    }
+    pub fn classes(self) -> usize {
+        if self.vectors == 1 {
+            2
+        } else {
+            self.vectors
+        }
+    }
+    pub fn weights(self) -> usize {
+        self.vectors * self.d
+    }
+    pub fn model_len(self) -> usize {
+        self.vectors * (self.d + 1) + 1
+    }
+    pub fn partial_len(self) -> usize {
+        self.model_len() + 1
     }
 }
 
@@ -60,55 +124,69 @@ impl Algorithm for LogReg {
     }
 
     fn init(params: &[Param], shape: DataShape, _s: &[f32], _l: &[f32], start: &[f64]) -> Result<Vec<f64>, String> {
-        LogRegParams::parse(params, shape)?;
-        let d = shape.cols as usize;
-        let mut m = vec![0.0; d + 2];
+        let p = LogRegParams::parse(params, shape)?;
+        let l = Layout::new(shape.cols as usize, p.classes);
+        let mut m = vec![0.0; l.model_len()];
         match start.len() {
             0 => {}
-            n if n == d || n == d + 1 => m[..n].copy_from_slice(start),
+            n if n == l.weights() || n == l.weights() + l.vectors => m[..n].copy_from_slice(start),
             n => {
                 return Err(format!(
-                    "initial logreg model has {n} values, expected {d} weights (and optionally an intercept)"
+                    "initial logreg model has {n} values, expected {} weights (and optionally {} intercepts)",
+                    l.weights(),
+                    l.vectors
                 ))
             }
         }
-        m[d + 1] = f64::NAN;
+        m[l.model_len() - 1] = f64::NAN;
         Ok(m)
     }
 
     fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
         let p = LogRegParams::parse(params, shape)?;
-        let d = shape.cols as usize;
-        check_len("logreg model", model.len(), d + 2)?;
-        check_len("logreg partial", total.len(), d + 3)?;
-        let n = total[d + 2];
+        let l = Layout::new(shape.cols as usize, p.classes);
+        let (nw, last) = (l.weights(), l.model_len() - 1);
+        check_len("logreg model", model.len(), l.model_len())?;
+        check_len("logreg partial", total.len(), l.partial_len())?;
+        let n = total[last + 1];
         if n != shape.total_rows as f64 || n == 0.0 {
             return Err(format!("the partials cover {n} rows but the data set has {}", shape.total_rows));
         }
-        let mut next = vec![0.0; d + 2];
-        for j in 0..d {
+        let mut next = vec![0.0; l.model_len()];
+        for j in 0..nw {
             next[j] = model[j] - p.learning_rate * (total[j] / n + p.l2 * model[j]);
         }
-        next[d] = model[d] - p.learning_rate * (total[d] / n);
-        let loss = total[d + 1] / n;
-        let prev = model[d + 1];
-        next[d + 1] = loss;
+        for j in nw..last {
+            next[j] = model[j] - p.learning_rate * (total[j] / n);
+        }
+        let loss = total[last] / n;
+        let prev = model[last];
+        next[last] = loss;
         let converged = !prev.is_nan() && (loss - prev).abs() <= p.tol;
         Ok(UpdateResult { model: next, loss, converged })
     }
 
     fn describe(params: &[Param], shape: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String> {
-        LogRegParams::parse(params, shape)?;
-        let d = shape.cols as usize;
-        check_len("logreg model", model.len(), d + 2)?;
-        Ok(vec![
-            ModelField { name: "weights".into(), shape: vec![d as u32], values: model[..d].to_vec() },
-            ModelField { name: "intercept".into(), shape: vec![], values: vec![model[d]] },
-        ])
+        let p = LogRegParams::parse(params, shape)?;
+        let l = Layout::new(shape.cols as usize, p.classes);
+        check_len("logreg model", model.len(), l.model_len())?;
+        let (d, nw) = (l.d as u32, l.weights());
+        Ok(if l.vectors == 1 {
+            vec![
+                ModelField { name: "weights".into(), shape: vec![d], values: model[..nw].to_vec() },
+                ModelField { name: "intercept".into(), shape: vec![], values: vec![model[nw]] },
+            ]
+        } else {
+            let c = l.vectors as u32;
+            vec![
+                ModelField { name: "weights".into(), shape: vec![c, d], values: model[..nw].to_vec() },
+                ModelField { name: "intercept".into(), shape: vec![c], values: model[nw..nw + l.vectors].to_vec() },
+            ]
+        })
     }
 
     fn new_shard(shape: DataShape) -> LogRegShard {
-        LogRegShard { d: shape.cols as usize, x: Vec::new(), y: Vec::new() }
+        LogRegShard { d: shape.cols as usize, x: Vec::new(), y: Vec::new(), max_label: 0.0 }
     }
 }
 
@@ -117,6 +195,8 @@ pub struct LogRegShard {
     d: usize,
     x: Vec<f32>,
     y: Vec<f32>,
+    /// The largest label appended, checked against the model's classes at each step.
+    max_label: f32,
 }
 
 /// Rows per block: residuals of a block are computed first, then the gradient of the
@@ -132,9 +212,15 @@ impl crate::Shard for LogRegShard {
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String> {
         let shape = DataShape { cols: self.d as u32, has_labels: true, total_rows: 0 };
         check_chunk(shape, features, labels)?;
-        if let Some((i, y)) = labels.iter().enumerate().find(|(_, &y)| y != 0.0 && y != 1.0) {
-            return Err(format!("label {y} in row {} of this chunk is not 0 or 1", i + 1));
+        // Labels are class numbers; f32 holds every whole number up to 2^24 exactly.
+        let class_number = |y: f32| y >= 0.0 && y.fract() == 0.0 && y < MAX_CLASSES as f32;
+        if let Some((i, y)) = labels.iter().enumerate().find(|(_, &y)| !class_number(y)) {
+            return Err(format!(
+                "label {y} in row {} of this chunk is not a class number (0 or 1, or 0..C-1 with --classes C)",
+                i + 1
+            ));
         }
+        self.max_label = labels.iter().fold(self.max_label, |m, &y| m.max(y));
         self.x.extend_from_slice(features);
         self.y.extend_from_slice(labels);
         Ok(())
@@ -145,8 +231,19 @@ impl crate::Shard for LogRegShard {
     }
 
     fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String> {
+        let l = Layout::of_model(self.d, model.len())?;
+        if self.max_label as usize >= l.classes() {
+            let c = l.classes();
+            return Err(if c == 2 {
+                format!("label {} is not 0 or 1: give --classes C for labels 0..C-1", self.max_label)
+            } else {
+                format!("label {} is not below --classes {c} (labels must be 0..{})", self.max_label, c - 1)
+            });
+        }
+        if l.vectors > 1 {
+            return Ok(softmax::step(l, &self.x, &self.y, model));
+        }
         let d = self.d;
-        check_len("logreg model", model.len(), d + 2)?;
         let (w, b) = (&model[..d], model[d]);
         let mut out = vec![0.0; d + 3];
         let mut loss = 0.0;
@@ -289,8 +386,15 @@ mod tests {
     #[test]
     fn labels_outside_zero_one_are_refused() {
         let mut s = LogReg::new_shard(shape(1, 2));
-        let e = s.append(&[1.0, 2.0], &[0.0, 2.0]).unwrap_err();
-        assert_eq!(e, "label 2 in row 2 of this chunk is not 0 or 1");
+        let e = s.append(&[1.0, 2.0], &[0.0, 2.5]).unwrap_err();
+        assert_eq!(e, "label 2.5 in row 2 of this chunk is not a class number (0 or 1, or 0..C-1 with --classes C)");
+        s.append(&[1.0, 2.0], &[0.0, 2.0]).unwrap();
+        let e = s.step(&[0.0, 0.0, f64::NAN]).unwrap_err();
+        assert_eq!(e, "label 2 is not 0 or 1: give --classes C for labels 0..C-1");
+        let three = vec![0.0; 3 * 2 + 1];
+        assert!(s.step(&three).is_ok(), "three classes take label 2");
+        s.append(&[1.0], &[3.0]).unwrap();
+        assert_eq!(s.step(&three).unwrap_err(), "label 3 is not below --classes 3 (labels must be 0..2)");
     }
 
     #[test]
