@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod batch;
 pub mod kmeans;
 pub mod logreg;
 pub mod params;
@@ -84,9 +85,21 @@ pub trait Shard {
     fn reserve(&mut self, rows: usize) {
         let _ = rows;
     }
+    /// Gives the shard the job's parameters (contract 0.2.0 passes them to the shard's
+    /// constructor), so that it knows the model's layout up front instead of inferring it.
+    fn configure(&mut self, params: &[Param]) -> Result<(), String> {
+        let _ = params;
+        Ok(())
+    }
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String>;
     fn rows(&self) -> u64;
     fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String>;
+    /// The partial of the shard's rows `rows` (indices into the shard, ascending) only: one
+    /// mini-batch iteration. Algorithms without mini-batches refuse it.
+    fn step_batch(&mut self, model: &[f64], rows: &[u32]) -> Result<Vec<f64>, String> {
+        let _ = (model, rows);
+        Err("this algorithm has no mini-batch step".into())
+    }
     fn assignments(&self) -> Vec<u32>;
 }
 

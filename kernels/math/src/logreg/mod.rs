@@ -27,27 +27,38 @@ use crate::params::Params;
 use crate::simd::{axpy_block_widened, dot_widened, max_f64};
 use crate::{check_chunk, check_len, Algorithm, DataShape, ModelField, Param, SamplePlan, UpdateResult};
 
+pub mod optim;
 pub mod softmax;
 
-/// Parameter names logistic regression accepts.
-pub const PARAMS: &[&str] = &["learning-rate", "l2", "tol", "classes"];
+use optim::Optim;
+
+/// Parameter names logistic regression accepts, besides the optimiser's ([`optim::PARAMS`]).
+/// `batch-size` makes it mini-batch (the host steps only the batch's rows, chosen from
+/// `seed`, see [`crate::batch`]).
+pub const PARAMS: &[&str] = &["learning-rate", "l2", "tol", "classes", "batch-size", "seed"];
 
 /// The most classes a multinomial model may have (a sanity bound: the model holds
 /// `classes × (cols + 1)` values and every row computes all of them).
 pub const MAX_CLASSES: u64 = 10_000;
 
-/// Checked parameters. Defaults: `learning-rate = 0.1`, `l2 = 0`, `tol = 1e-6`, `classes = 2`.
+/// Checked parameters. Defaults: `learning-rate = 0.1`, `l2 = 0`, `tol = 1e-6`, `classes = 2`,
+/// full batch (no `batch-size`), `seed = 0`, and [`Optim`]'s.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogRegParams {
     pub learning_rate: f64,
     pub l2: f64,
     pub tol: f64,
     pub classes: u64,
+    /// Rows per iteration (None: every row, full batch).
+    pub batch_size: Option<u64>,
+    pub seed: u64,
+    pub optim: Optim,
 }
 
 impl LogRegParams {
     pub fn parse(list: &[Param], shape: DataShape) -> Result<Self, String> {
-        let p = Params::new("logreg", list, PARAMS)?;
+        let known: Vec<&str> = PARAMS.iter().chain(optim::PARAMS).copied().collect();
+        let p = Params::new("logreg", list, &known)?;
         if !shape.has_labels {
             return Err("logreg needs labelled data (a label column with values 0 or 1)".into());
         }
@@ -55,28 +66,52 @@ impl LogRegParams {
         if !(2..=MAX_CLASSES).contains(&classes) {
             return Err(format!("logreg parameter 'classes' must be between 2 and {MAX_CLASSES}, got {classes}"));
         }
+        let batch_size = match p.raw("batch-size") {
+            None => None,
+            Some(_) => Some(p.count("batch-size")?),
+        };
+        if let Some(b) = batch_size.filter(|&b| shape.total_rows > 0 && b > shape.total_rows) {
+            return Err(format!("logreg parameter 'batch-size' is {b}, more than the {} rows", shape.total_rows));
+        }
         Ok(Self {
             learning_rate: p.positive_or("learning-rate", 0.1)?,
             l2: p.nonneg_or("l2", 0.0)?,
             tol: p.nonneg_or("tol", 1e-6)?,
             classes,
+            batch_size,
+            seed: p.u64_or("seed", 0)?,
+            optim: Optim::parse(&p)?,
         })
+    }
+
+    /// The model layout these parameters give on `d` columns.
+    pub fn layout(&self, d: usize) -> Layout {
+        let mut l = Layout::new(d, self.classes);
+        if self.optim.extended(self.batch_size.is_some()) {
+            l.state = Some(self.optim.state_vectors());
+        }
+        l
     }
 }
 
-/// Where the parts of a model sit: `weights` values, then `intercepts` values, then the
-/// previous loss. Binary models have one weight vector; multinomial ones one per class.
+/// Where the parts of a model sit: `weights` values, then `intercepts` values (together the
+/// parameters θ), then, in the extended layout of [`optim`], the optimiser's state and the
+/// update count, and last the previous loss. Binary models have one weight vector;
+/// multinomial ones one per class. Partials are `[gradient sums (θ's size) | loss | rows]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Feature columns.
     pub d: usize,
     /// Weight vectors: 1 (binary) or the number of classes.
     pub vectors: usize,
+    /// The extended layout's optimiser state, in vectors of θ's size (None: the original
+    /// layout `[θ | previous loss]`).
+    pub state: Option<usize>,
 }
 
 impl Layout {
     pub fn new(d: usize, classes: u64) -> Self {
-        Self { d, vectors: if classes == 2 { 1 } else { classes as usize } }
+        Self { d, vectors: if classes == 2 { 1 } else { classes as usize }, state: None }
     }
     /// The layout of a model of `len` values over `d` columns, as a shard sees it.
     fn of_model(d: usize, len: usize) -> Result<Self, String> {
@@ -87,7 +122,7 @@ impl Layout {
                  with 1 vector (binary) or 3 or more classes"
             ));
         }
-        Ok(Self { d, vectors })
+        Ok(Self { d, vectors, state: None })
     }
     pub fn classes(self) -> usize {
         if self.vectors == 1 {
@@ -99,11 +134,18 @@ impl Layout {
     pub fn weights(self) -> usize {
         self.vectors * self.d
     }
+    /// θ's size: weights and intercepts.
+    pub fn params(self) -> usize {
+        self.vectors * (self.d + 1)
+    }
     pub fn model_len(self) -> usize {
-        self.vectors * (self.d + 1) + 1
+        match self.state {
+            None => self.params() + 1,
+            Some(k) => (k + 1) * self.params() + 2,
+        }
     }
     pub fn partial_len(self) -> usize {
-        self.model_len() + 1
+        self.params() + 2
     }
 }
 
@@ -125,7 +167,7 @@ impl Algorithm for LogReg {
 
     fn init(params: &[Param], shape: DataShape, _s: &[f32], _l: &[f32], start: &[f64]) -> Result<Vec<f64>, String> {
         let p = LogRegParams::parse(params, shape)?;
-        let l = Layout::new(shape.cols as usize, p.classes);
+        let l = p.layout(shape.cols as usize);
         let mut m = vec![0.0; l.model_len()];
         match start.len() {
             0 => {}
@@ -144,31 +186,45 @@ impl Algorithm for LogReg {
 
     fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
         let p = LogRegParams::parse(params, shape)?;
-        let l = Layout::new(shape.cols as usize, p.classes);
-        let (nw, last) = (l.weights(), l.model_len() - 1);
+        let l = p.layout(shape.cols as usize);
+        let (nw, np, last) = (l.weights(), l.params(), l.model_len() - 1);
         check_len("logreg model", model.len(), l.model_len())?;
         check_len("logreg partial", total.len(), l.partial_len())?;
-        let n = total[last + 1];
-        if n != shape.total_rows as f64 || n == 0.0 {
-            return Err(format!("the partials cover {n} rows but the data set has {}", shape.total_rows));
+        // Updates done so far (the extended layout counts them just before the loss).
+        let t = if l.state.is_some() { model[last - 1] as u64 } else { 0 };
+        let n = total[np + 1];
+        let want = match p.batch_size {
+            Some(b) => crate::batch::batch_len(shape.total_rows, b, t),
+            None => shape.total_rows,
+        };
+        if n != want as f64 || n == 0.0 {
+            return Err(format!("the partials cover {n} rows but this iteration's batch has {want}"));
         }
-        let mut next = vec![0.0; l.model_len()];
-        for j in 0..nw {
-            next[j] = model[j] - p.learning_rate * (total[j] / n + p.l2 * model[j]);
-        }
-        for j in nw..last {
-            next[j] = model[j] - p.learning_rate * (total[j] / n);
-        }
-        let loss = total[last] / n;
+        let loss = total[np] / n;
         let prev = model[last];
+        if !loss.is_finite() {
+            let before =
+                if prev.is_finite() { format!("the last finite loss was {prev}") } else { "no loss before it".into() };
+            return Err(format!("the loss is {loss} ({before}): lower the learning rate"));
+        }
+        // The gradient of the mean loss (+ l2/2 |w|^2; intercepts are not regularised).
+        let g: Vec<f64> = (0..np).map(|j| total[j] / n + if j < nw { p.l2 * model[j] } else { 0.0 }).collect();
+        let mut next = model.to_vec();
+        let (theta, rest) = next.split_at_mut(np);
+        let state = &mut rest[..l.state.unwrap_or(0) * np];
+        p.optim.step(theta, state, &g, p.optim.rate(p.learning_rate, t + 1), t + 1, nw);
+        if l.state.is_some() {
+            next[last - 1] = (t + 1) as f64;
+        }
         next[last] = loss;
-        let converged = !prev.is_nan() && (loss - prev).abs() <= p.tol;
+        // A mini-batch loss is noisy: mini-batch runs stop after their epochs (max-iter).
+        let converged = p.batch_size.is_none() && !prev.is_nan() && (loss - prev).abs() <= p.tol;
         Ok(UpdateResult { model: next, loss, converged })
     }
 
     fn describe(params: &[Param], shape: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String> {
         let p = LogRegParams::parse(params, shape)?;
-        let l = Layout::new(shape.cols as usize, p.classes);
+        let l = p.layout(shape.cols as usize);
         check_len("logreg model", model.len(), l.model_len())?;
         let (d, nw) = (l.d as u32, l.weights());
         Ok(if l.vectors == 1 {
@@ -186,7 +242,7 @@ impl Algorithm for LogReg {
     }
 
     fn new_shard(shape: DataShape) -> LogRegShard {
-        LogRegShard { d: shape.cols as usize, x: Vec::new(), y: Vec::new(), max_label: 0.0 }
+        LogRegShard { d: shape.cols as usize, x: Vec::new(), y: Vec::new(), max_label: 0.0, layout: None }
     }
 }
 
@@ -197,6 +253,9 @@ pub struct LogRegShard {
     y: Vec<f32>,
     /// The largest label appended, checked against the model's classes at each step.
     max_label: f32,
+    /// The model layout, when the shard was given the parameters ([`crate::Shard::configure`]);
+    /// else it is inferred from the model's length (the original layout only).
+    layout: Option<Layout>,
 }
 
 /// Rows per block: residuals of a block are computed first, then the gradient of the
@@ -230,8 +289,38 @@ impl crate::Shard for LogRegShard {
         self.y.len() as u64
     }
 
+    fn configure(&mut self, params: &[Param]) -> Result<(), String> {
+        let shape = DataShape { cols: self.d as u32, has_labels: true, total_rows: 0 };
+        self.layout = Some(LogRegParams::parse(params, shape)?.layout(self.d));
+        Ok(())
+    }
+
     fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String> {
-        let l = Layout::of_model(self.d, model.len())?;
+        self.step_rows(model, None)
+    }
+
+    fn step_batch(&mut self, model: &[f64], rows: &[u32]) -> Result<Vec<f64>, String> {
+        if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.y.len()) {
+            return Err(format!("batch row {r} is outside this shard's {} rows", self.y.len()));
+        }
+        self.step_rows(model, Some(rows))
+    }
+
+    fn assignments(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+impl LogRegShard {
+    /// The partial of every row (`rows` None) or of the given rows.
+    fn step_rows(&mut self, model: &[f64], rows: Option<&[u32]>) -> Result<Vec<f64>, String> {
+        let l = match self.layout {
+            Some(l) => {
+                check_len("logreg model", model.len(), l.model_len())?;
+                l
+            }
+            None => Layout::of_model(self.d, model.len())?,
+        };
         if self.max_label as usize >= l.classes() {
             let c = l.classes();
             return Err(if c == 2 {
@@ -240,16 +329,29 @@ impl crate::Shard for LogRegShard {
                 format!("label {} is not below --classes {c} (labels must be 0..{})", self.max_label, c - 1)
             });
         }
-        if l.vectors > 1 {
-            return Ok(softmax::step(l, &self.x, &self.y, model));
-        }
-        let d = self.d;
+        let (x, y) = match rows {
+            None => (std::borrow::Cow::Borrowed(&self.x[..]), std::borrow::Cow::Borrowed(&self.y[..])),
+            // A batch's rows, gathered so that the blocked loops below run on them unchanged.
+            Some(rows) => {
+                let d = self.d;
+                let x = rows.iter().flat_map(|&r| &self.x[r as usize * d..(r as usize + 1) * d]).copied().collect();
+                (x, rows.iter().map(|&r| self.y[r as usize]).collect())
+            }
+        };
+        Ok(if l.vectors > 1 { softmax::step(l, &x, &y, model) } else { binary_step(self.d, &x, &y, model) })
+    }
+}
+
+/// The binary partial `[Σ r·x | Σ r | Σ loss | rows]` of rows `x` (row-major, `d` columns)
+/// with labels `y` under `model` (whose first `d + 1` values are `w` and `b`).
+fn binary_step(d: usize, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
+    {
         let (w, b) = (&model[..d], model[d]);
         let mut out = vec![0.0; d + 3];
         let mut loss = 0.0;
         let mut rsum = 0.0;
         let mut r = [0.0f64; BLOCK];
-        for (xb, yb) in self.x.chunks(BLOCK * d).zip(self.y.chunks(BLOCK)) {
+        for (xb, yb) in x.chunks(BLOCK * d).zip(y.chunks(BLOCK)) {
             // `Σ ln(1 + e_i)` as the log of the block's product: one logarithm per block
             // instead of one per row. Each factor is in (1, 2], so 64 of them cannot
             // overflow, and the product's rounding (≤ 64 ulp) moves the sum by < 1e-14.
@@ -269,12 +371,8 @@ impl crate::Shard for LogRegShard {
         }
         out[d] = rsum;
         out[d + 1] = loss;
-        out[d + 2] = self.y.len() as f64;
-        Ok(out)
-    }
-
-    fn assignments(&self) -> Vec<u32> {
-        Vec::new()
+        out[d + 2] = y.len() as f64;
+        out
     }
 }
 

@@ -102,7 +102,7 @@ mod tests {
     fn huge_scores_do_not_overflow() {
         // Scores of ±1e4 would overflow e^z unshifted; the loss of the right class is ~0.
         let model = [1e4, -1e4, 0.0, 0.0, 0.0, 0.0, f64::NAN];
-        let l = Layout { d: 1, vectors: 3 };
+        let l = Layout { d: 1, vectors: 3, state: None };
         let p = step(l, &[1.0, -1.0], &[0.0, 1.0], &model);
         assert!(p.iter().all(|v| v.is_finite()), "{p:?}");
         assert!(p[l.vectors * 2] < 1e-12, "loss {}", p[6]);
