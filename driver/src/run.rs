@@ -103,6 +103,20 @@ pub struct RunArgs {
     /// multinomial (softmax) regression.
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=10_000))]
     pub classes: Option<u64>,
+    /// Mini-batch training (logreg): rows per iteration, drawn without replacement from a
+    /// seeded permutation (`--seed`) of the global rows, the same for every configuration.
+    /// Default: full batch.
+    #[arg(long)]
+    pub batch_size: Option<u64>,
+    /// Passes over the data with --batch-size (sets the iterations to epochs × batches per
+    /// epoch; default: --max-iter iterations).
+    #[arg(long, requires = "batch_size", conflicts_with = "max_iter", value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: Option<u32>,
+    /// Optimiser (logreg): `sgd` (default), `momentum`, `nesterov` or `adam`; their settings
+    /// (`momentum`, `beta1`, `beta2`, `epsilon`, `lr-schedule`, `power-t`, `step-size`,
+    /// `gamma`, `l1`) go in --param NAME=VALUE.
+    #[arg(long)]
+    pub optimizer: Option<String>,
     /// Functions, each with its own share of the data (`--workers` is the same).
     #[arg(long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub functions: u32,
@@ -172,6 +186,8 @@ fn plugin_flags(a: &RunArgs) -> Result<()> {
         ("--learning-rate", a.learning_rate.is_some()),
         ("--l2", a.l2.is_some()),
         ("--classes", a.classes.is_some()),
+        ("--batch-size", a.batch_size.is_some()),
+        ("--optimizer", a.optimizer.is_some()),
     ];
     if let Some((flag, _)) = builtin_only.iter().find(|(_, given)| *given) {
         bail!("{flag} applies to the builtin kernels; give a plugin its parameters with --param NAME=VALUE");
@@ -205,6 +221,8 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
             misplaced("--learning-rate", a.learning_rate.is_some())?;
             misplaced("--l2", a.l2.is_some())?;
             misplaced("--classes", a.classes.is_some())?;
+            misplaced("--batch-size", a.batch_size.is_some())?;
+            misplaced("--optimizer", a.optimizer.is_some())?;
             put("k", k.unwrap_or(DEFAULT_K).to_string());
             if let Some(i) = &a.init {
                 put("init", i.clone());
@@ -228,6 +246,13 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
             }
             if let Some(c) = a.classes {
                 put("classes", c.to_string());
+            }
+            if let Some(b) = a.batch_size {
+                put("batch-size", b.to_string());
+                put("seed", a.seed.to_string());
+            }
+            if let Some(o) = &a.optimizer {
+                put("optimizer", o.clone());
             }
         }
     }
@@ -336,7 +361,15 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         params,
         functions: a.functions,
         inner: a.inner,
-        max_iter: a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
+        max_iter: match (a.epochs, a.batch_size) {
+            // The kernel has accepted the batch size (1..=rows) in `initial_model`.
+            (Some(e), Some(b)) => {
+                let iterations = e as u64 * ifp_kernel_math::batch::batches_per_epoch(shape.total_rows, b);
+                u32::try_from(iterations)
+                    .map_err(|_| anyhow::anyhow!("--epochs {e}: {iterations} iterations is too many"))?
+            }
+            _ => a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
+        },
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
         assignments: a.labels_out.is_some(),
         redis: a.redis.clone().map(RedisUrl),
@@ -409,6 +442,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let mut result = result_json(&algorithm, &data_name, &plan, &outcome);
     let store = if a.redis.is_some() || a.backend == Platform::Lambda { "redis" } else { "in-process" };
     result["sync"] = sync_json(store, a.redis.as_deref(), &outcome);
+    result["kernel_contract"] = json!(engine.version().to_string());
     if let Some(k) = &a.kernel {
         result["kernel"] = json!(k);
         result["kernel_sha256"] = json!(kernel.sha256);
@@ -425,6 +459,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     }
     if !a.quiet {
         print_summary(&result, &outcome);
+        if let Some(k) = &a.kernel {
+            println!("kernel: {k} implements {}", engine.version());
+        }
         if let Some(r) = &lambda_report {
             lambda::print_cost(r);
         }

@@ -49,6 +49,29 @@ pub struct UpdateResult {
     pub converged: bool,
 }
 
+/// The lengths of a job's models and partials (mirrors the WIT `model-sizes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub model: u32,
+    pub partial: u32,
+}
+
+impl Sizes {
+    /// Checked: a length must fit the contract's `u32`.
+    pub fn of(model: usize, partial: usize) -> Result<Self, String> {
+        let fit =
+            |what: &str, n: usize| u32::try_from(n).map_err(|_| format!("the {what} would have {n} values: too many"));
+        Ok(Self { model: fit("model", model)?, partial: fit("partial", partial)? })
+    }
+}
+
+/// Mini-batch iterations (mirrors the WIT `batch-plan`; see [`batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub size: u64,
+    pub seed: u64,
+}
+
 /// One named array of a model (mirrors the WIT `model-field`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelField {
@@ -74,6 +97,12 @@ pub trait Algorithm {
         sample_labels: &[f32],
         start: &[f64],
     ) -> Result<Vec<f64>, String>;
+    /// The lengths of the models and partials `params` give on data of `shape`.
+    fn sizes(params: &[Param], shape: DataShape) -> Result<Sizes, String>;
+    /// Mini-batch iterations, if the parameters ask for them (default: full batch).
+    fn plan_batches(params: &[Param], shape: DataShape) -> Result<Option<BatchPlan>, String> {
+        Self::validate(params, shape).map(|_| None)
+    }
     fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String>;
     fn describe(params: &[Param], shape: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String>;
     fn new_shard(shape: DataShape) -> Self::Shard;

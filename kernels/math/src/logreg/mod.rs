@@ -25,7 +25,9 @@
 
 use crate::params::Params;
 use crate::simd::{axpy_block_widened, dot_widened, max_f64};
-use crate::{check_chunk, check_len, Algorithm, DataShape, ModelField, Param, SamplePlan, UpdateResult};
+use crate::{
+    check_chunk, check_len, Algorithm, BatchPlan, DataShape, ModelField, Param, SamplePlan, Sizes, UpdateResult,
+};
 
 pub mod optim;
 pub mod softmax;
@@ -184,6 +186,16 @@ impl Algorithm for LogReg {
         Ok(m)
     }
 
+    fn sizes(params: &[Param], shape: DataShape) -> Result<Sizes, String> {
+        let l = LogRegParams::parse(params, shape)?.layout(shape.cols as usize);
+        Sizes::of(l.model_len(), l.partial_len())
+    }
+
+    fn plan_batches(params: &[Param], shape: DataShape) -> Result<Option<BatchPlan>, String> {
+        let p = LogRegParams::parse(params, shape)?;
+        Ok(p.batch_size.map(|size| BatchPlan { size, seed: p.seed }))
+    }
+
     fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
         let p = LogRegParams::parse(params, shape)?;
         let l = p.layout(shape.cols as usize);
@@ -204,7 +216,7 @@ impl Algorithm for LogReg {
         let prev = model[last];
         if !loss.is_finite() {
             let before =
-                if prev.is_finite() { format!("the last finite loss was {prev}") } else { "no loss before it".into() };
+                if prev.is_finite() { format!("the last finite loss was {prev:e}") } else { "no loss before it".into() };
             return Err(format!("the loss is {loss} ({before}): lower the learning rate"));
         }
         // The gradient of the mean loss (+ l2/2 |w|^2; intercepts are not regularised).
@@ -345,35 +357,33 @@ impl LogRegShard {
 /// The binary partial `[Σ r·x | Σ r | Σ loss | rows]` of rows `x` (row-major, `d` columns)
 /// with labels `y` under `model` (whose first `d + 1` values are `w` and `b`).
 fn binary_step(d: usize, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
-    {
-        let (w, b) = (&model[..d], model[d]);
-        let mut out = vec![0.0; d + 3];
-        let mut loss = 0.0;
-        let mut rsum = 0.0;
-        let mut r = [0.0f64; BLOCK];
-        for (xb, yb) in x.chunks(BLOCK * d).zip(y.chunks(BLOCK)) {
-            // `Σ ln(1 + e_i)` as the log of the block's product: one logarithm per block
-            // instead of one per row. Each factor is in (1, 2], so 64 of them cannot
-            // overflow, and the product's rounding (≤ 64 ulp) moves the sum by < 1e-14.
-            let mut prod = 1.0f64;
-            for (i, (x, &y)) in xb.chunks_exact(d).zip(yb).enumerate() {
-                let z = dot_widened(w, x) + b;
-                let y = y as f64;
-                let e = exp_nonpositive(-z.abs());
-                let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-                prod *= 1.0 + e;
-                loss += max_f64(z, 0.0) - y * z;
-                r[i] = p - y;
-                rsum += r[i];
-            }
-            loss += prod.ln();
-            axpy_block_widened(&mut out[..d], &r[..yb.len()], xb);
+    let (w, b) = (&model[..d], model[d]);
+    let mut out = vec![0.0; d + 3];
+    let mut loss = 0.0;
+    let mut rsum = 0.0;
+    let mut r = [0.0f64; BLOCK];
+    for (xb, yb) in x.chunks(BLOCK * d).zip(y.chunks(BLOCK)) {
+        // `Σ ln(1 + e_i)` as the log of the block's product: one logarithm per block
+        // instead of one per row. Each factor is in (1, 2], so 64 of them cannot
+        // overflow, and the product's rounding (≤ 64 ulp) moves the sum by < 1e-14.
+        let mut prod = 1.0f64;
+        for (i, (x, &y)) in xb.chunks_exact(d).zip(yb).enumerate() {
+            let z = dot_widened(w, x) + b;
+            let y = y as f64;
+            let e = exp_nonpositive(-z.abs());
+            let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            prod *= 1.0 + e;
+            loss += max_f64(z, 0.0) - y * z;
+            r[i] = p - y;
+            rsum += r[i];
         }
-        out[d] = rsum;
-        out[d + 1] = loss;
-        out[d + 2] = y.len() as f64;
-        out
+        loss += prod.ln();
+        axpy_block_widened(&mut out[..d], &r[..yb.len()], xb);
     }
+    out[d] = rsum;
+    out[d + 1] = loss;
+    out[d + 2] = y.len() as f64;
+    out
 }
 
 /// `e^t` for `t ≤ 0` (NaN gives NaN): `t = k ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its
