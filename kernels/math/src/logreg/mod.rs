@@ -215,8 +215,11 @@ impl Algorithm for LogReg {
         let loss = total[np] / n;
         let prev = model[last];
         if !loss.is_finite() {
-            let before =
-                if prev.is_finite() { format!("the last finite loss was {prev:e}") } else { "no loss before it".into() };
+            let before = if prev.is_finite() {
+                format!("the last finite loss was {prev:e}")
+            } else {
+                "no loss before it".into()
+            };
             return Err(format!("the loss is {loss} ({before}): lower the learning rate"));
         }
         // The gradient of the mean loss (+ l2/2 |w|^2; intercepts are not regularised).
