@@ -6,6 +6,7 @@ mod bench;
 mod gen;
 mod model;
 mod output;
+mod predict;
 mod pricing;
 mod result;
 mod run;
@@ -29,6 +30,8 @@ enum Command {
     Gen(GenArgs),
     /// Run a job (k-means or logistic regression) and report the model and timings.
     Run(run::RunArgs),
+    /// Apply a trained model (a result JSON) to data: clusters, or classes and probabilities.
+    Predict(predict::PredictArgs),
     /// Time our iterations against scikit-learn and numpy on the same data and threads.
     Bench(bench::BenchArgs),
     /// Run one job under several configurations (functions x inner workers) and compare time and cost.
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Gen(a) => gen_cmd(a),
         Command::Run(a) => run::run_cmd(a),
+        Command::Predict(a) => predict::predict_cmd(a),
         Command::Bench(a) => bench::bench_cmd(a),
         Command::Sweep(a) => sweep::sweep_cmd(a),
     };

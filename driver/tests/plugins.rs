@@ -389,7 +389,10 @@ fn bad_s3_kernels_are_refused_with_one_line_before_any_work() {
     let junk = s3.put("plugins/junk.wasm", b"not wasm at all");
     assert_one_error_line(&run(&junk), &[&junk, "is not a valid WebAssembly component"]);
     let wrong = s3.put("plugins/wrong.wasm", &std::fs::read(plugins::WRONG_WORLD).unwrap());
-    assert_one_error_line(&run(&wrong), &[&wrong, "is not an ifp:kernel component (0.2.0 or 0.1.0)", "`[method]shard.step`"]);
+    assert_one_error_line(
+        &run(&wrong),
+        &[&wrong, "is not an ifp:kernel component (0.2.0 or 0.1.0)", "`[method]shard.step`"],
+    );
     assert!(!out.exists(), "no result for a refused kernel");
 }
 
