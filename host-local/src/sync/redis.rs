@@ -165,14 +165,17 @@ impl JobKeys {
     ) -> Result<(Self, u32), RedisSetupError> {
         check_job_id(job)?;
         let mut con = connect(url, CONNECT_TIMEOUT)?;
-        let v: Value = Script::new(CLAIM)
+        // EVAL, not EVALSHA: once per job, one round trip (no NOSCRIPT retry).
+        let v: Value = redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(0)
             .arg(prefix(job))
             .arg(meta_value(functions, plan))
             .arg(run)
             .arg(if resume { "1" } else { "0" })
             .arg(key_ttl(sync_timeout))
             .arg(functions)
-            .invoke(&mut con)
+            .query(&mut con)
             .map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
         let (job_s, url_r) = (job.to_string(), redact(url));
         let at = match &v {
@@ -199,12 +202,14 @@ impl JobKeys {
     /// synchronisation, wherever it runs.
     pub fn abort(&mut self, reason: &str) -> Result<(), RedisSetupError> {
         let msg = format!("{}\n{reason}", super::DRIVER);
-        Script::new(ABORT)
+        redis::cmd("EVAL")
+            .arg(ABORT)
+            .arg(0)
             .arg(prefix(&self.job))
             .arg(self.functions)
             .arg(key_ttl(Duration::ZERO))
             .arg(msg)
-            .invoke::<Value>(&mut self.con)
+            .query::<Value>(&mut self.con)
             .map(|_| ())
             .map_err(|e| RedisSetupError::Command { url: redact(&self.url), message: scrub(&e, &self.url) })
     }
