@@ -76,7 +76,7 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub label_col: Option<LabelColArg>,
     /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub k: Option<u64>,
     /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
     #[arg(long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
@@ -331,7 +331,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             Some(_) => algorithm.clone(),
             None => plugin_location(&source)?,
         },
-        kernel_sha256: kind.is_none().then(|| kernel.sha256.clone()),
+        // Builtins too: a function built from another commit (a stale `bootstrap`) would
+        // run other kernel bytes than the driver's `init` did, so it refuses the job.
+        kernel_sha256: Some(kernel.sha256.clone()),
         kernel_memory_mb: a.kernel_memory_mb,
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),
