@@ -37,6 +37,9 @@ use crate::result::{print_summary, result_json, sync_json};
 /// lines, where `ps` would show its password).
 const REDIS_URL_ENV: &str = "IFP_REDIS_URL";
 
+/// The environment variable `ifp run` reads the Redis URL from (what `ifp sweep` uses).
+pub const REDIS_ENV: &str = "IFP_REDIS";
+
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
 pub const DEFAULT_COLS: u64 = 16;
@@ -134,8 +137,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
-    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
-    #[arg(long, value_name = "URL")]
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; a private CA's PEM
+    /// file in IFP_REDIS_CA). Also read from IFP_REDIS, which keeps a password off the command line.
+    #[arg(long, value_name = "URL", env = REDIS_ENV, hide_env_values = true)]
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
