@@ -384,6 +384,12 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
                 stop_in_redis(url, &plan, sig);
             }
+            // A finished job's keys go now, when the driver can reach Redis (else they expire).
+            if let (true, Some(url)) = (results.iter().all(Result::is_ok), &a.redis) {
+                if let Err(e) = JobKeys::open(url, &plan.job, plan.functions).and_then(JobKeys::remove) {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
+            }
             // The functions report their iterations at the end.
             results
                 .iter()
