@@ -53,89 +53,89 @@ pub struct RunArgs {
     pub algorithm: Option<String>,
     /// A plugin: any component of the `ifp:kernel@0.1.0` world, from a file or
     /// `s3://bucket/key`. It runs without WASI capabilities; its parameters come from --param.
-    #[arg(long, value_name = "FILE.wasm|s3://...")]
+    #[arg(help_heading = "Plugins", long, value_name = "FILE.wasm|s3://...")]
     pub kernel: Option<String>,
     /// A kernel parameter `NAME=VALUE`, passed to the kernel as is (repeatable); for plugins,
     /// the only way to set parameters.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    #[arg(help_heading = "Plugins", long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<Param>,
     /// Linear-memory cap per kernel instance, in MiB (default: wasm32's 4 GiB).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(help_heading = "Plugins", long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub kernel_memory_mb: Option<u64>,
     /// Seconds one call into the kernel (e.g. one step over a shard) may run before the job
     /// fails (default: no limit).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(help_heading = "Plugins", long, value_name = "SECONDS")]
     pub step_timeout: Option<f64>,
     /// Data file or `s3://bucket/key` (.npy float32/float64 2-D, or headerless .csv). Without
     /// it, a default data set (200,000 × 16, seeded) is generated in memory.
-    #[arg(long)]
+    #[arg(help_heading = "Data", long)]
     pub data: Option<String>,
     /// Where the label is: `last` column or `none` (default: `last` for logreg, else `none`).
-    #[arg(long, value_enum)]
+    #[arg(help_heading = "Data", long, value_enum)]
     pub label_col: Option<LabelColArg>,
     /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = crate::at_least_one)]
     pub k: Option<u64>,
     /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
-    #[arg(long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
     pub init: Option<String>,
     /// K-means iteration: `hamerly` (default; distance bounds skip rows whose cluster cannot
     /// change, with exactly Lloyd's result) or `lloyd` (every distance, every iteration).
-    #[arg(long, value_parser = ["hamerly", "lloyd"])]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = ["hamerly", "lloyd"])]
     pub kmeans_algorithm: Option<String>,
     /// Initial centroids (k × cols) from a .npy or .csv file or `s3://bucket/key`.
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long)]
     pub init_centroids: Option<String>,
     /// Maximum iterations (default: 300 for kmeans, 100 for logreg).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(help_heading = "Iterations (every algorithm)", long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_iter: Option<u32>,
     /// Convergence tolerance (kmeans: relative to the mean feature variance, default 1e-4;
     /// logreg: change of the loss, default 1e-6).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Iterations (every algorithm)", long, allow_negative_numbers = true)]
     pub tol: Option<f64>,
     /// Gradient-descent step (logreg, default 0.1).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Logistic regression (logreg)", long, allow_negative_numbers = true)]
     pub learning_rate: Option<f64>,
     /// L2 regularisation strength (logreg, default 0).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Logistic regression (logreg)", long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
     /// Functions, each with its own share of the data (`--workers` is the same).
-    #[arg(long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(help_heading = "Functions", long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub functions: u32,
     /// Inner workers (wasm instances) per function (default: the available parallelism).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(help_heading = "Functions", long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub inner: Option<u32>,
     /// Seed for the default data and for random/kmeans++ initialisation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(help_heading = "Data", long, default_value_t = 0)]
     pub seed: u64,
     /// Write the result (model, iterations, timings) as JSON.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub out: Option<PathBuf>,
     /// Write the final assignment of every row (kmeans) as .npy (int32) or .csv.
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long)]
     pub labels_out: Option<PathBuf>,
     /// Seconds a function waits for the others in one iteration before failing the job.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(help_heading = "Functions", long, default_value_t = 60.0)]
     pub sync_timeout: f64,
     /// Job id (default: generated).
-    #[arg(long)]
+    #[arg(help_heading = "Functions", long)]
     pub job: Option<String>,
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
     /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
-    #[arg(long, value_name = "URL")]
+    #[arg(help_heading = "Functions", long, value_name = "URL")]
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
-    #[arg(long, value_enum, default_value_t = Platform::Local)]
+    #[arg(help_heading = "Functions", long, value_enum, default_value_t = Platform::Local)]
     pub backend: Platform,
     #[command(flatten)]
     pub lambda: LambdaArgs,
     /// No progress or summary on stderr/stdout.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub quiet: bool,
     /// An S3-compatible endpoint for `s3://` data (path-style addressing; default: AWS, or
     /// `AWS_ENDPOINT_URL_S3`).
-    #[arg(long)]
+    #[arg(help_heading = "Data", long)]
     pub s3_endpoint: Option<String>,
 }
 
@@ -256,16 +256,15 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
         bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
     }
-    for (flag, p) in [("--out", &a.out), ("--labels-out", &a.labels_out)] {
-        if let Some(p) = p {
-            if p.is_dir() {
-                bail!("{flag} {} is a directory", p.display());
-            }
-            if flag == "--labels-out" {
-                output::TableFormat::of(p).context("--labels-out")?;
-            }
-        }
+    // Every output is claimed now, before any work: a wrong path fails here, not at the end.
+    if let Some(p) = &a.labels_out {
+        output::TableFormat::of(p).context("--labels-out")?;
     }
+    let reserve = |flag: &str, p: &Option<PathBuf>| -> Result<Option<output::Reserved>> {
+        p.as_deref().map(|p| output::Reserved::new(p).with_context(|| format!("{flag} {}", p.display()))).transpose()
+    };
+    let out_file = reserve("--out", &a.out)?;
+    let labels_file = reserve("--labels-out", &a.labels_out)?;
     let label = match (a.label_col, kind) {
         (Some(LabelColArg::Last), _) => LabelCol::Last,
         (Some(LabelColArg::None), _) => LabelCol::None,
@@ -408,11 +407,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     if let Some(r) = &lambda_report {
         result["lambda"] = r.clone();
     }
-    if let Some(p) = &a.out {
-        output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
+    if let Some(f) = out_file {
+        f.write(|w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }
-    if let (Some(p), Some(l)) = (&a.labels_out, &labels) {
-        output::write_labels(p, l)?;
+    if let (Some(f), Some(l)) = (labels_file, &labels) {
+        output::write_labels(f, l)?;
     }
     if !a.quiet {
         print_summary(&result, &outcome);

@@ -37,6 +37,7 @@ use ifp_host::{FailureKind, FunctionFailure, FunctionReport, FunctionTask};
 pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 60);
 /// The options of the Lambda backend.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Lambda (--backend lambda)")]
 pub struct LambdaArgs {
     /// The Lambda function (name or ARN) running `bootstrap` (--backend lambda).
     #[arg(long, value_name = "NAME")]
@@ -51,9 +52,9 @@ pub struct LambdaArgs {
     /// The function's architecture, for prices.
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
     pub arch: Arch,
-    /// Lambda API endpoint instead of AWS's (repeatable: workers use them round robin, e.g.
-    /// one Lambda Runtime Interface Emulator per worker).
-    #[arg(long = "lambda-endpoint", value_name = "URL")]
+    /// Lambda API endpoints instead of AWS's (comma-separated or repeated; workers use them
+    /// round robin, e.g. one Lambda Runtime Interface Emulator per worker).
+    #[arg(long = "lambda-endpoint", value_name = "URL", value_delimiter = ',')]
     pub endpoints: Vec<String>,
 }
 

@@ -44,6 +44,8 @@ pub struct SweepArgs {
     /// A fixed number of functions with 1..=--max-inner inner workers: the second experiment.
     #[arg(long, requires = "max_inner")]
     pub functions: Option<u32>,
+    /// The largest number of inner workers per function with --functions (the grid is F x 1
+    /// up to F x M).
     #[arg(long)]
     pub max_inner: Option<u32>,
     /// Runs per configuration.
