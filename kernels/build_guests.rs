@@ -103,16 +103,24 @@ fn ensure_target(lock_dir: &Path) {
     }
     // rustup's proxies set RUSTUP_TOOLCHAIN for the build; `rustup target add` reads it too,
     // so the target goes to the toolchain that builds (the one rust-toolchain.toml names).
-    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").map(|t| format!("toolchain {t}")).unwrap_or("the toolchain".into());
+    let toolchain =
+        std::env::var("RUSTUP_TOOLCHAIN").map(|t| format!("toolchain {t}")).unwrap_or("the toolchain".into());
     println!("cargo:warning=adding the {TARGET} target to {toolchain}, which lacks it (rustup target add {TARGET})");
     let added = Command::new("rustup").args(["target", "add", TARGET]).stdout(std::process::Stdio::null()).output();
     match added {
         Err(e) => fail(&format!("rustup could not be run ({e})")),
         Ok(o) if !o.status.success() => fail(&format!(
             "`rustup target add {TARGET}` failed: {}",
-            String::from_utf8_lossy(&o.stderr).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim()
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message")
+                .trim()
         )),
-        Ok(_) if !target_installed(&rustc) => fail(&format!("`rustup target add {TARGET}` did not install it for {rustc}")),
+        Ok(_) if !target_installed(&rustc) => {
+            fail(&format!("`rustup target add {TARGET}` did not install it for {rustc}"))
+        }
         Ok(_) => {}
     }
 }

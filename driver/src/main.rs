@@ -7,6 +7,7 @@ mod gen;
 mod model;
 mod output;
 mod pricing;
+mod progress;
 mod result;
 mod run;
 mod sweep;

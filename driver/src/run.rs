@@ -7,13 +7,11 @@
 //! worker processes and Lambda functions get its source, its SHA-256 (they refuse other bytes)
 //! and the same sandbox limits.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use ifp_host::data::object::S3Connector;
@@ -29,7 +27,8 @@ use crate::backend::processes::{worker_binary, Processes};
 use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
 use crate::output;
-use crate::result::{print_summary, result_json, sync_json};
+use crate::progress::Progress;
+use crate::result::{print_summary, result_json, sync_json, Phases};
 
 /// The environment variable that carries the Redis URL to `ifp-worker` (kept off command
 /// lines, where `ps` would show its password).
@@ -243,6 +242,8 @@ fn read_centroids(path: &str, s3: &S3Connector, cols: u32, k: Option<u64>) -> Re
 }
 
 pub fn run_cmd(a: RunArgs) -> Result<()> {
+    // The kernel phase counts from here (with the checks of the arguments and outputs).
+    let kernel_started = Instant::now();
     // `kind` is None for a plugin.
     let (kind, source) = match (&a.algorithm, &a.kernel) {
         (_, Some(k)) => {
@@ -272,11 +273,13 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, _) => LabelCol::None,
     };
     let s3 = S3Connector::new(a.s3_endpoint.clone());
+    let progress = Progress::new(a.quiet, a.functions, a.max_iter.unwrap_or(0));
     // Read, hash and check the kernel before any data is read.
-    let kernel_started = Instant::now();
+    progress.phase(&format!("kernel: reading and compiling {}", source.label()));
     let kernel = source.read(Some(&s3))?;
     let engine = Arc::new(KernelEngine::compile(&kernel, sandbox.clone())?);
     let kernel_s = kernel_started.elapsed().as_secs_f64();
+    progress.phase(&format!("data: opening {}", a.data.as_deref().unwrap_or("the default data set (generating it)")));
     let (data, data_name) = match &a.data {
         Some(p) => (Data::open(p, label, &s3)?, p.clone()),
         None => {
@@ -309,6 +312,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     };
     // The first model, once, here: every function starts from it.
     let started = Instant::now();
+    let data_s = (started - kernel_started).as_secs_f64() - kernel_s;
+    progress.phase(&format!("init: the first model ({})", a.init.as_deref().unwrap_or("the kernel's default")));
     let model0 = initial_model(&engine, &data, &params, &start)?;
     let init_s = started.elapsed().as_secs_f64();
     let mut plan = JobPlan {
@@ -333,12 +338,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         model: Some(model0),
     };
 
-    let progress = Progress::new(a.quiet, plan.max_iter);
-    let on_iteration = |f: u32, it: &IterationReport| {
-        if f == 0 {
-            progress.iteration(it)
-        }
-    };
+    progress.set_max_iter(plan.max_iter);
+    progress.start_iterations(&format!("loading {} function share(s)", plan.functions));
+    let on_iteration = |f: u32, it: &IterationReport| progress.iteration(f, it);
     let mut lambda_report = None;
     let results = match (a.backend, &a.redis) {
         (Platform::Lambda, _) => {
@@ -355,9 +357,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             results
                 .iter()
                 .flatten()
-                .filter(|r| r.function == 0)
-                .flat_map(|r| &r.iterations)
-                .for_each(|it| progress.iteration(it));
+                .for_each(|r| r.iterations.iter().for_each(|it| progress.iteration(r.function, it)));
             lambda_report = Some(lambda.report());
             results
         }
@@ -381,6 +381,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     };
     progress.finish();
     let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())?;
+    // From here to the summary: the model's description, the result and the output files.
+    let write_started = Instant::now();
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
     // Everything is computed: now write the outputs, each all-or-nothing.
@@ -404,6 +406,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         result["kernel_sha256"] = json!(kernel.sha256);
     }
     result["timing"]["kernel_s"] = json!(kernel_s);
+    let mut phases = Phases::of(kernel_s, data_s, &outcome);
+    result["timing"]["phases"] = phases.json();
+    result["timing"]["wall_s"] = json!(phases.total_s());
     if let Some(r) = &lambda_report {
         result["lambda"] = r.clone();
     }
@@ -414,7 +419,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         output::write_labels(f, l)?;
     }
     if !a.quiet {
-        print_summary(&result, &outcome);
+        phases.write_s = write_started.elapsed().as_secs_f64();
+        print_summary(&result, &outcome, &phases);
         if let Some(r) = &lambda_report {
             lambda::print_cost(r);
         }
@@ -466,48 +472,4 @@ fn write_rows(path: &std::path::Path, rows: &Rows) -> Result<()> {
 fn new_job_id() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{:x}-{:x}", t.as_secs(), std::process::id() ^ t.subsec_nanos())
-}
-
-/// A progress bar on a terminal, plain lines otherwise, nothing with `--quiet`.
-struct Progress {
-    bar: Option<ProgressBar>,
-    plain: bool,
-}
-
-impl Progress {
-    fn new(quiet: bool, max_iter: u32) -> Self {
-        if quiet {
-            return Self { bar: None, plain: false };
-        }
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(max_iter as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} iter {pos}/{len} [{bar:30}] {msg} ({elapsed})")
-                    .unwrap()
-                    .progress_chars("=> "),
-            );
-            Self { bar: Some(bar), plain: false }
-        } else {
-            Self { bar: None, plain: true }
-        }
-    }
-    fn iteration(&self, it: &IterationReport) {
-        if let Some(b) = &self.bar {
-            b.set_position(it.iteration as u64 + 1);
-            b.set_message(format!("loss {:.6e}", it.loss));
-        } else if self.plain {
-            eprintln!(
-                "iteration {}: loss {:.6e}, compute {:.2} ms, sync {:.3} ms",
-                it.iteration + 1,
-                it.loss,
-                it.compute_s * 1e3,
-                it.sync_s * 1e3
-            );
-        }
-    }
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }
