@@ -20,6 +20,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "ifp", version, about = "Stateful ML on serverless functions with intra-function parallelism")]
 struct Cli {
+    /// Log what happens at debug level on stderr, with the full chain of any error (as
+    /// `IFP_LOG=debug` or `RUST_LOG=debug` does).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -109,6 +113,15 @@ fn clap_error_line(e: &clap::Error) -> String {
     format!("{line} (see {help})")
 }
 
+/// A hint for an error whose cause is common and not evident from the message.
+fn hint(msg: &str) -> &'static str {
+    // A CSV whose first line is a header fails on its first cell.
+    if msg.contains(" row 1 column ") && msg.contains("is not a number") {
+        return " (the first row is not numeric: CSV headers are not supported; remove the header line, e.g. `tail -n +2`)";
+    }
+    ""
+}
+
 fn main() -> ExitCode {
     ifp_host::release_large_buffers();
     let cli = match Cli::try_parse() {
@@ -123,8 +136,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // -v, else IFP_LOG, else RUST_LOG (default: warnings only).
+    let filter = if cli.verbose {
+        tracing_subscriber::EnvFilter::new("warn,ifp=debug,ifp_host=debug")
+    } else if std::env::var_os("IFP_LOG").is_some() {
+        tracing_subscriber::EnvFilter::from_env("IFP_LOG")
+    } else {
+        tracing_subscriber::EnvFilter::from_default_env()
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("IFP_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let r = match cli.command {
@@ -136,9 +157,10 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            tracing::debug!("the error in full: {e:?}");
             // One line, whatever the sources' messages look like.
             let msg = format!("{e:#}");
-            eprintln!("error: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
+            eprintln!("error: {}{}", msg.split_whitespace().collect::<Vec<_>>().join(" "), hint(&msg));
             ExitCode::FAILURE
         }
     }

@@ -138,6 +138,15 @@ pub struct RunArgs {
     pub s3_endpoint: Option<String>,
 }
 
+/// Refuses a Redis address without its scheme (`127.0.0.1:6379`), which the Redis client
+/// reports only as "InvalidClientConfig".
+pub fn check_redis_url(url: &str) -> Result<()> {
+    if !url.contains("://") {
+        bail!("--redis {url}: a Redis URL needs its scheme: redis://{url} (or rediss://{url} for TLS)");
+    }
+    Ok(())
+}
+
 /// `NAME=VALUE` as a kernel parameter.
 fn parse_param(s: &str) -> Result<Param, String> {
     match s.split_once('=') {
@@ -254,6 +263,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
     };
     let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
+    if let Some(url) = &a.redis {
+        check_redis_url(url)?;
+    }
     if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
         bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
     }

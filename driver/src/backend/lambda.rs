@@ -166,7 +166,8 @@ async fn invoke_all(
                         i.report.iterations.len(),
                         if i.report.invocation.as_ref().is_some_and(|v| v.cold) { "cold" } else { "warm" }
                     ),
-                    Err(e) => eprintln!("{e}"),
+                    // The job's error names the root cause once, at the end.
+                    Err(e) => tracing::debug!("{e}"),
                 }
             }
             r
@@ -210,7 +211,14 @@ async fn invoke(
             host(if matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)) {
                 format!("the invocation timed out: no response within {} s", INVOCATION_TIMEOUT.as_secs())
             } else {
-                format!("could not be invoked: {}", aws_sdk_lambda::error::DisplayErrorContext(&e))
+                let line = ifp_host::aws_error::describe(&e);
+                // A 404 from Lambda (or the emulator) is nearly always the function's name or region.
+                let hint = if line.starts_with("HTTP 404") || line.contains("ResourceNotFound") {
+                    format!("; is there a function '{function}' in this region (--function, --region)?")
+                } else {
+                    String::new()
+                };
+                format!("could not invoke function '{function}': {line}{hint}")
             })
         })?;
     let wall_s = started.elapsed().as_secs_f64();

@@ -130,6 +130,9 @@ const SET_BY_THE_SWEEP: [&str; 12] = [
 
 /// The grid the arguments ask for, after checking the arguments that do not depend on it.
 fn checked_grid(a: &SweepArgs) -> Result<Vec<Config>> {
+    if let Some(url) = &a.redis {
+        crate::run::check_redis_url(url)?;
+    }
     let grid = match (&a.grid, a.total_vcpus, a.functions) {
         (Some(g), _, _) => parse_grid(g)?,
         (None, Some(n), _) if n > 0 => total_vcpus_grid(n),

@@ -1,0 +1,80 @@
+//! One readable line for an AWS SDK error (S3 and Lambda alike): what kind of failure,
+//! the service's HTTP status, error code and message, and a hint where the cause is common
+//! (no credentials, nothing listening at the endpoint). The SDK's own `Display` of an error
+//! says only "service error", and its `DisplayErrorContext` appends the whole Debug chain
+//! (request, response and body): thousands of characters. That chain is logged at debug
+//! level (`IFP_LOG=debug`, `RUST_LOG=debug` or `ifp -v`) instead.
+
+use std::error::Error;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+/// What went wrong with one request, in one line (no request, response or Debug output).
+pub fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + Error + 'static,
+{
+    tracing::debug!("AWS SDK error in full: {e:?}");
+    match e {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let code = e.code().unwrap_or_default();
+            let message = e.message().unwrap_or_default();
+            let body = s.raw().body().bytes().map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
+            let mut line = format!("HTTP {status}");
+            if !code.is_empty() {
+                line.push_str(&format!(" {code}"));
+            }
+            match (message.is_empty(), body.is_empty() || body.len() > 200 || !code.is_empty()) {
+                (false, _) => line.push_str(&format!(": {}", one_line(message))),
+                (true, false) => line.push_str(&format!(": {}", one_line(&body))),
+                (true, true) => {}
+            }
+            line
+        }
+        SdkError::TimeoutError(_) => "no response in time (timeout)".to_string(),
+        other => {
+            let chain = chain(other);
+            if chain.contains("credentials") {
+                format!(
+                    "no usable AWS credentials ({}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+                    chain_tail(other)
+                )
+            } else if chain.contains("Connection refused") || chain.contains("dns error") || chain.contains("tcp connect") {
+                format!("cannot connect to the endpoint: {}; is the address right and the service running?", chain_tail(other))
+            } else {
+                chain
+            }
+        }
+    }
+}
+
+/// The error's messages, outermost first, joined, without the words that say nothing
+/// ("dispatch failure", "io error", "other", "client error (Connect)").
+fn chain(e: &dyn Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn Error> = Some(e);
+    while let Some(err) = cur {
+        let text = one_line(&err.to_string());
+        let noise = ["dispatch failure", "io error", "other", "client error (Connect)", "unhandled error", "service error"];
+        if !text.is_empty() && !noise.contains(&text.as_str()) && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+/// The innermost message: the cause itself (e.g. "Connection refused (os error 111)").
+fn chain_tail(e: &dyn Error) -> String {
+    let mut cur: &dyn Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    one_line(&cur.to_string())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
