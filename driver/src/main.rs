@@ -144,10 +144,7 @@ fn main() -> ExitCode {
     } else {
         tracing_subscriber::EnvFilter::from_default_env()
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let r = match cli.command {
         Command::Gen(a) => gen_cmd(a),
         Command::Run(a) => run::run_cmd(a),

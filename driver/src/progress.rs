@@ -1,7 +1,8 @@
 //! What `ifp run` shows while it works: on a terminal, a spinner naming the phase under way
 //! (kernel, data, initialisation, loading) and then a bar over the iterations; elsewhere,
-//! plain lines: one per phase that took more than a second, one per iteration; nothing with
-//! `--quiet`. Iteration lines carry the job's compute and sync as [`crate::result`] defines
+//! plain lines: one per phase that took more than a second (on stdout, the run's log beside
+//! the summary, so that a failure still leaves exactly one line on stderr), one per
+//! iteration on stderr; nothing with `--quiet`. Iteration lines carry the job's compute and sync as [`crate::result`] defines
 //! them (the slowest function's compute, the rest of the iteration), the same figures as the
 //! result JSON, printed once every function has reported the iteration.
 
@@ -73,7 +74,8 @@ impl Progress {
                 b.finish_and_clear();
             }
             if self.mode == Mode::Plain && started.elapsed() >= QUIET_BELOW {
-                eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
+                // On stdout, with the summary: stderr stays for the one line of an error.
+                println!("{what}: {:.1} s", started.elapsed().as_secs_f64());
             }
         }
     }

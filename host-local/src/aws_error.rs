@@ -21,13 +21,14 @@ where
             let status = s.raw().status().as_u16();
             let code = e.code().unwrap_or_default();
             let message = e.message().unwrap_or_default();
-            let body = s.raw().body().bytes().map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
+            let body =
+                s.raw().body().bytes().map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
             let mut line = format!("HTTP {status}");
             if !code.is_empty() {
                 line.push_str(&format!(" {code}"));
             }
             match (message.is_empty(), body.is_empty() || body.len() > 200 || !code.is_empty()) {
-                (false, _) => line.push_str(&format!(": {}", one_line(message))),
+                (false, _) => line.push_str(&format!(": {}", short(&one_line(message)))),
                 (true, false) => line.push_str(&format!(": {}", one_line(&body))),
                 (true, true) => {}
             }
@@ -37,14 +38,23 @@ where
         other => {
             let chain = chain(other);
             if chain.contains("credentials") {
+                // The provider chain lists every provider it tried: the full text is in the debug log.
+                let why = if chain.contains("no credentials found in chain") {
+                    "none in the environment, profiles or instance metadata".to_string()
+                } else {
+                    short(&chain_tail(other))
+                };
+                format!("no usable AWS credentials ({why}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+            } else if chain.contains("Connection refused")
+                || chain.contains("dns error")
+                || chain.contains("tcp connect")
+            {
                 format!(
-                    "no usable AWS credentials ({}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+                    "cannot connect to the endpoint: {}; is the address right and the service running?",
                     chain_tail(other)
                 )
-            } else if chain.contains("Connection refused") || chain.contains("dns error") || chain.contains("tcp connect") {
-                format!("cannot connect to the endpoint: {}; is the address right and the service running?", chain_tail(other))
             } else {
-                chain
+                short(&chain)
             }
         }
     }
@@ -57,7 +67,8 @@ fn chain(e: &dyn Error) -> String {
     let mut cur: Option<&dyn Error> = Some(e);
     while let Some(err) = cur {
         let text = one_line(&err.to_string());
-        let noise = ["dispatch failure", "io error", "other", "client error (Connect)", "unhandled error", "service error"];
+        let noise =
+            ["dispatch failure", "io error", "other", "client error (Connect)", "unhandled error", "service error"];
         if !text.is_empty() && !noise.contains(&text.as_str()) && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -73,6 +84,14 @@ fn chain_tail(e: &dyn Error) -> String {
         cur = next;
     }
     one_line(&cur.to_string())
+}
+
+/// At most 160 characters of a message, so that the line stays readable.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(160) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_string(),
+    }
 }
 
 fn one_line(s: &str) -> String {
