@@ -125,7 +125,11 @@ fn bad_parameters() {
     let d = tempfile::tempdir().unwrap();
     let blobs = fixture("blobs.npy");
     let b = blobs.to_str().unwrap();
-    fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "0"], "kmeans parameter 'k' must be at least 1, got 0");
+    fails_with(
+        d.path(),
+        &["run", "kmeans", "--data", b, "--k", "0"],
+        "invalid value '0' for '--k <K>': expected a whole number of at least 1",
+    );
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "3001"], "'k' is 3001, more than the 3000 rows");
     fails_with(
         d.path(),
@@ -227,5 +231,6 @@ fn gen_writes_reproducible_files_and_refuses_bad_arguments() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("expected a .npy or .csv extension"));
     let r = ifp(&["gen", "kmeans", "--rows", "0", "--cols", "2", "--out", a.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&r.stderr).contains("--rows must be at least 1, got 0"));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("invalid value '0' for '--rows <ROWS>': expected a whole number of at least 1"));
 }
