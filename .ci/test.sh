@@ -75,6 +75,14 @@ cargo build 2>&1
 step "the README's main command (\`ifp run kmeans\`, debug build of the same binary)"
 cargo run -q -p ifp-driver -- run kmeans 2>&1
 
+step "the README's plugin in one step: build the example plugin, run it with --kernel"
+cargo build -q -p ifp-plugin-linreg --target wasm32-wasip2 --profile wasm 2>&1
+plugin_tmp="$(mktemp -d)"
+cargo run -q -p ifp-driver -- gen logreg --rows 20000 --cols 8 --out "$plugin_tmp/linear.csv" 2>&1
+cargo run -q -p ifp-driver -- run --kernel "$CARGO_TARGET_DIR/wasm32-wasip2/wasm/ifp_plugin_linreg.wasm" \
+  --data "$plugin_tmp/linear.csv" --label-col last --param learning-rate=0.3 2>&1 | tail -3
+rm -rf "$plugin_tmp"
+
 step "cargo test (debug profile, default members: everything but the wasm-only guest crates)"
 cargo test 2>&1
 
