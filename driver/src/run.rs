@@ -24,8 +24,10 @@ use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param};
 
 use crate::backend::lambda::{self, Lambda, LambdaArgs};
 use crate::backend::processes::{worker_binary, Processes};
+use crate::backend::retry::RetryPolicy;
 use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
+use crate::interrupt;
 use crate::output;
 use crate::progress::Progress;
 use crate::result::{print_summary, result_json, sync_json, Phases};
@@ -116,9 +118,20 @@ pub struct RunArgs {
     /// Seconds a function waits for the others in one iteration before failing the job.
     #[arg(help_heading = "Functions", long, default_value_t = 60.0)]
     pub sync_timeout: f64,
-    /// Job id (default: generated).
+    /// Job id (default: generated). An id in use is refused, unless --resume is given.
     #[arg(help_heading = "Functions", long)]
     pub job: Option<String>,
+    /// Continue the job --job ID that another run started and did not finish (killed, or
+    /// failed for good): the data, kernel, parameters and first model must be the same; the
+    /// functions rejoin at the iteration the job's state in Redis is at.
+    #[arg(long, requires = "job")]
+    pub resume: bool,
+    /// Attempts per function, the first included: a function that is lost (its process
+    /// killed or crashed; its invocation timed out, crashed, was throttled or not reached)
+    /// is started again after a capped exponential backoff and rejoins the job (with
+    /// --redis or --backend lambda).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
     /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
     #[arg(help_heading = "Functions", long, value_name = "URL")]
@@ -348,7 +361,13 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         assignments: a.labels_out.is_some(),
         redis: a.redis.clone().map(RedisUrl),
         model: Some(model0),
+        run: Some(new_job_id()),
+        resume: a.resume,
     };
+    if a.resume && a.redis.is_none() && a.backend == Platform::Local {
+        bail!("--resume continues a job kept in Redis: give --redis URL (or --backend lambda)");
+    }
+    interrupt::install();
 
     progress.set_max_iter(plan.max_iter);
     progress.start_iterations(&format!("loading {} function share(s)", plan.functions));
@@ -363,8 +382,12 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                     "--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"
                 ),
             };
-            let lambda = Lambda::new(&a.lambda, a.quiet)?;
+            let mut lambda = Lambda::new(&a.lambda, a.quiet)?;
+            lambda.retry = RetryPolicy::new(a.max_attempts);
             let results = lambda.run(plan.tasks(), &|_, _| {});
+            if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
+                stop_in_redis(url, &plan, sig);
+            }
             // The functions report their iterations at the end.
             results
                 .iter()
@@ -378,11 +401,23 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             let backend = processes_backend(&a, &mut plan, &engine, &data, dir.path())?;
             // Fails here, before any function starts, on a wrong address or password, or a
             // job id in use; the plan is final now (its fingerprint goes into the claim).
-            let keys = JobKeys::create(url, &plan.job, plan.functions, Some(&plan.fingerprint()), plan.sync_timeout)?;
+            let run = plan.run.clone().unwrap_or_default();
+            let fingerprint = plan.fingerprint();
+            let (mut keys, at) =
+                JobKeys::create(url, &plan.job, plan.functions, Some(&fingerprint), &run, a.resume, plan.sync_timeout)?;
+            if a.resume && !a.quiet {
+                eprintln!("resuming job {} at iteration {}", plan.job, at + 1);
+            }
             let results = backend.run(plan.tasks(), &on_iteration);
-            // The keys expire by themselves; removing them now is a courtesy.
-            if let Err(e) = keys.remove() {
-                tracing::warn!("removing the job's keys: {e}");
+            if let Some(sig) = interrupt::received() {
+                let _ = keys.abort(&format!("the driver received {sig}"));
+            }
+            // A finished job's keys go now; an unfinished one's stay (they expire by
+            // themselves) so that `--resume` can continue it.
+            if results.iter().all(Result::is_ok) {
+                if let Err(e) = keys.remove() {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
             }
             results
         }
@@ -392,7 +427,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         }
     };
     progress.finish();
-    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())?;
+    if let Some(sig) = interrupt::received() {
+        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(&a, &plan));
+    }
+    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())
+        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(&a, &plan)))?;
     // From here to the summary: the model's description, the result and the output files.
     let write_started = Instant::now();
     outcome.describe(&plan.job, &engine, &plan.params)?;
@@ -467,7 +506,7 @@ fn processes_backend(
     if let Some(e) = &a.s3_endpoint {
         env.push(("AWS_ENDPOINT_URL_S3".into(), e.clone()));
     }
-    Ok(Processes { bin, env, dir: dir.to_path_buf() })
+    Ok(Processes { bin, env, dir: dir.to_path_buf(), retry: RetryPolicy::new(a.max_attempts) })
 }
 
 /// Writes in-memory rows as a float32 .npy (label last) for the workers to read.
@@ -479,6 +518,29 @@ fn write_rows(path: &std::path::Path, rows: &Rows) -> Result<()> {
         f.iter().copied().chain(if labelled { l.first().copied() } else { None })
     });
     output::write_f32(path, n as u64, (rows.cols + labelled as usize) as u64, values)
+}
+
+/// How to go on with a job that did not finish, when its state is kept in Redis.
+fn resume_hint(a: &RunArgs, plan: &JobPlan) -> String {
+    match &a.redis {
+        Some(_) => {
+            format!(" (its state stays in Redis for a while: rerun with --job {} --resume to continue it)", plan.job)
+        }
+        None => String::new(),
+    }
+}
+
+/// Marks the job aborted in Redis, so that functions the driver cannot stop itself (Lambda
+/// invocations) leave at their next synchronisation.
+fn stop_in_redis(url: &str, plan: &JobPlan, sig: &str) {
+    let stopped =
+        JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(&format!("the driver received {sig}")));
+    if let Err(e) = stopped {
+        eprintln!(
+            "warning: could not mark job {} aborted in Redis ({e}); its functions stop at their sync timeout",
+            plan.job
+        );
+    }
 }
 
 fn new_job_id() -> String {

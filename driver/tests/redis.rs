@@ -171,11 +171,24 @@ fn logreg_until_iteration_5(
     workers: &str,
     sync_timeout: &str,
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    logreg_started(url, job, workers, &["--max-iter", "10000000", "--sync-timeout", sync_timeout])
+}
+
+/// Starts `ifp run logreg --redis` (fixture data, `workers` functions of one inner worker,
+/// no early stop) with `extra` flags and waits until it reports iteration 5; returns the
+/// driver and a thread collecting the rest of its stderr.
+fn logreg_started(
+    url: &str,
+    job: &str,
+    workers: &str,
+    extra: &[&str],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
     worker_bin();
     let data = fixture("logreg.npy");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
         .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", workers, "--inner", "1", "--tol", "0"])
-        .args(["--max-iter", "10000000", "--sync-timeout", sync_timeout, "--job", job, "--redis", url])
+        .args(extra)
+        .args(["--job", job, "--redis", url])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -202,7 +215,9 @@ fn logreg_until_iteration_5(
 /// `sig` to worker 1, and returns (exit success, stderr, seconds from the signal to the exit,
 /// worker pids).
 fn disturb_driver(url: &str, job: &str, sig: &str, sync_timeout: &str) -> (bool, String, f64, Vec<u32>) {
-    let (mut child, drain) = logreg_until_iteration_5(url, job, "3", sync_timeout);
+    // One attempt: a lost worker fails the job (with more, it is started again).
+    let extra = ["--max-iter", "10000000", "--sync-timeout", sync_timeout, "--max-attempts", "1"];
+    let (mut child, drain) = logreg_started(url, job, "3", &extra);
     let pids = worker_pids(child.id());
     assert_eq!(pids.len(), 3, "three worker processes: {pids:?}");
     let victim = pids.iter().find(|(w, _)| *w == 1).unwrap().1;
@@ -232,12 +247,134 @@ fn killing_a_worker_fails_the_job_naming_job_worker_and_iteration_and_leaves_no_
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("error: job killed-worker: function 1 failed during iteration ")
-            && last.ends_with(": the ifp-worker process was killed by signal 9"),
+            && last.contains(": the ifp-worker process was killed by signal 9 (its state stays in Redis"),
         "{stderr}"
     );
     for p in pids {
         assert!(!alive(p), "worker process {p} is still running");
     }
+}
+
+/// Waits for `child` (at most 120 s), killing it and `pids` if it hangs.
+fn wait_exit(child: &mut Child, pids: &[(u32, u32)], what: &str) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            pids.iter().for_each(|(_, p)| signal(*p, "-9"));
+            panic!("ifp did not end: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The fixed-length logistic regression of the fault tests, and its undisturbed model (the
+/// in-process run's, which equals the Redis run's: see the equivalence test above).
+const FAULT_ITERS: &str = "300";
+fn undisturbed_logreg(dir: &Path) -> Vec<f64> {
+    let data = fixture("logreg.npy");
+    let r = run_json(
+        dir,
+        &[
+            "run",
+            "logreg",
+            "--data",
+            data.to_str().unwrap(),
+            "--workers",
+            "3",
+            "--inner",
+            "1",
+            "--tol",
+            "0",
+            "--max-iter",
+            FAULT_ITERS,
+        ],
+    );
+    model_of(&r)
+}
+
+/// A worker killed mid-job (SIGKILL) is started again by the driver: it rejoins at the
+/// iteration the job is at and the job ends with exactly the undisturbed model; the result
+/// records the lost attempt.
+#[test]
+fn a_killed_worker_is_started_again_and_the_job_ends_with_the_undisturbed_model() {
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let extra = ["--max-iter", FAULT_ITERS, "--out", out.to_str().unwrap()];
+    let (mut child, drain) = logreg_started(&redis.url(), "retried", "3", &extra);
+    let pids = worker_pids(child.id());
+    let victim = pids.iter().find(|(w, _)| *w == 1).expect("worker 1").1;
+    signal(victim, "-9");
+    let status = wait_exit(&mut child, &pids, "after worker 1 was killed");
+    let stderr = drain.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    let r = load_json(&out);
+    assert_eq!(r["iterations"], json!(300));
+    assert_eq!(model_of(&r), undisturbed_logreg(dir.path()), "the model after a retry is the undisturbed one");
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!((attempts[0]["function"].clone(), attempts[0]["outcome"].clone()), (json!(1), json!("lost")));
+    assert!(attempts[0]["reason"].as_str().unwrap().contains("killed by signal 9"), "{attempts:?}");
+    assert_eq!(r["workers"][1]["attempts"], json!(2));
+    // Finished: the job's keys are gone.
+    assert!(redis.cli(&["--scan", "--pattern", "ifp:{retried}:*"]).trim().is_empty());
+}
+
+/// SIGTERM to `ifp run --redis` stops every worker at once (none is left running), fails
+/// with one line naming the signal, and keeps the job's state: the same job id is then
+/// refused without --resume, refused with --resume under another plan, and continued with
+/// --resume to exactly the undisturbed model.
+#[test]
+fn sigterm_stops_every_worker_and_resume_continues_the_job_to_the_same_model() {
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, drain) = logreg_started(&url, "resumable", "3", &["--max-iter", FAULT_ITERS]);
+    let pids = worker_pids(child.id());
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    signal(child.id(), "-TERM");
+    let status = wait_exit(&mut child, &pids, "after SIGTERM");
+    let stderr = drain.join().unwrap();
+    assert!(!status.success());
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: job resumable: stopped on SIGTERM"), "{stderr}");
+    assert!(last.contains("--job resumable --resume"), "{stderr}");
+    std::thread::sleep(Duration::from_millis(200));
+    for (_, p) in &pids {
+        assert!(!alive(*p), "worker process {p} is still running");
+    }
+    let data = fixture("logreg.npy");
+    let out = dir.path().join("r.json");
+    let args = |more: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "3", "--inner", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(["--tol", "0", "--max-iter", FAULT_ITERS, "--job", "resumable", "--redis", &url].map(String::from));
+        v.extend(more.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |more: &[&str]| {
+        let a = args(more);
+        ifp(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let again = run(&[]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("job resumable already exists") && err.contains("--resume"), "{err}");
+    let other = run(&["--resume", "--l2", "0.5"]);
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("cannot resume job resumable") && err.contains("another plan"), "{err}");
+    let resumed = run(&["--resume", "--out", out.to_str().unwrap()]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let r = load_json(&out);
+    assert_eq!(r["iterations"], json!(300));
+    assert_eq!(model_of(&r), undisturbed_logreg(dir.path()), "the resumed model is the undisturbed one");
 }
 
 #[test]
