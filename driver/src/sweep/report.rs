@@ -403,7 +403,10 @@ mod tests {
     /// The numbers a chart draws, read back from its SVG: the y tick labels give the scale
     /// (pixels per unit), each bar's rectangle its value. Returns (tick labels, bars by fill
     /// colour in drawing order as (fill, x, bottom, value), pixels per unit).
-    fn drawn(svg: &str) -> (Vec<String>, Vec<(String, f64, f64, f64)>, f64) {
+    /// A bar as drawn: fill colour, x, bottom and height in the chart's unit.
+    type Bar = (String, f64, f64, f64);
+
+    fn drawn(svg: &str) -> (Vec<String>, Vec<Bar>, f64) {
         let doc = roxmltree::Document::parse(svg).unwrap();
         let attr = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap_or_default().to_string();
         let num = |n: &roxmltree::Node, a: &str| attr(n, a).parse::<f64>().unwrap();
