@@ -26,8 +26,9 @@ pub struct Progress {
     max_iter: std::sync::atomic::AtomicU32,
     bar: Mutex<Option<ProgressBar>>,
     phase: Mutex<Option<(String, Instant)>>,
-    /// Per iteration not yet printed: every function's report so far.
-    pending: Mutex<BTreeMap<u32, Vec<(u32, IterationReport)>>>,
+    /// Per iteration not yet shown: each function's report so far (a function started again
+    /// reports an iteration again: the later report replaces the earlier).
+    pending: Mutex<BTreeMap<u32, BTreeMap<u32, IterationReport>>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -108,26 +109,30 @@ impl Progress {
         }
         let mut pending = self.pending.lock().unwrap();
         let reports = pending.entry(it.iteration).or_default();
-        reports.push((function, it.clone()));
-        if reports.len() < self.functions as usize {
-            return;
+        reports.insert(function, it.clone());
+        if reports.len() >= self.functions as usize {
+            let reports = pending.remove(&it.iteration).unwrap_or_default();
+            self.show(&reports);
         }
-        let reports = pending.remove(&it.iteration).unwrap_or_default();
-        let compute = reports.iter().map(|(_, r)| r.compute_s).fold(0.0, f64::max);
+    }
+
+    /// Shows one iteration from the reports of its functions.
+    fn show(&self, reports: &BTreeMap<u32, IterationReport>) {
         // The reference function is the lowest-numbered one, as in the result JSON.
-        let reference = reports.iter().min_by_key(|(f, _)| *f).map(|(_, r)| r.clone()).unwrap_or_default();
-        let sync = iteration_sync(&reference, compute);
+        let Some(reference) = reports.values().next() else { return };
+        let compute = reports.values().map(|r| r.compute_s).fold(0.0, f64::max);
+        let sync = iteration_sync(reference, compute);
         match self.mode {
             Mode::Terminal => {
                 if let Some(b) = &*self.bar.lock().unwrap() {
-                    b.set_position(it.iteration as u64 + 1);
-                    b.set_message(format!("loss {:.6e}", it.loss));
+                    b.set_position(reference.iteration as u64 + 1);
+                    b.set_message(format!("loss {:.6e}", reference.loss));
                 }
             }
             Mode::Plain => eprintln!(
                 "iteration {}: loss {:.6e}, compute {:.2} ms, sync {:.3} ms",
-                it.iteration + 1,
-                it.loss,
+                reference.iteration + 1,
+                reference.loss,
                 compute * 1e3,
                 sync * 1e3
             ),
@@ -135,8 +140,14 @@ impl Progress {
         }
     }
 
+    /// Ends the display: iterations that not every function reported (a function that failed
+    /// or rejoined later) are shown from the reports there are.
     pub fn finish(&self) {
         self.end_phase();
+        let rest = std::mem::take(&mut *self.pending.lock().unwrap());
+        for reports in rest.values() {
+            self.show(reports);
+        }
         if let Some(b) = self.bar.lock().unwrap().take() {
             b.finish_and_clear();
         }
