@@ -97,3 +97,47 @@ fn short(s: &str) -> String {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    fn service(
+        status: u16,
+        code: Option<&str>,
+        message: Option<&str>,
+        body: &str,
+    ) -> SdkError<GetObjectError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(c) = code {
+            meta = meta.code(c);
+        }
+        if let Some(m) = message {
+            meta = meta.message(m);
+        }
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body.to_string()));
+        SdkError::service_error(GetObjectError::generic(meta.build()), raw)
+    }
+
+    #[test]
+    fn service_errors_give_status_code_and_message_without_the_response() {
+        let e = service(403, Some("AccessDenied"), Some("Access   Denied"), "<Error>...</Error>");
+        assert_eq!(describe(&e), "HTTP 403 AccessDenied: Access Denied");
+        // No code (the Lambda emulator's 404): the body, when short, says what happened.
+        assert_eq!(describe(&service(404, None, None, "404 page not found\n")), "HTTP 404: 404 page not found");
+        // A long body is not a message.
+        assert_eq!(describe(&service(500, None, None, &"x".repeat(500))), "HTTP 500");
+        let long = "m".repeat(400);
+        let line = describe(&service(400, Some("Bad"), Some(&long), ""));
+        assert!(line.len() < 200 && line.ends_with("..."), "{line}");
+    }
+
+    #[test]
+    fn timeouts_are_named() {
+        let e: SdkError<GetObjectError, HttpResponse> = SdkError::timeout_error("slow");
+        assert_eq!(describe(&e), "no response in time (timeout)");
+    }
+}
