@@ -178,6 +178,9 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
     let lambda = a.backend == Backend::Lambda;
     let model_plan = prediction::model_plan(&a, &grid)?;
     std::fs::create_dir_all(&a.out_dir).with_context(|| format!("cannot create --out-dir {}", a.out_dir.display()))?;
+    // Writable before the first run, not after the last (the claim is dropped unwritten).
+    crate::output::Reserved::new(&a.out_dir.join("sweep.json"))
+        .with_context(|| format!("--out-dir {}", a.out_dir.display()))?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut notes = Vec::new();
     let proxy = match (&a.redis, a.latency_ms) {
