@@ -36,6 +36,9 @@ use crate::result::{print_summary, result_json, sync_json, Phases};
 /// lines, where `ps` would show its password).
 const REDIS_URL_ENV: &str = "IFP_REDIS_URL";
 
+/// The environment variable `ifp run` reads the Redis URL from (what `ifp sweep` uses).
+pub const REDIS_ENV: &str = "IFP_REDIS";
+
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
 pub const DEFAULT_COLS: u64 = 16;
@@ -133,8 +136,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
-    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
-    #[arg(help_heading = "Functions", long, value_name = "URL")]
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; a private CA's PEM
+    /// file in IFP_REDIS_CA). Also read from IFP_REDIS, which keeps a password off the command line.
+    #[arg(help_heading = "Functions", long, value_name = "URL", env = REDIS_ENV, hide_env_values = true)]
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
@@ -347,7 +351,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             Some(_) => algorithm.clone(),
             None => plugin_location(&source)?,
         },
-        kernel_sha256: kind.is_none().then(|| kernel.sha256.clone()),
+        // Builtins too: a function built from another commit (a stale `bootstrap`) would
+        // run other kernel bytes than the driver's `init` did, so it refuses the job.
+        kernel_sha256: Some(kernel.sha256.clone()),
         kernel_memory_mb: a.kernel_memory_mb,
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),

@@ -120,8 +120,9 @@ fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() 
             .map(|c| calls.get(*c).copied().unwrap_or(0))
             .sum();
         let per_iteration = calls.get("evalsha").copied().unwrap_or(0) + calls.get("blpop").copied().unwrap_or(0);
-        // Per job: the driver's PING and SCAN; per worker: PING, 4 SCRIPT LOAD, the join.
-        let constant = 3 + 6 * workers;
+        // Per job: the driver's PING, its claim (one EVAL) and SCAN; per worker: PING,
+        // 4 SCRIPT LOAD, the join.
+        let constant = 4 + 6 * workers;
         assert!(
             client <= 2 * workers * max_iter + constant,
             "W={workers}, {max_iter} iterations: {client} client commands > 2·W·iterations + {constant}: {calls:?}"
@@ -677,4 +678,150 @@ fn a_reducer_that_never_releases_is_named_in_the_timeout() {
         e.ends_with("waiting for iteration 0 (every function arrived; function 1, which reduces it, never released it: it died or stalled)"),
         "{e}"
     );
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (.ci/test.sh installs it)");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `rediss://` end to end: a `redis-server` serving TLS only, with a password and a
+/// certificate from a private CA. With the CA in `IFP_REDIS_CA` the job runs through TLS and
+/// equals the in-process run; without it, the server's certificate is refused in one line
+/// that never shows the password.
+#[test]
+fn rediss_with_a_private_ca_and_a_password_runs_the_job_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ifp test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    let spawn = |port: u16| {
+        Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem"])
+            .args(["--tls-auth-clients", "no", "--requirepass", "tls-secret"])
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut server, port) = start_on_free_port("redis-server (TLS)", Duration::from_secs(10), spawn, |_, _| true);
+    let url = format!("rediss://:tls-secret@127.0.0.1:{port}");
+    let args = job_args("logreg");
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--workers", "2", "--inner", "1"]);
+    let want = model_of(&run_json(d, &a));
+    worker_bin();
+    let out = d.join("tls.json");
+    let mut tls = a.clone();
+    tls.extend(["--redis", &url, "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_ifp")).args(&tls).env("IFP_REDIS_CA", d.join("ca.pem")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = load_json(&out);
+    assert_eq!(model_of(&r), want, "the model over TLS is the in-process one");
+    assert_eq!(r["sync"]["store"], "redis");
+    let refused = Command::new(env!("CARGO_BIN_EXE_ifp")).args(&tls).env_remove("IFP_REDIS_CA").output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect to redis at rediss://:***@127.0.0.1") && err.contains("certificate"), "{err}");
+    assert!(!err.contains("tls-secret"), "{err}");
+}
+
+/// Redis killed mid-job (not restarted): the job fails within its sync timeout with one line
+/// that names Redis, and writes no result file.
+#[test]
+fn redis_killed_mid_job_fails_in_one_line_naming_it_and_writes_nothing() {
+    let mut redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let extra = ["--max-iter", "10000000", "--sync-timeout", "10", "--out", out.to_str().unwrap()];
+    let (mut child, drain) = logreg_started(&redis.url(), "redis-killed", "3", &extra);
+    let pids = worker_pids(child.id());
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let t0 = Instant::now();
+    let status = wait_exit(&mut child, &pids, "after Redis was killed");
+    let waited = t0.elapsed().as_secs_f64();
+    let stderr = drain.join().unwrap();
+    assert!(!status.success());
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with("error: job redis-killed: function ")
+            && errors[0].contains("redis at redis://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(waited < 60.0, "took {waited} s");
+    assert!(!out.exists(), "a result file was written for a failed job");
+    for (_, p) in pids {
+        assert!(!alive(p), "worker process {p} is still running");
+    }
 }

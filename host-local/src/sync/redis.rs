@@ -104,6 +104,9 @@ fn scrub(e: &redis::RedisError, url: &str) -> String {
     s
 }
 
+/// The environment variable naming a PEM file of CA certificates to trust for `rediss://`.
+pub const REDIS_CA_ENV: &str = "IFP_REDIS_CA";
+
 /// Opens one connection and checks it with `PING` (which also proves the credentials).
 pub fn connect(url: &str, io_timeout: Duration) -> Result<Connection, RedisSetupError> {
     static TLS: Once = Once::new();
@@ -112,8 +115,20 @@ pub fn connect(url: &str, io_timeout: Duration) -> Result<Connection, RedisSetup
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
     let shown = redact(url);
-    let client =
-        redis::Client::open(url).map_err(|e| RedisSetupError::Url { url: shown.clone(), message: scrub(&e, url) })?;
+    let bad_url = |e: redis::RedisError| RedisSetupError::Url { url: shown.clone(), message: scrub(&e, url) };
+    // A private CA for rediss:// (a self-hosted server): its PEM file in IFP_REDIS_CA,
+    // trusted besides the system's roots. Workers inherit the variable.
+    let client = match std::env::var_os(REDIS_CA_ENV).filter(|p| !p.is_empty()) {
+        Some(ca) => {
+            let pem = std::fs::read(&ca).map_err(|e| RedisSetupError::Url {
+                url: shown.clone(),
+                message: format!("cannot read the CA certificate {} ({REDIS_CA_ENV}): {e}", ca.to_string_lossy()),
+            })?;
+            let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+            redis::Client::build_with_tls(url, certs).map_err(bad_url)?
+        }
+        None => redis::Client::open(url).map_err(bad_url)?,
+    };
     let connect_err = |e: redis::RedisError| RedisSetupError::Connect { url: shown.clone(), message: scrub(&e, url) };
     let mut con = client.get_connection_with_timeout(CONNECT_TIMEOUT).map_err(connect_err)?;
     con.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(connect_err)?;
@@ -165,14 +180,17 @@ impl JobKeys {
     ) -> Result<(Self, u32), RedisSetupError> {
         check_job_id(job)?;
         let mut con = connect(url, CONNECT_TIMEOUT)?;
-        let v: Value = Script::new(CLAIM)
+        // EVAL, not EVALSHA: once per job, one round trip (no NOSCRIPT retry).
+        let v: Value = redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(0)
             .arg(prefix(job))
             .arg(meta_value(functions, plan))
             .arg(run)
             .arg(if resume { "1" } else { "0" })
             .arg(key_ttl(sync_timeout))
             .arg(functions)
-            .invoke(&mut con)
+            .query(&mut con)
             .map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
         let (job_s, url_r) = (job.to_string(), redact(url));
         let at = match &v {
@@ -199,12 +217,14 @@ impl JobKeys {
     /// synchronisation, wherever it runs.
     pub fn abort(&mut self, reason: &str) -> Result<(), RedisSetupError> {
         let msg = format!("{}\n{reason}", super::DRIVER);
-        Script::new(ABORT)
+        redis::cmd("EVAL")
+            .arg(ABORT)
+            .arg(0)
             .arg(prefix(&self.job))
             .arg(self.functions)
             .arg(key_ttl(Duration::ZERO))
             .arg(msg)
-            .invoke::<Value>(&mut self.con)
+            .query::<Value>(&mut self.con)
             .map(|_| ())
             .map_err(|e| RedisSetupError::Command { url: redact(&self.url), message: scrub(&e, &self.url) })
     }
