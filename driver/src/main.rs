@@ -137,7 +137,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // -v, else IFP_LOG, else RUST_LOG (default: warnings only).
+    // -v, else IFP_LOG, else RUST_LOG (neither set: errors only, and those are returned anyway).
     let filter = if cli.verbose {
         tracing_subscriber::EnvFilter::new("warn,ifp=debug,ifp_host=debug")
     } else if std::env::var_os("IFP_LOG").is_some() {
