@@ -56,7 +56,7 @@ struct GenArgs {
     #[arg(long, value_parser = at_least_one)]
     cols: u64,
     /// Number of blobs (kmeans).
-    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 8, value_parser = whole_number)]
     k: u64,
     /// Seed of the generator: the same seed gives the same file.
     #[arg(long, default_value_t = 0)]
@@ -79,7 +79,17 @@ pub fn at_least_one(s: &str) -> Result<u64, String> {
     }
 }
 
+/// A whole number (0 included: where 0 is wrong, the check that knows why says so).
+pub fn whole_number(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 0 && n <= u64::MAX as i128 => Ok(n as u64),
+        Ok(_) => Err("expected a whole number (0 or more)".into()),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
+
 fn gen_cmd(a: GenArgs) -> Result<()> {
+    anyhow::ensure!(a.kind != gen::Kind::Kmeans || a.k > 0, "--k must be at least 1, got 0");
     let spec = gen::GenSpec { kind: a.kind, rows: a.rows, cols: a.cols, k: a.k, seed: a.seed };
     output::write_f32_to(&a.out, a.s3_endpoint.as_deref(), a.rows, spec.file_cols(), spec.values())?;
     eprintln!("wrote {} rows × {} columns to {}", a.rows, spec.file_cols(), a.out);

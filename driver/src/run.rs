@@ -78,7 +78,7 @@ pub struct RunArgs {
     #[arg(help_heading = "Data", long, value_enum)]
     pub label_col: Option<LabelColArg>,
     /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
-    #[arg(help_heading = "K-means (kmeans)", long, value_parser = crate::at_least_one)]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = crate::whole_number)]
     pub k: Option<u64>,
     /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
     #[arg(help_heading = "K-means (kmeans)", long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
@@ -316,6 +316,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                 bail!("--label-col needs --data");
             }
             let kind = kind.context("plugins need --data")?;
+            if a.k == Some(0) {
+                bail!("--k must be at least 1, got 0");
+            }
             let spec =
                 GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
             let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();

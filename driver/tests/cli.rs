@@ -35,7 +35,7 @@ fn argument_errors_keep_clap_s_detail_in_one_line() {
     let o = ifp(&["run", "kmeans", "--dat", "x.npy"]);
     one_line_failure(&o, "a typo", &["'--dat'", "similar argument exists: '--data'"]);
     let o = ifp(&["run", "kmeans", "--k", "-1"]);
-    one_line_failure(&o, "a negative k", &["invalid value '-1' for '--k <K>'", "at least 1"]);
+    one_line_failure(&o, "a negative k", &["invalid value '-1' for '--k <K>'", "expected a whole number"]);
     let o = ifp(&["gen", "kmeans", "--rows", "0", "--cols", "2", "--out", "x.npy"]);
     one_line_failure(&o, "zero rows", &["invalid value '0' for '--rows <ROWS>'"]);
     let o = ifp(&["run", "kmeans", "--init", "best"]);

@@ -129,10 +129,13 @@ fn bad_parameters() {
     let d = tempfile::tempdir().unwrap();
     let blobs = fixture("blobs.npy");
     let b = blobs.to_str().unwrap();
+    fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "0"], "kmeans parameter 'k' must be at least 1, got 0");
+    // Without --data, before the default data set is generated with k clusters.
+    fails_with(d.path(), &["run", "kmeans", "--k", "0"], "--k must be at least 1, got 0");
     fails_with(
         d.path(),
-        &["run", "kmeans", "--data", b, "--k", "0"],
-        "invalid value '0' for '--k <K>': expected a whole number of at least 1",
+        &["gen", "kmeans", "--rows", "10", "--cols", "2", "--k", "0", "--out", "x.npy"],
+        "--k must be at least 1, got 0",
     );
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "3001"], "'k' is 3001, more than the 3000 rows");
     fails_with(
