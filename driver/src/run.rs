@@ -7,13 +7,11 @@
 //! worker processes and Lambda functions get its source, its SHA-256 (they refuse other bytes)
 //! and the same sandbox limits.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use ifp_host::data::object::S3Connector;
@@ -26,14 +24,20 @@ use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param};
 
 use crate::backend::lambda::{self, Lambda, LambdaArgs};
 use crate::backend::processes::{worker_binary, Processes};
+use crate::backend::retry::RetryPolicy;
 use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
+use crate::interrupt;
 use crate::output;
-use crate::result::{print_summary, result_json, sync_json};
+use crate::progress::Progress;
+use crate::result::{print_summary, result_json, sync_json, Phases};
 
 /// The environment variable that carries the Redis URL to `ifp-worker` (kept off command
 /// lines, where `ps` would show its password).
 const REDIS_URL_ENV: &str = "IFP_REDIS_URL";
+
+/// The environment variable `ifp run` reads the Redis URL from (what `ifp sweep` uses).
+pub const REDIS_ENV: &str = "IFP_REDIS";
 
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
@@ -53,108 +57,129 @@ pub struct RunArgs {
     pub algorithm: Option<String>,
     /// A plugin: any component of the `ifp:kernel@0.1.0` world, from a file or
     /// `s3://bucket/key`. It runs without WASI capabilities; its parameters come from --param.
-    #[arg(long, value_name = "FILE.wasm|s3://...")]
+    #[arg(help_heading = "Plugins", long, value_name = "FILE.wasm|s3://...")]
     pub kernel: Option<String>,
     /// A kernel parameter `NAME=VALUE`, passed to the kernel as is (repeatable); for plugins,
     /// the only way to set parameters.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    #[arg(help_heading = "Plugins", long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<Param>,
     /// Linear-memory cap per kernel instance, in MiB (default: wasm32's 4 GiB).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(help_heading = "Plugins", long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub kernel_memory_mb: Option<u64>,
     /// Seconds one call into the kernel (e.g. one step over a shard) may run before the job
     /// fails (default: no limit).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(help_heading = "Plugins", long, value_name = "SECONDS")]
     pub step_timeout: Option<f64>,
     /// Data file or `s3://bucket/key` (.npy float32/float64 2-D, or headerless .csv). Without
     /// it, a default data set (200,000 × 16, seeded) is generated in memory.
-    #[arg(long)]
+    #[arg(help_heading = "Data", long)]
     pub data: Option<String>,
     /// Where the label is: `last` column or `none` (default: `last` for logreg, else `none`).
-    #[arg(long, value_enum)]
+    #[arg(help_heading = "Data", long, value_enum)]
     pub label_col: Option<LabelColArg>,
     /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = crate::whole_number)]
     pub k: Option<u64>,
     /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
-    #[arg(long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
     pub init: Option<String>,
     /// K-means iteration: `hamerly` (default; distance bounds skip rows whose cluster cannot
     /// change, with exactly Lloyd's result) or `lloyd` (every distance, every iteration).
-    #[arg(long, value_parser = ["hamerly", "lloyd"])]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = ["hamerly", "lloyd"])]
     pub kmeans_algorithm: Option<String>,
     /// Initial centroids (k × cols) from a .npy or .csv file or `s3://bucket/key`.
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long)]
     pub init_centroids: Option<String>,
     /// Maximum iterations (default: 300 for kmeans, 100 for logreg).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(help_heading = "Iterations (every algorithm)", long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_iter: Option<u32>,
     /// Convergence tolerance (kmeans: relative to the mean feature variance, default 1e-4;
     /// logreg: change of the loss, default 1e-6).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Iterations (every algorithm)", long, allow_negative_numbers = true)]
     pub tol: Option<f64>,
     /// Gradient-descent step (logreg, default 0.1).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Logistic regression (logreg)", long, allow_negative_numbers = true)]
     pub learning_rate: Option<f64>,
     /// L2 regularisation strength (logreg, default 0).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Logistic regression (logreg)", long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
     /// Classes of a logreg label (labels 0..C-1; default 2: binary). From 3 on, the model is
     /// multinomial (softmax) regression.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    #[arg(help_heading = "Logistic regression (logreg)", long, value_parser = clap::value_parser!(u64).range(2..=10_000))]
     pub classes: Option<u64>,
     /// Mini-batch training (logreg): rows per iteration, drawn without replacement from a
     /// seeded permutation (`--seed`) of the global rows, the same for every configuration.
     /// Default: full batch.
-    #[arg(long)]
+    #[arg(help_heading = "Logistic regression (logreg)", long)]
     pub batch_size: Option<u64>,
     /// Passes over the data with --batch-size (sets the iterations to epochs × batches per
     /// epoch; default: --max-iter iterations).
-    #[arg(long, requires = "batch_size", conflicts_with = "max_iter", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(help_heading = "Logistic regression (logreg)", long, requires = "batch_size", conflicts_with = "max_iter", value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
     /// Optimiser (logreg): `sgd` (default), `momentum`, `nesterov` or `adam`; their settings
     /// (`momentum`, `beta1`, `beta2`, `epsilon`, `lr-schedule`, `power-t`, `step-size`,
     /// `gamma`, `l1`) go in --param NAME=VALUE.
-    #[arg(long)]
+    #[arg(help_heading = "Logistic regression (logreg)", long)]
     pub optimizer: Option<String>,
     /// Functions, each with its own share of the data (`--workers` is the same).
-    #[arg(long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(help_heading = "Functions", long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub functions: u32,
     /// Inner workers (wasm instances) per function (default: the available parallelism).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(help_heading = "Functions", long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub inner: Option<u32>,
     /// Seed for the default data and for random/kmeans++ initialisation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(help_heading = "Data", long, default_value_t = 0)]
     pub seed: u64,
     /// Write the result (model, iterations, timings) as JSON.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub out: Option<PathBuf>,
     /// Write the final assignment of every row (kmeans) as .npy (int32) or .csv.
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long)]
     pub labels_out: Option<PathBuf>,
     /// Seconds a function waits for the others in one iteration before failing the job.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(help_heading = "Functions", long, default_value_t = 60.0)]
     pub sync_timeout: f64,
-    /// Job id (default: generated).
-    #[arg(long)]
+    /// Job id (default: generated). An id in use is refused, unless --resume is given.
+    #[arg(help_heading = "Functions", long)]
     pub job: Option<String>,
+    /// Continue the job --job ID that another run started and did not finish (killed, or
+    /// failed for good): the data, kernel, parameters and first model must be the same; the
+    /// functions rejoin at the iteration the job's state in Redis is at.
+    #[arg(long, requires = "job")]
+    pub resume: bool,
+    /// Attempts per function, the first included: a function that is lost (its process
+    /// killed or crashed; its invocation timed out, crashed, was throttled or not reached)
+    /// is started again after a capped exponential backoff and rejoins the job (with
+    /// --redis or --backend lambda).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
-    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
-    #[arg(long, value_name = "URL")]
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; a private CA's PEM
+    /// file in IFP_REDIS_CA). Also read from IFP_REDIS, which keeps a password off the command line.
+    #[arg(help_heading = "Functions", long, value_name = "URL", env = REDIS_ENV, hide_env_values = true)]
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
-    #[arg(long, value_enum, default_value_t = Platform::Local)]
+    #[arg(help_heading = "Functions", long, value_enum, default_value_t = Platform::Local)]
     pub backend: Platform,
     #[command(flatten)]
     pub lambda: LambdaArgs,
     /// No progress or summary on stderr/stdout.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub quiet: bool,
     /// An S3-compatible endpoint for `s3://` data (path-style addressing; default: AWS, or
     /// `AWS_ENDPOINT_URL_S3`).
-    #[arg(long)]
+    #[arg(help_heading = "Data", long)]
     pub s3_endpoint: Option<String>,
+}
+
+/// Refuses a Redis address without its scheme (`127.0.0.1:6379`), which the Redis client
+/// reports only as "InvalidClientConfig".
+pub fn check_redis_url(url: &str) -> Result<()> {
+    if !url.contains("://") {
+        bail!("--redis {url}: a Redis URL needs its scheme: redis://{url} (or rediss://{url} for TLS)");
+    }
+    Ok(())
 }
 
 /// `NAME=VALUE` as a kernel parameter.
@@ -277,6 +302,8 @@ fn read_centroids(path: &str, s3: &S3Connector, cols: u32, k: Option<u64>) -> Re
 }
 
 pub fn run_cmd(a: RunArgs) -> Result<()> {
+    // The kernel phase counts from here (with the checks of the arguments and outputs).
+    let kernel_started = Instant::now();
     // `kind` is None for a plugin.
     let (kind, source) = match (&a.algorithm, &a.kernel) {
         (_, Some(k)) => {
@@ -287,19 +314,21 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
     };
     let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
+    if let Some(url) = &a.redis {
+        check_redis_url(url)?;
+    }
     if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
         bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
     }
-    for (flag, p) in [("--out", &a.out), ("--labels-out", &a.labels_out)] {
-        if let Some(p) = p {
-            if p.is_dir() {
-                bail!("{flag} {} is a directory", p.display());
-            }
-            if flag == "--labels-out" {
-                output::TableFormat::of(p).context("--labels-out")?;
-            }
-        }
+    // Every output is claimed now, before any work: a wrong path fails here, not at the end.
+    if let Some(p) = &a.labels_out {
+        output::TableFormat::of(p).context("--labels-out")?;
     }
+    let reserve = |flag: &str, p: &Option<PathBuf>| -> Result<Option<output::Reserved>> {
+        p.as_deref().map(|p| output::Reserved::new(p).with_context(|| format!("{flag} {}", p.display()))).transpose()
+    };
+    let out_file = reserve("--out", &a.out)?;
+    let labels_file = reserve("--labels-out", &a.labels_out)?;
     let label = match (a.label_col, kind) {
         (Some(LabelColArg::Last), _) => LabelCol::Last,
         (Some(LabelColArg::None), _) => LabelCol::None,
@@ -307,11 +336,13 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         (None, _) => LabelCol::None,
     };
     let s3 = S3Connector::new(a.s3_endpoint.clone());
+    let progress = Progress::new(a.quiet, a.functions, a.max_iter.unwrap_or(0));
     // Read, hash and check the kernel before any data is read.
-    let kernel_started = Instant::now();
+    progress.phase(&format!("kernel: reading and compiling {}", source.label()));
     let kernel = source.read(Some(&s3))?;
     let engine = Arc::new(KernelEngine::compile(&kernel, sandbox.clone())?);
     let kernel_s = kernel_started.elapsed().as_secs_f64();
+    progress.phase(&format!("data: opening {}", a.data.as_deref().unwrap_or("the default data set (generating it)")));
     let (data, data_name) = match &a.data {
         Some(p) => (Data::open(p, label, &s3)?, p.clone()),
         None => {
@@ -319,6 +350,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                 bail!("--label-col needs --data");
             }
             let kind = kind.context("plugins need --data")?;
+            if a.k == Some(0) {
+                bail!("--k must be at least 1, got 0");
+            }
             let spec =
                 GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
             let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();
@@ -344,6 +378,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     };
     // The first model, once, here: every function starts from it.
     let started = Instant::now();
+    let data_s = (started - kernel_started).as_secs_f64() - kernel_s;
+    progress.phase(&format!("init: the first model ({})", a.init.as_deref().unwrap_or("the kernel's default")));
     let model0 = initial_model(&engine, &data, &params, &start)?;
     let init_s = started.elapsed().as_secs_f64();
     let mut plan = JobPlan {
@@ -352,7 +388,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             Some(_) => algorithm.clone(),
             None => plugin_location(&source)?,
         },
-        kernel_sha256: kind.is_none().then(|| kernel.sha256.clone()),
+        // Builtins too: a function built from another commit (a stale `bootstrap`) would
+        // run other kernel bytes than the driver's `init` did, so it refuses the job.
+        kernel_sha256: Some(kernel.sha256.clone()),
         kernel_memory_mb: a.kernel_memory_mb,
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),
@@ -374,14 +412,17 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         assignments: a.labels_out.is_some(),
         redis: a.redis.clone().map(RedisUrl),
         model: Some(model0),
+        run: Some(new_job_id()),
+        resume: a.resume,
     };
+    if a.resume && a.redis.is_none() && a.backend == Platform::Local {
+        bail!("--resume continues a job kept in Redis: give --redis URL (or --backend lambda)");
+    }
+    interrupt::install();
 
-    let progress = Progress::new(a.quiet, plan.max_iter);
-    let on_iteration = |f: u32, it: &IterationReport| {
-        if f == 0 {
-            progress.iteration(it)
-        }
-    };
+    progress.set_max_iter(plan.max_iter);
+    progress.start_iterations(&format!("loading {} function share(s)", plan.functions));
+    let on_iteration = |f: u32, it: &IterationReport| progress.iteration(f, it);
     let mut lambda_report = None;
     let results = match (a.backend, &a.redis) {
         (Platform::Lambda, _) => {
@@ -392,15 +433,23 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                     "--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"
                 ),
             };
-            let lambda = Lambda::new(&a.lambda, a.quiet)?;
+            let mut lambda = Lambda::new(&a.lambda, a.quiet)?;
+            lambda.retry = RetryPolicy::new(a.max_attempts);
             let results = lambda.run(plan.tasks(), &|_, _| {});
+            if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
+                stop_in_redis(url, &plan, sig);
+            }
+            // A finished job's keys go now, when the driver can reach Redis (else they expire).
+            if let (true, Some(url)) = (results.iter().all(Result::is_ok), &a.redis) {
+                if let Err(e) = JobKeys::open(url, &plan.job, plan.functions).and_then(JobKeys::remove) {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
+            }
             // The functions report their iterations at the end.
             results
                 .iter()
                 .flatten()
-                .filter(|r| r.function == 0)
-                .flat_map(|r| &r.iterations)
-                .for_each(|it| progress.iteration(it));
+                .for_each(|r| r.iterations.iter().for_each(|it| progress.iteration(r.function, it)));
             lambda_report = Some(lambda.report());
             results
         }
@@ -409,11 +458,23 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             let backend = processes_backend(&a, &mut plan, &engine, &data, dir.path())?;
             // Fails here, before any function starts, on a wrong address or password, or a
             // job id in use; the plan is final now (its fingerprint goes into the claim).
-            let keys = JobKeys::create(url, &plan.job, plan.functions, Some(&plan.fingerprint()), plan.sync_timeout)?;
+            let run = plan.run.clone().unwrap_or_default();
+            let fingerprint = plan.fingerprint();
+            let (mut keys, at) =
+                JobKeys::create(url, &plan.job, plan.functions, Some(&fingerprint), &run, a.resume, plan.sync_timeout)?;
+            if a.resume && !a.quiet {
+                eprintln!("resuming job {} at iteration {}", plan.job, at + 1);
+            }
             let results = backend.run(plan.tasks(), &on_iteration);
-            // The keys expire by themselves; removing them now is a courtesy.
-            if let Err(e) = keys.remove() {
-                tracing::warn!("removing the job's keys: {e}");
+            if let Some(sig) = interrupt::received() {
+                let _ = keys.abort(&format!("the driver received {sig}"));
+            }
+            // A finished job's keys go now; an unfinished one's stay (they expire by
+            // themselves) so that `--resume` can continue it.
+            if results.iter().all(Result::is_ok) {
+                if let Err(e) = keys.remove() {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
             }
             results
         }
@@ -423,7 +484,13 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         }
     };
     progress.finish();
-    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())?;
+    if let Some(sig) = interrupt::received() {
+        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(&a, &plan));
+    }
+    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())
+        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(&a, &plan)))?;
+    // From here to the summary: the model's description, the result and the output files.
+    let write_started = Instant::now();
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
     // Everything is computed: now write the outputs, each all-or-nothing.
@@ -448,17 +515,21 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         result["kernel_sha256"] = json!(kernel.sha256);
     }
     result["timing"]["kernel_s"] = json!(kernel_s);
+    let mut phases = Phases::of(kernel_s, data_s, &outcome);
+    result["timing"]["phases"] = phases.json();
+    result["timing"]["wall_s"] = json!(phases.total_s());
     if let Some(r) = &lambda_report {
         result["lambda"] = r.clone();
     }
-    if let Some(p) = &a.out {
-        output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
+    if let Some(f) = out_file {
+        f.write(|w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }
-    if let (Some(p), Some(l)) = (&a.labels_out, &labels) {
-        output::write_labels(p, l)?;
+    if let (Some(f), Some(l)) = (labels_file, &labels) {
+        output::write_labels(f, l)?;
     }
     if !a.quiet {
-        print_summary(&result, &outcome);
+        phases.write_s = write_started.elapsed().as_secs_f64();
+        print_summary(&result, &outcome, &phases);
         if let Some(k) = &a.kernel {
             println!("kernel: {k} implements {}", engine.version());
         }
@@ -496,7 +567,7 @@ fn processes_backend(
     if let Some(e) = &a.s3_endpoint {
         env.push(("AWS_ENDPOINT_URL_S3".into(), e.clone()));
     }
-    Ok(Processes { bin, env, dir: dir.to_path_buf() })
+    Ok(Processes { bin, env, dir: dir.to_path_buf(), retry: RetryPolicy::new(a.max_attempts) })
 }
 
 /// Writes in-memory rows as a float32 .npy (label last) for the workers to read.
@@ -510,51 +581,30 @@ fn write_rows(path: &std::path::Path, rows: &Rows) -> Result<()> {
     output::write_f32(path, n as u64, (rows.cols + labelled as usize) as u64, values)
 }
 
+/// How to go on with a job that did not finish, when its state is kept in Redis.
+fn resume_hint(a: &RunArgs, plan: &JobPlan) -> String {
+    match &a.redis {
+        Some(_) => {
+            format!(" (its state stays in Redis for a while: rerun with --job {} --resume to continue it)", plan.job)
+        }
+        None => String::new(),
+    }
+}
+
+/// Marks the job aborted in Redis, so that functions the driver cannot stop itself (Lambda
+/// invocations) leave at their next synchronisation.
+fn stop_in_redis(url: &str, plan: &JobPlan, sig: &str) {
+    let stopped =
+        JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(&format!("the driver received {sig}")));
+    if let Err(e) = stopped {
+        eprintln!(
+            "warning: could not mark job {} aborted in Redis ({e}); its functions stop at their sync timeout",
+            plan.job
+        );
+    }
+}
+
 fn new_job_id() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{:x}-{:x}", t.as_secs(), std::process::id() ^ t.subsec_nanos())
-}
-
-/// A progress bar on a terminal, plain lines otherwise, nothing with `--quiet`.
-struct Progress {
-    bar: Option<ProgressBar>,
-    plain: bool,
-}
-
-impl Progress {
-    fn new(quiet: bool, max_iter: u32) -> Self {
-        if quiet {
-            return Self { bar: None, plain: false };
-        }
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(max_iter as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} iter {pos}/{len} [{bar:30}] {msg} ({elapsed})")
-                    .unwrap()
-                    .progress_chars("=> "),
-            );
-            Self { bar: Some(bar), plain: false }
-        } else {
-            Self { bar: None, plain: true }
-        }
-    }
-    fn iteration(&self, it: &IterationReport) {
-        if let Some(b) = &self.bar {
-            b.set_position(it.iteration as u64 + 1);
-            b.set_message(format!("loss {:.6e}", it.loss));
-        } else if self.plain {
-            eprintln!(
-                "iteration {}: loss {:.6e}, compute {:.2} ms, sync {:.3} ms",
-                it.iteration + 1,
-                it.loss,
-                it.compute_s * 1e3,
-                it.sync_s * 1e3
-            );
-        }
-    }
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }

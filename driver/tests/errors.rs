@@ -116,10 +116,16 @@ fn bad_csv_cells_rows_and_values() {
     );
     let empty = write(d.path(), "empty.csv", b"");
     fails_with(d.path(), &["run", "kmeans", "--data", empty.to_str().unwrap(), "--k", "1"], "empty.csv holds no rows");
-    let labels = write(d.path(), "y.csv", b"1,0\n2,1\n3,2\n");
+    let labels = write(d.path(), "y.csv", b"1,0\n2,1\n3,2.5\n");
     fails_with(
         d.path(),
-        &["run", "logreg", "--data", labels.to_str().unwrap()],
+        &["run", "logreg", "--data", labels.to_str().unwrap(), "--inner", "2"],
+        "loading data rows 2 to 3: kernel 'logreg' failed in shard.append: label 2.5 in row 3 of the data is not a class number (0 or 1, or 0..C-1 with --classes C)",
+    );
+    let binary = write(d.path(), "b.csv", b"1,0\n2,1\n3,2\n");
+    fails_with(
+        d.path(),
+        &["run", "logreg", "--data", binary.to_str().unwrap()],
         "kernel 'logreg' failed in shard.step: label 2 is not 0 or 1: give --classes C for labels 0..C-1",
     );
 }
@@ -130,6 +136,13 @@ fn bad_parameters() {
     let blobs = fixture("blobs.npy");
     let b = blobs.to_str().unwrap();
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "0"], "kmeans parameter 'k' must be at least 1, got 0");
+    // Without --data, before the default data set is generated with k clusters.
+    fails_with(d.path(), &["run", "kmeans", "--k", "0"], "--k must be at least 1, got 0");
+    fails_with(
+        d.path(),
+        &["gen", "kmeans", "--rows", "10", "--cols", "2", "--k", "0", "--out", "x.npy"],
+        "--k must be at least 1, got 0",
+    );
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "3001"], "'k' is 3001, more than the 3000 rows");
     fails_with(
         d.path(),
@@ -231,5 +244,6 @@ fn gen_writes_reproducible_files_and_refuses_bad_arguments() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("expected a .npy or .csv extension"));
     let r = ifp(&["gen", "kmeans", "--rows", "0", "--cols", "2", "--out", a.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&r.stderr).contains("--rows must be at least 1, got 0"));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("invalid value '0' for '--rows <ROWS>': expected a whole number of at least 1"));
 }

@@ -20,6 +20,11 @@ use crate::sync::redis::RedisSetupError;
 use crate::sync::{Arrival, Release, StateStore, SyncError};
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport};
 
+/// What a function keeps between leaving and its time limit (to report and return).
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
+/// The next iteration is assumed to take up to this many times the longest one so far.
+const LONGEST_FACTOR: f64 = 1.5;
+
 /// Rows handed to a kernel per `append` call while loading.
 pub const APPEND_CHUNK_ROWS: u64 = 1 << 15;
 
@@ -60,9 +65,11 @@ impl Classify for KernelError {
 impl Classify for RedisSetupError {
     fn kind(&self) -> FailureKind {
         match self {
-            RedisSetupError::Url { .. } | RedisSetupError::JobId(_) | RedisSetupError::JobExists { .. } => {
-                FailureKind::BadInput
-            }
+            RedisSetupError::Url { .. }
+            | RedisSetupError::JobId(_)
+            | RedisSetupError::JobExists { .. }
+            | RedisSetupError::OtherPlan { .. }
+            | RedisSetupError::NothingToResume { .. } => FailureKind::BadInput,
             RedisSetupError::Connect { .. } | RedisSetupError::Command { .. } => FailureKind::StoreUnreachable,
         }
     }
@@ -184,7 +191,12 @@ impl Function {
                                 FailureKind::Kernel,
                                 Some(function),
                                 None,
-                                format!("loading data rows {} to {}: {e}", range.start + at + 1, range.start + end),
+                                format!(
+                                    "loading data rows {} to {}: {}",
+                                    range.start + at + 1,
+                                    range.start + end,
+                                    rows_of_the_data(&e.to_string(), range.start + at)
+                                ),
                             )
                         })?;
                         at = end;
@@ -381,11 +393,17 @@ impl Function {
     /// replays the previous iteration's model first, because shards may keep per-row state
     /// from their last step (k-means: the last assignment). If anything fails, the other
     /// functions are told through the store. `on_iteration` sees each iteration's report.
+    ///
+    /// With a `deadline` (a Lambda invocation's), the function leaves at an iteration
+    /// boundary once the next iteration might not end [`DEADLINE_MARGIN`] before it: the
+    /// report then says `continuation`, and the same task invoked again goes on where the job
+    /// is. It leaves before arriving, so it holds no partial anyone else needs.
     pub fn run_from(
         &mut self,
         store: &mut dyn StateStore,
         resume: Resume,
         want_assignments: bool,
+        deadline: Option<Instant>,
         on_iteration: &mut dyn FnMut(&IterationReport),
     ) -> Result<FunctionReport, FunctionFailure> {
         let r = (|| {
@@ -399,7 +417,7 @@ impl Function {
                     )
                 })?;
             }
-            self.run_iterations(store, resume.iteration, resume.model, want_assignments, on_iteration)
+            self.run_iterations(store, resume.iteration, resume.model, want_assignments, deadline, on_iteration)
         })();
         if let Err(e) = &r {
             if e.kind != FailureKind::Aborted {
@@ -415,9 +433,12 @@ impl Function {
         first: u32,
         mut model: Vec<f64>,
         want_assignments: bool,
+        deadline: Option<Instant>,
         on_iteration: &mut dyn FnMut(&IterationReport),
     ) -> Result<FunctionReport, FunctionFailure> {
         let started = Instant::now();
+        // The longest iteration so far: what the next one may take.
+        let mut longest = std::time::Duration::ZERO;
         let spec = self.spec.clone();
         let f = self.function;
         let mut report = FunctionReport {
@@ -443,6 +464,17 @@ impl Function {
         // The visiting order of the current epoch, made again when the epoch changes.
         let mut order: Option<(u64, Vec<u64>)> = None;
         for t in first..spec.max_iter {
+            if let Some(d) = deadline {
+                if Instant::now() + longest.mul_f64(LONGEST_FACTOR) + DEADLINE_MARGIN >= d {
+                    tracing::info!(
+                        function = f,
+                        iteration = t,
+                        "leaving before the time limit; the next invocation goes on"
+                    );
+                    report.continuation = true;
+                    break;
+                }
+            }
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
             let partial = match &batches {
@@ -489,6 +521,7 @@ impl Function {
                 loss: release.loss,
                 round_trips: store.stats().round_trips - trips0,
             };
+            longest = longest.max(c0.elapsed());
             on_iteration(&it);
             report.iterations.push(it);
             model = release.model;
@@ -497,7 +530,7 @@ impl Function {
                 break;
             }
         }
-        if want_assignments {
+        if want_assignments && !report.continuation {
             // Assign every row under the final model (the last step used the previous one).
             let last = report.iterations.last().map(|i| i.iteration);
             self.step(&model).map_err(|e| failure(f, last, e))?;
@@ -508,6 +541,32 @@ impl Function {
         report.total_s = started.elapsed().as_secs_f64() + self.load_s;
         Ok(report)
     }
+}
+
+/// A kernel names a row of the chunk it was given as "row N of this chunk" (1-based); the user
+/// knows rows of the data. `first` is the chunk's first row in the data (0-based).
+fn rows_of_the_data(message: &str, first: u64) -> String {
+    const TAIL: &str = " of this chunk";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(TAIL) {
+        let head = &rest[..at];
+        let digits = head.len() - head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let number = head[head.len() - digits..].parse::<u64>().ok();
+        match number.filter(|_| head[..head.len() - digits].ends_with("row ")) {
+            Some(n) if n >= 1 => {
+                out.push_str(&head[..head.len() - digits]);
+                out.push_str(&format!("{} of the data", first + n));
+            }
+            _ => {
+                out.push_str(head);
+                out.push_str(TAIL);
+            }
+        }
+        rest = &rest[at + TAIL.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A step's failure: the kernel's, or partials that cannot be summed.
@@ -614,5 +673,17 @@ mod tests {
             sum_in_order(&short).unwrap_err().to_string(),
             format!("partials of different lengths ({n} and 1): the kernel's step must always return the same length")
         );
+    }
+
+    #[test]
+    fn kernel_rows_of_a_chunk_become_rows_of_the_data() {
+        let m = "kernel 'logreg' failed in shard.append: label 2 in row 2 of this chunk is not 0 or 1";
+        assert_eq!(
+            super::rows_of_the_data(m, 1),
+            "kernel 'logreg' failed in shard.append: label 2 in row 3 of the data is not 0 or 1"
+        );
+        // Nothing else changes: other numbers, and text without a row.
+        assert_eq!(super::rows_of_the_data("3 of this chunk", 10), "3 of this chunk");
+        assert_eq!(super::rows_of_the_data("no rows here", 10), "no rows here");
     }
 }

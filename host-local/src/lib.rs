@@ -20,6 +20,7 @@
 //! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
 //!   [`sync::redis`] (Redis).
 
+pub mod aws_error;
 pub mod data;
 pub mod function;
 pub mod job;
@@ -46,4 +47,4 @@ pub use kernel::{
     CacheUse, KernelBytes, KernelCache, KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param,
     RemoteKernels, Sandbox,
 };
-pub use task::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};
+pub use task::{Attempt, AttemptOutcome, FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};

@@ -10,6 +10,17 @@ use serde::Serialize;
 use super::grid::Config;
 use crate::backend::Platform as Backend;
 use crate::pricing::{lambda_memory_mb, Arch};
+use crate::run::REDIS_ENV;
+
+/// The parts of a run's total time, in seconds; they add up to it.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct Parts {
+    pub init_s: f64,
+    pub load_s: f64,
+    pub compute_s: f64,
+    pub sync_s: f64,
+    pub other_s: f64,
+}
 
 /// What one run of one configuration measured.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -34,6 +45,9 @@ pub struct Measure {
     pub bytes_per_row: f64,
     /// What Lambda billed for the run (`--backend lambda`), when known.
     pub billed_cost_usd: Option<f64>,
+    /// The parts of `total_s` (the run's `timing.phases`): init, load, compute and sync over
+    /// all iterations, and the rest (start-up of the functions, waiting outside them).
+    pub parts: Parts,
     /// The memory the functions reported (`--backend lambda`): the largest.
     pub reported_memory_mb: Option<u64>,
 }
@@ -78,8 +92,9 @@ impl RunPlan<'_> {
         if let Some(d) = self.data {
             cmd.args(["--data", d]);
         }
+        // In the environment, never on the command line (where `ps` shows its password).
         if let Some(u) = self.redis {
-            cmd.args(["--redis", u]);
+            cmd.env(REDIS_ENV, u);
         }
         if self.backend == Backend::Lambda {
             let mb = lambda_memory_mb(c.inner);
@@ -187,10 +202,23 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
     }
     let cols = v["config"]["cols"].as_u64().unwrap_or(0) + u64::from(v["config"]["labelled"] == true);
     let lambda = &v["lambda"];
+    let ph = &v["timing"]["phases"];
+    let parts = Parts {
+        init_s: f(&ph["init_s"]),
+        load_s: f(&ph["load_s"]),
+        compute_s: f(&ph["compute_s"]),
+        sync_s: f(&ph["sync_s"]),
+        other_s: f(&ph["other_s"]),
+    };
     Ok(Measure {
+        parts,
         rows: v["config"]["rows"].as_u64().unwrap_or(0),
         bytes_per_row: 4.0 * cols as f64,
-        billed_cost_usd: lambda["cost_usd"].as_f64(),
+        // What Lambda billed only when every invocation's duration came from Lambda's own
+        // REPORT line; a cost from the functions' wall times is an estimate.
+        billed_cost_usd: lambda["cost_usd"].as_f64().filter(|_| {
+            lambda["invocations"].as_array().is_some_and(|a| a.iter().all(|i| i["billed_from"] == "lambda"))
+        }),
         reported_memory_mb: lambda["invocations"]
             .as_array()
             .and_then(|a| a.iter().filter_map(|i| i["memory_mb"].as_u64()).max()),
@@ -241,10 +269,13 @@ mod tests {
         };
         let cmd = plan.command(Config { workers: 3, inner: 2 }, Path::new("/o/run.json"));
         assert_eq!(cmd.get_program(), "/bin/ifp");
-        let want = "run kmeans --workers 3 --inner 2 --out /o/run.json --data s3://b/k.npy --redis redis://r:6379 \
+        let want = "run kmeans --workers 3 --inner 2 --out /o/run.json --data s3://b/k.npy \
                     --backend lambda --function ifp-3538 --memory-mb 3538 --region eu-west-1 \
                     --lambda-endpoint http://127.0.0.1:1 --lambda-endpoint http://127.0.0.1:2 --arch arm64 --k 4";
         assert_eq!(args(&cmd).join(" "), want.split_whitespace().collect::<Vec<_>>().join(" "));
+        // The Redis URL (and its password) is in the child's environment, not its arguments.
+        let env: Vec<_> = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
+        assert_eq!(env, vec![(REDIS_ENV.into(), Some("redis://r:6379".into()))]);
         // Six vCPUs and more: Lambda's 10,240 MB cap.
         let cmd = plan.command(Config { workers: 1, inner: 6 }, Path::new("/o/r.json"));
         assert!(args(&cmd).join(" ").contains("--function ifp-10240 --memory-mb 10240"));
