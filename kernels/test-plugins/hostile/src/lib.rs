@@ -13,6 +13,8 @@ pub use ifp_kernel_guest;
 /// What a hostile step does.
 pub trait Behaviour: 'static {
     const NAME: &'static str;
+    /// The length of the partials `step` returns (what `sizes` tells the host).
+    const PARTIAL_LEN: usize = 1;
     fn step(rows: u64) -> Result<Vec<f64>, String>;
 }
 
@@ -35,7 +37,7 @@ impl<B: Behaviour> Algorithm for Hostile<B> {
         Ok(vec![0.0])
     }
     fn sizes(_: &[Param], _: DataShape) -> Result<Sizes, String> {
-        Sizes::of(1, 1)
+        Sizes::of(1, B::PARTIAL_LEN)
     }
     fn update(_: &[Param], _: DataShape, _: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
         Ok(UpdateResult { model: total.to_vec(), loss: 0.0, converged: true })
@@ -132,6 +134,7 @@ impl Behaviour for Chatty {
 /// `[rows, wall 1 (ns since the epoch), wall 2, monotonic 2 - 1 (ns), random 1, random 2]`.
 pub struct Clocks;
 impl Behaviour for Clocks {
+    const PARTIAL_LEN: usize = 6;
     const NAME: &'static str = "clocks";
     fn step(rows: u64) -> Result<Vec<f64>, String> {
         let wall =
