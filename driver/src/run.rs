@@ -308,9 +308,12 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         Some(_) => source.label(),
         None => engine.instantiate()?.name()?,
     };
-    // The first model, once, here: every function starts from it.
+    // Parameters are checked here against what the data's header tells (a CSV object's row
+    // count is known only at the functions' census). The first model is made by the
+    // functions at their census from their own rows, unless initial centroids give it.
     let started = Instant::now();
-    let model0 = initial_model(&engine, &data, &params, &start)?;
+    engine.instantiate()?.validate(&params, shape)?;
+    let model0 = if start.is_empty() { None } else { Some(initial_model(&engine, &data, &params, &start)?) };
     let init_s = started.elapsed().as_secs_f64();
     let mut plan = JobPlan {
         job: a.job.clone().unwrap_or_else(new_job_id),
@@ -331,7 +334,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
         assignments: a.labels_out.is_some(),
         redis: a.redis.clone().map(RedisUrl),
-        model: Some(model0),
+        model: model0,
     };
 
     let progress = Progress::new(a.quiet, plan.max_iter);
@@ -386,11 +389,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
 
     // Everything is computed: now write the outputs, each all-or-nothing.
     let labels = if a.labels_out.is_some() {
-        let mut all = Vec::with_capacity(shape.total_rows as usize);
+        let mut all = Vec::with_capacity(outcome.shape.total_rows as usize);
         for r in &outcome.reports {
             all.extend(r.assignments.as_deref().unwrap_or_default());
         }
-        if all.len() as u64 != shape.total_rows {
+        if all.len() as u64 != outcome.shape.total_rows {
             bail!("--labels-out: {algorithm} produced no per-row assignment");
         }
         Some(all)

@@ -6,6 +6,8 @@
 //!   ([`task::FunctionReport`], or a typed [`task::FunctionFailure`]);
 //! - [`run_task`]: the function lifecycle, written once (connect, load the kernel, open the
 //!   data, first model, load the share, iterate, report);
+//! - [`census`]: the first synchronisation, where the row counts and the init sample of every
+//!   function's share meet and the first model is made;
 //! - [`function`]: one function's inner workers and **the per-iteration loop**
 //!   ([`function::Function::run_from`]);
 //! - [`job`]: a whole job: the plan that makes the tasks, the [`job::Backend`] trait (threads
@@ -20,6 +22,7 @@
 //! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
 //!   [`sync::redis`] (Redis).
 
+pub mod census;
 pub mod data;
 pub mod function;
 pub mod job;

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 pub mod local;
 pub mod object;
 pub mod s3;
+pub mod sample;
 mod source;
 
 pub use source::{read_table, Data};

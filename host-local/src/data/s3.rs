@@ -12,10 +12,10 @@
 //!   parts and the line lengths. Lines end with `\n` (or `\r\n`); empty lines are skipped, as
 //!   the local reader does; quoted cells holding newlines are not supported.
 //!
-//! Opening a CSV counts its rows in one streaming pass (the job's shape, the `k <= rows`
-//! check and the initialisation sample need the row count before any function starts), as
-//! opening a local CSV does. The row number in an error is found only when there is an
-//! error, by counting the lines before the offending one.
+//! Opening an object reads its first bytes only (the `.npy` header, or a CSV's first line for
+//! its columns): a CSV's row count is not known until the functions have loaded their parts
+//! and met at the census ([`crate::census`]). The row number in an error is found only when
+//! there is an error, by counting the lines before the offending one.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,8 @@ pub struct ObjectData {
     name: PathBuf,
     size: u64,
     format: Format,
-    rows: u64,
+    /// Known from a `.npy` header; a CSV's is not counted (see the module doc).
+    rows: Option<u64>,
     /// Columns per row, label included.
     cols: u64,
 }
@@ -54,8 +55,8 @@ pub enum Part {
 }
 
 impl ObjectData {
-    /// Opens `url`: reads the header of a `.npy` (one ranged GET), or counts the rows of a
-    /// CSV (one streaming pass).
+    /// Opens `url`: reads its first bytes (one ranged GET of [`NPY_HEAD_BYTES`], more only
+    /// for a longer `.npy` header or a CSV first line longer than that).
     pub fn open(store: &Arc<S3Store>, url: &S3Url) -> Result<Self, DataError> {
         let name = PathBuf::from(url.to_string());
         let ext = url.extension();
@@ -69,16 +70,25 @@ impl ObjectData {
         let (format, rows, cols) = if ext.as_deref() == Some("npy") {
             let need = npy_header_len(&name, &head)?;
             let head = if need > head.len() as u64 { store.get_range(url, 0..need.min(size))? } else { head };
-            parse_npy_header(&name, &head, size)?
+            let (format, rows, cols) = parse_npy_header(&name, &head, size)?;
+            if rows == 0 {
+                return Err(DataError::Empty { path: name });
+            }
+            (format, Some(rows), cols)
         } else {
-            let (rows, first) = count_csv_rows(store.reader(url, 0..size), true)?;
-            // The first row fixes the columns and shows whether this is a CSV of numbers at all.
+            // The first non-empty line fixes the columns and shows whether this is a CSV of
+            // numbers at all.
+            let head = match first_line(&head) {
+                None if (head.len() as u64) < size => store.get_range(url, 0..size.min(FIRST_LINE_MAX_BYTES))?,
+                _ => head,
+            };
+            let line = first_line(&head).unwrap_or(&head[..]);
             let mut out = Vec::new();
-            let rec = first_record(&name, &first)?;
+            let rec = first_record(&name, line)?;
             parse_record(&name, 0, &rec, &mut out)?;
-            (Format::Csv, rows, rec.len() as u64)
+            (Format::Csv, None, rec.len() as u64)
         };
-        if rows == 0 || cols == 0 {
+        if cols == 0 {
             return Err(DataError::Empty { path: name });
         }
         Ok(Self { store: store.clone(), url: url.clone(), name, size, format, rows, cols })
@@ -93,7 +103,8 @@ impl ObjectData {
     pub fn is_csv(&self) -> bool {
         self.format == Format::Csv
     }
-    pub fn rows(&self) -> u64 {
+    /// The row count, when the header gives it (a `.npy`; not a CSV).
+    pub fn rows(&self) -> Option<u64> {
         self.rows
     }
     /// Columns per row, label included.
@@ -120,7 +131,7 @@ impl ObjectData {
     pub fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> Part {
         match self.format {
             Format::Npy { .. } => {
-                let f = share(self.rows, workers, worker);
+                let f = share(self.rows.unwrap_or(0), workers, worker);
                 let i = share(f.end - f.start, inners, inner);
                 Part::Rows(f.start + i.start..f.start + i.end)
             }
@@ -145,7 +156,7 @@ impl ObjectData {
     pub fn open_part(&self, part: &Part) -> Result<PartReader, DataError> {
         match (part, self.format) {
             (Part::Rows(r), Format::Npy { offset, f64 }) => {
-                assert!(r.end <= self.rows, "row range {r:?} beyond {} rows", self.rows);
+                assert!(Some(r.end) <= self.rows, "row range {r:?} beyond {:?} rows", self.rows);
                 let row_bytes = self.cols * if f64 { 8 } else { 4 };
                 let bytes = offset + r.start * row_bytes..offset + r.end * row_bytes;
                 let reader = RangeRead::new(self.store.reader(&self.url, bytes));
@@ -186,6 +197,20 @@ impl ObjectData {
             }
             (Part::Bytes(_), Format::Npy { .. }) => panic!("a .npy is split by rows"),
         }
+    }
+
+    /// Reads every row (all columns, label included) as f32: `(rows, values)`.
+    pub fn read_all(&self) -> Result<(u64, Vec<f32>), DataError> {
+        let part = match self.rows {
+            Some(n) => Part::Rows(0..n),
+            None => Part::Bytes(0..self.size),
+        };
+        let mut p = self.open_part(&part)?;
+        let mut out = Vec::new();
+        while let Some(chunk) = p.next_raw(1 << 16)? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(((out.len() as u64).checked_div(self.cols).unwrap_or(0), out))
     }
 
     /// Reads rows `range` (all columns, label included) as f32.
@@ -254,42 +279,45 @@ impl ObjectData {
     /// The 1-based row number of the line starting at byte `at` of a CSV: one more than the
     /// non-empty lines before it (read only to report an error).
     fn row_at(&self, at: u64) -> u64 {
-        match count_csv_rows(self.store.reader(&self.url, 0..at), false) {
-            Ok((rows, _)) => rows + 1,
+        match count_csv_rows(self.store.reader(&self.url, 0..at)) {
+            Ok(rows) => rows + 1,
             Err(_) => 0,
         }
     }
 }
 
-/// Counts the non-empty lines of a stream (the last may lack its newline) and, if
-/// `want_first`, returns the first one (up to 1 MiB).
-fn count_csv_rows(mut reader: RangeReader, want_first: bool) -> Result<(u64, Vec<u8>), ObjectError> {
+/// Counts the non-empty lines of a stream (the last may lack its newline).
+fn count_csv_rows(mut reader: RangeReader) -> Result<u64, ObjectError> {
     let mut rows = 0u64;
     let mut line_has_data = false;
-    let mut first = Vec::new();
     while let Some(chunk) = reader.next_chunk()? {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', &chunk).chain(std::iter::once(chunk.len())) {
-            let seg = &chunk[start..nl];
-            if want_first && rows == 0 && first.len() < (1 << 20) {
-                first.extend_from_slice(&seg[..seg.len().min((1 << 20) - first.len())]);
-            }
-            line_has_data |= seg.iter().any(|&b| b != b'\r');
+            line_has_data |= chunk[start..nl].iter().any(|&b| b != b'\r');
             if nl < chunk.len() {
-                if line_has_data {
-                    rows += 1;
-                } else if want_first && rows == 0 {
-                    first.clear();
-                }
+                rows += line_has_data as u64;
                 line_has_data = false;
             }
             start = nl + 1;
         }
     }
-    if line_has_data {
-        rows += 1;
+    Ok(rows + line_has_data as u64)
+}
+
+/// Bytes read at most to find a CSV's first line.
+const FIRST_LINE_MAX_BYTES: u64 = 1 << 20;
+
+/// The first non-empty line of `bytes` that ends in a newline, if any.
+fn first_line(bytes: &[u8]) -> Option<&[u8]> {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', bytes) {
+        let line = &bytes[start..nl];
+        if line.iter().any(|&b| b != b'\r') {
+            return Some(line);
+        }
+        start = nl + 1;
     }
-    Ok((rows, first))
+    None
 }
 
 fn first_record(name: &Path, line: &[u8]) -> Result<csv::ByteRecord, DataError> {
