@@ -279,7 +279,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let engine = Arc::new(KernelEngine::compile(&kernel, sandbox.clone())?);
     let kernel_s = kernel_started.elapsed().as_secs_f64();
     let (data, data_name) = match &a.data {
-        Some(p) => (Data::open(p, label, &s3)?, p.clone()),
+        Some(p) => (Data::open(p, label, &s3, None)?, p.clone()),
         None => {
             if a.label_col.is_some() {
                 bail!("--label-col needs --data");
@@ -325,6 +325,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         kernel_memory_mb: a.kernel_memory_mb,
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),
+        data_etag: data.etag().map(str::to_string),
         label_col: label,
         s3_endpoint: a.s3_endpoint.clone(),
         params,

@@ -65,6 +65,7 @@ fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
         kernel_memory_mb: None,
         step_timeout_s: None,
         data: data.clone(),
+        data_etag: None,
         label_col: LabelCol::None,
         s3_endpoint: None,
         params: vec![("k".into(), "3".into()), ("init".into(), "first".into())],

@@ -26,6 +26,8 @@ pub struct JobPlan {
     pub step_timeout_s: Option<f64>,
     /// The data set's location as the functions can read it.
     pub data: String,
+    /// The S3 object's ETag when the driver opened it (every function reads that version).
+    pub data_etag: Option<String>,
     pub label_col: LabelCol,
     /// The S3-compatible endpoint the functions use (`None`: their own).
     pub s3_endpoint: Option<String>,
@@ -67,6 +69,7 @@ impl JobPlan {
                 functions: self.functions,
                 inner: self.inner,
                 data: self.data.clone(),
+                data_etag: self.data_etag.clone(),
                 label_col: self.label_col,
                 s3_endpoint: self.s3_endpoint.clone(),
                 kernel: self.kernel.clone(),
@@ -292,6 +295,7 @@ mod tests {
             kernel_memory_mb: None,
             step_timeout_s: None,
             data: "d.npy".into(),
+            data_etag: None,
             label_col: LabelCol::None,
             s3_endpoint: None,
             params: vec![("k".into(), "4".into())],

@@ -61,6 +61,10 @@ pub struct FunctionTask {
     pub inner: Option<u32>,
     /// The data set: `s3://bucket/key` or a path the function can read (`.npy` or `.csv`).
     pub data: String,
+    /// The ETag of the S3 object `data` as the driver saw it: every read asks for this
+    /// version (`If-Match`), so an object replaced during the job is refused, not mixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_etag: Option<String>,
     /// Where the label is (`last` or `none`, the default).
     #[serde(default)]
     pub label_col: LabelCol,

@@ -90,6 +90,7 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
         kernel_memory_mb: None,
         step_timeout_s: None,
         data: file.into(),
+        data_etag: None,
         label_col: label,
         s3_endpoint: None,
         params: p.clone(),

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::local::{csv_error, npy_header_len, parse_npy_header, parse_record, Format, NPY_HEAD_BYTES};
-use super::object::{ObjectError, RangeRead, RangeReader, S3Store, S3Url};
+use super::object::{ObjectError, Pin, RangeRead, RangeReader, S3Store, S3Url};
 use super::{share, DataError, LabelCol, Rows};
 
 /// Bytes fetched first when following a CSV line past the end of a part (doubling, up to
@@ -39,7 +39,8 @@ pub struct ObjectData {
     url: S3Url,
     /// `s3://bucket/key`, for error messages.
     name: PathBuf,
-    size: u64,
+    /// The size and ETag seen at open: every later read asks for this version.
+    pin: Pin,
     format: Format,
     /// Known from a `.npy` header; a CSV's is not counted (see the module doc).
     rows: Option<u64>,
@@ -56,20 +57,28 @@ pub enum Part {
 
 impl ObjectData {
     /// Opens `url`: reads its first bytes (one ranged GET of [`NPY_HEAD_BYTES`], more only
-    /// for a longer `.npy` header or a CSV first line longer than that).
-    pub fn open(store: &Arc<S3Store>, url: &S3Url) -> Result<Self, DataError> {
+    /// for a longer `.npy` header or a CSV first line longer than that). `etag`: the version
+    /// the job started with (the driver's open saw it); `None` pins the version seen now.
+    pub fn open(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>) -> Result<Self, DataError> {
         let name = PathBuf::from(url.to_string());
         let ext = url.extension();
         if !matches!(ext.as_deref(), Some("npy" | "csv")) {
             return Err(DataError::Extension { path: name });
         }
-        let (head, size) = store.head_bytes(url, NPY_HEAD_BYTES)?;
+        let (head, pin) = store.head_bytes(url, NPY_HEAD_BYTES, etag)?;
+        let size = pin.size;
         if size == 0 {
             return Err(DataError::Empty { path: name });
         }
+        if let (Some(want), Some(got)) = (etag, pin.etag.as_deref()) {
+            if want != got {
+                let what = format!("ETag {want} when the job started, {got} now");
+                return Err(ObjectError::Changed { url: url.clone(), what }.into());
+            }
+        }
         let (format, rows, cols) = if ext.as_deref() == Some("npy") {
             let need = npy_header_len(&name, &head)?;
-            let head = if need > head.len() as u64 { store.get_range(url, 0..need.min(size))? } else { head };
+            let head = if need > head.len() as u64 { store.get_range(url, 0..need.min(size), Some(&pin))? } else { head };
             let (format, rows, cols) = parse_npy_header(&name, &head, size)?;
             if rows == 0 {
                 return Err(DataError::Empty { path: name });
@@ -79,7 +88,7 @@ impl ObjectData {
             // The first non-empty line fixes the columns and shows whether this is a CSV of
             // numbers at all.
             let head = match first_line(&head) {
-                None if (head.len() as u64) < size => store.get_range(url, 0..size.min(FIRST_LINE_MAX_BYTES))?,
+                None if (head.len() as u64) < size => store.get_range(url, 0..size.min(FIRST_LINE_MAX_BYTES), Some(&pin))?,
                 _ => head,
             };
             let line = first_line(&head).unwrap_or(&head[..]);
@@ -91,7 +100,7 @@ impl ObjectData {
         if cols == 0 {
             return Err(DataError::Empty { path: name });
         }
-        Ok(Self { store: store.clone(), url: url.clone(), name, size, format, rows, cols })
+        Ok(Self { store: store.clone(), url: url.clone(), name, pin, format, rows, cols })
     }
 
     pub fn url(&self) -> &S3Url {
@@ -113,7 +122,13 @@ impl ObjectData {
     }
     /// The object's size in bytes.
     pub fn size(&self) -> u64 {
-        self.size
+        self.pin.size
+    }
+
+    /// The object's ETag, if the server gives one: tasks carry it so that every function
+    /// reads the same version.
+    pub fn etag(&self) -> Option<&str> {
+        self.pin.etag.as_deref()
     }
 
     /// Feature columns under `label`, or an error if there would be none.
@@ -136,7 +151,7 @@ impl ObjectData {
                 Part::Rows(f.start + i.start..f.start + i.end)
             }
             Format::Csv => {
-                let f = share(self.size, workers, worker);
+                let f = share(self.pin.size, workers, worker);
                 let i = share(f.end - f.start, inners, inner);
                 Part::Bytes(f.start + i.start..f.start + i.end)
             }
@@ -159,7 +174,7 @@ impl ObjectData {
                 assert!(Some(r.end) <= self.rows, "row range {r:?} beyond {:?} rows", self.rows);
                 let row_bytes = self.cols * if f64 { 8 } else { 4 };
                 let bytes = offset + r.start * row_bytes..offset + r.end * row_bytes;
-                let reader = RangeRead::new(self.store.reader(&self.url, bytes));
+                let reader = RangeRead::new(self.store.reader(&self.url, bytes, Some(&self.pin)));
                 Ok(PartReader::Npy {
                     data: self.clone(),
                     reader,
@@ -188,7 +203,7 @@ impl ObjectData {
             (Part::Rows(r), Format::Csv) => {
                 // Rows of a CSV by number: one pass from the start (initialisation samples,
                 // small tables such as initial centroids).
-                let mut p = self.open_part(&Part::Bytes(0..self.size))?;
+                let mut p = self.open_part(&Part::Bytes(0..self.pin.size))?;
                 if let PartReader::Csv { skip, left, .. } = &mut p {
                     *skip = r.start;
                     *left = r.end - r.start;
@@ -203,7 +218,7 @@ impl ObjectData {
     pub fn read_all(&self) -> Result<(u64, Vec<f32>), DataError> {
         let part = match self.rows {
             Some(n) => Part::Rows(0..n),
-            None => Part::Bytes(0..self.size),
+            None => Part::Bytes(0..self.pin.size),
         };
         let mut p = self.open_part(&part)?;
         let mut out = Vec::new();
@@ -257,7 +272,7 @@ impl ObjectData {
                     runs.iter().map(|r| offset + r.start * row_bytes..offset + r.end * row_bytes).collect();
                 let mut raw = Vec::with_capacity(indices.len() * self.cols as usize);
                 let mut it = indices.iter().peekable();
-                self.store.for_each_range(&self.url, &byte_ranges, |k, body| {
+                self.store.for_each_range(&self.url, Some(&self.pin), &byte_ranges, |k, body| {
                     let run = &runs[k];
                     while let Some(&&i) = it.peek() {
                         if i >= run.end {
@@ -279,7 +294,7 @@ impl ObjectData {
     /// The 1-based row number of the line starting at byte `at` of a CSV: one more than the
     /// non-empty lines before it (read only to report an error).
     fn row_at(&self, at: u64) -> u64 {
-        match count_csv_rows(self.store.reader(&self.url, 0..at)) {
+        match count_csv_rows(self.store.reader(&self.url, 0..at, Some(&self.pin))) {
             Ok(rows) => rows + 1,
             Err(_) => 0,
         }
@@ -502,7 +517,7 @@ enum Align {
 pub struct AlignedLines {
     store: Arc<S3Store>,
     url: S3Url,
-    size: u64,
+    pin: Pin,
     end: u64,
     body: RangeReader,
     state: Align,
@@ -517,9 +532,9 @@ impl AlignedLines {
         Self {
             store: data.store.clone(),
             url: data.url.clone(),
-            size: data.size,
+            pin: data.pin.clone(),
             end: range.end,
-            body: data.store.reader(&data.url, range.clone()),
+            body: data.store.reader(&data.url, range.clone(), Some(&data.pin)),
             // An empty part holds no line (its two cut points coincide), even at byte 0.
             state: if range.is_empty() {
                 Align::Done
@@ -558,15 +573,15 @@ impl AlignedLines {
                 Align::Body => match self.body.next_chunk()? {
                     Some(b) => self.buf = b,
                     None => {
-                        self.state = if self.end >= self.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) }
+                        self.state = if self.end >= self.pin.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) }
                     }
                 },
                 Align::Tail(at, step) => {
-                    if at >= self.size {
+                    if at >= self.pin.size {
                         self.state = Align::Done;
                         continue;
                     }
-                    let b = self.store.get_range(&self.url, at..(at + step).min(self.size))?;
+                    let b = self.store.get_range(&self.url, at..(at + step).min(self.pin.size), Some(&self.pin))?;
                     self.tail_fetched += b.len() as u64;
                     match memchr::memchr(b'\n', &b) {
                         Some(i) => {

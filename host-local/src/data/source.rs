@@ -31,13 +31,22 @@ pub enum Data {
 }
 
 impl Data {
-    /// Opens a data set at `location`: a local path or `s3://bucket/key`.
-    pub fn open(location: &str, label: LabelCol, s3: &S3Connector) -> Result<Data, DataError> {
+    /// Opens a data set at `location`: a local path or `s3://bucket/key`; `etag`: the
+    /// version of an S3 object the job started with (`None`: the current one).
+    pub fn open(location: &str, label: LabelCol, s3: &S3Connector, etag: Option<&str>) -> Result<Data, DataError> {
         if S3Url::is_s3(location) {
             let url = S3Url::parse(location)?;
-            Ok(Data::Object { data: ObjectData::open(&s3.store()?, &url)?, label })
+            Ok(Data::Object { data: ObjectData::open(&s3.store()?, &url, etag)?, label })
         } else {
             Ok(Data::File { file: DataFile::open(Path::new(location))?, label })
+        }
+    }
+
+    /// The ETag of an S3 object (the version every function must read).
+    pub fn etag(&self) -> Option<&str> {
+        match self {
+            Data::Object { data, .. } => data.etag(),
+            _ => None,
         }
     }
 
@@ -113,7 +122,7 @@ impl Data {
 pub fn read_table(location: &str, s3: &S3Connector) -> Result<(u64, u64, Vec<f32>), DataError> {
     if S3Url::is_s3(location) {
         let url = S3Url::parse(location)?;
-        let d = ObjectData::open(&s3.store()?, &url)?;
+        let d = ObjectData::open(&s3.store()?, &url, None)?;
         let (rows, raw) = d.read_all()?;
         Ok((rows, d.cols(), raw))
     } else {
