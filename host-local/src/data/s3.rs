@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::local::{csv_error, npy_header_len, parse_npy_header, parse_record, Format, NPY_HEAD_BYTES};
+use super::local::{csv_error, npy_header_len, parse_npy_header, parse_record, Format};
 use super::object::{ObjectError, Pin, RangeRead, RangeReader, S3Store, S3Url};
 use super::{share, DataError, LabelCol, Rows};
 
@@ -56,7 +56,7 @@ pub enum Part {
 }
 
 impl ObjectData {
-    /// Opens `url`: reads its first bytes (one ranged GET of [`NPY_HEAD_BYTES`], more only
+    /// Opens `url`: reads its first bytes (one ranged GET of [`OPEN_BYTES`], more only
     /// for a longer `.npy` header or a CSV first line longer than that). `etag`: the version
     /// the job started with (the driver's open saw it); `None` pins the version seen now.
     pub fn open(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>) -> Result<Self, DataError> {
@@ -65,7 +65,7 @@ impl ObjectData {
         if !matches!(ext.as_deref(), Some("npy" | "csv")) {
             return Err(DataError::Extension { path: name });
         }
-        let (head, pin) = store.head_bytes(url, NPY_HEAD_BYTES, etag)?;
+        let (head, pin) = store.head_bytes(url, OPEN_BYTES, etag)?;
         let size = pin.size;
         if size == 0 {
             return Err(DataError::Empty { path: name });
@@ -318,6 +318,10 @@ fn count_csv_rows(mut reader: RangeReader) -> Result<u64, ObjectError> {
     }
     Ok(rows + line_has_data as u64)
 }
+
+/// Bytes of the first GET of an object: a `.npy` header (64-byte aligned, usually 128
+/// bytes) or a CSV's first line fits in it; each function and the driver pay it once.
+const OPEN_BYTES: u64 = 4 << 10;
 
 /// Bytes read at most to find a CSV's first line.
 const FIRST_LINE_MAX_BYTES: u64 = 1 << 20;
