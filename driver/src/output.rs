@@ -3,9 +3,9 @@
 //! interrupted run never leaves a half-written file behind.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use ifp_host::data::object::{S3Store, S3Url};
 use npyz::WriterBuilder as _;
 
@@ -113,23 +113,68 @@ pub fn write_f32_to(
     Ok(())
 }
 
-/// Writes one integer per row (`.npy` as int32, or one per line in CSV).
-pub fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
-    match TableFormat::of(path)? {
-        TableFormat::Npy => write_atomic(path, |w| {
-            let mut npy =
-                npyz::WriteOptions::<i32>::new().default_dtype().shape(&[labels.len() as u64]).writer(w).begin_nd()?;
-            for &l in labels {
-                npy.push(&(l as i32))?;
+/// The labels the functions write themselves ([`ifp_host::labels`]): a temporary destination
+/// next to `--labels-out` (so that the final rename stays on one file system), moved into
+/// place by [`LabelsOut::finish`] once the job succeeded, and removed in every other case.
+pub struct LabelsOut {
+    tmp: PathBuf,
+    dest: PathBuf,
+    functions: u32,
+}
+
+impl LabelsOut {
+    /// The temporary destination of job `job`'s labels for `dest`.
+    pub fn new(dest: &Path, job: &str, functions: u32) -> Result<Self> {
+        let dest = std::path::absolute(dest).with_context(|| format!("--labels-out {}", dest.display()))?;
+        let name = dest.file_name().context("--labels-out names no file")?.to_string_lossy().into_owned();
+        let tmp = dest.with_file_name(format!(".ifp-{job}-{name}"));
+        Ok(Self { tmp, dest, functions })
+    }
+
+    /// Where the functions write (their task's `labels_out`).
+    pub fn tmp(&self) -> String {
+        self.tmp.display().to_string()
+    }
+
+    /// Moves the labels of `total_rows` rows into place, checking that every row has one.
+    pub fn finish(self, total_rows: u64, algorithm: &str) -> Result<()> {
+        let none = || anyhow::anyhow!("--labels-out: {algorithm} produced no per-row assignment");
+        match TableFormat::of(&self.dest)? {
+            TableFormat::Npy => {
+                let len = std::fs::metadata(&self.tmp).map_err(|_| none())?.len();
+                let want = ifp_host::labels::NPY_HEADER_BYTES + 4 * total_rows;
+                if len != want {
+                    bail!("--labels-out: the functions wrote {len} bytes of labels, expected {want} for {total_rows} rows");
+                }
+                std::fs::rename(&self.tmp, &self.dest)
+                    .with_context(|| format!("moving the labels to {}", self.dest.display()))?;
             }
-            npy.finish()?;
-            Ok(())
-        }),
-        TableFormat::Csv => write_atomic(path, |w| {
-            for l in labels {
-                writeln!(w, "{l}")?;
+            TableFormat::Csv => {
+                let tmp = self.tmp();
+                let mut lines = 0u64;
+                write_atomic(&self.dest, |w| {
+                    for f in 0..self.functions {
+                        let part = ifp_host::labels::part_path(&tmp, f);
+                        let bytes = std::fs::read(&part).map_err(|_| none())?;
+                        lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+                        w.write_all(&bytes)?;
+                    }
+                    if lines != total_rows {
+                        bail!("--labels-out: the functions wrote {lines} labels for {total_rows} rows");
+                    }
+                    Ok(())
+                })?;
             }
-            Ok(())
-        }),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LabelsOut {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+        for f in 0..self.functions {
+            let _ = std::fs::remove_file(ifp_host::labels::part_path(&self.tmp(), f));
+        }
     }
 }

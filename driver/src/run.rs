@@ -334,10 +334,20 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         max_iter: a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
         assignments: a.labels_out.is_some(),
+        labels_out: None,
         redis: a.redis.clone().map(RedisUrl),
         model: model0,
     };
 
+    // The functions write the labels themselves, next to --labels-out ([`output::LabelsOut`]).
+    let labels = match &a.labels_out {
+        Some(p) => {
+            let l = output::LabelsOut::new(p, &plan.job, plan.functions)?;
+            plan.labels_out = Some(l.tmp());
+            Some(l)
+        }
+        None => None,
+    };
     let progress = Progress::new(a.quiet, plan.max_iter);
     let on_iteration = |f: u32, it: &IterationReport| {
         if f == 0 {
@@ -389,18 +399,6 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
     // Everything is computed: now write the outputs, each all-or-nothing.
-    let labels = if a.labels_out.is_some() {
-        let mut all = Vec::with_capacity(outcome.shape.total_rows as usize);
-        for r in &outcome.reports {
-            all.extend(r.assignments.as_deref().unwrap_or_default());
-        }
-        if all.len() as u64 != outcome.shape.total_rows {
-            bail!("--labels-out: {algorithm} produced no per-row assignment");
-        }
-        Some(all)
-    } else {
-        None
-    };
     let mut result = result_json(&algorithm, &data_name, &plan, &outcome);
     let store = if a.redis.is_some() || a.backend == Platform::Lambda { "redis" } else { "in-process" };
     result["sync"] = sync_json(store, a.redis.as_deref(), &outcome);
@@ -415,8 +413,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     if let Some(p) = &a.out {
         output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }
-    if let (Some(p), Some(l)) = (&a.labels_out, &labels) {
-        output::write_labels(p, l)?;
+    if let Some(l) = labels {
+        l.finish(outcome.shape.total_rows, &algorithm)?;
     }
     if !a.quiet {
         print_summary(&result, &outcome);

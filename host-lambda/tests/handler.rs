@@ -74,6 +74,7 @@ fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
         max_iter: 30,
         sync_timeout: Duration::from_secs(10),
         assignments: false,
+        labels_out: None,
         redis: None,
         model: None,
     };

@@ -7,7 +7,9 @@
 //! function order), checks the parameters against the real shape, merges the collectors in
 //! function order, asks the kernel for its sample plan again (now that the row count is
 //! known), runs `init` on the merged sample (or takes the task's model) and releases
-//! `[total rows, first model...]`. The others receive that release. So the first model is
+//! `[total rows, rows of function 0, …, rows of function F-1, first model...]`. The others
+//! receive that release; each finds its first global row there (per-row outputs are written
+//! at that offset). So the first model is
 //! the same whatever the split, and equals the single-function run's.
 
 use crate::data::sample::SampleCollector;
@@ -20,7 +22,16 @@ use crate::task::{FailureKind, FunctionFailure};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Census {
     pub total_rows: u64,
+    /// Rows of each function, in function order.
+    pub rows: Vec<u64>,
     pub model: Vec<f64>,
+}
+
+impl Census {
+    /// The global row number of function `f`'s first row.
+    pub fn row_offset(&self, f: u32) -> u64 {
+        self.rows[..f as usize].iter().sum()
+    }
 }
 
 /// The row count a shape carries before the census when the data's header does not give
@@ -57,8 +68,9 @@ pub fn meet(
     let release = match store.arrive(CENSUS, f, &payload).map_err(at)? {
         Arrival::Reduce(parts) => {
             let census = reduce(inst, &offer, &parts)?;
-            let mut model = Vec::with_capacity(census.model.len() + 1);
+            let mut model = Vec::with_capacity(census.model.len() + census.rows.len() + 1);
             model.push(census.total_rows as f64);
+            model.extend(census.rows.iter().map(|&r| r as f64));
             model.extend_from_slice(&census.model);
             let r = Release { model, loss: f64::NAN, converged: false, stop: false };
             store.release(CENSUS, &r).map_err(at)?;
@@ -67,13 +79,18 @@ pub fn meet(
         Arrival::Wait => store.await_release(CENSUS, f).map_err(at)?,
         Arrival::Released(r) => r,
     };
+    let n = offer.functions as usize;
     match release.model.split_first() {
-        Some((&total, model)) => Ok(Census { total_rows: total as u64, model: model.to_vec() }),
-        None => Err(FunctionFailure::new(
+        Some((&total, rest)) if rest.len() >= n => Ok(Census {
+            total_rows: total as u64,
+            rows: rest[..n].iter().map(|&r| r as u64).collect(),
+            model: rest[n..].to_vec(),
+        }),
+        _ => Err(FunctionFailure::new(
             FailureKind::StoreUnreachable,
             Some(f),
             None,
-            "the census release holds no row count",
+            "the census release holds no row counts",
         )),
     }
 }
@@ -83,12 +100,14 @@ fn reduce(inst: &mut KernelInstance, offer: &Offer<'_>, parts: &[Vec<f64>]) -> R
     let f = offer.function;
     let bad = |kind, m: String| FunctionFailure::new(kind, Some(f), None, m);
     let mut total = 0u64;
+    let mut counts = Vec::with_capacity(parts.len());
     let mut merged: Option<SampleCollector> = None;
     let (cols, labels) = (offer.shape.cols as usize, offer.shape.has_labels);
     for (w, p) in parts.iter().enumerate() {
         let corrupt = || bad(FailureKind::StoreUnreachable, format!("function {w}'s census entry is malformed"));
         let (&rows, rest) = p.split_first().ok_or_else(corrupt)?;
         total += rows as u64;
+        counts.push(rows as u64);
         if let Some(plan) = offer.sample.as_ref().map(SampleCollector::plan) {
             let (c, _) = SampleCollector::decode(plan, cols, labels, rest).ok_or_else(corrupt)?;
             match &mut merged {
@@ -117,5 +136,5 @@ fn reduce(inst: &mut KernelInstance, offer: &Offer<'_>, parts: &[Vec<f64>]) -> R
         }
         (None, None) => return Err(bad(FailureKind::Host, "no first model and no sample".into())),
     };
-    Ok(Census { total_rows: total, model })
+    Ok(Census { total_rows: total, rows: counts, model })
 }

@@ -39,6 +39,8 @@ pub struct JobPlan {
     pub sync_timeout: Duration,
     /// Return per-row outputs of the final model.
     pub assignments: bool,
+    /// Where the functions write those outputs themselves ([`crate::labels`]).
+    pub labels_out: Option<String>,
     /// The state store; `None`: the in-process store (threads) or the hosts' own.
     pub redis: Option<RedisUrl>,
     /// The first model, computed once by the driver; `None`: each function computes it.
@@ -82,6 +84,7 @@ impl JobPlan {
                 redis: self.redis.clone(),
                 sync_timeout_s: self.sync_timeout.as_secs_f64(),
                 assignments: self.assignments,
+                labels_out: self.labels_out.clone(),
                 plan_sha256: Some(plan.clone()),
             })
             .collect()
@@ -304,6 +307,7 @@ mod tests {
             max_iter: 10,
             sync_timeout: Duration::from_secs(5),
             assignments: false,
+            labels_out: None,
             redis: None,
             model: Some(vec![1.0, f64::NAN]),
         }

@@ -19,6 +19,7 @@
 //! - [`data`]: rows, labels, data errors and a data set behind one API ([`data::Data`]), over
 //!   [`data::local`] (`.npy`/CSV files), [`data::s3`] (S3 objects by parts) and
 //!   [`data::object`] (the S3 client);
+//! - [`labels`]: per-row outputs written by each function straight to the destination;
 //! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
 //!   [`sync::redis`] (Redis).
 
@@ -27,6 +28,7 @@ pub mod data;
 pub mod function;
 pub mod job;
 pub mod kernel;
+pub mod labels;
 pub mod run_task;
 pub mod sync;
 pub mod task;

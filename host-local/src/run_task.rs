@@ -55,10 +55,10 @@ pub fn run_task(
     let f = task.function;
     let (mut store, joined) = connect(task, cx)?;
     let prepared = prepare(task, cx).and_then(|(mut function, origin, kernel_s)| {
-        let resume = first_model(task, store.as_mut(), &mut function, &joined)?;
-        Ok((function, resume, origin, kernel_s))
+        let (resume, census) = first_model(task, store.as_mut(), &mut function, &joined)?;
+        Ok((function, resume, census, origin, kernel_s))
     });
-    let (mut function, resume, origin, kernel_s) = match prepared {
+    let (mut function, resume, census, origin, kernel_s) = match prepared {
         Ok(p) => p,
         Err(e) => {
             if e.kind != FailureKind::Aborted {
@@ -68,6 +68,11 @@ pub fn run_task(
         }
     };
     let mut report = function.run_from(store.as_mut(), resume, task.assignments, on_iteration)?;
+    if let (Some(dest), Some(labels)) = (&task.labels_out, report.assignments.take()) {
+        let last = report.iterations.last().map(|i| i.iteration);
+        crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels)
+            .map_err(|e| failure(f, last, e))?;
+    }
     report.kernel_origin = origin;
     report.kernel_s = kernel_s;
     Ok(report)
@@ -80,7 +85,7 @@ fn first_model(
     store: &mut dyn StateStore,
     function: &mut Function,
     joined: &JoinPoint,
-) -> Result<Resume, FunctionFailure> {
+) -> Result<(Resume, census::Census), FunctionFailure> {
     let offer = Offer {
         function: task.function,
         functions: task.functions,
@@ -92,7 +97,8 @@ fn first_model(
     };
     let census = census::meet(store, function.instance(), offer)?;
     function.set_total_rows(census.total_rows);
-    resume_point(task, joined, census.model)
+    let resume = resume_point(task, joined, census.model.clone())?;
+    Ok((resume, census))
 }
 
 /// Connects to the task's store and joins the job.

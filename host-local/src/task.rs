@@ -104,6 +104,10 @@ pub struct FunctionTask {
     /// Also return the per-row output of the final model (k-means labels).
     #[serde(default)]
     pub assignments: bool,
+    /// Where the function writes those per-row outputs itself instead of returning them (see
+    /// [`crate::labels`]): a `.npy` or `.csv` path every function can write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_out: Option<String>,
     /// The job plan's fingerprint ([`crate::job::JobPlan::fingerprint`]): a function joins
     /// only a job of the same plan, so a reused job id cannot mix two jobs' models.
     #[serde(default, skip_serializing_if = "Option::is_none")]

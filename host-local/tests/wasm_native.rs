@@ -99,6 +99,7 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
         max_iter,
         sync_timeout: Duration::from_secs(30),
         assignments: false,
+        labels_out: None,
         redis: None,
         model: None,
     };
