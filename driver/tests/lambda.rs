@@ -287,12 +287,13 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
                 "params": { "k": "4", "seed": "3" }, "max_iter": 25, "redis": redis.url_db(0), "sync_timeout_s": 60 })
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // Workers 0 and 1 start; worker 2 is late, so iteration 0 cannot complete.
+    // Workers 0 and 1 start; worker 2 is late, so the census (the first synchronisation,
+    // before iteration 0: row counts and init sample) cannot complete.
     let w0 = rt.spawn(invoke(endpoints[0].clone(), event(0)));
     let w1 = rt.spawn(invoke(endpoints[1].clone(), event(1)));
     let started = Instant::now();
-    while redis.cli(&["HLEN", "ifp:{retry-1}:p:0"]) != "2" {
-        assert!(started.elapsed() < Duration::from_secs(60), "workers 0 and 1 never arrived at iteration 0");
+    while redis.cli(&["HLEN", "ifp:{retry-1}:p:c"]) != "2" {
+        assert!(started.elapsed() < Duration::from_secs(60), "workers 0 and 1 never arrived at the census");
         std::thread::sleep(Duration::from_millis(20));
     }
     // Worker 1's execution environment dies after it arrived; Lambda (here: the test) retries
@@ -304,8 +305,8 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
     let results: Vec<Value> =
         [w0, w2, retry].into_iter().map(|h| rt.block_on(h).unwrap().expect("invocation")).collect();
     assert_eq!(results[2]["function"], 1);
-    // The dead attempt's partial for iteration 0 is already in Redis, so worker 2 can complete
-    // iteration 0 before the retry arrives: the retry joins at iteration 0 or 1, never later.
+    // The dead attempt's census entry is already in Redis, so worker 2 can complete the census
+    // before the retry arrives: the retry joins at iteration 0 or 1, never later.
     let joined = results[2]["joined_at"].as_u64().unwrap();
     assert!(joined <= 1, "the retry joined at iteration {joined}, after the job moved on without worker 1");
     let want = floats(&reference["model"]["centroids"]);
@@ -358,4 +359,49 @@ fn logistic_regression_under_the_emulator_matches_the_local_run() {
         assert_close(&format!("logreg {f}"), &floats(&got["model"][f]), &floats(&want["model"][f]), 1e-12, 0.0);
     }
     assert_close("logreg losses", &floats(&got["losses"]), &floats(&want["losses"]), 1e-12, 0.0);
+}
+
+/// Rows whose labels alone would make each function's response larger than Lambda's 6 MB
+/// cap (3.2 million labels, about 6.4 MB as JSON, per function): the functions write them
+/// straight to the destination, and the file equals the local run's, row for row.
+#[test]
+fn labels_of_more_rows_than_a_response_could_hold_are_written_by_the_functions() {
+    const ROWS_PER_FUNCTION: u64 = 3_200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("big.npy").display().to_string();
+    let rows = (2 * ROWS_PER_FUNCTION).to_string();
+    ok(&ifp(&["gen", "kmeans", "--rows", &rows, "--cols", "2", "--k", "3", "--seed", "5", "--out", &data]), "ifp gen");
+    let job = ["run", "kmeans", "--k", "3", "--max-iter", "2", "--init", "first", "--inner", "1", "--quiet"];
+    let (local_labels, lambda_labels) = (dir.path().join("local.npy"), dir.path().join("lambda.npy"));
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "1", "--labels-out", local_labels.to_str().unwrap()]);
+    ok(&ifp(&a), "the local run");
+
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let url = redis.url_db(0);
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "2", "--backend", "lambda", "--function", "function", "--redis", &url]);
+    let out = dir.path().join("lambda.json");
+    a.extend(["--labels-out", lambda_labels.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    ok(&ifp(&a), "ifp run --backend lambda --labels-out");
+    for i in load_json(&out)["lambda"]["invocations"].as_array().unwrap() {
+        let (event, response) = (i["event_bytes"].as_u64().unwrap(), i["response_bytes"].as_u64().unwrap());
+        assert!(event < 16 << 10 && response < 64 << 10, "event {event} and response {response} bytes: {i}");
+    }
+
+    let (got, want) = (std::fs::read(&lambda_labels).unwrap(), std::fs::read(&local_labels).unwrap());
+    let npy = npyz::NpyFile::new(&got[..]).unwrap();
+    assert_eq!(npy.shape(), &[2 * ROWS_PER_FUNCTION], "one label per row");
+    let labels: Vec<i32> = npy.into_vec().unwrap();
+    assert!(labels.iter().all(|l| (0..3).contains(l)), "labels are cluster indices");
+    assert!(got == want, "the labels differ from the local run's");
+    // Nothing is left next to the destination but the two label files, the result and the data.
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
 }

@@ -71,7 +71,11 @@ fn twelve_functions_read_each_byte_once_and_give_the_local_model() {
         let size = bytes.len() as u64;
         let budget = size + size / 20 + 128 * 1024 * FUNCTIONS;
         let fetched = proxy.response_bytes();
-        println!("{name}: {size} bytes, {fetched} fetched in {} GETs ({:.3}x)", proxy.gets(), fetched as f64 / size as f64);
+        println!(
+            "{name}: {size} bytes, {fetched} fetched in {} GETs ({:.3}x)",
+            proxy.gets(),
+            fetched as f64 / size as f64
+        );
         assert!(fetched >= size, "{name}: {fetched} bytes fetched, less than the object's {size}: not counted?");
         assert!(fetched <= budget, "{name}: {fetched} bytes fetched for a {size}-byte object (budget {budget})");
         assert_eq!(got["config"]["rows"], want["config"]["rows"], "{name}: rows");

@@ -150,7 +150,8 @@ fn prepare(
     let data = match cx.data {
         Some(d) => d,
         None => {
-            opened = Data::open(&task.data, task.label_col, s3, task.data_etag.as_deref()).map_err(|e| failure(f, None, e))?;
+            opened = Data::open(&task.data, task.label_col, s3, task.data_etag.as_deref())
+                .map_err(|e| failure(f, None, e))?;
             &opened
         }
     };

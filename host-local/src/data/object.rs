@@ -568,7 +568,9 @@ async fn fetch(client: Client, url: S3Url, range: Range<u64>, pin: Option<Pin>) 
                 if e.raw_response().map(|r| r.status().as_u16()) == Some(416) || e.code() == Some("InvalidRange") =>
             {
                 let what = match &pin {
-                    Some(p) => format!("bytes {}..{} are past its end; it had {} bytes", range.start, range.end, p.size),
+                    Some(p) => {
+                        format!("bytes {}..{} are past its end; it had {} bytes", range.start, range.end, p.size)
+                    }
                     None => format!("bytes {}..{} are past its end", range.start, range.end),
                 };
                 return Err(ObjectError::Changed { url, what });
@@ -596,12 +598,7 @@ async fn fetch(client: Client, url: S3Url, range: Range<u64>, pin: Option<Pin>) 
                 if b.len() as u64 != want {
                     return Err(ObjectError::Truncated {
                         url,
-                        reason: format!(
-                            "bytes {}..{} were asked for but {} arrived",
-                            range.start,
-                            range.end,
-                            b.len()
-                        ),
+                        reason: format!("bytes {}..{} were asked for but {} arrived", range.start, range.end, b.len()),
                     });
                 }
                 return Ok(b);

@@ -78,7 +78,8 @@ impl ObjectData {
         }
         let (format, rows, cols) = if ext.as_deref() == Some("npy") {
             let need = npy_header_len(&name, &head)?;
-            let head = if need > head.len() as u64 { store.get_range(url, 0..need.min(size), Some(&pin))? } else { head };
+            let head =
+                if need > head.len() as u64 { store.get_range(url, 0..need.min(size), Some(&pin))? } else { head };
             let (format, rows, cols) = parse_npy_header(&name, &head, size)?;
             if rows == 0 {
                 return Err(DataError::Empty { path: name });
@@ -88,7 +89,9 @@ impl ObjectData {
             // The first non-empty line fixes the columns and shows whether this is a CSV of
             // numbers at all.
             let head = match first_line(&head) {
-                None if (head.len() as u64) < size => store.get_range(url, 0..size.min(FIRST_LINE_MAX_BYTES), Some(&pin))?,
+                None if (head.len() as u64) < size => {
+                    store.get_range(url, 0..size.min(FIRST_LINE_MAX_BYTES), Some(&pin))?
+                }
                 _ => head,
             };
             let line = first_line(&head).unwrap_or(&head[..]);
@@ -577,7 +580,8 @@ impl AlignedLines {
                 Align::Body => match self.body.next_chunk()? {
                     Some(b) => self.buf = b,
                     None => {
-                        self.state = if self.end >= self.pin.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) }
+                        self.state =
+                            if self.end >= self.pin.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) }
                     }
                 },
                 Align::Tail(at, step) => {

@@ -215,7 +215,11 @@ mod tests {
                     }
                 }
                 let got = merged.unwrap().finish(plan).unwrap();
-                assert_eq!((got.features, got.labels), (whole.features.clone(), whole.labels.clone()), "{plan:?} in {pieces} pieces");
+                assert_eq!(
+                    (got.features, got.labels),
+                    (whole.features.clone(), whole.labels.clone()),
+                    "{plan:?} in {pieces} pieces"
+                );
             }
             let want: Vec<u32> = match plan {
                 SamplePlan::Head(m) => (0..m as u32).collect(),
