@@ -120,8 +120,9 @@ fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() 
             .map(|c| calls.get(*c).copied().unwrap_or(0))
             .sum();
         let per_iteration = calls.get("evalsha").copied().unwrap_or(0) + calls.get("blpop").copied().unwrap_or(0);
-        // Per job: the driver's PING and SCAN; per worker: PING, 4 SCRIPT LOAD, the join.
-        let constant = 3 + 6 * workers;
+        // Per job: the driver's PING and SCAN; per worker: PING, 4 SCRIPT LOAD, the join, and
+        // the census before iteration 0 (arrive, then release or wait: two round trips).
+        let constant = 3 + 8 * workers;
         assert!(
             client <= 2 * workers * max_iter + constant,
             "W={workers}, {max_iter} iterations: {client} client commands > 2·W·iterations + {constant}: {calls:?}"

@@ -134,3 +134,18 @@ fn an_object_replaced_during_the_job_and_an_empty_share_give_one_line() {
     let o = s.ifp(&["run", "kmeans", "--k", "2", "--quiet", "--data", &url, "--workers", "4"]);
     one_line_error(&o, &["4 functions for 3 data rows", "use at most 3 functions"]);
 }
+
+/// A byte range past the end of the object (an object that shrank under a reader, or a bad
+/// offset) is one line naming the object and the range.
+#[test]
+fn a_range_past_the_end_is_one_line() {
+    let s = S3Server::start();
+    let url = s.put("short.csv", b"1,2\n3,4\n");
+    let u = ifp_host::data::object::S3Url::parse(&url).unwrap();
+    let e = s.store.get_range(&u, 100..200, None).unwrap_err().to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("s3://data/short.csv changed while the job was reading it (bytes 100..200 are past its end"),
+        "{e}"
+    );
+}
