@@ -154,12 +154,7 @@ impl SampleCollector {
     }
 
     /// Reads what [`SampleCollector::encode`] wrote at the start of `v`; returns the rest.
-    pub fn decode<'a>(
-        plan: SamplePlan,
-        cols: usize,
-        has_labels: bool,
-        v: &'a [f64],
-    ) -> Option<(SampleCollector, &'a [f64])> {
+    pub fn decode(plan: SamplePlan, cols: usize, has_labels: bool, v: &[f64]) -> Option<(SampleCollector, &[f64])> {
         let (&offered, &n) = (v.first()?, v.get(1)?);
         let width = 3 + cols;
         let end = 2 + n as usize * width;
