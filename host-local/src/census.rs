@@ -57,12 +57,13 @@ pub struct Offer<'a> {
 pub fn meet(
     store: &mut dyn StateStore,
     inst: &mut KernelInstance,
-    offer: Offer<'_>,
+    mut offer: Offer<'_>,
 ) -> Result<Census, FunctionFailure> {
     let f = offer.function;
     let at = |e| failure(f, None, e);
     let mut payload = vec![offer.rows as f64];
-    if let Some(s) = &offer.sample {
+    if let Some(s) = &mut offer.sample {
+        s.census_quota(offer.functions);
         s.encode(&mut payload);
     }
     let release = match store.arrive(CENSUS, f, &payload).map_err(at)? {

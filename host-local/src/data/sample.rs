@@ -30,6 +30,10 @@ pub struct SampleCollector {
     offered: u64,
     /// `Uniform`: once `count` rows are kept, a row of a larger key can never enter.
     cutoff: u64,
+    /// `Uniform`, after [`SampleCollector::census_quota`] withheld rows: the largest key sent
+    /// by a collector that withheld some (the smallest such, once merged). The sample is
+    /// exact only if all its keys are below it.
+    bound: u64,
 }
 
 /// A seeded 64-bit hash of a row's values (SplitMix64's finaliser over each word).
@@ -50,7 +54,7 @@ impl SampleCollector {
     /// An empty collector for `plan` over rows of `cols` features (plus a label if
     /// `has_labels`).
     pub fn new(plan: SamplePlan, cols: usize, has_labels: bool) -> Self {
-        Self { plan, cols, has_labels, rows: Vec::new(), offered: 0, cutoff: u64::MAX }
+        Self { plan, cols, has_labels, rows: Vec::new(), offered: 0, cutoff: u64::MAX, bound: u64::MAX }
     }
 
     /// The plan it collects for.
@@ -111,6 +115,7 @@ impl SampleCollector {
             self.rows.extend(later.rows);
         }
         self.offered += later.offered;
+        self.bound = self.bound.min(later.bound);
         self.compact();
     }
 
@@ -130,6 +135,12 @@ impl SampleCollector {
         }
         self.plan = plan;
         self.compact();
+        let complete = self.rows.len() as u64 == self.limit() as u64;
+        if self.bound != u64::MAX && !(complete && self.rows.last().is_some_and(|r| r.0 < self.bound)) {
+            return Err("the init sample needs rows a function withheld at the census (each sends about 4x its \
+                        expected share of the sample): rerun with fewer functions"
+                .to_string());
+        }
         let mut s = Sample { features: Vec::with_capacity(self.rows.len() * self.cols), labels: Vec::new() };
         for (_, f, l) in self.rows {
             s.features.extend_from_slice(&f);
@@ -138,6 +149,23 @@ impl SampleCollector {
             }
         }
         Ok(s)
+    }
+
+    /// Keeps only the rows that can plausibly be in the sample of a job of `functions`
+    /// functions: about 4x this function's expected share (`count / functions`), plus 64,
+    /// so that the census carries about `4 count + 64 F` rows in all instead of `count F`.
+    /// Whether that sufficed is checked when the sample is made ([`SampleCollector::finish`]
+    /// refuses rather than give another sample); with a binomial share of mean `count / F`
+    /// the shortfall is astronomically unlikely.
+    pub fn census_quota(&mut self, functions: u32) {
+        if let SamplePlan::Uniform(u) = self.plan {
+            self.compact();
+            let quota = (u.count / functions.max(1) as u64 * 4 + 64).min(u.count) as usize;
+            if self.rows.len() > quota {
+                self.bound = self.rows[quota - 1].0;
+                self.rows.truncate(quota);
+            }
+        }
     }
 
     /// As `f64`s for the state store: `[offered, rows, (key high, key low, values...)...]`
@@ -166,7 +194,20 @@ impl SampleCollector {
                 (key, r[2..2 + cols].iter().map(|&x| x as f32).collect(), r[2 + cols] as f32)
             })
             .collect();
-        Some((SampleCollector { plan, cols, has_labels, rows, offered: offered as u64, cutoff: u64::MAX }, &v[end..]))
+        let mut c = SampleCollector {
+            plan,
+            cols,
+            has_labels,
+            rows,
+            offered: offered as u64,
+            cutoff: u64::MAX,
+            bound: u64::MAX,
+        };
+        // Fewer rows than a full collector keeps: the sender withheld the rest.
+        if matches!(plan, SamplePlan::Uniform(_)) && c.rows.len() < c.limit().min(c.offered as usize) {
+            c.bound = c.rows.last().map_or(0, |r| r.0);
+        }
+        Some((c, &v[end..]))
     }
 }
 
@@ -183,22 +224,26 @@ mod tests {
         }
     }
 
-    /// The sample of 1,000 rows is the same whatever the split into consecutive pieces, and
+    /// The sample of 20,000 rows is the same whatever the split into consecutive pieces (7
+    /// pieces withhold rows at the census quota, 400 pieces send all they have), and
     /// for `Uniform` it is the `count` rows of smallest key computed directly.
     #[test]
     fn the_sample_does_not_depend_on_the_split() {
-        let n = 1000u32;
-        for plan in [SamplePlan::Uniform(UniformSample { count: 37, seed: 5 }), SamplePlan::Head(12)] {
+        let n = 20_000u32;
+        for plan in [SamplePlan::Uniform(UniformSample { count: 200, seed: 5 }), SamplePlan::Head(12)] {
             let whole = {
                 let mut c = SampleCollector::new(plan, 2, true);
                 c.offer(&rows(0..n));
                 c.finish(plan).unwrap()
             };
+            let mut withheld = false;
             for pieces in [2u32, 3, 7, 400] {
                 let mut merged: Option<SampleCollector> = None;
                 for p in 0..pieces {
                     let mut c = SampleCollector::new(plan, 2, true);
                     c.offer(&rows(n * p / pieces..n * (p + 1) / pieces));
+                    c.census_quota(pieces);
+                    withheld |= c.bound != u64::MAX;
                     // Through the store's encoding, as the census carries it.
                     let mut v = Vec::new();
                     c.encode(&mut v);
@@ -216,6 +261,7 @@ mod tests {
                     "{plan:?} in {pieces} pieces"
                 );
             }
+            assert_eq!(withheld, matches!(plan, SamplePlan::Uniform(_)), "the quota is exercised");
             let want: Vec<u32> = match plan {
                 SamplePlan::Head(m) => (0..m as u32).collect(),
                 SamplePlan::Uniform(u) => {
@@ -234,6 +280,41 @@ mod tests {
             assert_eq!(got, want, "{plan:?}");
             assert_eq!(whole.labels, want.iter().map(|i| (i % 2) as f32).collect::<Vec<_>>());
         }
+    }
+
+    /// A function whose withheld rows would have been in the sample makes the sample fail,
+    /// never silently differ: here one piece holds every row of small key.
+    #[test]
+    fn a_sample_that_needs_withheld_rows_is_refused() {
+        let plan = SamplePlan::Uniform(UniformSample { count: 200, seed: 5 });
+        let all = rows(0..4000);
+        let mut keyed: Vec<(u64, usize)> = (0..all.len())
+            .map(|i| {
+                let (f, l) = all.slice(i..i + 1);
+                (row_key(5, f, Some(l[0])), i)
+            })
+            .collect();
+        keyed.sort();
+        // Piece 0: the 400 rows of smallest key; pieces 1..8: the rest.
+        let pick = |range: std::ops::Range<usize>| {
+            let mut r = Rows { cols: 2, features: Vec::new(), labels: Vec::new() };
+            for &(_, i) in &keyed[range] {
+                let (f, l) = all.slice(i..i + 1);
+                r.features.extend_from_slice(f);
+                r.labels.extend_from_slice(l);
+            }
+            r
+        };
+        let mut merged = SampleCollector::new(plan, 2, true);
+        for range in [0..400, 400..1000, 1000..4000] {
+            let mut c = SampleCollector::new(plan, 2, true);
+            c.offer(&pick(range));
+            c.census_quota(50);
+            let mut v = Vec::new();
+            c.encode(&mut v);
+            merged.merge(SampleCollector::decode(plan, 2, true, &v).unwrap().0);
+        }
+        assert!(merged.finish(plan).unwrap_err().contains("withheld"));
     }
 
     #[test]
