@@ -40,7 +40,8 @@ fn info(con: &mut redis::Connection) -> (u64, u64, u64) {
 
 fn run(url: &str, functions: u32, iters: u32, latency: Duration) -> (Vec<Sample>, (u64, u64, u64)) {
     let job = format!("sim-{functions}-{}-{}", latency.as_millis(), std::process::id());
-    let keys = JobKeys::create(url, &job, functions, None, Duration::from_secs(120)).expect("claim the job");
+    let (keys, _) =
+        JobKeys::create(url, &job, functions, None, "sim", false, Duration::from_secs(120)).expect("claim the job");
     let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
     let stores: Vec<RedisStore> = (0..functions)
         .map(|f| RedisStore::connect(url, &job, f, functions, Duration::from_secs(120)).expect("connect"))

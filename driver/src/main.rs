@@ -4,6 +4,7 @@
 mod backend;
 mod bench;
 mod gen;
+mod interrupt;
 mod model;
 mod output;
 mod pricing;

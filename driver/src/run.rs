@@ -26,14 +26,19 @@ use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param};
 
 use crate::backend::lambda::{self, Lambda, LambdaArgs};
 use crate::backend::processes::{worker_binary, Processes};
+use crate::backend::retry::RetryPolicy;
 use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
+use crate::interrupt;
 use crate::output;
 use crate::result::{print_summary, result_json, sync_json};
 
 /// The environment variable that carries the Redis URL to `ifp-worker` (kept off command
 /// lines, where `ps` would show its password).
 const REDIS_URL_ENV: &str = "IFP_REDIS_URL";
+
+/// The environment variable `ifp run` reads the Redis URL from (what `ifp sweep` uses).
+pub const REDIS_ENV: &str = "IFP_REDIS";
 
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
@@ -117,12 +122,24 @@ pub struct RunArgs {
     /// Seconds a function waits for the others in one iteration before failing the job.
     #[arg(long, default_value_t = 60.0)]
     pub sync_timeout: f64,
-    /// Job id (default: generated).
+    /// Job id (default: generated). An id in use is refused, unless --resume is given.
     #[arg(long)]
     pub job: Option<String>,
+    /// Continue the job --job ID that another run started and did not finish (killed, or
+    /// failed for good): the data, kernel, parameters and first model must be the same; the
+    /// functions rejoin at the iteration the job's state in Redis is at.
+    #[arg(long, requires = "job")]
+    pub resume: bool,
+    /// Attempts per function, the first included: a function that is lost (its process
+    /// killed or crashed; its invocation timed out, crashed, was throttled or not reached)
+    /// is started again after a capped exponential backoff and rejoins the job (with
+    /// --redis or --backend lambda).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
-    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
-    #[arg(long, value_name = "URL")]
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; a private CA's PEM
+    /// file in IFP_REDIS_CA). Also read from IFP_REDIS, which keeps a password off the command line.
+    #[arg(long, value_name = "URL", env = REDIS_ENV, hide_env_values = true)]
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
@@ -285,6 +302,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                 bail!("--label-col needs --data");
             }
             let kind = kind.context("plugins need --data")?;
+            if a.k == Some(0) {
+                bail!("--k must be at least 1, got 0");
+            }
             let spec =
                 GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
             let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();
@@ -321,7 +341,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             Some(_) => algorithm.clone(),
             None => plugin_location(&source)?,
         },
-        kernel_sha256: kind.is_none().then(|| kernel.sha256.clone()),
+        // Builtins too: a function built from another commit (a stale `bootstrap`) would
+        // run other kernel bytes than the driver's `init` did, so it refuses the job.
+        kernel_sha256: Some(kernel.sha256.clone()),
         kernel_memory_mb: a.kernel_memory_mb,
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),
@@ -337,7 +359,13 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         labels_out: None,
         redis: a.redis.clone().map(RedisUrl),
         model: model0,
+        run: Some(new_job_id()),
+        resume: a.resume,
     };
+    if a.resume && a.redis.is_none() && a.backend == Platform::Local {
+        bail!("--resume continues a job kept in Redis: give --redis URL (or --backend lambda)");
+    }
+    interrupt::install();
 
     // The functions write the labels themselves, next to --labels-out ([`output::LabelsOut`]).
     let labels = match &a.labels_out {
@@ -364,8 +392,18 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
                     "--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"
                 ),
             };
-            let lambda = Lambda::new(&a.lambda, a.quiet)?;
+            let mut lambda = Lambda::new(&a.lambda, a.quiet)?;
+            lambda.retry = RetryPolicy::new(a.max_attempts);
             let results = lambda.run(plan.tasks(), &|_, _| {});
+            if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
+                stop_in_redis(url, &plan, sig);
+            }
+            // A finished job's keys go now, when the driver can reach Redis (else they expire).
+            if let (true, Some(url)) = (results.iter().all(Result::is_ok), &a.redis) {
+                if let Err(e) = JobKeys::open(url, &plan.job, plan.functions).and_then(JobKeys::remove) {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
+            }
             // The functions report their iterations at the end.
             results
                 .iter()
@@ -381,11 +419,23 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             let backend = processes_backend(&a, &mut plan, &engine, &data, dir.path())?;
             // Fails here, before any function starts, on a wrong address or password, or a
             // job id in use; the plan is final now (its fingerprint goes into the claim).
-            let keys = JobKeys::create(url, &plan.job, plan.functions, Some(&plan.fingerprint()), plan.sync_timeout)?;
+            let run = plan.run.clone().unwrap_or_default();
+            let fingerprint = plan.fingerprint();
+            let (mut keys, at) =
+                JobKeys::create(url, &plan.job, plan.functions, Some(&fingerprint), &run, a.resume, plan.sync_timeout)?;
+            if a.resume && !a.quiet {
+                eprintln!("resuming job {} at iteration {}", plan.job, at + 1);
+            }
             let results = backend.run(plan.tasks(), &on_iteration);
-            // The keys expire by themselves; removing them now is a courtesy.
-            if let Err(e) = keys.remove() {
-                tracing::warn!("removing the job's keys: {e}");
+            if let Some(sig) = interrupt::received() {
+                let _ = keys.abort(&format!("the driver received {sig}"));
+            }
+            // A finished job's keys go now; an unfinished one's stay (they expire by
+            // themselves) so that `--resume` can continue it.
+            if results.iter().all(Result::is_ok) {
+                if let Err(e) = keys.remove() {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
             }
             results
         }
@@ -395,7 +445,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         }
     };
     progress.finish();
-    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())?;
+    if let Some(sig) = interrupt::received() {
+        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(&a, &plan));
+    }
+    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())
+        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(&a, &plan)))?;
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
     // Everything is computed: now write the outputs, each all-or-nothing.
@@ -452,7 +506,7 @@ fn processes_backend(
     if let Some(e) = &a.s3_endpoint {
         env.push(("AWS_ENDPOINT_URL_S3".into(), e.clone()));
     }
-    Ok(Processes { bin, env, dir: dir.to_path_buf() })
+    Ok(Processes { bin, env, dir: dir.to_path_buf(), retry: RetryPolicy::new(a.max_attempts) })
 }
 
 /// Writes in-memory rows as a float32 .npy (label last) for the workers to read.
@@ -464,6 +518,29 @@ fn write_rows(path: &std::path::Path, rows: &Rows) -> Result<()> {
         f.iter().copied().chain(if labelled { l.first().copied() } else { None })
     });
     output::write_f32(path, n as u64, (rows.cols + labelled as usize) as u64, values)
+}
+
+/// How to go on with a job that did not finish, when its state is kept in Redis.
+fn resume_hint(a: &RunArgs, plan: &JobPlan) -> String {
+    match &a.redis {
+        Some(_) => {
+            format!(" (its state stays in Redis for a while: rerun with --job {} --resume to continue it)", plan.job)
+        }
+        None => String::new(),
+    }
+}
+
+/// Marks the job aborted in Redis, so that functions the driver cannot stop itself (Lambda
+/// invocations) leave at their next synchronisation.
+fn stop_in_redis(url: &str, plan: &JobPlan, sig: &str) {
+    let stopped =
+        JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(&format!("the driver received {sig}")));
+    if let Err(e) = stopped {
+        eprintln!(
+            "warning: could not mark job {} aborted in Redis ({e}); its functions stop at their sync timeout",
+            plan.job
+        );
+    }
 }
 
 fn new_job_id() -> String {
