@@ -9,23 +9,64 @@ use anyhow::{bail, Context as _, Result};
 use ifp_host::data::object::{S3Store, S3Url};
 use npyz::WriterBuilder as _;
 
+/// An output file claimed before any work starts: a temporary file already created in the
+/// destination's directory (so a missing or unwritable directory fails at once, not after
+/// the last iteration), renamed into place by [`Reserved::write`]. Dropped unwritten, it
+/// leaves nothing behind.
+pub struct Reserved {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Reserved {
+    /// Creates the temporary file for `path`, with the permissions a plain file would get
+    /// (0666 less the umask; tempfile's default is 0600).
+    pub fn new(path: &Path) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if path.is_dir() {
+            anyhow::bail!("{} is a directory", path.display());
+        }
+        let mut b = tempfile::Builder::new();
+        b.prefix(".ifp-");
+        #[cfg(unix)]
+        b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = b.tempfile_in(dir).map_err(|e| {
+            // tempfile appends the temporary file's own path, which the user never asked for.
+            let e = e.to_string();
+            anyhow::anyhow!("cannot create a file in {}: {}", dir.display(), e.split(" at path ").next().unwrap_or(&e))
+        })?;
+        Ok(Self { path: path.to_path_buf(), tmp })
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The temporary file (renamed to the destination by [`Reserved::write`]).
+    pub fn tmp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Writes the contents with `write` and renames the file into place.
+    pub fn write(mut self, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+        let path = self.path;
+        {
+            let mut w = std::io::BufWriter::new(self.tmp.as_file_mut());
+            write(&mut w).with_context(|| format!("writing {}", path.display()))?;
+            w.flush().with_context(|| format!("writing {}", path.display()))?;
+        }
+        self.tmp.persist(&path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+}
+
 /// Writes a file atomically with `write` producing its contents.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ifp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        write(&mut w).with_context(|| format!("writing {}", path.display()))?;
-        w.flush().with_context(|| format!("writing {}", path.display()))?;
-    }
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Reserved::new(path)?.write(write)
 }
 
 /// The output format a path asks for, by extension.
@@ -113,49 +154,52 @@ pub fn write_f32_to(
     Ok(())
 }
 
-/// The labels the functions write themselves ([`ifp_host::labels`]): a temporary destination
-/// next to `--labels-out` (so that the final rename stays on one file system), moved into
-/// place by [`LabelsOut::finish`] once the job succeeded, and removed in every other case.
+/// The labels the functions write themselves ([`ifp_host::labels`]), into the file reserved
+/// for `--labels-out` (a temporary file in the destination's directory): a `.npy` in place,
+/// a CSV as per-function parts beside it. [`LabelsOut::finish`] moves it into place once the
+/// job succeeded; in every other case nothing is left behind.
 pub struct LabelsOut {
-    tmp: PathBuf,
-    dest: PathBuf,
+    reserved: Option<Reserved>,
+    /// Where the functions write.
+    tmp: String,
     functions: u32,
 }
 
 impl LabelsOut {
-    /// The temporary destination of job `job`'s labels for `dest`.
-    pub fn new(dest: &Path, job: &str, functions: u32) -> Result<Self> {
-        let dest = std::path::absolute(dest).with_context(|| format!("--labels-out {}", dest.display()))?;
-        let name = dest.file_name().context("--labels-out names no file")?.to_string_lossy().into_owned();
-        let tmp = dest.with_file_name(format!(".ifp-{job}-{name}"));
-        Ok(Self { tmp, dest, functions })
+    pub fn new(reserved: Reserved, functions: u32) -> Self {
+        let ext = reserved.path().extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = format!("{}.{ext}", reserved.tmp_path().display());
+        Self { reserved: Some(reserved), tmp, functions }
     }
 
-    /// Where the functions write (their task's `labels_out`).
+    /// Where the functions write (their task's `labels_out`): beside the reserved temporary
+    /// file, with the destination's extension so that the functions know the format.
     pub fn tmp(&self) -> String {
-        self.tmp.display().to_string()
+        self.tmp.clone()
     }
 
     /// Moves the labels of `total_rows` rows into place, checking that every row has one.
-    pub fn finish(self, total_rows: u64, algorithm: &str) -> Result<()> {
+    pub fn finish(mut self, total_rows: u64, algorithm: &str) -> Result<()> {
         let none = || anyhow::anyhow!("--labels-out: {algorithm} produced no per-row assignment");
-        match TableFormat::of(&self.dest)? {
+        let tmp = self.tmp();
+        let reserved = self.reserved.take().expect("finished once");
+        match TableFormat::of(reserved.path())? {
             TableFormat::Npy => {
-                let len = std::fs::metadata(&self.tmp).map_err(|_| none())?.len();
+                let len = std::fs::metadata(&tmp).map_err(|_| none())?.len();
                 let want = ifp_host::labels::NPY_HEADER_BYTES + 4 * total_rows;
                 if len != want {
                     bail!("--labels-out: the functions wrote {len} bytes of labels, expected {want} for {total_rows} rows");
                 }
-                std::fs::rename(&self.tmp, &self.dest)
-                    .with_context(|| format!("moving the labels to {}", self.dest.display()))?;
+                // In the destination's directory already: the rename is atomic.
+                let dest = reserved.path();
+                std::fs::rename(&tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
             }
             TableFormat::Csv => {
-                let tmp = self.tmp();
                 let mut lines = 0u64;
-                write_atomic(&self.dest, |w| {
-                    for f in 0..self.functions {
-                        let part = ifp_host::labels::part_path(&tmp, f);
-                        let bytes = std::fs::read(&part).map_err(|_| none())?;
+                let functions = self.functions;
+                reserved.write(|w| {
+                    for f in 0..functions {
+                        let bytes = std::fs::read(ifp_host::labels::part_path(&tmp, f)).map_err(|_| none())?;
                         lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
                         w.write_all(&bytes)?;
                     }
@@ -172,9 +216,10 @@ impl LabelsOut {
 
 impl Drop for LabelsOut {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        let tmp = self.tmp();
+        let _ = std::fs::remove_file(&tmp);
         for f in 0..self.functions {
-            let _ = std::fs::remove_file(ifp_host::labels::part_path(&self.tmp(), f));
+            let _ = std::fs::remove_file(ifp_host::labels::part_path(&tmp, f));
         }
     }
 }

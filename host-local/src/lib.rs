@@ -23,6 +23,7 @@
 //! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
 //!   [`sync::redis`] (Redis).
 
+pub mod aws_error;
 pub mod census;
 pub mod data;
 pub mod function;
