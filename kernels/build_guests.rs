@@ -63,6 +63,16 @@ pub fn build(root: &Path, packages: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Writes `contents` to `path` as a new file (written beside it, then renamed over it), never
+/// into the existing one: target directories copied with hard links (`cp -al`, as CI caches
+/// and parallel checkouts do) share their files' inodes, and writing in place would change
+/// every copy, so one checkout's build would embed another's kernels.
+pub fn write_new_file(path: &Path, contents: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// Whether the toolchain's standard library for [`TARGET`] is installed: the directory
 /// `rustc` would load it from holds `core`.
 fn target_installed(rustc: &str) -> bool {

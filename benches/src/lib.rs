@@ -120,7 +120,7 @@ impl Case {
     /// One wasm instance holding every row of the case.
     pub fn wasm_shard(&self, engine: &KernelEngine) -> (KernelInstance, ShardHandle) {
         let mut inst = engine.instantiate().expect("instantiate");
-        let shard = inst.new_shard(self.shape(), self.rows.len() as u64).expect("shard");
+        let shard = inst.new_shard(&self.params, self.shape(), self.rows.len() as u64).expect("shard");
         let chunk = 1 << 15;
         for start in (0..self.rows.len()).step_by(chunk) {
             let (f, l) = self.rows.slice(start..(start + chunk).min(self.rows.len()));

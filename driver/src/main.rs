@@ -7,6 +7,7 @@ mod gen;
 mod interrupt;
 mod model;
 mod output;
+mod predict;
 mod pricing;
 mod progress;
 mod result;
@@ -37,6 +38,8 @@ enum Command {
     /// Run a job (k-means or logistic regression) and report the model and timings.
     #[command(allow_negative_numbers = true)]
     Run(run::RunArgs),
+    /// Apply a trained model (a result JSON) to data: clusters, or classes and probabilities.
+    Predict(predict::PredictArgs),
     /// Time our iterations against scikit-learn and numpy on the same data and threads.
     #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Gen(a) => gen_cmd(a),
         Command::Run(a) => run::run_cmd(a),
+        Command::Predict(a) => predict::predict_cmd(a),
         Command::Bench(a) => bench::bench_cmd(a),
         Command::Sweep(a) => sweep::sweep_cmd(a),
     };

@@ -103,6 +103,24 @@ pub struct RunArgs {
     /// L2 regularisation strength (logreg, default 0).
     #[arg(help_heading = "Logistic regression (logreg)", long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
+    /// Classes of a logreg label (labels 0..C-1; default 2: binary). From 3 on, the model is
+    /// multinomial (softmax) regression.
+    #[arg(help_heading = "Logistic regression (logreg)", long, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    pub classes: Option<u64>,
+    /// Mini-batch training (logreg): rows per iteration, drawn without replacement from a
+    /// seeded permutation (`--seed`) of the global rows, the same for every configuration.
+    /// Default: full batch.
+    #[arg(help_heading = "Logistic regression (logreg)", long)]
+    pub batch_size: Option<u64>,
+    /// Passes over the data with --batch-size (sets the iterations to epochs × batches per
+    /// epoch; default: --max-iter iterations).
+    #[arg(help_heading = "Logistic regression (logreg)", long, requires = "batch_size", conflicts_with = "max_iter", value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: Option<u32>,
+    /// Optimiser (logreg): `sgd` (default), `momentum`, `nesterov` or `adam`; their settings
+    /// (`momentum`, `beta1`, `beta2`, `epsilon`, `lr-schedule`, `power-t`, `step-size`,
+    /// `gamma`, `l1`) go in --param NAME=VALUE.
+    #[arg(help_heading = "Logistic regression (logreg)", long)]
+    pub optimizer: Option<String>,
     /// Functions, each with its own share of the data (`--workers` is the same).
     #[arg(help_heading = "Functions", long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub functions: u32,
@@ -192,6 +210,9 @@ fn plugin_flags(a: &RunArgs) -> Result<()> {
         ("--tol", a.tol.is_some()),
         ("--learning-rate", a.learning_rate.is_some()),
         ("--l2", a.l2.is_some()),
+        ("--classes", a.classes.is_some()),
+        ("--batch-size", a.batch_size.is_some()),
+        ("--optimizer", a.optimizer.is_some()),
     ];
     if let Some((flag, _)) = builtin_only.iter().find(|(_, given)| *given) {
         bail!("{flag} applies to the builtin kernels; give a plugin its parameters with --param NAME=VALUE");
@@ -224,6 +245,9 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
         Kind::Kmeans => {
             misplaced("--learning-rate", a.learning_rate.is_some())?;
             misplaced("--l2", a.l2.is_some())?;
+            misplaced("--classes", a.classes.is_some())?;
+            misplaced("--batch-size", a.batch_size.is_some())?;
+            misplaced("--optimizer", a.optimizer.is_some())?;
             put("k", k.unwrap_or(DEFAULT_K).to_string());
             if let Some(i) = &a.init {
                 put("init", i.clone());
@@ -244,6 +268,16 @@ fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<Vec<Param>> 
             }
             if let Some(v) = a.l2 {
                 put("l2", v.to_string());
+            }
+            if let Some(c) = a.classes {
+                put("classes", c.to_string());
+            }
+            if let Some(b) = a.batch_size {
+                put("batch-size", b.to_string());
+                put("seed", a.seed.to_string());
+            }
+            if let Some(o) = &a.optimizer {
+                put("optimizer", o.clone());
             }
         }
     }
@@ -373,7 +407,15 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         params,
         functions: a.functions,
         inner: a.inner,
-        max_iter: a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
+        max_iter: match (a.epochs, a.batch_size) {
+            // The kernel has accepted the batch size (1..=rows) in `initial_model`.
+            (Some(e), Some(b)) => {
+                let iterations = e as u64 * ifp_kernel_math::batch::batches_per_epoch(shape.total_rows, b);
+                u32::try_from(iterations)
+                    .map_err(|_| anyhow::anyhow!("--epochs {e}: {iterations} iterations is too many"))?
+            }
+            _ => a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
+        },
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
         assignments: a.labels_out.is_some(),
         labels_out: None,
@@ -468,6 +510,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let mut result = result_json(&algorithm, &data_name, &plan, &outcome);
     let store = if a.redis.is_some() || a.backend == Platform::Lambda { "redis" } else { "in-process" };
     result["sync"] = sync_json(store, a.redis.as_deref(), &outcome);
+    result["kernel_contract"] = json!(engine.version().to_string());
     if let Some(k) = &a.kernel {
         result["kernel"] = json!(k);
         result["kernel_sha256"] = json!(kernel.sha256);
@@ -488,6 +531,9 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     if !a.quiet {
         phases.write_s = write_started.elapsed().as_secs_f64();
         print_summary(&result, &outcome, &phases);
+        if let Some(k) = &a.kernel {
+            println!("kernel: {k} implements {}", engine.version());
+        }
         if let Some(r) = &lambda_report {
             lambda::print_cost(r);
         }

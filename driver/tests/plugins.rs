@@ -127,11 +127,15 @@ fn linreg_plugin_matches_the_same_gradient_descent_in_f64() {
         let args = linreg_args(plugins::LINREG, data.to_str().unwrap(), &["--workers", workers, "--inner", inner]);
         let got = run_json(dir.path(), &args);
         assert_eq!(got["algorithm"], "linreg");
+        assert_eq!(got["kernel_contract"], "ifp:kernel@0.1.0", "the example is a 0.1.0 plugin, still run");
         assert_eq!(got["iterations"], iters as u64, "iterations");
         assert_eq!(got["converged"], false);
         assert_close(&format!("model ({workers}x{inner})"), &model_of(&got), &want, 1e-9, 1e-12);
         assert_close(&format!("losses ({workers}x{inner})"), &floats(&got["losses"]), &want_losses, 1e-9, 1e-12);
     }
+    let shown = ifp_ok(&linreg_args(plugins::LINREG, data.to_str().unwrap(), &[]));
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(stdout.contains(&format!("kernel: {} implements ifp:kernel@0.1.0", plugins::LINREG)), "{stdout}");
 }
 
 #[test]
@@ -271,7 +275,7 @@ fn plugin_opening_a_host_file_fails_without_preopens() {
 fn plugin_of_the_wrong_world_is_refused_with_what_it_lacks() {
     let needles = [
         plugins::WRONG_WORLD,
-        "is not an ifp:kernel@0.1.0 component",
+        "is not an ifp:kernel component (0.2.0 or 0.1.0)",
         "`validate`",
         "`plan-sample`",
         "`init`",
@@ -385,7 +389,10 @@ fn bad_s3_kernels_are_refused_with_one_line_before_any_work() {
     let junk = s3.put("plugins/junk.wasm", b"not wasm at all");
     assert_one_error_line(&run(&junk), &[&junk, "is not a valid WebAssembly component"]);
     let wrong = s3.put("plugins/wrong.wasm", &std::fs::read(plugins::WRONG_WORLD).unwrap());
-    assert_one_error_line(&run(&wrong), &[&wrong, "is not an ifp:kernel@0.1.0 component", "`[method]shard.step`"]);
+    assert_one_error_line(
+        &run(&wrong),
+        &[&wrong, "is not an ifp:kernel component (0.2.0 or 0.1.0)", "`[method]shard.step`"],
+    );
     assert!(!out.exists(), "no result for a refused kernel");
 }
 

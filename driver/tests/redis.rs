@@ -475,6 +475,16 @@ fn a_restarted_logreg_worker_rejoins_and_the_model_is_exactly_the_undisturbed_on
     check_rejoin(&task, 20, "logreg");
 }
 
+/// Mini-batch Adam: the restarted worker gets the optimiser's moments and update count
+/// with the model, and steps the same batches.
+#[test]
+fn a_restarted_adam_minibatch_worker_rejoins_and_the_model_is_exactly_the_undisturbed_one() {
+    let data = fixture("logreg.npy");
+    let task = json!({ "data": data, "label_col": "last", "kernel": "logreg", "max_iter": 300,
+                       "params": { "learning-rate": "0.01", "batch-size": "64", "optimizer": "adam", "seed": "2" } });
+    check_rejoin(&task, 20, "adam");
+}
+
 #[test]
 fn a_restarted_kmeans_worker_replays_its_state_and_the_model_is_exactly_the_undisturbed_one() {
     let dir = tempfile::tempdir().unwrap();

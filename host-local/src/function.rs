@@ -121,6 +121,9 @@ pub fn failure(function: u32, iteration: Option<u32>, e: impl Classify) -> Funct
 struct Inner {
     inst: KernelInstance,
     shard: ShardHandle,
+    /// The global row number of the shard's first row, and its row count; None where the
+    /// rows were found by byte range (a CSV object), whose global numbers are not known.
+    rows: Option<Range<u64>>,
 }
 
 /// One function: its inner workers with their shards resident.
@@ -184,7 +187,9 @@ impl Function {
                 .map(|i| -> Result<(Inner, Option<SampleCollector>), FunctionFailure> {
                     let part = share(n, inner, i);
                     let mut inst = engine.instantiate().map_err(|e| failure(function, None, e))?;
-                    let shard = inst.new_shard(shape, part.end - part.start).map_err(|e| failure(function, None, e))?;
+                    let shard = inst
+                        .new_shard(&spec.params, shape, part.end - part.start)
+                        .map_err(|e| failure(function, None, e))?;
                     let mut candidates = collector();
                     let mut at = part.start;
                     while at < part.end {
@@ -208,7 +213,8 @@ impl Function {
                         })?;
                         at = end;
                     }
-                    Ok((Inner { inst, shard }, candidates))
+                    let rows = Some(range.start + part.start..range.start + part.end);
+                    Ok((Inner { inst, shard, rows }, candidates))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
@@ -275,7 +281,7 @@ impl Function {
                         let shard = match shard {
                             Some(s) => s,
                             None => *shard.insert(
-                                inst.new_shard(shape, reader.rows_hint(chunk.len() as u64))
+                                inst.new_shard(&spec.params, shape, reader.rows_hint(chunk.len() as u64))
                                     .map_err(|e| failure(function, None, e))?,
                             ),
                         };
@@ -302,9 +308,13 @@ impl Function {
                     );
                     let shard = match shard {
                         Some(s) => s,
-                        None => inst.new_shard(shape, 0).map_err(|e| failure(function, None, e))?,
+                        None => inst.new_shard(&spec.params, shape, 0).map_err(|e| failure(function, None, e))?,
                     };
-                    Ok((Inner { inst, shard }, rows, reader.fetched(), candidates))
+                    let global = match &part {
+                        crate::data::s3::Part::Rows(r) => Some(r.clone()),
+                        crate::data::s3::Part::Bytes(_) => None,
+                    };
+                    Ok((Inner { inst, shard, rows: global }, rows, reader.fetched(), candidates))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
@@ -371,6 +381,29 @@ impl Function {
         } else {
             let inners = &mut self.inners;
             self.pool.install(|| inners.par_iter_mut().map(|i| i.inst.step(i.shard, model)).collect())
+        };
+        let mut it = partials.into_iter();
+        let mut total = it.next().expect("at least one inner worker")?;
+        for p in it {
+            add_into(&mut total, &p?)?;
+        }
+        Ok(total)
+    }
+
+    /// Steps the rows of `batch` (global row numbers, ascending) on every inner worker (each
+    /// steps those it holds, possibly none) and sums the partials in inner-worker order.
+    pub fn step_batch(&mut self, model: &[f64], batch: &[u64]) -> Result<Vec<f64>, KernelStepError> {
+        let step = |i: &mut Inner| -> Result<Vec<f64>, KernelStepError> {
+            let held = i.rows.clone().ok_or(KernelStepError::NoRowNumbers)?;
+            let (lo, hi) = (batch.partition_point(|&r| r < held.start), batch.partition_point(|&r| r < held.end));
+            let local: Vec<u32> = batch[lo..hi].iter().map(|&r| (r - held.start) as u32).collect();
+            Ok(i.inst.step_batch(i.shard, model, &local)?)
+        };
+        let partials: Vec<Result<Vec<f64>, KernelStepError>> = if self.inners.len() == 1 {
+            vec![step(&mut self.inners[0])]
+        } else {
+            let inners = &mut self.inners;
+            self.pool.install(|| inners.par_iter_mut().map(step).collect())
         };
         let mut it = partials.into_iter();
         let mut total = it.next().expect("at least one inner worker")?;
@@ -458,6 +491,17 @@ impl Function {
             share_bytes: self.share_bytes,
             ..Default::default()
         };
+        let (batches, sizes) = {
+            let inst = self.instance();
+            let b = inst.plan_batches(&spec.params, spec.shape).map_err(|e| failure(f, Some(first), e))?;
+            (b, inst.sizes(&spec.params, spec.shape).map_err(|e| failure(f, Some(first), e))?)
+        };
+        if let Some(b) = batches.as_ref().filter(|b| b.size == 0 || b.size > spec.shape.total_rows) {
+            let msg = format!("the kernel asks for batches of {} rows, not in 1..={}", b.size, spec.shape.total_rows);
+            return Err(FunctionFailure::new(FailureKind::BadInput, Some(f), Some(first), msg));
+        }
+        // The visiting order of the current epoch, made again when the epoch changes.
+        let mut order: Option<(u64, Vec<u64>)> = None;
         for t in first..spec.max_iter {
             if let Some(d) = deadline {
                 if Instant::now() + longest.mul_f64(LONGEST_FACTOR) + DEADLINE_MARGIN >= d {
@@ -472,7 +516,27 @@ impl Function {
             }
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
-            let partial = self.step(&model).map_err(|e| failure(f, Some(t), e))?;
+            let partial = match &batches {
+                None => self.step(&model),
+                Some(plan) => {
+                    let n = spec.shape.total_rows;
+                    let epoch = t as u64 / ifp_kernel_math::batch::batches_per_epoch(n, plan.size);
+                    if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                        order = Some((epoch, ifp_kernel_math::batch::epoch_order(n, plan.seed, epoch)));
+                    }
+                    let rows =
+                        ifp_kernel_math::batch::batch_rows(&order.as_ref().expect("set above").1, plan.size, t as u64);
+                    self.step_batch(&model, &rows)
+                }
+            };
+            let partial = partial
+                .and_then(|p| match sizes {
+                    Some(z) if p.len() != z.partial as usize => {
+                        Err(KernelStepError::Size { got: p.len(), want: z.partial })
+                    }
+                    _ => Ok(p),
+                })
+                .map_err(|e| failure(f, Some(t), e))?;
             let c1 = Instant::now();
             let release = match store.arrive(t, f, &partial).map_err(|e| failure(f, Some(t), e))? {
                 Arrival::Reduce(parts) => {
@@ -559,11 +623,21 @@ pub enum KernelStepError {
     Kernel(#[from] KernelError),
     #[error(transparent)]
     Partials(#[from] PartialsMismatch),
+    #[error(
+        "mini-batches choose rows by their global row numbers, which a CSV object in S3 (read by byte ranges) \
+         does not give: use a .npy object or a local file"
+    )]
+    NoRowNumbers,
+    #[error("the kernel's partial has {got} values but its sizes say {want}")]
+    Size { got: usize, want: u32 },
 }
 
 impl Classify for KernelStepError {
     fn kind(&self) -> FailureKind {
-        FailureKind::Kernel
+        match self {
+            KernelStepError::NoRowNumbers => FailureKind::BadInput,
+            _ => FailureKind::Kernel,
+        }
     }
 }
 

@@ -62,7 +62,7 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
 
     // One step: the partials agree.
     let mut inst = engine.instantiate().unwrap();
-    let shard = inst.new_shard(shape, rows.len() as u64).unwrap();
+    let shard = inst.new_shard(&p, shape, rows.len() as u64).unwrap();
     inst.append(shard, &rows.features, &rows.labels).unwrap();
     let wasm_partial = inst.step(shard, &model0).unwrap();
     let mshape =

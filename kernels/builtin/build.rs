@@ -27,5 +27,5 @@ fn main() {
         ));
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    std::fs::write(out_dir.join("kernels.rs"), consts).unwrap();
+    build_guests::write_new_file(&out_dir.join("kernels.rs"), &consts);
 }

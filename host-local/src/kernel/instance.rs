@@ -10,10 +10,12 @@ use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 
 use super::bindings::{Kernel, KernelPre};
+use super::bindings_v1::exports::ifp::kernel::algorithm as v1;
+use super::bindings_v1::{Kernel as KernelV1, KernelPre as KernelPreV1};
 use super::sandbox::{call_deadline, describe, new_store, start_ticker};
 use super::{
-    missing_exports, sha256_hex, DataShape, HostState, KernelBytes, KernelSource, LoadError, ModelField, Param,
-    RemoteKernels, Sample, SamplePlan, Sandbox, UpdateResult, INTERFACE,
+    contract_of, sha256_hex, BatchPlan, ContractVersion, DataShape, HostState, KernelBytes, KernelSource, LoadError,
+    ModelField, ModelSizes, Param, RemoteKernels, Sample, SamplePlan, Sandbox, UniformSample, UpdateResult,
 };
 
 /// An error raised by a kernel: a returned `Err`, a trap, a deadline or a memory cap.
@@ -25,6 +27,12 @@ pub struct KernelError {
     pub message: String,
 }
 
+/// A linked component, of one contract version or the other.
+enum Pre {
+    V0_2(KernelPre<HostState>),
+    V0_1(KernelPreV1<HostState>),
+}
+
 /// The engine and the compiled kernel, shared by every inner worker of a process.
 pub struct KernelEngine {
     label: String,
@@ -33,7 +41,7 @@ pub struct KernelEngine {
     pub(super) sha256: Option<String>,
     engine: Engine,
     component: Component,
-    pre: KernelPre<HostState>,
+    pre: Pre,
     sandbox: Sandbox,
     ticker: Option<Arc<AtomicBool>>,
 }
@@ -112,7 +120,7 @@ impl KernelEngine {
     }
 
     fn from_component(label: &str, engine: Engine, component: Component, sandbox: Sandbox) -> Result<Self, LoadError> {
-        let missing = missing_exports(&engine, &component);
+        let (version, missing) = contract_of(&engine, &component);
         if !missing.is_empty() {
             return Err(LoadError::WrongWorld { kernel: label.to_string(), missing });
         }
@@ -121,12 +129,24 @@ impl KernelEngine {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Imports { kernel: label.to_string(), message: format!("{e:#}") })?;
-        let pre = KernelPre::new(pre).map_err(|e| LoadError::WrongWorld {
+        let wrong_types = |e: wasmtime::Error| LoadError::WrongWorld {
             kernel: label.to_string(),
-            missing: vec![format!("{INTERFACE} with the contract's types ({e:#})")],
-        })?;
+            missing: vec![format!("{} with the contract's types ({e:#})", version.interface())],
+        };
+        let pre = match version {
+            ContractVersion::V0_2 => Pre::V0_2(KernelPre::new(pre).map_err(wrong_types)?),
+            ContractVersion::V0_1 => Pre::V0_1(KernelPreV1::new(pre).map_err(wrong_types)?),
+        };
         let ticker = sandbox.call_timeout.map(|_| start_ticker(&engine));
         Ok(Self { label: label.to_string(), sha256: None, engine, component, pre, sandbox, ticker })
+    }
+
+    /// The contract version the kernel implements.
+    pub fn version(&self) -> ContractVersion {
+        match self.pre {
+            Pre::V0_2(_) => ContractVersion::V0_2,
+            Pre::V0_1(_) => ContractVersion::V0_1,
+        }
     }
 
     /// The kernel's name in errors.
@@ -158,7 +178,11 @@ impl KernelEngine {
     pub fn instantiate(&self) -> Result<KernelInstance, KernelError> {
         let mut store = new_store(&self.engine, &self.sandbox);
         let deadline = call_deadline(&self.sandbox);
-        let kernel = self.pre.instantiate(&mut store).map_err(|e| KernelError {
+        let kernel = match &self.pre {
+            Pre::V0_2(p) => p.instantiate(&mut store).map(Bound::V0_2),
+            Pre::V0_1(p) => p.instantiate(&mut store).map(Bound::V0_1),
+        };
+        let kernel = kernel.map_err(|e| KernelError {
             kernel: self.label.clone(),
             function: "instantiate",
             message: describe(e, &store),
@@ -179,22 +203,40 @@ impl Drop for KernelEngine {
 pub struct KernelInstance {
     label: String,
     store: Store<HostState>,
-    kernel: Kernel,
+    kernel: Bound,
     deadline: Option<u64>,
+}
+
+/// An instance's exports, of one contract version or the other.
+enum Bound {
+    V0_2(Kernel),
+    V0_1(KernelV1),
 }
 
 /// A shard resource living in one [`KernelInstance`].
 #[derive(Clone, Copy)]
 pub struct ShardHandle(ResourceAny);
 
+/// Calls into the kernel with the store's deadline set, turning a trap into a
+/// [`KernelError`]: `$v2` runs against a 0.2.0 kernel, `$v1` against a 0.1.0 one (with the
+/// records converted both ways).
 macro_rules! call {
-    ($self:ident, $fname:literal, |$g:ident, $s:ident| $body:expr) => {{
+    ($self:ident, $fname:literal, |$g:ident, $s:ident| $v2:expr, $v1:expr) => {{
         if let Some(d) = $self.deadline {
             $self.store.set_epoch_deadline(d);
         }
-        let $g = $self.kernel.ifp_kernel_algorithm();
         let $s = &mut $self.store;
-        let r = $body;
+        let r = match &$self.kernel {
+            Bound::V0_2(k) => {
+                let $g = k.ifp_kernel_algorithm();
+                $v2
+            }
+            Bound::V0_1(k) => {
+                let $g = k.ifp_kernel_algorithm();
+                let _ = &$g; // unused where 0.1.0 has no such call
+                $v1
+            }
+        };
         let label = $self.label.clone();
         let err = |message: String| KernelError { kernel: label.clone(), function: $fname, message };
         match r {
@@ -204,22 +246,52 @@ macro_rules! call {
     }};
 }
 
+/// The 0.1.0 contract's records from and to the current ones (the same fields).
+fn shape_v1(s: DataShape) -> v1::DataShape {
+    v1::DataShape { cols: s.cols, has_labels: s.has_labels, total_rows: s.total_rows }
+}
+
+fn plan_from_v1(p: v1::SamplePlan) -> SamplePlan {
+    match p {
+        v1::SamplePlan::Head(n) => SamplePlan::Head(n),
+        v1::SamplePlan::Uniform(u) => SamplePlan::Uniform(UniformSample { count: u.count, seed: u.seed }),
+    }
+}
+
+fn update_from_v1(u: v1::UpdateResult) -> UpdateResult {
+    UpdateResult { model: u.model, loss: u.loss, converged: u.converged }
+}
+
+fn field_from_v1(f: v1::ModelField) -> ModelField {
+    ModelField { name: f.name, shape: f.shape, values: f.values }
+}
+
 impl KernelInstance {
     fn fail(&self, function: &'static str, message: String) -> KernelError {
         KernelError { kernel: self.label.clone(), function, message }
     }
 
     pub fn name(&mut self) -> Result<String, KernelError> {
-        call!(self, "name", |g, s| g.call_name(s))
+        call!(self, "name", |g, s| g.call_name(s), g.call_name(s))
     }
 
     pub fn validate(&mut self, params: &[Param], shape: DataShape) -> Result<(), KernelError> {
-        let r = call!(self, "validate", |g, s| g.call_validate(s, params, shape))?;
+        let r = call!(
+            self,
+            "validate",
+            |g, s| g.call_validate(s, params, shape),
+            g.call_validate(s, params, shape_v1(shape))
+        )?;
         r.map_err(|m| self.fail("validate", m))
     }
 
     pub fn plan_sample(&mut self, params: &[Param], shape: DataShape) -> Result<SamplePlan, KernelError> {
-        let r = call!(self, "plan-sample", |g, s| g.call_plan_sample(s, params, shape))?;
+        let r = call!(
+            self,
+            "plan-sample",
+            |g, s| g.call_plan_sample(s, params, shape),
+            g.call_plan_sample(s, params, shape_v1(shape)).map(|r| r.map(plan_from_v1))
+        )?;
         r.map_err(|m| self.fail("plan-sample", m))
     }
 
@@ -230,8 +302,23 @@ impl KernelInstance {
         sample: &Sample,
         start: &[f64],
     ) -> Result<Vec<f64>, KernelError> {
-        let r = call!(self, "init", |g, s| g.call_init(s, params, shape, sample, start))?;
+        let r = call!(self, "init", |g, s| g.call_init(s, params, shape, sample, start), {
+            let sample = v1::Sample { features: sample.features.clone(), labels: sample.labels.clone() };
+            g.call_init(s, params, shape_v1(shape), &sample, start)
+        })?;
         r.map_err(|m| self.fail("init", m))
+    }
+
+    /// The lengths of the models and partials (None: a 0.1.0 kernel does not say).
+    pub fn sizes(&mut self, params: &[Param], shape: DataShape) -> Result<Option<ModelSizes>, KernelError> {
+        let r = call!(self, "sizes", |g, s| g.call_sizes(s, params, shape).map(|r| r.map(Some)), Ok(Ok(None)))?;
+        r.map_err(|m| self.fail("sizes", m))
+    }
+
+    /// Mini-batch iterations, if the kernel asks for them (a 0.1.0 kernel never does).
+    pub fn plan_batches(&mut self, params: &[Param], shape: DataShape) -> Result<Option<BatchPlan>, KernelError> {
+        let r = call!(self, "plan-batches", |g, s| g.call_plan_batches(s, params, shape), Ok(Ok(None)))?;
+        r.map_err(|m| self.fail("plan-batches", m))
     }
 
     pub fn update(
@@ -241,7 +328,12 @@ impl KernelInstance {
         model: &[f64],
         total: &[f64],
     ) -> Result<UpdateResult, KernelError> {
-        let r = call!(self, "update", |g, s| g.call_update(s, params, shape, model, total))?;
+        let r = call!(
+            self,
+            "update",
+            |g, s| g.call_update(s, params, shape, model, total),
+            g.call_update(s, params, shape_v1(shape), model, total).map(|r| r.map(update_from_v1))
+        )?;
         r.map_err(|m| self.fail("update", m))
     }
 
@@ -251,30 +343,69 @@ impl KernelInstance {
         shape: DataShape,
         model: &[f64],
     ) -> Result<Vec<ModelField>, KernelError> {
-        let r = call!(self, "describe", |g, s| g.call_describe(s, params, shape, model))?;
+        let r = call!(
+            self,
+            "describe",
+            |g, s| g.call_describe(s, params, shape, model),
+            g.call_describe(s, params, shape_v1(shape), model)
+                .map(|r| r.map(|fields| fields.into_iter().map(field_from_v1).collect()))
+        )?;
         r.map_err(|m| self.fail("describe", m))
     }
 
-    /// A new empty shard; `rows` is the capacity hint (how many rows will be appended).
-    pub fn new_shard(&mut self, shape: DataShape, rows: u64) -> Result<ShardHandle, KernelError> {
-        call!(self, "shard constructor", |g, s| g.shard().call_constructor(s, shape, rows)).map(ShardHandle)
+    /// A new empty shard for a job with `params`; `rows` is the capacity hint (how many rows
+    /// will be appended). A 0.1.0 shard does not take the parameters.
+    pub fn new_shard(&mut self, params: &[Param], shape: DataShape, rows: u64) -> Result<ShardHandle, KernelError> {
+        call!(
+            self,
+            "shard constructor",
+            |g, s| g.shard().call_constructor(s, params, shape, rows),
+            g.shard().call_constructor(s, shape_v1(shape), rows)
+        )
+        .map(ShardHandle)
     }
 
     pub fn append(&mut self, shard: ShardHandle, features: &[f32], labels: &[f32]) -> Result<(), KernelError> {
-        let r = call!(self, "shard.append", |g, s| g.shard().call_append(s, shard.0, features, labels))?;
+        let r = call!(
+            self,
+            "shard.append",
+            |g, s| g.shard().call_append(s, shard.0, features, labels),
+            g.shard().call_append(s, shard.0, features, labels)
+        )?;
         r.map_err(|m| self.fail("shard.append", m))
     }
 
     pub fn rows(&mut self, shard: ShardHandle) -> Result<u64, KernelError> {
-        call!(self, "shard.rows", |g, s| g.shard().call_rows(s, shard.0))
+        call!(self, "shard.rows", |g, s| g.shard().call_rows(s, shard.0), g.shard().call_rows(s, shard.0))
     }
 
     pub fn step(&mut self, shard: ShardHandle, model: &[f64]) -> Result<Vec<f64>, KernelError> {
-        let r = call!(self, "shard.step", |g, s| g.shard().call_step(s, shard.0, model))?;
+        let r = call!(
+            self,
+            "shard.step",
+            |g, s| g.shard().call_step(s, shard.0, model),
+            g.shard().call_step(s, shard.0, model)
+        )?;
         r.map_err(|m| self.fail("shard.step", m))
     }
 
+    /// The partial of the shard's rows `rows` (indices into the shard, ascending).
+    pub fn step_batch(&mut self, shard: ShardHandle, model: &[f64], rows: &[u32]) -> Result<Vec<f64>, KernelError> {
+        let r = call!(
+            self,
+            "shard.step-batch",
+            |g, s| g.shard().call_step_batch(s, shard.0, model, rows),
+            Ok(Err("an ifp:kernel@0.1.0 kernel has no mini-batch step".to_string()))
+        )?;
+        r.map_err(|m| self.fail("shard.step-batch", m))
+    }
+
     pub fn assignments(&mut self, shard: ShardHandle) -> Result<Vec<u32>, KernelError> {
-        call!(self, "shard.assignments", |g, s| g.shard().call_assignments(s, shard.0))
+        call!(
+            self,
+            "shard.assignments",
+            |g, s| g.shard().call_assignments(s, shard.0),
+            g.shard().call_assignments(s, shard.0)
+        )
     }
 }

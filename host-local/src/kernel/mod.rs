@@ -6,8 +6,11 @@
 //! pluggable [`RemoteKernels`] reader (S3's is [`S3Connector`]'s). What was read is a
 //! [`KernelBytes`]: the component and its SHA-256, which every function of a job checks
 //! against the driver's ([`KernelBytes::check`]) so that no two functions run different bytes.
-//! Before anything runs, a component's exports are checked against the `ifp:kernel@0.1.0`
-//! world, and a mismatch is refused with the list of what it lacks ([`LoadError::WrongWorld`]).
+//! Before anything runs, a component's exports are checked against the `ifp:kernel` world:
+//! version 0.2.0 (`wit/`: parameters in the shard constructor, sizes up front, mini-batches)
+//! or version 0.1.0 (`wit/v0.1.0`, which plugins built before 0.2.0 implement and which still
+//! runs, full batch only); a mismatch is refused with the list of what it lacks
+//! ([`LoadError::WrongWorld`]). [`ContractVersion`] says which one a kernel implements.
 //! A [`KernelCache`] keeps compiled kernels on disk, named by content hash and wasmtime's
 //! compatibility hash, so a process that finds one deserializes instead of compiling.
 //!
@@ -55,8 +58,17 @@ mod bindings {
     });
 }
 
+/// The 0.1.0 contract, for components built against it; its records are converted to the
+/// current ones at the call (`instance.rs`).
+mod bindings_v1 {
+    wasmtime::component::bindgen!({
+        world: "kernel",
+        path: "../wit/v0.1.0",
+    });
+}
+
 pub use bindings::exports::ifp::kernel::algorithm::{
-    DataShape, ModelField, Sample, SamplePlan, UniformSample, UpdateResult,
+    BatchPlan, DataShape, ModelField, ModelSizes, Sample, SamplePlan, UniformSample, UpdateResult,
 };
 
 // Written out: the type comes from `bindgen!`, whose derives apply to every contract type.
@@ -70,36 +82,92 @@ impl Default for DataShape {
 /// A parameter as passed to kernels: `(kebab-case name, value)`.
 pub type Param = (String, String);
 
-/// The WIT interface every kernel exports.
-pub const INTERFACE: &str = "ifp:kernel/algorithm@0.1.0";
+/// Which version of the contract a kernel implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ContractVersion {
+    /// `ifp:kernel@0.1.0`: full-batch steps; shards do not see the parameters.
+    V0_1,
+    /// `ifp:kernel@0.2.0`: adds sizes up front, the parameters in the shard's constructor,
+    /// and mini-batches.
+    V0_2,
+}
 
-/// What [`INTERFACE`] must contain, as export names of the component instance.
-const REQUIRED_EXPORTS: &[&str] = &[
-    "name",
-    "validate",
-    "plan-sample",
-    "init",
-    "update",
-    "describe",
-    "shard",
-    "[constructor]shard",
-    "[method]shard.append",
-    "[method]shard.rows",
-    "[method]shard.step",
-    "[method]shard.assignments",
-];
+impl ContractVersion {
+    /// The exported interface's name.
+    pub fn interface(self) -> &'static str {
+        match self {
+            ContractVersion::V0_1 => "ifp:kernel/algorithm@0.1.0",
+            ContractVersion::V0_2 => "ifp:kernel/algorithm@0.2.0",
+        }
+    }
 
-/// The names [`REQUIRED_EXPORTS`] lacks in `component` (empty: the world matches by name;
-/// the types are checked when linking).
-fn missing_exports(engine: &Engine, component: &Component) -> Vec<String> {
+    /// What the interface must contain, as export names of the component instance.
+    fn required_exports(self) -> &'static [&'static str] {
+        const V0_1: &[&str] = &[
+            "name",
+            "validate",
+            "plan-sample",
+            "init",
+            "update",
+            "describe",
+            "shard",
+            "[constructor]shard",
+            "[method]shard.append",
+            "[method]shard.rows",
+            "[method]shard.step",
+            "[method]shard.assignments",
+        ];
+        const V0_2: &[&str] = &[
+            "name",
+            "validate",
+            "plan-sample",
+            "init",
+            "sizes",
+            "plan-batches",
+            "update",
+            "describe",
+            "shard",
+            "[constructor]shard",
+            "[method]shard.append",
+            "[method]shard.rows",
+            "[method]shard.step",
+            "[method]shard.step-batch",
+            "[method]shard.assignments",
+        ];
+        match self {
+            ContractVersion::V0_1 => V0_1,
+            ContractVersion::V0_2 => V0_2,
+        }
+    }
+}
+
+impl std::fmt::Display for ContractVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContractVersion::V0_1 => "ifp:kernel@0.1.0",
+            ContractVersion::V0_2 => "ifp:kernel@0.2.0",
+        })
+    }
+}
+
+/// The contract version `component` exports (the newest it has), and the names that version
+/// requires which it lacks (empty: the world matches by name; the types are checked when
+/// linking).
+fn contract_of(engine: &Engine, component: &Component) -> (ContractVersion, Vec<String>) {
     let ty = component.component_type();
-    let Some(export) = ty.get_export(engine, INTERFACE) else {
+    let found = [ContractVersion::V0_2, ContractVersion::V0_1]
+        .into_iter()
+        .find_map(|v| ty.get_export(engine, v.interface()).map(|e| (v, e)));
+    let Some((version, export)) = found else {
         let found: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
         let found = if found.is_empty() { "nothing".to_string() } else { found.join(", ") };
-        return vec![format!("the export {INTERFACE} (it exports: {found})")];
+        let (new, old) = (ContractVersion::V0_2.interface(), ContractVersion::V0_1.interface());
+        return (ContractVersion::V0_2, vec![format!("the export {new} or {old} (it exports: {found})")]);
     };
     let ComponentItem::ComponentInstance(inst) = export.ty else {
-        return vec![format!("the export {INTERFACE} as an interface (it is some other kind of item)")];
+        let name = version.interface();
+        return (version, vec![format!("the export {name} as an interface (it is some other kind of item)")]);
     };
-    REQUIRED_EXPORTS.iter().filter(|n| inst.get_export(engine, n).is_none()).map(|n| format!("`{n}`")).collect()
+    let missing = version.required_exports().iter().filter(|n| inst.get_export(engine, n).is_none());
+    (version, missing.map(|n| format!("`{n}`")).collect())
 }

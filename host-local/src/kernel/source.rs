@@ -129,7 +129,7 @@ pub enum LoadError {
     Read { kernel: String, message: String },
     #[error("kernel '{kernel}' is not a valid WebAssembly component: {message}")]
     NotComponent { kernel: String, message: String },
-    #[error("kernel '{kernel}' is not an ifp:kernel@0.1.0 component: it lacks {}", .missing.join(", "))]
+    #[error("kernel '{kernel}' is not an ifp:kernel component (0.2.0 or 0.1.0): it lacks {}", .missing.join(", "))]
     WrongWorld { kernel: String, missing: Vec<String> },
     #[error("kernel '{kernel}' cannot be sandboxed: {message}")]
     Imports { kernel: String, message: String },

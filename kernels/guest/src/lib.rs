@@ -24,7 +24,7 @@ use exports::ifp::kernel::algorithm as wit;
 pub struct Kernel<A>(PhantomData<A>);
 
 /// The `shard` resource for algorithm `A`.
-pub struct KernelShard<A: Algorithm>(RefCell<A::Shard>);
+pub struct KernelShard<A: Algorithm>(RefCell<A::Shard>, Option<String>);
 
 fn shape(s: wit::DataShape) -> DataShape {
     DataShape { cols: s.cols, has_labels: s.has_labels, total_rows: s.total_rows }
@@ -57,6 +57,15 @@ impl<A: Algorithm + 'static> wit::Guest for Kernel<A> {
         A::init(&params, shape(s), &sample.features, &sample.labels, &start)
     }
 
+    fn sizes(params: Vec<wit::Param>, s: wit::DataShape) -> Result<wit::ModelSizes, String> {
+        let z = A::sizes(&params, shape(s))?;
+        Ok(wit::ModelSizes { model: z.model, partial: z.partial })
+    }
+
+    fn plan_batches(params: Vec<wit::Param>, s: wit::DataShape) -> Result<Option<wit::BatchPlan>, String> {
+        Ok(A::plan_batches(&params, shape(s))?.map(|b| wit::BatchPlan { size: b.size, seed: b.seed }))
+    }
+
     fn update(
         params: Vec<wit::Param>,
         s: wit::DataShape,
@@ -76,12 +85,18 @@ impl<A: Algorithm + 'static> wit::Guest for Kernel<A> {
 }
 
 impl<A: Algorithm + 'static> wit::GuestShard for KernelShard<A> {
-    fn new(s: wit::DataShape, rows: u64) -> Self {
+    fn new(params: Vec<wit::Param>, s: wit::DataShape, rows: u64) -> Self {
         let mut shard = A::new_shard(shape(s));
         shard.reserve(rows as usize);
-        Self(RefCell::new(shard))
+        // The host validated the parameters before making shards; a failure here resurfaces
+        // on the first append.
+        let configured = shard.configure(&params);
+        Self(RefCell::new(shard), configured.err())
     }
     fn append(&self, features: Vec<f32>, labels: Vec<f32>) -> Result<(), String> {
+        if let Some(e) = &self.1 {
+            return Err(e.clone());
+        }
         self.0.borrow_mut().append(&features, &labels)
     }
     fn rows(&self) -> u64 {
@@ -89,6 +104,9 @@ impl<A: Algorithm + 'static> wit::GuestShard for KernelShard<A> {
     }
     fn step(&self, model: Vec<f64>) -> Result<Vec<f64>, String> {
         self.0.borrow_mut().step(&model)
+    }
+    fn step_batch(&self, model: Vec<f64>, rows: Vec<u32>) -> Result<Vec<f64>, String> {
+        self.0.borrow_mut().step_batch(&model, &rows)
     }
     fn assignments(&self) -> Vec<u32> {
         self.0.borrow().assignments()

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod batch;
 pub mod kmeans;
 pub mod logreg;
 pub mod params;
@@ -48,6 +49,29 @@ pub struct UpdateResult {
     pub converged: bool,
 }
 
+/// The lengths of a job's models and partials (mirrors the WIT `model-sizes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub model: u32,
+    pub partial: u32,
+}
+
+impl Sizes {
+    /// Checked: a length must fit the contract's `u32`.
+    pub fn of(model: usize, partial: usize) -> Result<Self, String> {
+        let fit =
+            |what: &str, n: usize| u32::try_from(n).map_err(|_| format!("the {what} would have {n} values: too many"));
+        Ok(Self { model: fit("model", model)?, partial: fit("partial", partial)? })
+    }
+}
+
+/// Mini-batch iterations (mirrors the WIT `batch-plan`; see [`batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub size: u64,
+    pub seed: u64,
+}
+
 /// One named array of a model (mirrors the WIT `model-field`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelField {
@@ -73,6 +97,12 @@ pub trait Algorithm {
         sample_labels: &[f32],
         start: &[f64],
     ) -> Result<Vec<f64>, String>;
+    /// The lengths of the models and partials `params` give on data of `shape`.
+    fn sizes(params: &[Param], shape: DataShape) -> Result<Sizes, String>;
+    /// Mini-batch iterations, if the parameters ask for them (default: full batch).
+    fn plan_batches(params: &[Param], shape: DataShape) -> Result<Option<BatchPlan>, String> {
+        Self::validate(params, shape).map(|_| None)
+    }
     fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String>;
     fn describe(params: &[Param], shape: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String>;
     fn new_shard(shape: DataShape) -> Self::Shard;
@@ -84,9 +114,21 @@ pub trait Shard {
     fn reserve(&mut self, rows: usize) {
         let _ = rows;
     }
+    /// Gives the shard the job's parameters (contract 0.2.0 passes them to the shard's
+    /// constructor), so that it knows the model's layout up front instead of inferring it.
+    fn configure(&mut self, params: &[Param]) -> Result<(), String> {
+        let _ = params;
+        Ok(())
+    }
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String>;
     fn rows(&self) -> u64;
     fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String>;
+    /// The partial of the shard's rows `rows` (indices into the shard, ascending) only: one
+    /// mini-batch iteration. Algorithms without mini-batches refuse it.
+    fn step_batch(&mut self, model: &[f64], rows: &[u32]) -> Result<Vec<f64>, String> {
+        let _ = (model, rows);
+        Err("this algorithm has no mini-batch step".into())
+    }
     fn assignments(&self) -> Vec<u32>;
 }
 

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 
 wit_bindgen::generate!({
     world: "kernel",
-    path: "../../../wit",
+    path: "../../../wit/v0.1.0",
 });
 
 use exports::ifp::kernel::algorithm::{

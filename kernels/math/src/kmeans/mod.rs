@@ -43,7 +43,7 @@ mod shard;
 pub use shard::KMeansShard;
 
 use crate::params::Params;
-use crate::{check_len, Algorithm, DataShape, ModelField, Param, SamplePlan, UpdateResult};
+use crate::{check_len, Algorithm, DataShape, ModelField, Param, SamplePlan, Sizes, UpdateResult};
 
 /// Parameter names k-means accepts.
 pub const PARAMS: &[&str] = &["k", "init", "seed", "tol", "algorithm"];
@@ -150,6 +150,12 @@ impl Algorithm for KMeans {
     ) -> Result<Vec<f64>, String> {
         let p = KMeansParams::parse(params, shape)?;
         init::initial_model(&p, shape, sample, start)
+    }
+
+    fn sizes(params: &[Param], shape: DataShape) -> Result<Sizes, String> {
+        let p = KMeansParams::parse(params, shape)?;
+        let d = shape.cols as usize;
+        Sizes::of(p.k * d + 1, Layout { k: p.k, d }.len())
     }
 
     fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String> {

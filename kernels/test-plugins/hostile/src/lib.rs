@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 
-use ifp_kernel_math::{Algorithm, DataShape, ModelField, Param, SamplePlan, Shard, UpdateResult};
+use ifp_kernel_math::{Algorithm, DataShape, ModelField, Param, SamplePlan, Shard, Sizes, UpdateResult};
 
 pub use ifp_kernel_guest;
 
@@ -33,6 +33,9 @@ impl<B: Behaviour> Algorithm for Hostile<B> {
     }
     fn init(_: &[Param], _: DataShape, _: &[f32], _: &[f32], _: &[f64]) -> Result<Vec<f64>, String> {
         Ok(vec![0.0])
+    }
+    fn sizes(_: &[Param], _: DataShape) -> Result<Sizes, String> {
+        Sizes::of(1, 1)
     }
     fn update(_: &[Param], _: DataShape, _: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
         Ok(UpdateResult { model: total.to_vec(), loss: 0.0, converged: true })

@@ -1,0 +1,542 @@
+//! Full-batch logistic regression by gradient descent on the mean log-loss: binary (the
+//! default, labels 0 or 1) or multinomial (softmax) with `classes = C ≥ 3` (labels 0..C−1).
+//!
+//! Binary model: `[w (cols) | b | previous loss (NaN before the first update)]`: the previous
+//! loss travels with the model so that `update` can apply the stopping rule without other
+//! state. Partial (additive): `[Σ r·x (cols) | Σ r | Σ loss | rows]` with `r = σ(w·x + b) − y`.
+//! Multinomial model: `[W (classes × cols, row-major) | b (classes) | previous loss]`; partial
+//! `[Σ r_k·x per class | Σ r_k per class | Σ loss | rows]` with `r_k = softmax(W·x + b)_k −
+//! [y = k]` (see [`softmax`]). Both layouts are "weights, intercepts, loss", so one update
+//! serves both.
+//!
+//! Update: `w ← w − lr · (Σ r·x / n + l2 · w)`, `b ← b − lr · Σ r / n` (the intercepts are not
+//! regularised). Stop at `max-iter` (the host's business) or when the loss changes by at most
+//! `tol` between two iterations.
+//!
+//! A shard only sees the data shape, not the parameters, so it learns the number of classes
+//! from the model's length at each step; it checks at `append` that every label is a class
+//! number (a whole number ≥ 0) and at `step` that none reaches the number of classes.
+//!
+//! Per row the dot product and the gradient are computed in f64 from the f32 features; the
+//! log-loss uses the stable form `ln(1 + e^−|z|) + max(z, 0) − y·z`, with the logarithms of
+//! a block of rows taken once, of their product. `e^−|z|` comes from an inlined polynomial
+//! ([`exp_nonpositive`], within 2 ulp of the correctly rounded value) instead of a call into
+//! libm, which in the wasm build is a scalar, uninlinable library function.
+
+use crate::params::Params;
+use crate::simd::{axpy_block_widened, dot_widened, max_f64};
+use crate::{
+    check_chunk, check_len, Algorithm, BatchPlan, DataShape, ModelField, Param, SamplePlan, Sizes, UpdateResult,
+};
+
+pub mod optim;
+pub mod softmax;
+
+use optim::Optim;
+
+/// Parameter names logistic regression accepts, besides the optimiser's ([`optim::PARAMS`]).
+/// `batch-size` makes it mini-batch (the host steps only the batch's rows, chosen from
+/// `seed`, see [`crate::batch`]).
+pub const PARAMS: &[&str] = &["learning-rate", "l2", "tol", "classes", "batch-size", "seed"];
+
+/// The most classes a multinomial model may have (a sanity bound: the model holds
+/// `classes × (cols + 1)` values and every row computes all of them).
+pub const MAX_CLASSES: u64 = 10_000;
+
+/// Checked parameters. Defaults: `learning-rate = 0.1`, `l2 = 0`, `tol = 1e-6`, `classes = 2`,
+/// full batch (no `batch-size`), `seed = 0`, and [`Optim`]'s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRegParams {
+    pub learning_rate: f64,
+    pub l2: f64,
+    pub tol: f64,
+    pub classes: u64,
+    /// Rows per iteration (None: every row, full batch).
+    pub batch_size: Option<u64>,
+    pub seed: u64,
+    pub optim: Optim,
+}
+
+impl LogRegParams {
+    pub fn parse(list: &[Param], shape: DataShape) -> Result<Self, String> {
+        let known: Vec<&str> = PARAMS.iter().chain(optim::PARAMS).copied().collect();
+        let p = Params::new("logreg", list, &known)?;
+        if !shape.has_labels {
+            return Err("logreg needs labelled data (a label column with values 0 or 1)".into());
+        }
+        let classes = p.u64_or("classes", 2)?;
+        if !(2..=MAX_CLASSES).contains(&classes) {
+            return Err(format!("logreg parameter 'classes' must be between 2 and {MAX_CLASSES}, got {classes}"));
+        }
+        let batch_size = match p.raw("batch-size") {
+            None => None,
+            Some(_) => Some(p.count("batch-size")?),
+        };
+        if let Some(b) = batch_size.filter(|&b| shape.total_rows > 0 && b > shape.total_rows) {
+            return Err(format!("logreg parameter 'batch-size' is {b}, more than the {} rows", shape.total_rows));
+        }
+        Ok(Self {
+            learning_rate: p.positive_or("learning-rate", 0.1)?,
+            l2: p.nonneg_or("l2", 0.0)?,
+            tol: p.nonneg_or("tol", 1e-6)?,
+            classes,
+            batch_size,
+            seed: p.u64_or("seed", 0)?,
+            optim: Optim::parse(&p)?,
+        })
+    }
+
+    /// The model layout these parameters give on `d` columns.
+    pub fn layout(&self, d: usize) -> Layout {
+        let mut l = Layout::new(d, self.classes);
+        if self.optim.extended(self.batch_size.is_some()) {
+            l.state = Some(self.optim.state_vectors());
+        }
+        l
+    }
+}
+
+/// Where the parts of a model sit: `weights` values, then `intercepts` values (together the
+/// parameters θ), then, in the extended layout of [`optim`], the optimiser's state and the
+/// update count, and last the previous loss. Binary models have one weight vector;
+/// multinomial ones one per class. Partials are `[gradient sums (θ's size) | loss | rows]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Feature columns.
+    pub d: usize,
+    /// Weight vectors: 1 (binary) or the number of classes.
+    pub vectors: usize,
+    /// The extended layout's optimiser state, in vectors of θ's size (None: the original
+    /// layout `[θ | previous loss]`).
+    pub state: Option<usize>,
+}
+
+impl Layout {
+    pub fn new(d: usize, classes: u64) -> Self {
+        Self { d, vectors: if classes == 2 { 1 } else { classes as usize }, state: None }
+    }
+    /// The layout of a model of `len` values over `d` columns, as a shard sees it.
+    fn of_model(d: usize, len: usize) -> Result<Self, String> {
+        let vectors = len.saturating_sub(1) / (d + 1);
+        if vectors == 0 || vectors == 2 || vectors * (d + 1) + 1 != len {
+            return Err(format!(
+                "logreg model has {len} values, expected classes × ({d} weights + 1 intercept) + 1 \
+                 with 1 vector (binary) or 3 or more classes"
+            ));
+        }
+        Ok(Self { d, vectors, state: None })
+    }
+    pub fn classes(self) -> usize {
+        if self.vectors == 1 {
+            2
+        } else {
+            self.vectors
+        }
+    }
+    pub fn weights(self) -> usize {
+        self.vectors * self.d
+    }
+    /// θ's size: weights and intercepts.
+    pub fn params(self) -> usize {
+        self.vectors * (self.d + 1)
+    }
+    pub fn model_len(self) -> usize {
+        match self.state {
+            None => self.params() + 1,
+            Some(k) => (k + 1) * self.params() + 2,
+        }
+    }
+    pub fn partial_len(self) -> usize {
+        self.params() + 2
+    }
+}
+
+/// The logistic-regression algorithm.
+pub struct LogReg;
+
+impl Algorithm for LogReg {
+    type Shard = LogRegShard;
+    const NAME: &'static str = "logreg";
+
+    fn validate(params: &[Param], shape: DataShape) -> Result<(), String> {
+        LogRegParams::parse(params, shape).map(|_| ())
+    }
+
+    fn plan_sample(params: &[Param], shape: DataShape) -> Result<SamplePlan, String> {
+        LogRegParams::parse(params, shape)?;
+        Ok(SamplePlan::Head(0))
+    }
+
+    fn init(params: &[Param], shape: DataShape, _s: &[f32], _l: &[f32], start: &[f64]) -> Result<Vec<f64>, String> {
+        let p = LogRegParams::parse(params, shape)?;
+        let l = p.layout(shape.cols as usize);
+        let mut m = vec![0.0; l.model_len()];
+        match start.len() {
+            0 => {}
+            n if n == l.weights() || n == l.weights() + l.vectors => m[..n].copy_from_slice(start),
+            n => {
+                return Err(format!(
+                    "initial logreg model has {n} values, expected {} weights (and optionally {} intercepts)",
+                    l.weights(),
+                    l.vectors
+                ))
+            }
+        }
+        m[l.model_len() - 1] = f64::NAN;
+        Ok(m)
+    }
+
+    fn sizes(params: &[Param], shape: DataShape) -> Result<Sizes, String> {
+        let l = LogRegParams::parse(params, shape)?.layout(shape.cols as usize);
+        Sizes::of(l.model_len(), l.partial_len())
+    }
+
+    fn plan_batches(params: &[Param], shape: DataShape) -> Result<Option<BatchPlan>, String> {
+        let p = LogRegParams::parse(params, shape)?;
+        Ok(p.batch_size.map(|size| BatchPlan { size, seed: p.seed }))
+    }
+
+    fn update(params: &[Param], shape: DataShape, model: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
+        let p = LogRegParams::parse(params, shape)?;
+        let l = p.layout(shape.cols as usize);
+        let (nw, np, last) = (l.weights(), l.params(), l.model_len() - 1);
+        check_len("logreg model", model.len(), l.model_len())?;
+        check_len("logreg partial", total.len(), l.partial_len())?;
+        // Updates done so far (the extended layout counts them just before the loss).
+        let t = if l.state.is_some() { model[last - 1] as u64 } else { 0 };
+        let n = total[np + 1];
+        let want = match p.batch_size {
+            Some(b) => crate::batch::batch_len(shape.total_rows, b, t),
+            None => shape.total_rows,
+        };
+        if n != want as f64 || n == 0.0 {
+            return Err(format!("the partials cover {n} rows but this iteration's batch has {want}"));
+        }
+        let loss = total[np] / n;
+        let prev = model[last];
+        if !loss.is_finite() {
+            let before = if prev.is_finite() {
+                format!("the last finite loss was {prev:e}")
+            } else {
+                "no loss before it".into()
+            };
+            return Err(format!("the loss is {loss} ({before}): lower the learning rate"));
+        }
+        // The gradient of the mean loss (+ l2/2 |w|^2; intercepts are not regularised).
+        let g: Vec<f64> = (0..np).map(|j| total[j] / n + if j < nw { p.l2 * model[j] } else { 0.0 }).collect();
+        let mut next = model.to_vec();
+        let (theta, rest) = next.split_at_mut(np);
+        let state = &mut rest[..l.state.unwrap_or(0) * np];
+        p.optim.step(theta, state, &g, p.optim.rate(p.learning_rate, t + 1), t + 1, nw);
+        if l.state.is_some() {
+            next[last - 1] = (t + 1) as f64;
+        }
+        next[last] = loss;
+        // A mini-batch loss is noisy: mini-batch runs stop after their epochs (max-iter).
+        let converged = p.batch_size.is_none() && !prev.is_nan() && (loss - prev).abs() <= p.tol;
+        Ok(UpdateResult { model: next, loss, converged })
+    }
+
+    fn describe(params: &[Param], shape: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String> {
+        let p = LogRegParams::parse(params, shape)?;
+        let l = p.layout(shape.cols as usize);
+        check_len("logreg model", model.len(), l.model_len())?;
+        let (d, nw) = (l.d as u32, l.weights());
+        Ok(if l.vectors == 1 {
+            vec![
+                ModelField { name: "weights".into(), shape: vec![d], values: model[..nw].to_vec() },
+                ModelField { name: "intercept".into(), shape: vec![], values: vec![model[nw]] },
+            ]
+        } else {
+            let c = l.vectors as u32;
+            vec![
+                ModelField { name: "weights".into(), shape: vec![c, d], values: model[..nw].to_vec() },
+                ModelField { name: "intercept".into(), shape: vec![c], values: model[nw..nw + l.vectors].to_vec() },
+            ]
+        })
+    }
+
+    fn new_shard(shape: DataShape) -> LogRegShard {
+        LogRegShard { d: shape.cols as usize, x: Vec::new(), y: Vec::new(), max_label: 0.0, layout: None }
+    }
+}
+
+/// A resident slice of labelled rows.
+pub struct LogRegShard {
+    d: usize,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    /// The largest label appended, checked against the model's classes at each step.
+    max_label: f32,
+    /// The model layout, when the shard was given the parameters ([`crate::Shard::configure`]);
+    /// else it is inferred from the model's length (the original layout only).
+    layout: Option<Layout>,
+}
+
+/// Rows per block: residuals of a block are computed first, then the gradient of the
+/// block is accumulated column-chunk by column-chunk while the block is in L1.
+const BLOCK: usize = 64;
+
+impl crate::Shard for LogRegShard {
+    fn reserve(&mut self, rows: usize) {
+        self.x.reserve_exact(rows * self.d);
+        self.y.reserve_exact(rows);
+    }
+
+    fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String> {
+        let shape = DataShape { cols: self.d as u32, has_labels: true, total_rows: 0 };
+        check_chunk(shape, features, labels)?;
+        // Labels are class numbers; f32 holds every whole number up to 2^24 exactly.
+        let class_number = |y: f32| y >= 0.0 && y.fract() == 0.0 && y < MAX_CLASSES as f32;
+        if let Some((i, y)) = labels.iter().enumerate().find(|(_, &y)| !class_number(y)) {
+            return Err(format!(
+                "label {y} in row {} of this chunk is not a class number (0 or 1, or 0..C-1 with --classes C)",
+                i + 1
+            ));
+        }
+        self.max_label = labels.iter().fold(self.max_label, |m, &y| m.max(y));
+        self.x.extend_from_slice(features);
+        self.y.extend_from_slice(labels);
+        Ok(())
+    }
+
+    fn rows(&self) -> u64 {
+        self.y.len() as u64
+    }
+
+    fn configure(&mut self, params: &[Param]) -> Result<(), String> {
+        let shape = DataShape { cols: self.d as u32, has_labels: true, total_rows: 0 };
+        self.layout = Some(LogRegParams::parse(params, shape)?.layout(self.d));
+        Ok(())
+    }
+
+    fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String> {
+        self.step_rows(model, None)
+    }
+
+    fn step_batch(&mut self, model: &[f64], rows: &[u32]) -> Result<Vec<f64>, String> {
+        if let Some(&r) = rows.iter().find(|&&r| r as usize >= self.y.len()) {
+            return Err(format!("batch row {r} is outside this shard's {} rows", self.y.len()));
+        }
+        self.step_rows(model, Some(rows))
+    }
+
+    fn assignments(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+impl LogRegShard {
+    /// The partial of every row (`rows` None) or of the given rows.
+    fn step_rows(&mut self, model: &[f64], rows: Option<&[u32]>) -> Result<Vec<f64>, String> {
+        let l = match self.layout {
+            Some(l) => {
+                check_len("logreg model", model.len(), l.model_len())?;
+                l
+            }
+            None => Layout::of_model(self.d, model.len())?,
+        };
+        if self.max_label as usize >= l.classes() {
+            let c = l.classes();
+            return Err(if c == 2 {
+                format!("label {} is not 0 or 1: give --classes C for labels 0..C-1", self.max_label)
+            } else {
+                format!("label {} is not below --classes {c} (labels must be 0..{})", self.max_label, c - 1)
+            });
+        }
+        let (x, y) = match rows {
+            None => (std::borrow::Cow::Borrowed(&self.x[..]), std::borrow::Cow::Borrowed(&self.y[..])),
+            // A batch's rows, gathered so that the blocked loops below run on them unchanged.
+            Some(rows) => {
+                let d = self.d;
+                let x = rows.iter().flat_map(|&r| &self.x[r as usize * d..(r as usize + 1) * d]).copied().collect();
+                (x, rows.iter().map(|&r| self.y[r as usize]).collect())
+            }
+        };
+        Ok(if l.vectors > 1 { softmax::step(l, &x, &y, model) } else { binary_step(self.d, &x, &y, model) })
+    }
+}
+
+/// The binary partial `[Σ r·x | Σ r | Σ loss | rows]` of rows `x` (row-major, `d` columns)
+/// with labels `y` under `model` (whose first `d + 1` values are `w` and `b`).
+fn binary_step(d: usize, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
+    let (w, b) = (&model[..d], model[d]);
+    let mut out = vec![0.0; d + 3];
+    let mut loss = 0.0;
+    let mut rsum = 0.0;
+    let mut r = [0.0f64; BLOCK];
+    for (xb, yb) in x.chunks(BLOCK * d).zip(y.chunks(BLOCK)) {
+        // `Σ ln(1 + e_i)` as the log of the block's product: one logarithm per block
+        // instead of one per row. Each factor is in (1, 2], so 64 of them cannot
+        // overflow, and the product's rounding (≤ 64 ulp) moves the sum by < 1e-14.
+        let mut prod = 1.0f64;
+        for (i, (x, &y)) in xb.chunks_exact(d).zip(yb).enumerate() {
+            let z = dot_widened(w, x) + b;
+            let y = y as f64;
+            let e = exp_nonpositive(-z.abs());
+            let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            prod *= 1.0 + e;
+            loss += max_f64(z, 0.0) - y * z;
+            r[i] = p - y;
+            rsum += r[i];
+        }
+        loss += prod.ln();
+        axpy_block_widened(&mut out[..d], &r[..yb.len()], xb);
+    }
+    out[d] = rsum;
+    out[d + 1] = loss;
+    out[d + 2] = y.len() as f64;
+    out
+}
+
+/// `e^t` for `t ≤ 0` (NaN gives NaN): `t = k ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its
+/// Taylor polynomial of degree 13 (truncation below 1e-17 relative), scaled by `2^k`. Below
+/// `t = −708` (where `2^k` would be subnormal) it returns 0: the true value is under 4e-308.
+///
+/// Branch-free apart from that cut-off: `k` is read from the bits of the rounding sum rather
+/// than converted with a (saturating, hence checked) float-to-int cast, and the polynomial is
+/// evaluated by Estrin's scheme, four dependent multiply-adds deep instead of Horner's 13,
+/// so that the rows of a block overlap.
+#[inline(always)]
+pub fn exp_nonpositive(t: f64) -> f64 {
+    // fdlibm's split of ln 2: the high part has trailing zero bits, so `k · LN2_HI` is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+    const INV_LN2: f64 = core::f64::consts::LOG2_E;
+    // Adding 1.5·2^52 rounds to the nearest integer (no SSE4.1 `round` needed), and leaves that
+    // integer in the low bits: every sum here lies in [2^52, 2^53), where the ulp is 1.
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    if t < -708.0 {
+        return 0.0;
+    }
+    let y = t * INV_LN2 + SHIFT;
+    let kf = y - SHIFT;
+    let k = (y.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
+    let r = (t - kf * LN2_HI) - kf * LN2_LO;
+    // 1/n! for n = 0..=13.
+    const C: [f64; 14] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362880.0,
+        1.0 / 3628800.0,
+        1.0 / 39916800.0,
+        1.0 / 479001600.0,
+        1.0 / 6227020800.0,
+    ];
+    let (r2, r4) = (r * r, (r * r) * (r * r));
+    let r8 = r4 * r4;
+    let p = |i: usize| C[i] + C[i + 1] * r;
+    let q0 = p(0) + p(2) * r2;
+    let q1 = p(4) + p(6) * r2;
+    let q2 = p(8) + p(10) * r2;
+    let q3 = p(12);
+    let e = (q0 + q1 * r4) + (q2 + q3 * r4) * r8;
+    e * f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Shard;
+
+    fn shape(d: u32, n: u64) -> DataShape {
+        DataShape { cols: d, has_labels: true, total_rows: n }
+    }
+    fn params() -> Vec<Param> {
+        vec![("learning-rate".into(), "0.5".into()), ("l2".into(), "0.1".into()), ("tol".into(), "0".into())]
+    }
+
+    #[test]
+    fn one_step_matches_hand_computed_gradient() {
+        // Two rows, one feature; w = 1, b = 0: z = (2, -1).
+        let x = [2.0f32, -1.0];
+        let y = [1.0f32, 1.0];
+        let mut s = LogReg::new_shard(shape(1, 2));
+        s.append(&x, &y).unwrap();
+        let model = [1.0, 0.0, f64::NAN];
+        let p = s.step(&model).unwrap();
+        let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let (r0, r1) = (sig(2.0) - 1.0, sig(-1.0) - 1.0);
+        assert!((p[0] - (r0 * 2.0 - r1)).abs() < 1e-15);
+        assert!((p[1] - (r0 + r1)).abs() < 1e-15);
+        let want_loss = -(sig(2.0).ln() + sig(-1.0).ln());
+        assert!((p[2] - want_loss).abs() < 1e-14);
+        let u = LogReg::update(&params(), shape(1, 2), &model, &p).unwrap();
+        let g = (r0 * 2.0 - r1) / 2.0;
+        assert!((u.model[0] - (1.0 - 0.5 * (g + 0.1 * 1.0))).abs() < 1e-15);
+        assert!((u.model[1] - (0.0 - 0.5 * (r0 + r1) / 2.0)).abs() < 1e-15);
+        assert!((u.loss - want_loss / 2.0).abs() < 1e-15);
+        assert!(!u.converged, "no previous loss yet");
+    }
+
+    #[test]
+    fn exp_nonpositive_is_within_two_ulp_of_libm() {
+        let mut t = 0.0f64;
+        let mut worst = 0.0f64;
+        while t > -720.0 {
+            let (got, want) = (exp_nonpositive(t), t.exp());
+            if t >= -708.0 {
+                worst = worst.max((got - want).abs() / want);
+            } else {
+                assert!(got == 0.0 && want < 4e-308, "t = {t}: {got} vs {want}");
+            }
+            t -= 0.000_731_3;
+        }
+        assert!(worst <= 4.5e-16, "worst relative error {worst:e}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn labels_outside_zero_one_are_refused() {
+        let mut s = LogReg::new_shard(shape(1, 2));
+        let e = s.append(&[1.0, 2.0], &[0.0, 2.5]).unwrap_err();
+        assert_eq!(e, "label 2.5 in row 2 of this chunk is not a class number (0 or 1, or 0..C-1 with --classes C)");
+        s.append(&[1.0, 2.0], &[0.0, 2.0]).unwrap();
+        let e = s.step(&[0.0, 0.0, f64::NAN]).unwrap_err();
+        assert_eq!(e, "label 2 is not 0 or 1: give --classes C for labels 0..C-1");
+        let three = vec![0.0; 3 * 2 + 1];
+        assert!(s.step(&three).is_ok(), "three classes take label 2");
+        s.append(&[1.0], &[3.0]).unwrap();
+        assert_eq!(s.step(&three).unwrap_err(), "label 3 is not below --classes 3 (labels must be 0..2)");
+    }
+
+    #[test]
+    fn unlabelled_data_is_refused() {
+        let e = LogReg::validate(&params(), DataShape { cols: 2, has_labels: false, total_rows: 3 }).unwrap_err();
+        assert!(e.contains("needs labelled data"), "{e}");
+    }
+
+    #[test]
+    fn block_boundaries_do_not_change_the_gradient() {
+        let d = 7;
+        let n = 3 * BLOCK + 5;
+        let mut rng = crate::rng::SplitMix64::new(5);
+        let x: Vec<f32> = (0..n * d).map(|_| rng.next_f64() as f32 - 0.5).collect();
+        let y: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
+        let model: Vec<f64> = (0..d).map(|j| j as f64 * 0.1 - 0.3).chain([0.2, f64::NAN]).collect();
+        let mut s = LogReg::new_shard(shape(d as u32, n as u64));
+        s.append(&x, &y).unwrap();
+        let p = s.step(&model).unwrap();
+        // Reference: row by row, no blocking.
+        let mut g = vec![0.0; d + 1];
+        for i in 0..n {
+            let z: f64 = (0..d).map(|j| model[j] * x[i * d + j] as f64).sum::<f64>() + 0.2;
+            let r = 1.0 / (1.0 + (-z).exp()) - y[i] as f64;
+            for j in 0..d {
+                g[j] += r * x[i * d + j] as f64;
+            }
+            g[d] += r;
+        }
+        for j in 0..=d {
+            assert!((p[j] - g[j]).abs() < 1e-12, "col {j}: {} vs {}", p[j], g[j]);
+        }
+    }
+}
