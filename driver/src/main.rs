@@ -1,15 +1,7 @@
 //! `ifp`: generate data, run iterative ML jobs as WebAssembly kernels spread over functions
 //! with one instance per vCPU, and report what each configuration costs.
 
-mod backend;
-mod bench;
-mod gen;
-mod model;
-mod output;
-mod pricing;
-mod result;
-mod run;
-mod sweep;
+use ifp_driver::{bench, gen, output, run, sweep};
 
 use std::process::ExitCode;
 

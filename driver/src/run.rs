@@ -9,16 +9,17 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use ifp_host::data::object::S3Connector;
 use ifp_host::data::{read_table, Data, LabelCol, Rows};
-use ifp_host::job::{run_on_threads, Backend as _, JobOutcome, JobPlan};
+use ifp_host::job::{run_on_threads_until, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
 use ifp_host::sync::redis::JobKeys;
 use ifp_host::task::{sandbox_from, RedisUrl};
@@ -158,7 +159,7 @@ fn plugin_location(source: &KernelSource) -> Result<String> {
 }
 
 /// Refuses the builtin kernels' own flags with a plugin.
-fn plugin_flags(a: &RunArgs) -> Result<()> {
+fn plugin_flags(a: &RunArgs, has_data: bool) -> Result<()> {
     let builtin_only = [
         ("--k", a.k.is_some()),
         ("--init", a.init.is_some()),
@@ -171,7 +172,7 @@ fn plugin_flags(a: &RunArgs) -> Result<()> {
     if let Some((flag, _)) = builtin_only.iter().find(|(_, given)| *given) {
         bail!("{flag} applies to the builtin kernels; give a plugin its parameters with --param NAME=VALUE");
     }
-    if a.data.is_none() {
+    if !has_data {
         bail!("--kernel needs --data (the default data sets are for the builtin kernels)");
     }
     Ok(())
@@ -242,11 +243,69 @@ fn read_centroids(path: &str, s3: &S3Connector, cols: u32, k: Option<u64>) -> Re
     Ok((rows, raw.into_iter().map(f64::from).collect()))
 }
 
+/// What a program embedding the driver (the Python package) adds to `ifp run`'s arguments.
+#[derive(Default)]
+pub struct Embedding {
+    /// The data set, already in the caller's memory, and the name the result gives it (in
+    /// place of --data).
+    pub data: Option<(Data, String)>,
+    /// Return every row's assignment under the final model, without a --labels-out file.
+    pub assignments: bool,
+    /// Set by the caller to stop the job between iterations (functions as threads).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// A finished job: the result JSON exactly as `--out` writes it, the per-row assignments
+/// (with --labels-out or [`Embedding::assignments`]) and the outcome.
+pub struct RunOutput {
+    pub result: Value,
+    pub labels: Option<Vec<u32>>,
+    pub outcome: JobOutcome,
+}
+
+/// `ifp run`'s arguments from a list without the program name and `run`: the embedding
+/// programs' way to get the command line's options, defaults and errors.
+pub fn parse_run_args<I, T>(args: I) -> Result<RunArgs, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    #[derive(clap::Parser)]
+    #[command(name = "ifp run", no_binary_name = true)]
+    struct Run {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    <Run as clap::Parser>::try_parse_from(args).map(|r| r.run)
+}
+
 pub fn run_cmd(a: RunArgs) -> Result<()> {
+    let out = run_job(&a, Embedding::default())?;
+    let RunOutput { result, labels, outcome } = out;
+    // Everything is computed: now write the outputs, each all-or-nothing.
+    if let Some(p) = &a.out {
+        output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
+    }
+    if let (Some(p), Some(l)) = (&a.labels_out, &labels) {
+        output::write_labels(p, l)?;
+    }
+    if !a.quiet {
+        print_summary(&result, &outcome);
+        if result.get("lambda").is_some() {
+            lambda::print_cost(&result["lambda"]);
+        }
+    }
+    Ok(())
+}
+
+/// Runs the job `a` describes (with what `embed` adds) to its result; writes no file.
+pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
+    let Embedding { data: embedded, assignments, cancel } = embed;
+    let has_data = a.data.is_some() || embedded.is_some();
     // `kind` is None for a plugin.
     let (kind, source) = match (&a.algorithm, &a.kernel) {
         (_, Some(k)) => {
-            plugin_flags(&a)?;
+            plugin_flags(a, has_data)?;
             (None, KernelSource::plugin(k))
         }
         (Some(name), None) => (Some(builtin_kind(name)?), KernelSource::Builtin(name.clone())),
@@ -278,9 +337,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let kernel = source.read(Some(&s3))?;
     let engine = Arc::new(KernelEngine::compile(&kernel, sandbox.clone())?);
     let kernel_s = kernel_started.elapsed().as_secs_f64();
-    let (data, data_name) = match &a.data {
-        Some(p) => (Data::open(p, label, &s3)?, p.clone()),
-        None => {
+    let (data, data_name) = match (&a.data, embedded) {
+        (Some(_), Some(_)) => bail!("--data and data in memory are exclusive: give one"),
+        (None, Some(given)) => given,
+        (Some(p), None) => (Data::open(p, label, &s3)?, p.clone()),
+        (None, None) => {
             if a.label_col.is_some() {
                 bail!("--label-col needs --data");
             }
@@ -300,7 +361,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         _ => (a.k, Vec::new()),
     };
     let mut params = match kind {
-        Some(kind) => kernel_params(kind, &a, k)?,
+        Some(kind) => kernel_params(kind, a, k)?,
         None => Vec::new(),
     };
     params.extend(a.params.iter().cloned());
@@ -329,7 +390,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         inner: a.inner,
         max_iter: a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
-        assignments: a.labels_out.is_some(),
+        assignments: assignments || a.labels_out.is_some(),
         redis: a.redis.clone().map(RedisUrl),
         model: Some(model0),
     };
@@ -340,7 +401,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             progress.iteration(it)
         }
     };
-    let mut lambda_report = None;
+    let mut lambda_report: Option<Value> = None;
     let results = match (a.backend, &a.redis) {
         (Platform::Lambda, _) => {
             plan.data = match &a.data {
@@ -364,7 +425,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         }
         (Platform::Local, Some(url)) => {
             let dir = tempfile::tempdir().context("creating a temporary directory for the workers")?;
-            let backend = processes_backend(&a, &mut plan, &engine, &data, dir.path())?;
+            let backend = processes_backend(a, &mut plan, &engine, &data, dir.path())?;
             // Fails here, before any function starts, on a wrong address or password, or a
             // job id in use; the plan is final now (its fingerprint goes into the claim).
             let keys = JobKeys::create(url, &plan.job, plan.functions, Some(&plan.fingerprint()), plan.sync_timeout)?;
@@ -377,15 +438,14 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         }
         (Platform::Local, None) => {
             let default_inner = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-            run_on_threads(&engine, &plan, &s3, &data, default_inner, &on_iteration)
+            run_on_threads_until(&engine, &plan, &s3, &data, default_inner, cancel, &on_iteration)
         }
     };
     progress.finish();
     let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())?;
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
-    // Everything is computed: now write the outputs, each all-or-nothing.
-    let labels = if a.labels_out.is_some() {
+    let labels = if plan.assignments {
         let mut all = Vec::with_capacity(shape.total_rows as usize);
         for r in &outcome.reports {
             all.extend(r.assignments.as_deref().unwrap_or_default());
@@ -405,22 +465,10 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         result["kernel_sha256"] = json!(kernel.sha256);
     }
     result["timing"]["kernel_s"] = json!(kernel_s);
-    if let Some(r) = &lambda_report {
-        result["lambda"] = r.clone();
+    if let Some(r) = lambda_report {
+        result["lambda"] = r;
     }
-    if let Some(p) = &a.out {
-        output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
-    }
-    if let (Some(p), Some(l)) = (&a.labels_out, &labels) {
-        output::write_labels(p, l)?;
-    }
-    if !a.quiet {
-        print_summary(&result, &outcome);
-        if let Some(r) = &lambda_report {
-            lambda::print_cost(r);
-        }
-    }
-    Ok(())
+    Ok(RunOutput { result, labels, outcome })
 }
 
 /// The processes backend for `plan`: the workers read the data where it is (in-memory data
@@ -435,9 +483,9 @@ fn processes_backend(
     dir: &std::path::Path,
 ) -> Result<Processes> {
     let bin = worker_binary()?;
-    if let Data::Memory(rows) = data {
+    if let Data::Memory(_) | Data::External(_) = data {
         let p = dir.join("data.npy");
-        write_rows(&p, rows)?;
+        write_rows(&p, data)?;
         plan.data = p.display().to_string();
     }
     let url = plan.redis.take().context("the processes backend needs a Redis URL")?;
@@ -453,15 +501,34 @@ fn processes_backend(
     Ok(Processes { bin, env, dir: dir.to_path_buf() })
 }
 
-/// Writes in-memory rows as a float32 .npy (label last) for the workers to read.
-fn write_rows(path: &std::path::Path, rows: &Rows) -> Result<()> {
-    let n = rows.len();
-    let labelled = rows.has_labels();
-    let values = (0..n).flat_map(move |i| {
-        let (f, l) = rows.slice(i..i + 1);
-        f.iter().copied().chain(if labelled { l.first().copied() } else { None })
+/// Writes in-memory rows as a float32 .npy (label last) for the workers to read, a chunk of
+/// rows at a time.
+fn write_rows(path: &std::path::Path, data: &Data) -> Result<()> {
+    const CHUNK: u64 = 1 << 15;
+    let shape = data.shape()?;
+    let (n, labelled) = (shape.total_rows, shape.has_labels);
+    let mut failed = None;
+    let chunks = (0..n.div_ceil(CHUNK)).map_while(|c| match data.read(c * CHUNK..((c + 1) * CHUNK).min(n)) {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
     });
-    output::write_f32(path, n as u64, (rows.cols + labelled as usize) as u64, values)
+    let values = chunks.flat_map(|rows: Rows| {
+        let mut v = Vec::with_capacity(rows.features.len() + rows.labels.len());
+        for i in 0..rows.len() {
+            let (f, l) = rows.slice(i..i + 1);
+            v.extend_from_slice(f);
+            v.extend(l.first().filter(|_| labelled));
+        }
+        v
+    });
+    output::write_f32(path, n, (shape.cols as u64) + labelled as u64, values)?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 fn new_job_id() -> String {

@@ -1,6 +1,8 @@
 //! A job's data set behind one API, wherever it lives: rows in memory, a local file, or an
 //! object in S3. It gives the shape, any range of rows, the rows of an init sample, and (for
 //! S3) a function's share as parts its inner workers stream straight into their shards.
+//! Rows held by an embedding program (a numpy array in the Python package) come in through
+//! [`RowSource`], read a chunk at a time straight into the shards, never copied whole.
 
 use std::ops::Range;
 use std::path::Path;
@@ -12,10 +14,20 @@ use super::s3::ObjectData;
 use super::{DataError, LabelCol, Rows};
 use crate::kernel::{DataShape, Sample, SamplePlan};
 
-/// A job's data: rows in memory, a file, or an object in S3.
+/// Rows that live outside the engine (e.g. a caller's numpy array, in any layout): read a
+/// range at a time, so loading them into the shards copies each row once, chunk by chunk.
+pub trait RowSource: Send + Sync {
+    fn shape(&self) -> DataShape;
+    /// Rows `range` (0-based, end exclusive, within the shape), row-major.
+    fn read(&self, range: Range<u64>) -> Rows;
+}
+
+/// A job's data: rows in memory, rows of the embedding program, a file, or an object in S3.
 pub enum Data {
     /// Rows in memory, shared (a caller that keeps them hands out a clone of the `Arc`).
     Memory(Arc<Rows>),
+    /// Rows the embedding program holds and lends for the job.
+    External(Arc<dyn RowSource>),
     File {
         file: DataFile,
         label: LabelCol,
@@ -44,6 +56,7 @@ impl Data {
                 let (f, l) = rows.slice(range.start as usize..range.end as usize);
                 Ok(Rows { cols: rows.cols, features: f.to_vec(), labels: l.to_vec() })
             }
+            Data::External(src) => Ok(src.read(range)),
             Data::File { file, label } => file.read(range, *label),
             Data::Object { data, label } => data.read(range, *label),
         }
@@ -60,6 +73,7 @@ impl Data {
             Data::Memory(r) => {
                 DataShape { cols: r.cols as u32, has_labels: r.has_labels(), total_rows: r.len() as u64 }
             }
+            Data::External(src) => src.shape(),
             Data::File { file, label } => DataShape {
                 cols: file.feature_cols(*label)? as u32,
                 has_labels: *label == LabelCol::Last,
@@ -88,6 +102,7 @@ impl Data {
         };
         match self {
             Data::Memory(r) => indices.iter().for_each(|&i| push(r, i as usize)),
+            Data::External(src) => indices.iter().for_each(|&i| push(&src.read(i..i + 1), 0)),
             Data::File { file, label } if file.is_csv() => {
                 // Chunk by chunk (the sorted indices), reading only chunks that hold sampled
                 // rows: one pass at most, and never more than a chunk in memory.

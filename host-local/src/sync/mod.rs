@@ -16,7 +16,7 @@ use std::time::Duration;
 mod in_process;
 pub mod redis;
 
-pub use in_process::InProcess;
+pub use in_process::{InProcess, CANCELLED};
 
 /// What the reducing worker publishes for iteration `t`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
