@@ -5,12 +5,13 @@ Every estimator goes through `run_job`, which calls the driver's own `run_job` (
 `ifp run`), so a fit gives the same result JSON as the command line with the same arguments.
 """
 
+import contextlib
 import json
 import numbers
 import os
 
 import numpy as np
-from sklearn.utils.validation import validate_data  # noqa: F401 (also for the estimators)
+from sklearn.utils.validation import validate_data
 
 from ._ifp import run as _run
 
@@ -92,10 +93,30 @@ def backend_args(est):
     return args
 
 
+@contextlib.contextmanager
+def one_line():
+    """scikit-learn's input errors in one line: the first line, and the first sentence of
+    the second (which names the estimator), as every ifp error is."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        lines = str(e).splitlines()
+        if len(lines) < 2:
+            raise
+        raise type(e)(f"{lines[0]} {lines[1].split('. ')[0].rstrip('.')}.") from None
+
+
 def check_X(est, X, *, reset):
     """`X` checked as an estimator input (one shared path, scikit-learn's): 2-D, finite,
     float32 or float64 kept as they are (C or Fortran order, no copy), anything else as float64."""
-    return validate_data(est, X, dtype=[np.float64, np.float32], order=None, reset=reset)
+    with one_line():
+        return validate_data(est, X, dtype=[np.float64, np.float32], order=None, reset=reset)
+
+
+def check_X_y(est, X, y):
+    """`X` as `check_X` does, and `y` of the same length, for `fit`."""
+    with one_line():
+        return validate_data(est, X, y, dtype=[np.float64, np.float32], order=None)
 
 
 def run_job(args, X=None, y=None, *, assignments=False):

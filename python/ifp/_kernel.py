@@ -1,5 +1,6 @@
 """`ifp.Kernel`: any plugin component of the `ifp:kernel` world, fitted from Python."""
 
+import numbers
 import os
 
 import numpy as np
@@ -38,9 +39,9 @@ class Kernel:
         for name, value in params.items():
             args += ["--param", f"{name.replace('_', '-')}={value}"]
         if max_iter is not None:
-            args += ["--max-iter", _job.number(max_iter, "max_iter", kind=int, low=1)]
+            args += ["--max-iter", _job.number(max_iter, "max_iter", kind=numbers.Integral, low=1)]
         if self.kernel_memory_mb is not None:
-            args += ["--kernel-memory-mb", _job.number(self.kernel_memory_mb, "kernel_memory_mb", kind=int, low=1)]
+            args += ["--kernel-memory-mb", _job.number(self.kernel_memory_mb, "kernel_memory_mb", kind=numbers.Integral, low=1)]
         if self.step_timeout is not None:
             args += ["--step-timeout", _job.number(self.step_timeout, "step_timeout", low=0, low_inclusive=False)]
         args += _job.backend_args(self)

@@ -77,7 +77,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         else:
             if y is None:
                 raise ValueError("LogisticRegression requires y to be passed, but the target y is None")
-            X, y = _job.validate_data(self, X, y, dtype=[np.float64, np.float32], order=None)
+            X, y = _job.check_X_y(self, X, y)
             check_classification_targets(y)
             self.classes_ = np.unique(y)
             if len(self.classes_) > 2:
@@ -102,9 +102,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return X @ self.coef_[0] + self.intercept_[0]
 
     def predict(self, X):
+        check_is_fitted(self)
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
     def predict_proba(self, X):
+        check_is_fitted(self)
         p = expit(self.decision_function(X))
         return np.column_stack([1.0 - p, p])
 

@@ -10,16 +10,20 @@
 //! - the GIL is released while the job runs (other Python threads run), and Ctrl-C stops
 //!   the job between iterations, then raises `KeyboardInterrupt`;
 //! - every error is a Python exception of the conventional type with one line: `ValueError`
-//!   for bad arguments, parameters or data, `OSError` (`FileNotFoundError`) for data that
-//!   cannot be read, `RuntimeError` for a job that failed on its own.
+//!   for bad arguments, parameters, data or plugins, `OSError` (`FileNotFoundError`) for data
+//!   or kernels that cannot be read, `ConnectionError` for an unreachable Redis,
+//!   `RuntimeError` for a job that failed on its own.
 
 use std::ops::Range;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use numpy::{PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyConnectionError, PyFileNotFoundError, PyOSError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 
 use ifp_driver::run::{parse_run_args, run_job, Embedding};
@@ -28,7 +32,8 @@ use ifp_host::function::Classify;
 use ifp_host::job::JobFailure;
 use ifp_host::kernel::DataShape;
 use ifp_host::run_task::InitError;
-use ifp_host::FailureKind;
+use ifp_host::sync::redis::RedisSetupError;
+use ifp_host::{FailureKind, LoadError};
 
 /// How often the waiting caller looks for Ctrl-C while a job runs.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -128,8 +133,8 @@ fn lend(x: &Bound<'_, PyUntypedArray>, y: Option<PyReadonlyArray1<'_, f32>>) -> 
     Ok(ArrayRows { base, elem, rows: *rows as u64, cols: *cols, strides: [strides[0], strides[1]], labels })
 }
 
-/// The Python exception for a failed job: the first error in the chain that has a kind
-/// decides its type; the message is the whole chain on one line.
+/// The Python exception for a failed job: the first error in the chain that says what kind
+/// of failure it is decides the type; the message is the whole chain on one line.
 fn exception(e: &anyhow::Error) -> PyErr {
     let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
     for cause in e.chain() {
@@ -142,14 +147,29 @@ fn exception(e: &anyhow::Error) -> PyErr {
                 _ => PyValueError::new_err(msg),
             };
         }
+        if let Some(l) = cause.downcast_ref::<LoadError>() {
+            return match l {
+                LoadError::Read { kernel, .. } if !kernel.starts_with("s3://") && !Path::new(kernel).exists() => {
+                    PyFileNotFoundError::new_err(msg)
+                }
+                LoadError::Read { .. } => PyOSError::new_err(msg),
+                LoadError::UnknownBuiltin { .. } | LoadError::NotComponent { .. } | LoadError::WrongWorld { .. } => {
+                    PyValueError::new_err(msg)
+                }
+                _ => PyRuntimeError::new_err(msg),
+            };
+        }
         let kind = if let Some(j) = cause.downcast_ref::<JobFailure>() {
             Some(j.kind())
+        } else if let Some(i) = cause.downcast_ref::<InitError>() {
+            Some(i.kind())
         } else {
-            cause.downcast_ref::<InitError>().map(Classify::kind)
+            cause.downcast_ref::<RedisSetupError>().map(Classify::kind)
         };
         match kind {
             Some(FailureKind::BadInput) => return PyValueError::new_err(msg),
             Some(FailureKind::DataSource) => return PyOSError::new_err(msg),
+            Some(FailureKind::StoreUnreachable) => return PyConnectionError::new_err(msg),
             Some(_) => return PyRuntimeError::new_err(msg),
             None => {}
         }
