@@ -76,3 +76,13 @@ js_wasm="$js_target/wasm32-unknown-unknown/wasm/ifp_kernels_js.wasm"
 wasm-bindgen --target nodejs --out-dir "$js_target/pkg-node" "$js_wasm"
 wasm-bindgen --target web --out-dir kernels/js/www/pkg "$js_wasm"
 IFP_JS_NODE_PKG="$js_target/pkg-node" node --test kernels/js/tests/ 2>&1
+
+step "python/: build the ifp wheel (debug profile, reusing the target dir's builds) into a virtual environment, run the Python tests"
+py_venv="$CARGO_TARGET_DIR/venv-py"
+[[ -x "$py_venv/bin/python" ]] || python3 -m venv "$py_venv"
+"$py_venv/bin/pip" install -q -r python/requirements-test.txt
+rm -rf "$CARGO_TARGET_DIR/wheels"
+"$py_venv/bin/maturin" build -q -m python/Cargo.toml -o "$CARGO_TARGET_DIR/wheels" 2>&1
+"$py_venv/bin/pip" install -q --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/ifp-*.whl
+# From the repository root, so `import ifp` is the installed wheel, not python/ifp.
+"$py_venv/bin/python" -m pytest -q -p no:cacheprovider python/tests 2>&1

@@ -9,7 +9,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,8 @@ use ifp_host::data::object::S3Connector;
 use ifp_host::data::{read_table, Data, LabelCol, Rows};
 use ifp_host::job::{run_on_threads_until, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
-use ifp_host::sync::redis::JobKeys;
+use ifp_host::sync::redis::{JobKeys, RedisStore};
+use ifp_host::sync::{StateStore as _, CANCELLED};
 use ifp_host::task::{sandbox_from, RedisUrl};
 use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param};
 
@@ -412,7 +413,8 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
                 ),
             };
             let lambda = Lambda::new(&a.lambda, a.quiet)?;
-            let results = lambda.run(plan.tasks(), &|_, _| {});
+            let results =
+                until_cancelled(a.redis.as_deref(), &plan, cancel.as_deref(), || lambda.run(plan.tasks(), &|_, _| {}));
             // The functions report their iterations at the end.
             results
                 .iter()
@@ -429,7 +431,8 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
             // Fails here, before any function starts, on a wrong address or password, or a
             // job id in use; the plan is final now (its fingerprint goes into the claim).
             let keys = JobKeys::create(url, &plan.job, plan.functions, Some(&plan.fingerprint()), plan.sync_timeout)?;
-            let results = backend.run(plan.tasks(), &on_iteration);
+            let results =
+                until_cancelled(Some(url), &plan, cancel.as_deref(), || backend.run(plan.tasks(), &on_iteration));
             // The keys expire by themselves; removing them now is a courtesy.
             if let Err(e) = keys.remove() {
                 tracing::warn!("removing the job's keys: {e}");
@@ -469,6 +472,32 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
         result["lambda"] = r;
     }
     Ok(RunOutput { result, labels, outcome })
+}
+
+/// Runs `job`, a job whose functions synchronise through the Redis at `url`; once `cancel`
+/// is set, announces an abort through the job's keys, which every function sees at its next
+/// arrival or wait, so the job stops between iterations (the threads backend does the same
+/// through its in-process store).
+fn until_cancelled<R>(url: Option<&str>, plan: &JobPlan, cancel: Option<&AtomicBool>, job: impl FnOnce() -> R) -> R {
+    let (Some(url), Some(cancel)) = (url, cancel) else { return job() };
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
+                    match RedisStore::connect(url, &plan.job, 0, plan.functions, plan.sync_timeout) {
+                        Ok(mut store) => store.abort(0, CANCELLED),
+                        Err(e) => tracing::warn!("cancelling job {}: {e}", plan.job),
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let r = job();
+        done.store(true, Ordering::Relaxed);
+        r
+    })
 }
 
 /// The processes backend for `plan`: the workers read the data where it is (in-memory data

@@ -95,15 +95,14 @@ def backend_args(est):
 
 @contextlib.contextmanager
 def one_line():
-    """scikit-learn's input errors in one line: the first line, and the first sentence of
-    the second (which names the estimator), as every ifp error is."""
+    """scikit-learn's input errors on one line (its lines joined), as every ifp error is."""
     try:
         yield
     except (ValueError, TypeError) as e:
-        lines = str(e).splitlines()
-        if len(lines) < 2:
+        text = str(e)
+        if "\n" not in text:
             raise
-        raise type(e)(f"{lines[0]} {lines[1].split('. ')[0].rstrip('.')}.") from None
+        raise type(e)(" ".join(text.split())) from None
 
 
 def check_X(est, X, *, reset):
