@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what the tests need (the Rust targets,
+# The whole test suite on a fresh machine (Rust, JavaScript, Python): installs what the tests need (the Rust targets,
 # the service stand-ins) and runs every test. Services are started by the tests themselves
 # on 127.0.0.1 and free ports. Safe to rerun; a persistent CARGO_TARGET_DIR keeps builds.
 set -euo pipefail

@@ -244,6 +244,9 @@ fn run<'py>(
 
 #[pymodule]
 fn _ifp(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // As in the `ifp` binary: freed chunk buffers go back to the OS at once, so a fit's peak
+    // memory is the shards', not every buffer it ever read through.
+    ifp_host::release_large_buffers();
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
