@@ -73,16 +73,79 @@ def redis_url():
         stdout=subprocess.DEVNULL,
     )
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        _wait_for_port(port)
         yield f"redis://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait()
+
+
+@pytest.fixture
+def s3_bucket(tmp_path, monkeypatch):
+    """An `s3s-fs` server (a real S3-compatible server) on a free port over a directory with one
+    bucket `data`: returns (endpoint, the bucket's directory, where a file is an object)."""
+    server = shutil.which("s3s-fs")
+    if server is None:
+        pytest.fail("s3s-fs is missing (.ci/test.sh installs it)")
+    (tmp_path / "s3" / "data").mkdir(parents=True)
+    for k, v in {"AWS_ACCESS_KEY_ID": "ifp-test", "AWS_SECRET_ACCESS_KEY": "ifp-test-secret",
+                 "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(k, v)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [server, "--host", "127.0.0.1", "--port", str(port), "--access-key", "ifp-test",
+         "--secret-key", "ifp-test-secret", str(tmp_path / "s3")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        yield f"http://127.0.0.1:{port}", tmp_path / "s3" / "data"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@pytest.fixture
+def lambda_endpoint(monkeypatch):
+    """AWS's Lambda Runtime Interface Emulator running the real `bootstrap` (the Lambda host of
+    the same build) on a free port; its invocation endpoint."""
+    rie = Path(os.environ.get("IFP_LAMBDA_RIE", Path.home() / ".cache/ifp/aws-lambda-rie-x86_64"))
+    if not rie.is_file():
+        pytest.fail(f"the Lambda Runtime Interface Emulator is missing at {rie} (.ci/test.sh fetches it)")
+    bootstrap = _binary("IFP_BOOTSTRAP_BIN", "bootstrap")
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+                 "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent",
+                 "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}.items():
+        monkeypatch.setenv(k, v)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    env = dict(os.environ, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="3538", IFP_LOG="warn")
+    proc = subprocess.Popen(
+        [str(rie), "--log-level", "error", "--runtime-interface-emulator-address", f"127.0.0.1:{ports[0]}",
+         "--runtime-api-address", f"127.0.0.1:{ports[1]}", str(bootstrap)],
+        stdout=subprocess.DEVNULL, env=env, start_new_session=True,
+    )
+    try:
+        _wait_for_port(ports[0])
+        yield f"http://127.0.0.1:{ports[0]}"
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def _wait_for_port(port):
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"nothing listens on 127.0.0.1:{port}")
 
 
 def blobs(n=6000, d=8, k=5, seed=11, dtype=np.float32):

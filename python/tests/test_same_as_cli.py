@@ -58,6 +58,19 @@ def test_kmeans_on_a_path_equals_cli(ifp_bin, tmp_path):
     assert not hasattr(km, "labels_"), "labels are not gathered from data the functions read"
 
 
+def test_kmeans_on_s3_equals_the_same_file(s3_bucket, tmp_path):
+    """`X` as an `s3://` URI: the functions read the object (a real S3-compatible server);
+    the same model as from the local file."""
+    endpoint, bucket = s3_bucket
+    np.save(bucket / "blobs.npy", blobs(seed=6))
+    on_s3 = ifp.KMeans(5, random_state=2, n_functions=2, s3_endpoint=endpoint).fit("s3://data/blobs.npy")
+    local = ifp.KMeans(5, random_state=2, n_functions=2).fit(bucket / "blobs.npy")
+    assert on_s3.result_["data"] == "s3://data/blobs.npy"
+    assert on_s3.n_iter_ == local.n_iter_
+    assert_close(on_s3.cluster_centers_, local.cluster_centers_, REL)
+    assert sum(w["bytes_fetched"] for w in on_s3.result_["workers"]) > 0
+
+
 def test_logreg_equals_cli(ifp_bin, tmp_path):
     X, y = linear()
     data = tmp_path / "linear.npy"
@@ -85,6 +98,20 @@ def test_redis_backend_equals_local(redis_url, worker_bin, monkeypatch):
     assert remote.n_iter_ == local.n_iter_
     assert_close(remote.cluster_centers_, local.cluster_centers_, REL)
     np.testing.assert_array_equal(remote.labels_, local.labels_)
+
+
+def test_lambda_backend_equals_local(lambda_endpoint, redis_url, tmp_path):
+    """`backend="lambda"`: the function runs in AWS's Lambda emulator (the real `bootstrap`),
+    reads the data where it is, synchronises through Redis: the same model as locally."""
+    data = tmp_path / "blobs.npy"
+    np.save(data, blobs(seed=7))
+    local = ifp.KMeans(5, random_state=4).fit(data)
+    remote = ifp.KMeans(
+        5, random_state=4, backend="lambda", function="ifp", lambda_endpoints=[lambda_endpoint], redis_url=redis_url
+    ).fit(data)
+    assert "lambda" in remote.result_ and "lambda" not in local.result_
+    assert remote.n_iter_ == local.n_iter_
+    assert_close(remote.cluster_centers_, local.cluster_centers_, REL)
 
 
 def test_plugin_kernel_equals_cli(ifp_bin, linreg_wasm, tmp_path):
