@@ -21,6 +21,7 @@ rustup toolchain install 2>&1 | tail -1
 need_pkgs=()
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v chromium >/dev/null || need_pkgs+=(chromium)          # the browser test of kernels/js/www
+command -v openssl >/dev/null || need_pkgs+=(openssl)            # certificates for the rediss:// test
 if ((${#need_pkgs[@]})); then
   step "apt-get install ${need_pkgs[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null

@@ -235,7 +235,7 @@ impl Params {
 
     /// Per-iteration compute of `functions × inner` over `rows`, seconds.
     pub fn compute_s(&self, functions: u32, inner: u32, rows: u64) -> f64 {
-        rows as f64 / (functions * inner) as f64 / (self.rows_per_s_per_vcpu * self.efficiency(inner))
+        rows as f64 / (functions as f64 * inner as f64) / (self.rows_per_s_per_vcpu * self.efficiency(inner))
     }
 
     /// Per-iteration sync of `functions`, seconds.
@@ -259,7 +259,7 @@ impl Params {
             config: format!("{functions}x{inner}"),
             functions,
             inner,
-            vcpus: functions * inner,
+            vcpus: functions.saturating_mul(inner),
             memory_mb,
             rows,
             shard_mb: rows as f64 / functions as f64 * self.bytes_per_row / 1e6,

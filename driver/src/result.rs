@@ -66,7 +66,14 @@ pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobPlan, o: &JobOutco
             "worker": r.function, "function": r.function, "rows": r.rows, "inner": r.inner, "load_s": r.load_s, "total_s": r.total_s,
             "round_trips": r.sync.round_trips, "wait_s": r.sync.wait_s,
             "bytes_fetched": r.bytes_fetched, "share_bytes": r.share_bytes,
+            "joined_at": r.joined_at, "attempts": r.attempts.len() + 1,
         })).collect::<Vec<_>>(),
+        // Every attempt that did not end its function: lost and started again, or left
+        // before its time limit and invoked again (see `ifp run --max-attempts`).
+        "attempts": o.reports.iter().flat_map(|r| r.attempts.iter().map(move |a| json!({
+            "function": r.function, "attempt": a.attempt, "joined_at": a.joined_at,
+            "iterations": a.iterations, "outcome": a.outcome, "reason": a.reason, "ended_s": a.ended_s,
+        }))).collect::<Vec<_>>(),
     })
 }
 

@@ -21,21 +21,26 @@ use ifp_host::data::object::S3Connector;
 use ifp_host::data::{read_table, Data, LabelCol, Rows};
 use ifp_host::job::{run_on_threads_until, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
-use ifp_host::sync::redis::{JobKeys, RedisStore};
-use ifp_host::sync::{StateStore as _, CANCELLED};
+use ifp_host::sync::redis::JobKeys;
+use ifp_host::sync::CANCELLED;
 use ifp_host::task::{sandbox_from, RedisUrl};
 use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param};
 
 use crate::backend::lambda::{self, Lambda, LambdaArgs};
 use crate::backend::processes::{worker_binary, Processes};
+use crate::backend::retry::RetryPolicy;
 use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
+use crate::interrupt;
 use crate::output;
 use crate::result::{print_summary, result_json, sync_json};
 
 /// The environment variable that carries the Redis URL to `ifp-worker` (kept off command
 /// lines, where `ps` would show its password).
 const REDIS_URL_ENV: &str = "IFP_REDIS_URL";
+
+/// The environment variable `ifp run` reads the Redis URL from (what `ifp sweep` uses).
+pub const REDIS_ENV: &str = "IFP_REDIS";
 
 /// Rows and columns of the embedded default data sets (used when `--data` is not given).
 pub const DEFAULT_ROWS: u64 = 200_000;
@@ -119,12 +124,24 @@ pub struct RunArgs {
     /// Seconds a function waits for the others in one iteration before failing the job.
     #[arg(long, default_value_t = 60.0)]
     pub sync_timeout: f64,
-    /// Job id (default: generated).
+    /// Job id (default: generated). An id in use is refused, unless --resume is given.
     #[arg(long)]
     pub job: Option<String>,
+    /// Continue the job --job ID that another run started and did not finish (killed, or
+    /// failed for good): the data, kernel, parameters and first model must be the same; the
+    /// functions rejoin at the iteration the job's state in Redis is at.
+    #[arg(long, requires = "job")]
+    pub resume: bool,
+    /// Attempts per function, the first included: a function that is lost (its process
+    /// killed or crashed; its invocation timed out, crashed, was throttled or not reached)
+    /// is started again after a capped exponential backoff and rejoins the job (with
+    /// --redis or --backend lambda).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
-    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS).
-    #[arg(long, value_name = "URL")]
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; a private CA's PEM
+    /// file in IFP_REDIS_CA). Also read from IFP_REDIS, which keeps a password off the command line.
+    #[arg(long, value_name = "URL", env = REDIS_ENV, hide_env_values = true)]
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
@@ -347,6 +364,9 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
                 bail!("--label-col needs --data");
             }
             let kind = kind.context("plugins need --data")?;
+            if a.k == Some(0) {
+                bail!("--k must be at least 1, got 0");
+            }
             let spec =
                 GenSpec { kind, rows: DEFAULT_ROWS, cols: DEFAULT_COLS, k: a.k.unwrap_or(DEFAULT_K), seed: a.seed };
             let name = format!("generated {kind:?} {DEFAULT_ROWS}x{DEFAULT_COLS} seed {}", a.seed).to_lowercase();
@@ -380,7 +400,9 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
             Some(_) => algorithm.clone(),
             None => plugin_location(&source)?,
         },
-        kernel_sha256: kind.is_none().then(|| kernel.sha256.clone()),
+        // Builtins too: a function built from another commit (a stale `bootstrap`) would
+        // run other kernel bytes than the driver's `init` did, so it refuses the job.
+        kernel_sha256: Some(kernel.sha256.clone()),
         kernel_memory_mb: a.kernel_memory_mb,
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),
@@ -394,7 +416,17 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
         assignments: assignments || a.labels_out.is_some(),
         redis: a.redis.clone().map(RedisUrl),
         model: Some(model0),
+        run: Some(new_job_id()),
+        resume: a.resume,
     };
+    if a.resume && a.redis.is_none() && a.backend == Platform::Local {
+        bail!("--resume continues a job kept in Redis: give --redis URL (or --backend lambda)");
+    }
+    // The binary's signals. A program embedding the driver keeps its own handlers (Python's
+    // Ctrl-C) and stops the job through its cancel flag instead.
+    if cancel.is_none() {
+        interrupt::install();
+    }
 
     let progress = Progress::new(a.quiet, plan.max_iter);
     let on_iteration = |f: u32, it: &IterationReport| {
@@ -412,9 +444,13 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
                     "--backend lambda needs --data: a data set the functions can read (s3://bucket/key or a path)"
                 ),
             };
-            let lambda = Lambda::new(&a.lambda, a.quiet)?;
+            let mut lambda = Lambda::new(&a.lambda, a.quiet)?;
+            lambda.retry = RetryPolicy::new(a.max_attempts);
             let results =
                 until_cancelled(a.redis.as_deref(), &plan, cancel.as_deref(), || lambda.run(plan.tasks(), &|_, _| {}));
+            if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
+                stop_in_redis(url, &plan, sig);
+            }
             // The functions report their iterations at the end.
             results
                 .iter()
@@ -430,12 +466,24 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
             let backend = processes_backend(a, &mut plan, &engine, &data, dir.path())?;
             // Fails here, before any function starts, on a wrong address or password, or a
             // job id in use; the plan is final now (its fingerprint goes into the claim).
-            let keys = JobKeys::create(url, &plan.job, plan.functions, Some(&plan.fingerprint()), plan.sync_timeout)?;
+            let run = plan.run.clone().unwrap_or_default();
+            let fingerprint = plan.fingerprint();
+            let (mut keys, at) =
+                JobKeys::create(url, &plan.job, plan.functions, Some(&fingerprint), &run, a.resume, plan.sync_timeout)?;
+            if a.resume && !a.quiet {
+                eprintln!("resuming job {} at iteration {}", plan.job, at + 1);
+            }
             let results =
                 until_cancelled(Some(url), &plan, cancel.as_deref(), || backend.run(plan.tasks(), &on_iteration));
-            // The keys expire by themselves; removing them now is a courtesy.
-            if let Err(e) = keys.remove() {
-                tracing::warn!("removing the job's keys: {e}");
+            if let Some(sig) = interrupt::received() {
+                let _ = keys.abort(&format!("the driver received {sig}"));
+            }
+            // A finished job's keys go now; an unfinished one's stay (they expire by
+            // themselves) so that `--resume` can continue it.
+            if results.iter().all(Result::is_ok) {
+                if let Err(e) = keys.remove() {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
             }
             results
         }
@@ -445,7 +493,11 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
         }
     };
     progress.finish();
-    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())?;
+    if let Some(sig) = interrupt::received() {
+        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(&a, &plan));
+    }
+    let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())
+        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(&a, &plan)))?;
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
     let labels = if plan.assignments {
@@ -485,9 +537,9 @@ fn until_cancelled<R>(url: Option<&str>, plan: &JobPlan, cancel: Option<&AtomicB
         s.spawn(|| {
             while !done.load(Ordering::Relaxed) {
                 if cancel.load(Ordering::Relaxed) {
-                    match RedisStore::connect(url, &plan.job, 0, plan.functions, plan.sync_timeout) {
-                        Ok(mut store) => store.abort(0, CANCELLED),
-                        Err(e) => tracing::warn!("cancelling job {}: {e}", plan.job),
+                    let stopped = JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(CANCELLED));
+                    if let Err(e) = stopped {
+                        tracing::warn!("cancelling job {}: {e}", plan.job);
                     }
                     return;
                 }
@@ -527,7 +579,7 @@ fn processes_backend(
     if let Some(e) = &a.s3_endpoint {
         env.push(("AWS_ENDPOINT_URL_S3".into(), e.clone()));
     }
-    Ok(Processes { bin, env, dir: dir.to_path_buf() })
+    Ok(Processes { bin, env, dir: dir.to_path_buf(), retry: RetryPolicy::new(a.max_attempts) })
 }
 
 /// Writes in-memory rows as a float32 .npy (label last) for the workers to read, a chunk of
@@ -557,6 +609,29 @@ fn write_rows(path: &std::path::Path, data: &Data) -> Result<()> {
     match failed {
         Some(e) => Err(e.into()),
         None => Ok(()),
+    }
+}
+
+/// How to go on with a job that did not finish, when its state is kept in Redis.
+fn resume_hint(a: &RunArgs, plan: &JobPlan) -> String {
+    match &a.redis {
+        Some(_) => {
+            format!(" (its state stays in Redis for a while: rerun with --job {} --resume to continue it)", plan.job)
+        }
+        None => String::new(),
+    }
+}
+
+/// Marks the job aborted in Redis, so that functions the driver cannot stop itself (Lambda
+/// invocations) leave at their next synchronisation.
+fn stop_in_redis(url: &str, plan: &JobPlan, sig: &str) {
+    let stopped =
+        JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(&format!("the driver received {sig}")));
+    if let Err(e) = stopped {
+        eprintln!(
+            "warning: could not mark job {} aborted in Redis ({e}); its functions stop at their sync timeout",
+            plan.job
+        );
     }
 }
 

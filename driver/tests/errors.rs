@@ -117,7 +117,7 @@ fn bad_csv_cells_rows_and_values() {
     let empty = write(d.path(), "empty.csv", b"");
     fails_with(d.path(), &["run", "kmeans", "--data", empty.to_str().unwrap(), "--k", "1"], "empty.csv holds no rows");
     let labels = write(d.path(), "y.csv", b"1,0\n2,1\n3,2\n");
-    fails_with(d.path(), &["run", "logreg", "--data", labels.to_str().unwrap()], "loading data rows 2 to 3: kernel 'logreg' failed in shard.append: label 2 in row 2 of this chunk is not 0 or 1");
+    fails_with(d.path(), &["run", "logreg", "--data", labels.to_str().unwrap(), "--inner", "2"], "loading data rows 2 to 3: kernel 'logreg' failed in shard.append: label 2 in row 2 of this chunk is not 0 or 1");
 }
 
 #[test]
@@ -126,6 +126,13 @@ fn bad_parameters() {
     let blobs = fixture("blobs.npy");
     let b = blobs.to_str().unwrap();
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "0"], "kmeans parameter 'k' must be at least 1, got 0");
+    // Without --data, before the default data set is generated with k clusters.
+    fails_with(d.path(), &["run", "kmeans", "--k", "0"], "--k must be at least 1, got 0");
+    fails_with(
+        d.path(),
+        &["gen", "kmeans", "--rows", "10", "--cols", "2", "--k", "0", "--out", "x.npy"],
+        "--k must be at least 1, got 0",
+    );
     fails_with(d.path(), &["run", "kmeans", "--data", b, "--k", "3001"], "'k' is 3001, more than the 3000 rows");
     fails_with(
         d.path(),

@@ -205,6 +205,7 @@ fn an_invocation_that_times_out_is_reported_as_such() {
         .map(|w| Emulator::start(&[("AWS_LAMBDA_FUNCTION_TIMEOUT", "2".into()), ("IFP_REDIS_URL", redis.url_db(w))]))
         .collect();
     let mut a = vec!["run", "kmeans", "--k", "4", "--workers", "2", "--inner", "1", "--quiet", "--sync-timeout", "60"];
+    a.extend(["--max-attempts", "1"]);
     a.extend(["--data", &data, "--backend", "lambda", "--function", "function"]);
     let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
     for e in &endpoints {
@@ -358,4 +359,108 @@ fn logistic_regression_under_the_emulator_matches_the_local_run() {
         assert_close(&format!("logreg {f}"), &floats(&got["model"][f]), &floats(&want["model"][f]), 1e-12, 0.0);
     }
     assert_close("logreg losses", &floats(&got["losses"]), &floats(&want["losses"]), 1e-12, 0.0);
+}
+
+/// A logistic regression of `rows` x `cols` (seeded) in `dir`, run with `run` flags locally
+/// (2 functions in process): returns the data path and the local result.
+fn logreg_reference(dir: &Path, rows: &str, cols: &str, run: &[&str]) -> (String, Value) {
+    let data = dir.join("linear.npy").display().to_string();
+    ok(&ifp(&["gen", "logreg", "--rows", rows, "--cols", cols, "--seed", "5", "--out", &data]), "ifp gen");
+    let out = dir.join("local.json").display().to_string();
+    let mut a = run.to_vec();
+    a.extend(["--data", &data, "--out", &out, "--quiet"]);
+    ok(&ifp(&a), "the local logreg run");
+    (data, load_json(Path::new(&out)))
+}
+
+fn assert_same_logreg(what: &str, got: &Value, want: &Value) {
+    assert_eq!(got["iterations"], want["iterations"], "{what}: iterations");
+    for f in want["model"].as_object().unwrap().keys() {
+        assert_close(&format!("{what}: {f}"), &floats(&got["model"][f]), &floats(&want["model"][f]), 1e-12, 0.0);
+    }
+}
+
+/// The flags of `ifp run --backend lambda` on `endpoints` with `redis`.
+fn on_lambda<'a>(
+    run: &[&'a str],
+    data: &'a str,
+    redis: &'a str,
+    endpoints: &'a [String],
+    out: &'a str,
+) -> Vec<&'a str> {
+    let mut a = run.to_vec();
+    a.extend(["--data", data, "--backend", "lambda", "--function", "function", "--redis", redis, "--out", out]);
+    for e in endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    a
+}
+
+/// A function's execution environment crashes mid-job (its emulator and function killed)
+/// and comes back on the same endpoint: the driver invokes the function again, it rejoins the
+/// job where it is, the job ends with the uninterrupted run's model (1e-12) and the result
+/// records the lost attempt.
+#[test]
+fn a_function_whose_emulator_dies_mid_job_is_invoked_again_and_the_model_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ["run", "logreg", "--max-iter", "3000", "--tol", "0", "--learning-rate", "0.5", "--functions", "2"];
+    let run = [&run[..], &["--inner", "1"]].concat();
+    let (data, want) = logreg_reference(dir.path(), "2000", "5", &run);
+    let redis = RedisServer::start(None);
+    let mut emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
+    let mut a = on_lambda(&run, &data, &url, &endpoints, &out);
+    a.extend(["--job", "crash", "--max-attempts", "6"]);
+    let mut driver = ifp_testkit::ifp_aws_child(&a);
+    // Wait until the job is under way, then crash function 1's environment.
+    let t0 = Instant::now();
+    while redis.cli(&["GET", "ifp:{crash}:cur"]).parse::<u32>().unwrap_or(0) < 5 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the job never started");
+        assert!(driver.try_wait().unwrap().is_none(), "the job ended before the crash");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    emulators[1].restart();
+    let o = driver.wait_with_output().unwrap();
+    ok(&o, "ifp run --backend lambda with a crash");
+    let got = load_json(Path::new(&out));
+    assert_same_logreg("after a crash", &got, &want);
+    let attempts = got["attempts"].as_array().unwrap();
+    assert!(
+        !attempts.is_empty() && attempts.iter().all(|a| a["function"] == 1 && a["outcome"] == "lost"),
+        "{attempts:?}"
+    );
+}
+
+/// Every function has a 3-second time limit and the job needs several times that: each
+/// function leaves before its limit with a continuation, the driver invokes it again, and
+/// the job ends with the uninterrupted run's model (1e-12).
+#[test]
+fn a_job_longer_than_the_function_timeout_continues_across_invocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ["run", "logreg", "--max-iter", "1500", "--tol", "0", "--learning-rate", "0.5", "--functions", "2"];
+    let run = [&run[..], &["--inner", "1"]].concat();
+    let (data, want) = logreg_reference(dir.path(), "100000", "16", &run);
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> =
+        (0..2).map(|_| Emulator::start(&[("AWS_LAMBDA_FUNCTION_TIMEOUT", "3".into())])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
+    let started = Instant::now();
+    ok(&ifp(&on_lambda(&run, &data, &url, &endpoints, &out)), "a job longer than the function timeout");
+    let took = started.elapsed().as_secs_f64();
+    let got = load_json(Path::new(&out));
+    assert_same_logreg("across invocations", &got, &want);
+    let attempts = got["attempts"].as_array().unwrap();
+    eprintln!("the job took {took:.1} s with {} continued or lost attempts", attempts.len());
+    if took > 4.0 {
+        // The job outlived one invocation: every function was continued at least once.
+        for f in 0..2 {
+            assert!(attempts.iter().any(|a| a["function"] == f && a["outcome"] == "continued"), "{attempts:?}");
+        }
+    }
+    assert!(took > 4.0 || attempts.is_empty(), "{attempts:?}");
+    // Each invocation was billed: more invocations than functions.
+    let n = got["lambda"]["invocations"].as_array().unwrap().len();
+    assert_eq!(n, 2 + attempts.len());
 }

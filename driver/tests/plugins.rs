@@ -534,3 +534,33 @@ fn a_hostile_plugin_under_the_lambda_emulator_is_stopped_by_the_step_timeout() {
     );
     assert!(line.contains(plugins::SPIN) && line.contains("exceeded its time limit per call"), "{err}");
 }
+
+/// A plugin that writes far more than the kept 16 KiB of stderr in every step still runs
+/// to the end: its stderr is a tail, never a reason to fail.
+#[test]
+fn plugin_writing_much_to_stderr_is_not_failed_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture("blobs.csv");
+    let r =
+        run_json(dir.path(), &["run", "--kernel", plugins::CHATTY, "--data", data.to_str().unwrap(), "--inner", "2"]);
+    assert_eq!(r["model"]["rows"], serde_json::json!(3000.0), "both inner workers counted their rows");
+}
+
+/// Clocks are frozen and "random" bytes are fixed: a plugin that reads the wall clock, the
+/// monotonic clock and random bytes twice gets the same values each time (and the same on
+/// every run), so a kernel cannot make the model depend on time or chance.
+#[test]
+fn plugin_reading_clocks_and_random_bytes_twice_gets_identical_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture("blobs.csv");
+    let args = ["run", "--kernel", plugins::CLOCKS, "--data", data.to_str().unwrap(), "--inner", "1"];
+    let (a, b) = (run_json(dir.path(), &args), run_json(dir.path(), &args));
+    let v = floats(&a["model"]["rows"]);
+    assert_eq!(v.len(), 6, "{v:?}");
+    let [rows, wall1, wall2, mono, random1, random2] = v[..] else { unreachable!() };
+    assert_eq!(rows, 3000.0);
+    assert_eq!((wall1, wall2), (0.0, 0.0), "the wall clock is frozen at the epoch");
+    assert_eq!(mono, 0.0, "the monotonic clock never advances");
+    assert_eq!(random1, random2, "random bytes are fixed");
+    assert_eq!(floats(&b["model"]["rows"]), v, "the same on every run");
+}

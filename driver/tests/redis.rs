@@ -120,8 +120,9 @@ fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() 
             .map(|c| calls.get(*c).copied().unwrap_or(0))
             .sum();
         let per_iteration = calls.get("evalsha").copied().unwrap_or(0) + calls.get("blpop").copied().unwrap_or(0);
-        // Per job: the driver's PING and SCAN; per worker: PING, 4 SCRIPT LOAD, the join.
-        let constant = 3 + 6 * workers;
+        // Per job: the driver's PING, its claim (one EVAL) and SCAN; per worker: PING,
+        // 4 SCRIPT LOAD, the join.
+        let constant = 4 + 6 * workers;
         assert!(
             client <= 2 * workers * max_iter + constant,
             "W={workers}, {max_iter} iterations: {client} client commands > 2·W·iterations + {constant}: {calls:?}"
@@ -171,11 +172,24 @@ fn logreg_until_iteration_5(
     workers: &str,
     sync_timeout: &str,
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    logreg_started(url, job, workers, &["--max-iter", "10000000", "--sync-timeout", sync_timeout])
+}
+
+/// Starts `ifp run logreg --redis` (fixture data, `workers` functions of one inner worker,
+/// no early stop) with `extra` flags and waits until it reports iteration 5; returns the
+/// driver and a thread collecting the rest of its stderr.
+fn logreg_started(
+    url: &str,
+    job: &str,
+    workers: &str,
+    extra: &[&str],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
     worker_bin();
     let data = fixture("logreg.npy");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
         .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", workers, "--inner", "1", "--tol", "0"])
-        .args(["--max-iter", "10000000", "--sync-timeout", sync_timeout, "--job", job, "--redis", url])
+        .args(extra)
+        .args(["--job", job, "--redis", url])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -202,7 +216,9 @@ fn logreg_until_iteration_5(
 /// `sig` to worker 1, and returns (exit success, stderr, seconds from the signal to the exit,
 /// worker pids).
 fn disturb_driver(url: &str, job: &str, sig: &str, sync_timeout: &str) -> (bool, String, f64, Vec<u32>) {
-    let (mut child, drain) = logreg_until_iteration_5(url, job, "3", sync_timeout);
+    // One attempt: a lost worker fails the job (with more, it is started again).
+    let extra = ["--max-iter", "10000000", "--sync-timeout", sync_timeout, "--max-attempts", "1"];
+    let (mut child, drain) = logreg_started(url, job, "3", &extra);
     let pids = worker_pids(child.id());
     assert_eq!(pids.len(), 3, "three worker processes: {pids:?}");
     let victim = pids.iter().find(|(w, _)| *w == 1).unwrap().1;
@@ -232,12 +248,134 @@ fn killing_a_worker_fails_the_job_naming_job_worker_and_iteration_and_leaves_no_
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("error: job killed-worker: function 1 failed during iteration ")
-            && last.ends_with(": the ifp-worker process was killed by signal 9"),
+            && last.contains(": the ifp-worker process was killed by signal 9 (its state stays in Redis"),
         "{stderr}"
     );
     for p in pids {
         assert!(!alive(p), "worker process {p} is still running");
     }
+}
+
+/// Waits for `child` (at most 120 s), killing it and `pids` if it hangs.
+fn wait_exit(child: &mut Child, pids: &[(u32, u32)], what: &str) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            pids.iter().for_each(|(_, p)| signal(*p, "-9"));
+            panic!("ifp did not end: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The fixed-length logistic regression of the fault tests, and its undisturbed model (the
+/// in-process run's, which equals the Redis run's: see the equivalence test above).
+const FAULT_ITERS: &str = "300";
+fn undisturbed_logreg(dir: &Path) -> Vec<f64> {
+    let data = fixture("logreg.npy");
+    let r = run_json(
+        dir,
+        &[
+            "run",
+            "logreg",
+            "--data",
+            data.to_str().unwrap(),
+            "--workers",
+            "3",
+            "--inner",
+            "1",
+            "--tol",
+            "0",
+            "--max-iter",
+            FAULT_ITERS,
+        ],
+    );
+    model_of(&r)
+}
+
+/// A worker killed mid-job (SIGKILL) is started again by the driver: it rejoins at the
+/// iteration the job is at and the job ends with exactly the undisturbed model; the result
+/// records the lost attempt.
+#[test]
+fn a_killed_worker_is_started_again_and_the_job_ends_with_the_undisturbed_model() {
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let extra = ["--max-iter", FAULT_ITERS, "--out", out.to_str().unwrap()];
+    let (mut child, drain) = logreg_started(&redis.url(), "retried", "3", &extra);
+    let pids = worker_pids(child.id());
+    let victim = pids.iter().find(|(w, _)| *w == 1).expect("worker 1").1;
+    signal(victim, "-9");
+    let status = wait_exit(&mut child, &pids, "after worker 1 was killed");
+    let stderr = drain.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    let r = load_json(&out);
+    assert_eq!(r["iterations"], json!(300));
+    assert_eq!(model_of(&r), undisturbed_logreg(dir.path()), "the model after a retry is the undisturbed one");
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!((attempts[0]["function"].clone(), attempts[0]["outcome"].clone()), (json!(1), json!("lost")));
+    assert!(attempts[0]["reason"].as_str().unwrap().contains("killed by signal 9"), "{attempts:?}");
+    assert_eq!(r["workers"][1]["attempts"], json!(2));
+    // Finished: the job's keys are gone.
+    assert!(redis.cli(&["--scan", "--pattern", "ifp:{retried}:*"]).trim().is_empty());
+}
+
+/// SIGTERM to `ifp run --redis` stops every worker at once (none is left running), fails
+/// with one line naming the signal, and keeps the job's state: the same job id is then
+/// refused without --resume, refused with --resume under another plan, and continued with
+/// --resume to exactly the undisturbed model.
+#[test]
+fn sigterm_stops_every_worker_and_resume_continues_the_job_to_the_same_model() {
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, drain) = logreg_started(&url, "resumable", "3", &["--max-iter", FAULT_ITERS]);
+    let pids = worker_pids(child.id());
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    signal(child.id(), "-TERM");
+    let status = wait_exit(&mut child, &pids, "after SIGTERM");
+    let stderr = drain.join().unwrap();
+    assert!(!status.success());
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: job resumable: stopped on SIGTERM"), "{stderr}");
+    assert!(last.contains("--job resumable --resume"), "{stderr}");
+    std::thread::sleep(Duration::from_millis(200));
+    for (_, p) in &pids {
+        assert!(!alive(*p), "worker process {p} is still running");
+    }
+    let data = fixture("logreg.npy");
+    let out = dir.path().join("r.json");
+    let args = |more: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "3", "--inner", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(["--tol", "0", "--max-iter", FAULT_ITERS, "--job", "resumable", "--redis", &url].map(String::from));
+        v.extend(more.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |more: &[&str]| {
+        let a = args(more);
+        ifp(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let again = run(&[]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("job resumable already exists") && err.contains("--resume"), "{err}");
+    let other = run(&["--resume", "--l2", "0.5"]);
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("cannot resume job resumable") && err.contains("another plan"), "{err}");
+    let resumed = run(&["--resume", "--out", out.to_str().unwrap()]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let r = load_json(&out);
+    assert_eq!(r["iterations"], json!(300));
+    assert_eq!(model_of(&r), undisturbed_logreg(dir.path()), "the resumed model is the undisturbed one");
 }
 
 #[test]
@@ -540,4 +678,150 @@ fn a_reducer_that_never_releases_is_named_in_the_timeout() {
         e.ends_with("waiting for iteration 0 (every function arrived; function 1, which reduces it, never released it: it died or stalled)"),
         "{e}"
     );
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (.ci/test.sh installs it)");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `rediss://` end to end: a `redis-server` serving TLS only, with a password and a
+/// certificate from a private CA. With the CA in `IFP_REDIS_CA` the job runs through TLS and
+/// equals the in-process run; without it, the server's certificate is refused in one line
+/// that never shows the password.
+#[test]
+fn rediss_with_a_private_ca_and_a_password_runs_the_job_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ifp test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    let spawn = |port: u16| {
+        Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem"])
+            .args(["--tls-auth-clients", "no", "--requirepass", "tls-secret"])
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut server, port) = start_on_free_port("redis-server (TLS)", Duration::from_secs(10), spawn, |_, _| true);
+    let url = format!("rediss://:tls-secret@127.0.0.1:{port}");
+    let args = job_args("logreg");
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--workers", "2", "--inner", "1"]);
+    let want = model_of(&run_json(d, &a));
+    worker_bin();
+    let out = d.join("tls.json");
+    let mut tls = a.clone();
+    tls.extend(["--redis", &url, "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_ifp")).args(&tls).env("IFP_REDIS_CA", d.join("ca.pem")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = load_json(&out);
+    assert_eq!(model_of(&r), want, "the model over TLS is the in-process one");
+    assert_eq!(r["sync"]["store"], "redis");
+    let refused = Command::new(env!("CARGO_BIN_EXE_ifp")).args(&tls).env_remove("IFP_REDIS_CA").output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect to redis at rediss://:***@127.0.0.1") && err.contains("certificate"), "{err}");
+    assert!(!err.contains("tls-secret"), "{err}");
+}
+
+/// Redis killed mid-job (not restarted): the job fails within its sync timeout with one line
+/// that names Redis, and writes no result file.
+#[test]
+fn redis_killed_mid_job_fails_in_one_line_naming_it_and_writes_nothing() {
+    let mut redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let extra = ["--max-iter", "10000000", "--sync-timeout", "10", "--out", out.to_str().unwrap()];
+    let (mut child, drain) = logreg_started(&redis.url(), "redis-killed", "3", &extra);
+    let pids = worker_pids(child.id());
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let t0 = Instant::now();
+    let status = wait_exit(&mut child, &pids, "after Redis was killed");
+    let waited = t0.elapsed().as_secs_f64();
+    let stderr = drain.join().unwrap();
+    assert!(!status.success());
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with("error: job redis-killed: function ")
+            && errors[0].contains("redis at redis://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(waited < 60.0, "took {waited} s");
+    assert!(!out.exists(), "a result file was written for a failed job");
+    for (_, p) in pids {
+        assert!(!alive(p), "worker process {p} is still running");
+    }
 }

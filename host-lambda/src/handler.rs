@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ifp_host::data::object::S3Connector;
 use ifp_host::kernel::Kernels;
@@ -71,8 +71,9 @@ pub async fn handle(event: LambdaEvent<serde_json::Value>, deps: Arc<Deps>) -> R
     if task.redis.is_none() {
         task.redis = deps.redis_url.clone().map(RedisUrl);
     }
+    let deadline = deadline_of(&event.context, started);
     let d = deps.clone();
-    tokio::task::spawn_blocking(move || invoke(&task, &d, cold, started))
+    tokio::task::spawn_blocking(move || invoke(&task, &d, cold, started, deadline))
         .await
         .unwrap_or_else(|e| {
             Err(FunctionFailure::new(FailureKind::Host, function, None, format!("the function panicked: {e}")))
@@ -80,13 +81,31 @@ pub async fn handle(event: LambdaEvent<serde_json::Value>, deps: Arc<Deps>) -> R
         .map_err(|f| diagnostic(&f))
 }
 
-fn invoke(task: &FunctionTask, deps: &Deps, cold: bool, started: Instant) -> Result<FunctionReport, FunctionFailure> {
+/// The invocation's time limit as an instant of this process's clock: Lambda gives it in
+/// milliseconds since the epoch (`Lambda-Runtime-Deadline-Ms`); `None` if it gave none.
+fn deadline_of(context: &lambda_runtime::Context, now: Instant) -> Option<Instant> {
+    let deadline_ms = context.deadline;
+    if deadline_ms == 0 {
+        return None;
+    }
+    let epoch_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(now + Duration::from_millis(deadline_ms.saturating_sub(epoch_ms)))
+}
+
+fn invoke(
+    task: &FunctionTask,
+    deps: &Deps,
+    cold: bool,
+    started: Instant,
+    deadline: Option<Instant>,
+) -> Result<FunctionReport, FunctionFailure> {
     let cx = TaskContext {
         kernels: &deps.kernels,
         s3: &deps.s3,
         in_process: deps.in_process.as_ref(),
         data: None,
         default_inner: deps.memory_mb.map_or(1, inner_for_memory),
+        deadline,
     };
     let mut first_iteration_s = None;
     let mut report = run_task(task, &cx, &mut |it| {

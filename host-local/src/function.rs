@@ -20,6 +20,11 @@ use crate::sync::redis::RedisSetupError;
 use crate::sync::{Arrival, Release, StateStore, SyncError};
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport};
 
+/// What a function keeps between leaving and its time limit (to report and return).
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
+/// The next iteration is assumed to take up to this many times the longest one so far.
+const LONGEST_FACTOR: f64 = 1.5;
+
 /// Rows handed to a kernel per `append` call while loading.
 pub const APPEND_CHUNK_ROWS: u64 = 1 << 15;
 
@@ -60,9 +65,11 @@ impl Classify for KernelError {
 impl Classify for RedisSetupError {
     fn kind(&self) -> FailureKind {
         match self {
-            RedisSetupError::Url { .. } | RedisSetupError::JobId(_) | RedisSetupError::JobExists { .. } => {
-                FailureKind::BadInput
-            }
+            RedisSetupError::Url { .. }
+            | RedisSetupError::JobId(_)
+            | RedisSetupError::JobExists { .. }
+            | RedisSetupError::OtherPlan { .. }
+            | RedisSetupError::NothingToResume { .. } => FailureKind::BadInput,
             RedisSetupError::Connect { .. } | RedisSetupError::Command { .. } => FailureKind::StoreUnreachable,
         }
     }
@@ -348,11 +355,17 @@ impl Function {
     /// replays the previous iteration's model first, because shards may keep per-row state
     /// from their last step (k-means: the last assignment). If anything fails, the other
     /// functions are told through the store. `on_iteration` sees each iteration's report.
+    ///
+    /// With a `deadline` (a Lambda invocation's), the function leaves at an iteration
+    /// boundary once the next iteration might not end [`DEADLINE_MARGIN`] before it: the
+    /// report then says `continuation`, and the same task invoked again goes on where the job
+    /// is. It leaves before arriving, so it holds no partial anyone else needs.
     pub fn run_from(
         &mut self,
         store: &mut dyn StateStore,
         resume: Resume,
         want_assignments: bool,
+        deadline: Option<Instant>,
         on_iteration: &mut dyn FnMut(&IterationReport),
     ) -> Result<FunctionReport, FunctionFailure> {
         let r = (|| {
@@ -366,7 +379,7 @@ impl Function {
                     )
                 })?;
             }
-            self.run_iterations(store, resume.iteration, resume.model, want_assignments, on_iteration)
+            self.run_iterations(store, resume.iteration, resume.model, want_assignments, deadline, on_iteration)
         })();
         if let Err(e) = &r {
             if e.kind != FailureKind::Aborted {
@@ -382,9 +395,12 @@ impl Function {
         first: u32,
         mut model: Vec<f64>,
         want_assignments: bool,
+        deadline: Option<Instant>,
         on_iteration: &mut dyn FnMut(&IterationReport),
     ) -> Result<FunctionReport, FunctionFailure> {
         let started = Instant::now();
+        // The longest iteration so far: what the next one may take.
+        let mut longest = std::time::Duration::ZERO;
         let spec = self.spec.clone();
         let f = self.function;
         let mut report = FunctionReport {
@@ -399,6 +415,17 @@ impl Function {
             ..Default::default()
         };
         for t in first..spec.max_iter {
+            if let Some(d) = deadline {
+                if Instant::now() + longest.mul_f64(LONGEST_FACTOR) + DEADLINE_MARGIN >= d {
+                    tracing::info!(
+                        function = f,
+                        iteration = t,
+                        "leaving before the time limit; the next invocation goes on"
+                    );
+                    report.continuation = true;
+                    break;
+                }
+            }
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
             let partial = self.step(&model).map_err(|e| failure(f, Some(t), e))?;
@@ -425,6 +452,7 @@ impl Function {
                 loss: release.loss,
                 round_trips: store.stats().round_trips - trips0,
             };
+            longest = longest.max(c0.elapsed());
             on_iteration(&it);
             report.iterations.push(it);
             model = release.model;
@@ -433,7 +461,7 @@ impl Function {
                 break;
             }
         }
-        if want_assignments {
+        if want_assignments && !report.continuation {
             // Assign every row under the final model (the last step used the previous one).
             let last = report.iterations.last().map(|i| i.iteration);
             self.step(&model).map_err(|e| failure(f, last, e))?;

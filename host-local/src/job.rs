@@ -42,6 +42,10 @@ pub struct JobPlan {
     pub redis: Option<RedisUrl>,
     /// The first model, computed once by the driver; `None`: each function computes it.
     pub model: Option<Vec<f64>>,
+    /// This run's id, unique per run: the job id belongs to the run that claimed it first.
+    pub run: Option<String>,
+    /// Take over a job id another run started (its plan must be this one).
+    pub resume: bool,
 }
 
 impl JobPlan {
@@ -81,6 +85,8 @@ impl JobPlan {
                 sync_timeout_s: self.sync_timeout.as_secs_f64(),
                 assignments: self.assignments,
                 plan_sha256: Some(plan.clone()),
+                run: self.run.clone(),
+                resume: self.resume,
             })
             .collect()
     }
@@ -129,6 +135,7 @@ impl Backend for Threads<'_> {
             in_process: Some(&store),
             data: self.data,
             default_inner: self.default_inner,
+            deadline: None,
         };
         std::thread::scope(|s| {
             let handles: Vec<_> = tasks
@@ -321,6 +328,8 @@ mod tests {
             assignments: false,
             redis: None,
             model: Some(vec![1.0, f64::NAN]),
+            run: None,
+            resume: false,
         }
     }
 

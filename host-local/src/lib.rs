@@ -46,4 +46,4 @@ pub use kernel::{
     CacheUse, KernelBytes, KernelCache, KernelEngine, KernelError, KernelInstance, KernelSource, LoadError, Param,
     RemoteKernels, Sandbox,
 };
-pub use task::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};
+pub use task::{Attempt, AttemptOutcome, FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};

@@ -39,6 +39,9 @@ pub struct TaskContext<'a> {
     pub data: Option<&'a Data>,
     /// Inner workers of tasks that give none.
     pub default_inner: u32,
+    /// When the host stops this function (a Lambda invocation's time limit): it leaves at an
+    /// iteration boundary before then, with a continuation report.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Runs one function of a job from its task to its report.
@@ -60,7 +63,7 @@ pub fn run_task(
             return Err(e);
         }
     };
-    let mut report = function.run_from(store.as_mut(), resume, task.assignments, on_iteration)?;
+    let mut report = function.run_from(store.as_mut(), resume, task.assignments, cx.deadline, on_iteration)?;
     report.kernel_origin = origin;
     report.kernel_s = kernel_s;
     Ok(report)
@@ -73,7 +76,8 @@ fn connect(task: &FunctionTask, cx: &TaskContext<'_>) -> Result<(Box<dyn StateSt
         (Some(url), _) => Box::new(
             RedisStore::connect(url.as_str(), &task.job, f, task.functions, task.sync_timeout())
                 .map_err(|e| failure(f, None, e))?
-                .for_plan(task.plan_sha256.as_deref()),
+                .for_plan(task.plan_sha256.as_deref())
+                .for_run(task.run.as_deref(), task.resume),
         ),
         (None, Some(store)) => Box::new(store.clone()),
         (None, None) => {

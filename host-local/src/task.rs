@@ -104,6 +104,13 @@ pub struct FunctionTask {
     /// only a job of the same plan, so a reused job id cannot mix two jobs' models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_sha256: Option<String>,
+    /// The run that owns the job id (unique per `ifp run`): a function of another run is
+    /// refused at the join, unless [`FunctionTask::resume`] says to take the job over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// This run continues a job another run started (`ifp run --resume`): the plan must match.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
 }
 
 fn default_sync_timeout() -> f64 {
@@ -268,6 +275,46 @@ pub struct FunctionReport {
     /// Lambda only: the invocation's cold start and billing inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invocation: Option<Invocation>,
+    /// The function left at an iteration boundary because its time limit neared, before the
+    /// job finished: invoke the same task again and it goes on where the job is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continuation: bool,
+    /// The earlier attempts of this function in this run, oldest first (filled by the backend
+    /// that retried or continued it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One attempt of a function that did not end it: it was lost (crashed, killed, timed out,
+/// throttled, unreachable) and started again, or it left before its time limit (a
+/// continuation). Either way the next attempt rejoins the job where the store says it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The iteration it entered the job at, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<u32>,
+    /// Iterations it completed (their reports are part of the function's history).
+    pub iterations: u32,
+    /// `continued` (left before its time limit) or `lost`.
+    pub outcome: AttemptOutcome,
+    /// Why it ended, in one line.
+    pub reason: String,
+    /// Seconds from the start of the job's functions to the end of this attempt.
+    #[serde(default)]
+    pub ended_s: f64,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// It left at an iteration boundary before its time limit.
+    #[default]
+    Continued,
+    /// It crashed, was killed, timed out or could not be invoked, and was started again.
+    Lost,
 }
 
 impl FunctionReport {

@@ -14,6 +14,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("HOG", "ifp-hostile-hog"),
     ("PANIC", "ifp-hostile-panic"),
     ("SNOOP", "ifp-hostile-snoop"),
+    ("CHATTY", "ifp-hostile-chatty"),
+    ("CLOCKS", "ifp-hostile-clocks"),
     ("WRONG_WORLD", "ifp-hostile-wrong-world"),
 ];
 

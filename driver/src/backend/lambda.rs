@@ -30,6 +30,9 @@ use serde_json::{json, Value};
 
 use ifp_host::job::{Backend, OnIteration};
 
+use super::retry::{FunctionRun, Next, RetryPolicy};
+use crate::interrupt;
+
 use crate::pricing::{Arch, MAX_MEMORY_MB, MIN_MEMORY_MB, PRICE_PER_REQUEST};
 use ifp_host::{FailureKind, FunctionFailure, FunctionReport, FunctionTask};
 
@@ -71,6 +74,8 @@ pub struct Lambda<'a> {
     pub args: &'a LambdaArgs,
     pub function: String,
     pub quiet: bool,
+    /// How a lost invocation (crash, timeout, throttling, network) is invoked again.
+    pub retry: RetryPolicy,
     /// What each successful invocation cost, filled by [`Backend::run`], for [`Lambda::report`].
     invoked: Mutex<Vec<Invoked>>,
 }
@@ -78,7 +83,7 @@ pub struct Lambda<'a> {
 impl<'a> Lambda<'a> {
     pub fn new(args: &'a LambdaArgs, quiet: bool) -> Result<Self> {
         let function = args.function.clone().context("--backend lambda needs --function NAME")?;
-        Ok(Self { args, function, quiet, invoked: Mutex::default() })
+        Ok(Self { args, function, quiet, retry: RetryPolicy::new(1), invoked: Mutex::default() })
     }
 
     /// The per-invocation timings, billed durations and cost of the last run, for the result.
@@ -103,28 +108,35 @@ impl Backend for Lambda<'_> {
                     .collect()
             }
         };
-        let results = rt.block_on(invoke_all(self.args, &self.function, tasks, self.quiet));
+        let results = rt.block_on(invoke_all(self, tasks));
         let mut invoked = self.invoked.lock().unwrap_or_else(|p| p.into_inner());
         invoked.clear();
         results
             .into_iter()
-            .map(|r| {
-                r.map(|i| {
-                    let report = i.report.clone();
-                    invoked.push(i);
-                    report
-                })
+            .map(|(r, calls)| {
+                invoked.extend(calls);
+                r
             })
             .collect()
     }
 }
 
-async fn invoke_all(
-    a: &LambdaArgs,
-    function: &str,
-    tasks: Vec<FunctionTask>,
-    quiet: bool,
-) -> Vec<Result<Invoked, FunctionFailure>> {
+/// A function's result and every invocation it took.
+type Outcome = (Result<FunctionReport, FunctionFailure>, Vec<Invoked>);
+
+async fn invoke_all(l: &Lambda<'_>, tasks: Vec<FunctionTask>) -> Vec<Outcome> {
+    let (a, quiet) = (l.args, l.quiet);
+    // An emulator serves one invocation at a time, and every function of a job must run at
+    // once (they wait for each other): fewer endpoints than functions would hang the job.
+    if !a.endpoints.is_empty() && a.endpoints.len() < tasks.len() {
+        let message = format!(
+            "--lambda-endpoint: {} endpoints for {} functions; an endpoint (a Lambda Runtime Interface Emulator) serves one invocation at a time and the functions must all run at once: give one endpoint per function",
+            a.endpoints.len(),
+            tasks.len()
+        );
+        let bad = FunctionFailure::new(FailureKind::BadInput, None, None, message);
+        return tasks.iter().map(|_| (Err(bad.clone()), Vec::new())).collect();
+    }
     let region =
         RegionProviderChain::first_try(a.region.clone().map(Region::new)).or_default_provider().or_else("us-east-1");
     let timeouts = TimeoutConfig::builder()
@@ -133,8 +145,8 @@ async fn invoke_all(
         .operation_attempt_timeout(INVOCATION_TIMEOUT)
         .operation_timeout(INVOCATION_TIMEOUT)
         .build();
-    // No automatic retries: a retried function is safe (arrivals are idempotent) but a
-    // failure is reported as it happened rather than hidden behind a second 15-minute attempt.
+    // The SDK's own retries are off: a lost invocation is invoked again by `FunctionRun`,
+    // which records the attempt and waits for it the same way on every backend.
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .timeout_config(timeouts)
@@ -151,51 +163,101 @@ async fn invoke_all(
             })
             .collect()
     };
+    let started = Instant::now();
     let mut handles = Vec::with_capacity(tasks.len());
     for task in tasks {
         let client = clients[task.function as usize % clients.len()].clone();
-        let (name, f) = (function.to_string(), task.function);
+        let (name, f, policy) = (l.function.clone(), task.function, l.retry);
         handles.push(tokio::spawn(async move {
-            let r = invoke(&client, &name, &task).await;
-            if !quiet {
-                match &r {
-                    Ok(i) => eprintln!(
-                        "function {f}: done in {:.3} s ({} iterations, {})",
-                        i.wall_s,
-                        i.report.iterations.len(),
-                        if i.report.invocation.as_ref().is_some_and(|v| v.cold) { "cold" } else { "warm" }
-                    ),
-                    Err(e) => eprintln!("{e}"),
+            let mut run = FunctionRun::new(f, &policy, started);
+            let mut calls = Vec::new();
+            loop {
+                let attempt = run.attempt();
+                let next = tokio::select! {
+                    r = invoke(&client, &name, &task) => match r {
+                        Ok(i) => {
+                            if !quiet {
+                                eprintln!(
+                                    "function {f}: {} in {:.3} s ({} iterations, {})",
+                                    if i.report.continuation { "left before its time limit" } else { "done" },
+                                    i.wall_s,
+                                    i.report.iterations.len(),
+                                    if i.report.invocation.as_ref().is_some_and(|v| v.cold) { "cold" } else { "warm" }
+                                );
+                            }
+                            let report = i.report.clone();
+                            calls.push(i);
+                            run.reported(report)
+                        }
+                        Err(Failed::Lost(e)) => {
+                            if !quiet {
+                                eprintln!("function {f}: attempt {attempt} lost: {}", e.message);
+                            }
+                            run.lost(e)
+                        }
+                        Err(Failed::Own(e)) => Next::Done(Err(e)),
+                    },
+                    sig = interrupted() => {
+                        let message = format!("stopped by the driver on {sig}");
+                        Next::Done(Err(FunctionFailure::new(FailureKind::Aborted, Some(f), None, message)))
+                    }
+                };
+                match next {
+                    Next::Done(r) => return (r, calls),
+                    Next::Again(d) => tokio::time::sleep(d).await,
                 }
             }
-            r
         }));
     }
     let mut out = Vec::with_capacity(handles.len());
     for (f, h) in handles.into_iter().enumerate() {
         out.push(h.await.unwrap_or_else(|e| {
-            Err(FunctionFailure::new(
-                FailureKind::Host,
-                Some(f as u32),
-                None,
-                format!("the invocation task panicked: {e}"),
-            ))
+            let message = format!("the invocation task panicked: {e}");
+            (Err(FunctionFailure::new(FailureKind::Host, Some(f as u32), None, message)), Vec::new())
         }));
     }
     out
 }
 
+/// Resolves when the driver received SIGINT, SIGTERM or SIGHUP, with the signal's name.
+async fn interrupted() -> &'static str {
+    loop {
+        if let Some(sig) = interrupt::received() {
+            return sig;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Why an invocation did not return a report.
+enum Failed {
+    /// The function's own typed failure: final.
+    Own(FunctionFailure),
+    /// Lost: crashed, timed out, throttled, or not reached; invoking it again may succeed.
+    Lost(FunctionFailure),
+}
+
+/// Whether an SDK error is worth invoking again: no response, a timeout, throttling (429) or
+/// a server error (5xx). A wrong function name, missing permissions or a bad request are not.
+fn lost_in_transit<E>(e: &aws_sdk_lambda::error::SdkError<E>) -> bool {
+    use aws_sdk_lambda::error::SdkError;
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            status == 429 || status >= 500
+        }
+        _ => false,
+    }
+}
+
 /// One invocation of `task`. A function's own failure comes back typed (its `errorMessage`
 /// is the [`FunctionFailure`] as JSON); what Lambda itself reports (a timeout, a crash, an
 /// invocation refused) becomes a [`FailureKind::Host`] failure with Lambda's words.
-async fn invoke(
-    client: &aws_sdk_lambda::Client,
-    function: &str,
-    task: &FunctionTask,
-) -> Result<Invoked, FunctionFailure> {
+async fn invoke(client: &aws_sdk_lambda::Client, function: &str, task: &FunctionTask) -> Result<Invoked, Failed> {
     let f = task.function;
     let host = |m: String| FunctionFailure::new(FailureKind::Host, Some(f), None, m);
-    let payload = serde_json::to_vec(task).map_err(|e| host(format!("cannot encode the task: {e}")))?;
+    let payload = serde_json::to_vec(task).map_err(|e| Failed::Own(host(format!("cannot encode the task: {e}"))))?;
     let started = Instant::now();
     let out = client
         .invoke()
@@ -206,11 +268,16 @@ async fn invoke(
         .send()
         .await
         .map_err(|e| {
-            host(if matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)) {
+            let failure = host(if matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)) {
                 format!("the invocation timed out: no response within {} s", INVOCATION_TIMEOUT.as_secs())
             } else {
                 format!("could not be invoked: {}", aws_sdk_lambda::error::DisplayErrorContext(&e))
-            })
+            });
+            if lost_in_transit(&e) {
+                Failed::Lost(failure)
+            } else {
+                Failed::Own(failure)
+            }
         })?;
     let wall_s = started.elapsed().as_secs_f64();
     let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
@@ -226,13 +293,19 @@ async fn invoke(
     if let Some(kind) = flagged.or(text.contains("timed out after").then_some("Unhandled")) {
         let error_type = v["errorType"].as_str().unwrap_or(kind);
         let message = v["errorMessage"].as_str().map(str::to_string).unwrap_or_else(|| text.trim().to_string());
+        // The function's own failure is final (unless the store was unreachable); anything
+        // else (a crash, the time limit, the runtime's own errors) lost the invocation.
         return Err(match serde_json::from_str::<FunctionFailure>(&message) {
-            Ok(failure) => failure,
-            Err(_) => host(format!("the invocation failed ({error_type}): {}", one_line(&message))),
+            Ok(failure) if failure.kind.retryable() => Failed::Lost(failure),
+            Ok(failure) => Failed::Own(failure),
+            Err(_) => Failed::Lost(host(format!("the invocation failed ({error_type}): {}", one_line(&message)))),
         });
     }
     let report: FunctionReport = serde_json::from_slice(body).map_err(|e| {
-        host(format!("unreadable response ({e}): {}", one_line(&String::from_utf8_lossy(&body[..body.len().min(300)]))))
+        Failed::Own(host(format!(
+            "unreadable response ({e}): {}",
+            one_line(&String::from_utf8_lossy(&body[..body.len().min(300)]))
+        )))
     })?;
     let (billed_ms, memory_mb) = log.as_deref().map(parse_report).unwrap_or((None, None));
     Ok(Invoked { report, wall_s, billed_ms, memory_mb })

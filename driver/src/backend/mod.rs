@@ -6,6 +6,7 @@
 
 pub mod lambda;
 pub mod processes;
+pub mod retry;
 
 /// Where `ifp run` runs the functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -16,6 +16,9 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
 
 use ifp_host::job::{Backend, OnIteration};
+
+use super::retry::{lost, FunctionRun, Next, RetryPolicy};
+use crate::interrupt;
 use ifp_host::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport};
 
 /// How long the driver lets the other functions stop by themselves after one failed (they
@@ -38,8 +41,13 @@ pub fn worker_binary() -> Result<PathBuf> {
     Ok(p)
 }
 
+/// How often the driver looks up from its workers' output (signals, restarts).
+const TICK: Duration = Duration::from_millis(100);
+
 /// `ifp-worker` processes on this machine.
 pub struct Processes {
+    /// How a worker that dies without its report or failure is started again.
+    pub retry: RetryPolicy,
     pub bin: PathBuf,
     /// Environment of every worker (`IFP_REDIS_URL`, `IFP_KERNEL_CACHE`, `AWS_ENDPOINT_URL_S3`).
     pub env: Vec<(String, String)>,
@@ -107,14 +115,26 @@ fn spawn(p: &Processes, task: &FunctionTask, tx: mpsc::Sender<Event>) -> Result<
     task.redis = None;
     std::fs::write(&file, serde_json::to_vec(&task)?)
         .with_context(|| format!("writing function {f}'s task to {}", file.display()))?;
-    let mut child = Command::new(&p.bin)
+    let mut command = Command::new(&p.bin);
+    command
         .arg(&file)
         .envs(p.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting function {f} ({})", p.bin.display()))?;
+        .stderr(Stdio::piped());
+    // If the driver dies without stopping its workers (SIGKILL), the kernel stops them.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().with_context(|| format!("starting function {f} ({})", p.bin.display()))?;
     let out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     std::thread::spawn(move || {
@@ -151,6 +171,7 @@ impl Backend for Processes {
         on_iteration: OnIteration<'_>,
     ) -> Vec<Result<FunctionReport, FunctionFailure>> {
         let (tx, rx) = mpsc::channel::<Event>();
+        let started = Instant::now();
         let mut workers: Vec<Worker> = Vec::new();
         for task in &tasks {
             match spawn(self, task, tx.clone()) {
@@ -162,41 +183,81 @@ impl Backend for Processes {
                 }
             }
         }
-        drop(tx);
-        let mut deadline: Option<Instant> = None;
-        let mut open = workers.len();
-        while open > 0 {
-            let ev = match deadline {
-                Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                    Ok(ev) => ev,
-                    Err(_) => break,
-                },
-                None => match rx.recv() {
-                    Ok(ev) => ev,
-                    Err(_) => break,
-                },
+        let n = workers.len();
+        let mut runs: Vec<FunctionRun> =
+            tasks.iter().map(|t| FunctionRun::new(t.function, &self.retry, started)).collect();
+        let mut done: Vec<Option<Result<FunctionReport, FunctionFailure>>> = (0..n).map(|_| None).collect();
+        let mut respawn_at: Vec<Option<Instant>> = vec![None; n];
+        // Once a function failed for good, the others get ABORT_GRACE to stop by themselves.
+        let mut grace: Option<Instant> = None;
+        while done.iter().any(Option::is_none) {
+            if let Some(sig) = interrupt::received() {
+                workers.iter_mut().for_each(Worker::kill);
+                for (f, d) in done.iter_mut().enumerate().filter(|(_, d)| d.is_none()) {
+                    let message = format!("stopped by the driver on {sig}");
+                    *d = Some(Err(FunctionFailure::new(FailureKind::Aborted, Some(f as u32), None, message)));
+                }
+                break;
+            }
+            let now = Instant::now();
+            if grace.is_some_and(|g| now >= g) {
+                break;
+            }
+            for f in 0..n {
+                if respawn_at[f].is_some_and(|at| now >= at) {
+                    respawn_at[f] = None;
+                    match spawn(self, &tasks[f], tx.clone()) {
+                        Ok(w) => workers[f] = w,
+                        Err(e) => {
+                            done[f] = Some(Err(lost(f as u32, format!("{e:#}"))));
+                            grace.get_or_insert(now + ABORT_GRACE);
+                        }
+                    }
+                }
+            }
+            let wake = respawn_at.iter().flatten().chain(&grace).min().copied();
+            let tick = wake.map_or(TICK, |w| w.saturating_duration_since(now).min(TICK));
+            let ev = match rx.recv_timeout(tick) {
+                Ok(ev) => ev,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             match ev {
                 Event::Iteration(f, it) => {
                     workers[f as usize].last = Some(it.iteration);
+                    runs[f as usize].saw(&it);
                     on_iteration(f, &it);
                 }
                 Event::Report(f, r) => workers[f as usize].result = Some(Ok(*r)),
                 Event::Failure(f, e) => workers[f as usize].result = Some(Err(e)),
                 Event::Closed(f) => {
-                    open -= 1;
-                    let wk = &mut workers[f as usize];
+                    let (fi, wk) = (f as usize, &mut workers[f as usize]);
                     wk.status = wk.child.wait().ok();
-                    if !matches!(wk.result, Some(Ok(_))) {
-                        // The others are told through Redis; give them a moment to say so.
-                        deadline.get_or_insert_with(|| Instant::now() + ABORT_GRACE);
+                    let next = match wk.result.take() {
+                        Some(Ok(report)) => runs[fi].reported(report),
+                        // Its own failure: it told the others through Redis.
+                        Some(Err(e)) => Next::Done(Err(e)),
+                        None => runs[fi].lost(wk.outcome(f).err().unwrap_or_else(|| lost(f, "ended".into()))),
+                    };
+                    match next {
+                        Next::Done(r) => {
+                            if r.is_err() {
+                                grace.get_or_insert(Instant::now() + ABORT_GRACE);
+                            }
+                            done[fi] = Some(r);
+                        }
+                        Next::Again(d) => respawn_at[fi] = Some(Instant::now() + d),
                     }
                 }
             }
         }
         // Whatever happened, no worker outlives the job.
         workers.iter_mut().for_each(Worker::kill);
-        workers.iter_mut().enumerate().map(|(f, w)| w.outcome(f as u32)).collect()
+        done.into_iter()
+            .zip(workers.iter_mut())
+            .enumerate()
+            .map(|(f, (d, w))| d.unwrap_or_else(|| w.outcome(f as u32)))
+            .collect()
     }
 }
 

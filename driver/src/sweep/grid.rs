@@ -13,7 +13,7 @@ pub struct Config {
 
 impl Config {
     pub fn vcpus(&self) -> u32 {
-        self.workers * self.inner
+        self.workers.saturating_mul(self.inner)
     }
     pub fn label(&self) -> String {
         format!("{}x{}", self.workers, self.inner)

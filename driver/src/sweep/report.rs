@@ -25,7 +25,20 @@ pub fn model_difference(a: &[f64], b: &[f64]) -> f64 {
     if a.len() != b.len() {
         return f64::INFINITY;
     }
-    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1e-300)).filter(|d| !d.is_nan()).fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| value_difference(*x, *y)).fold(0.0, f64::max)
+}
+
+/// Relative difference of two model values: 0 for equal values (two NaN, or the same
+/// infinity, are equal: a kernel's bookkeeping may hold them), infinite when only one is
+/// NaN or infinite (a model that went NaN is never "the same").
+fn value_difference(x: f64, y: f64) -> f64 {
+    if x == y || (x.is_nan() && y.is_nan()) {
+        0.0
+    } else if !(x.is_finite() && y.is_finite()) {
+        f64::INFINITY
+    } else {
+        (x - y).abs() / y.abs().max(1e-300)
+    }
 }
 
 /// Relative tolerance for "the same model".
@@ -326,12 +339,26 @@ mod tests {
         assert!((rows[1].improvement - 0.6).abs() < 1e-12);
         assert!(rows[0].consistent && rows[1].consistent);
         assert!(!rows[2].consistent);
-        // Estimated cost: two functions' medians, 1,769 MB for 4 s and 6 s: median of the two.
-        let want = (cost_usd(&[4.0], 1769, Prices::X86_64) + cost_usd(&[6.0], 1769, Prices::X86_64)) / 2.0;
-        assert_eq!((rows[0].cost_usd, rows[0].cost_from), (want, "estimate"));
+        // Estimated cost, by hand: one function of 1,769 MB for 4 s and 6 s (two runs), median
+        // 5 s: 5 × 1769/1024 GB-s × $0.0000166667 + one request × $0.0000002.
+        let want = 5.0 * 1769.0 / 1024.0 * 0.000_016_666_7 + 0.000_000_2;
+        assert!((rows[0].cost_usd - want).abs() < 1e-15, "{} vs {want}", rows[0].cost_usd);
+        assert_eq!(rows[0].cost_from, "estimate");
         let md = markdown(&rows);
         assert_eq!(md.lines().count(), 5);
         assert!(md.contains("| 1x2 | 1 | 2 | 2 | 3538 |"), "{md}");
         assert!(md.contains("NO (Δ"));
+    }
+
+    /// A model that went NaN (or infinite) is never "the same" as a finite one; NaN where the
+    /// baseline has NaN too (a kernel's bookkeeping value) is.
+    #[test]
+    fn non_finite_values_count_in_the_same_model_check() {
+        assert_eq!(model_difference(&[1.0, f64::NAN], &[1.0, f64::NAN]), 0.0);
+        assert_eq!(model_difference(&[1.0, f64::NAN], &[1.0, 2.0]), f64::INFINITY);
+        assert_eq!(model_difference(&[1.0, 2.0], &[1.0, f64::NAN]), f64::INFINITY);
+        assert_eq!(model_difference(&[f64::INFINITY], &[1.0]), f64::INFINITY);
+        assert_eq!(model_difference(&[f64::INFINITY], &[f64::INFINITY]), 0.0);
+        assert!((model_difference(&[1.0, 2.2], &[1.0, 2.0]) - 0.1).abs() < 1e-12);
     }
 }

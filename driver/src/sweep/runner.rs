@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::grid::Config;
 use crate::backend::Platform as Backend;
 use crate::pricing::{lambda_memory_mb, Arch};
+use crate::run::REDIS_ENV;
 
 /// What one run of one configuration measured.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -78,8 +79,9 @@ impl RunPlan<'_> {
         if let Some(d) = self.data {
             cmd.args(["--data", d]);
         }
+        // In the environment, never on the command line (where `ps` shows its password).
         if let Some(u) = self.redis {
-            cmd.args(["--redis", u]);
+            cmd.env(REDIS_ENV, u);
         }
         if self.backend == Backend::Lambda {
             let mb = lambda_memory_mb(c.inner);
@@ -190,7 +192,11 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
     Ok(Measure {
         rows: v["config"]["rows"].as_u64().unwrap_or(0),
         bytes_per_row: 4.0 * cols as f64,
-        billed_cost_usd: lambda["cost_usd"].as_f64(),
+        // What Lambda billed only when every invocation's duration came from Lambda's own
+        // REPORT line; a cost from the functions' wall times is an estimate.
+        billed_cost_usd: lambda["cost_usd"].as_f64().filter(|_| {
+            lambda["invocations"].as_array().is_some_and(|a| a.iter().all(|i| i["billed_from"] == "lambda"))
+        }),
         reported_memory_mb: lambda["invocations"]
             .as_array()
             .and_then(|a| a.iter().filter_map(|i| i["memory_mb"].as_u64()).max()),
@@ -241,10 +247,13 @@ mod tests {
         };
         let cmd = plan.command(Config { workers: 3, inner: 2 }, Path::new("/o/run.json"));
         assert_eq!(cmd.get_program(), "/bin/ifp");
-        let want = "run kmeans --workers 3 --inner 2 --out /o/run.json --data s3://b/k.npy --redis redis://r:6379 \
+        let want = "run kmeans --workers 3 --inner 2 --out /o/run.json --data s3://b/k.npy \
                     --backend lambda --function ifp-3538 --memory-mb 3538 --region eu-west-1 \
                     --lambda-endpoint http://127.0.0.1:1 --lambda-endpoint http://127.0.0.1:2 --arch arm64 --k 4";
         assert_eq!(args(&cmd).join(" "), want.split_whitespace().collect::<Vec<_>>().join(" "));
+        // The Redis URL (and its password) is in the child's environment, not its arguments.
+        let env: Vec<_> = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect();
+        assert_eq!(env, vec![(REDIS_ENV.into(), Some("redis://r:6379".into()))]);
         // Six vCPUs and more: Lambda's 10,240 MB cap.
         let cmd = plan.command(Config { workers: 1, inner: 6 }, Path::new("/o/r.json"));
         assert!(args(&cmd).join(" ").contains("--function ifp-10240 --memory-mb 10240"));

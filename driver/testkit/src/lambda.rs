@@ -29,6 +29,7 @@ pub struct Emulator {
     child: Child,
     pub port: u16,
     killed: bool,
+    env: Vec<(String, String)>,
 }
 
 impl Emulator {
@@ -36,9 +37,27 @@ impl Emulator {
     /// emulator binds it (tests run in parallel), so an emulator that exits or does not listen
     /// within 15 s is killed and started again on other ports, up to three times.
     pub fn start(env: &[(&str, String)]) -> Self {
-        use std::os::unix::process::CommandExt as _;
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         for _ in 0..3 {
-            let (port, api) = (free_port(), free_port());
+            if let Some(e) = Self::start_on(free_port(), &env) {
+                return e;
+            }
+        }
+        panic!("the Lambda Runtime Interface Emulator did not start (three tries on fresh ports)");
+    }
+
+    /// Kills this emulator and its function (a crashed execution environment) and starts a
+    /// fresh one on the same port, as a new execution environment behind the same endpoint.
+    pub fn restart(&mut self) {
+        self.kill();
+        let env = std::mem::take(&mut self.env);
+        *self = Self::start_on(self.port, &env).expect("the emulator restarts on its port");
+    }
+
+    fn start_on(port: u16, env: &[(String, String)]) -> Option<Self> {
+        use std::os::unix::process::CommandExt as _;
+        {
+            let api = free_port();
             let mut cmd = Command::new(rie_path());
             cmd.args(["--log-level", "error", "--runtime-interface-emulator-address", &format!("127.0.0.1:{port}")])
                 .args(["--runtime-api-address", &format!("127.0.0.1:{api}")])
@@ -52,11 +71,11 @@ impl Emulator {
                 cmd.env(k, v);
             }
             let child = cmd.spawn().expect("start the Lambda Runtime Interface Emulator");
-            let mut emulator = Self { child, port, killed: false };
+            let mut emulator = Self { child, port, killed: false, env: env.to_vec() };
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(15) {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return emulator;
+                    return Some(emulator);
                 }
                 if emulator.child.try_wait().unwrap().is_some() {
                     break;
@@ -65,7 +84,7 @@ impl Emulator {
             }
             emulator.kill();
         }
-        panic!("the Lambda Runtime Interface Emulator did not start (three tries on fresh ports)");
+        None
     }
 
     pub fn endpoint(&self) -> String {

@@ -2,7 +2,7 @@
 //! credentials, or required to succeed and read back through the result file it writes.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -17,16 +17,24 @@ pub fn ifp(args: &[&str]) -> Output {
 /// Runs `ifp` with static test credentials for the AWS SDK (and no shared AWS config), as the
 /// Lambda backend needs for the emulator.
 pub fn ifp_aws(args: &[&str]) -> Output {
-    Command::new(ifp_bin())
-        .args(args)
+    aws_command(args).output().expect("run ifp")
+}
+
+/// [`ifp_aws`] started in the background, its output piped.
+pub fn ifp_aws_child(args: &[&str]) -> Child {
+    aws_command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start ifp")
+}
+
+fn aws_command(args: &[&str]) -> Command {
+    let mut c = Command::new(ifp_bin());
+    c.args(args)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .output()
-        .expect("run ifp")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    c
 }
 
 /// Runs `ifp` and panics with its stderr unless it succeeds.

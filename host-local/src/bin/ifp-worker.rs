@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     let kernels = Kernels::new(env("IFP_KERNEL_CACHE").map(Into::into), Sandbox::default());
     let s3 = S3Connector::new(env("AWS_ENDPOINT_URL_S3"));
     let default_inner = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    let cx = TaskContext { kernels: &kernels, s3: &s3, in_process: None, data: None, default_inner };
+    let cx = TaskContext { kernels: &kernels, s3: &s3, in_process: None, data: None, default_inner, deadline: None };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut write_err = None;

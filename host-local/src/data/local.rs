@@ -215,6 +215,7 @@ pub(crate) fn npy_header_len(path: &Path, pre: &[u8]) -> Result<u64, DataError> 
 pub(crate) fn parse_npy_header(path: &Path, head: &[u8], len: u64) -> Result<(Format, u64, u64), DataError> {
     let bad = |reason: String| DataError::NpyHeader { path: path.to_path_buf(), reason };
     let offset = npy_header_len(path, head)?;
+    check_shape_product(head).map_err(bad)?;
     let npy = NpyFile::new(head).map_err(|e| bad(e.to_string().lines().next().unwrap_or_default().to_string()))?;
     let dtype = match npy.dtype() {
         DType::Plain(ts) => ts,
@@ -231,8 +232,16 @@ pub(crate) fn parse_npy_header(path: &Path, head: &[u8], len: u64) -> Result<(Fo
     if npy.order() == Order::Fortran && shape[0] > 1 && shape[1] > 1 {
         return Err(DataError::FortranOrder { path: path.to_path_buf() });
     }
-    let need = offset + shape[0] * shape[1] * if f64 { 8 } else { 4 };
-    if len < need {
+    // A crafted header can promise more values than any file holds: checked arithmetic.
+    let need = shape[0]
+        .checked_mul(shape[1])
+        .and_then(|v| v.checked_mul(if f64 { 8 } else { 4 }))
+        .and_then(|b| b.checked_add(offset));
+    if shape[1] > u32::MAX as u64 {
+        return Err(bad(format!("{} columns is more than a data set can have ({})", shape[1], u32::MAX)));
+    }
+    if need.is_none_or(|need| len < need) {
+        let need = need.map_or("more than 2^64".to_string(), |n| n.to_string());
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
             reason: format!(
@@ -242,6 +251,23 @@ pub(crate) fn parse_npy_header(path: &Path, head: &[u8], len: u64) -> Result<(Fo
         });
     }
     Ok((Format::Npy { offset, f64 }, shape[0], shape[1]))
+}
+
+/// Refuses a header whose `shape` has more values than 2^64 before npyz multiplies them (it
+/// would overflow: a panic in debug builds, a wrong size in release builds).
+fn check_shape_product(head: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(head);
+    let Some(at) = text.find("'shape'") else { return Ok(()) };
+    let tuple = text[at..].split_once('(').and_then(|(_, r)| r.split_once(')')).map(|(t, _)| t);
+    let Some(tuple) = tuple else { return Ok(()) };
+    let mut product: u64 = 1;
+    for dim in tuple.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let Ok(d) = dim.parse::<u64>() else { return Ok(()) };
+        product = product
+            .checked_mul(d)
+            .ok_or_else(|| format!("the shape ({tuple}) has more values than any file can hold"))?;
+    }
+    Ok(())
 }
 
 fn is_float(t: &TypeStr) -> Option<bool> {
@@ -300,8 +326,9 @@ pub fn parse_record(path: &Path, row: u64, rec: &csv::ByteRecord, out: &mut Vec<
                     path: path.to_path_buf(),
                     row: row + 1,
                     col: c + 1,
-                    cell: String::from_utf8_lossy(cell).chars().take(40).collect(),
-                })
+                    // Shown on one line: control characters (a quoted newline) escaped.
+                    cell: String::from_utf8_lossy(cell).chars().take(40).flat_map(char::escape_debug).collect(),
+                });
             }
         }
     }

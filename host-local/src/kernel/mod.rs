@@ -38,6 +38,7 @@ mod compiled;
 mod instance;
 mod sandbox;
 mod source;
+mod stderr;
 
 pub use cache::{write_atomic, CacheUse, KernelCache};
 pub use compiled::{GetError, KernelOrigin, Kernels};

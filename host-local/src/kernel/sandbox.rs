@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::stderr::GuestStderr;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 /// How kernels are sandboxed.
@@ -30,11 +30,8 @@ pub struct HostState {
     table: ResourceTable,
     limits: StoreLimits,
     limits_memory: Option<usize>,
-    stderr: MemoryOutputPipe,
+    stderr: GuestStderr,
 }
-
-/// Bytes of a guest's stderr kept for error messages (the rest is dropped).
-const STDERR_CAPACITY: usize = 16 * 1024;
 
 /// A store for one instance under `sandbox`: the capability-free WASI context, the memory cap
 /// and, when a call timeout is set, epoch interruption (no deadline until a call sets one).
@@ -43,7 +40,7 @@ pub(super) fn new_store(engine: &Engine, sandbox: &Sandbox) -> Store<HostState> 
     if let Some(m) = sandbox.memory_limit {
         limits = limits.memory_size(m);
     }
-    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let stderr = GuestStderr::default();
     let state = HostState {
         wasi: sandbox_wasi(stderr.clone()),
         table: ResourceTable::new(),
@@ -105,7 +102,7 @@ impl HostMonotonicClock for FrozenMonotonicClock {
 }
 
 /// The WASI context every kernel gets: no capabilities, deterministic clocks and random.
-fn sandbox_wasi(stderr: MemoryOutputPipe) -> WasiCtx {
+fn sandbox_wasi(stderr: GuestStderr) -> WasiCtx {
     let mut b = WasiCtx::builder();
     b.allow_tcp(false)
         .allow_udp(false)
@@ -146,7 +143,7 @@ pub(super) fn describe(e: wasmtime::Error, store: &Store<HostState>) -> String {
             msg.lines().next().unwrap_or("unknown error").to_string()
         }
     };
-    let said = store.data().stderr.contents();
+    let (said, _) = store.data().stderr.contents();
     let said = String::from_utf8_lossy(&said);
     // The last line that is not std's "note: run with RUST_BACKTRACE=1" hint.
     match said.lines().rev().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("note: ")) {

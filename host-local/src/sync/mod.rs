@@ -67,13 +67,28 @@ pub enum SyncError {
         /// When every function arrived: the one that completed the set and so reduces.
         reducer: Option<u32>,
     },
-    #[error("job {job} aborted: function {worker} failed: {reason}")]
-    Aborted { job: String, worker: u32, reason: String },
+    #[error("job {job} aborted: {}: {reason}", aborted_by(*.worker))]
+    Aborted {
+        job: String,
+        /// The function that failed ([`DRIVER`]: the driver stopped the job).
+        worker: u32,
+        reason: String,
+    },
     #[error("job {job}: state store error: {message}")]
     Store { job: String, message: String },
     /// The job id is in use by a job with another plan or function count.
     #[error("job {job}: {message}")]
     Mismatch { job: String, message: String },
+}
+
+/// The "function" that aborts a job when the driver stops it (SIGINT, SIGTERM).
+pub const DRIVER: u32 = u32::MAX;
+
+fn aborted_by(worker: u32) -> String {
+    match worker {
+        DRIVER => "the driver stopped it".to_string(),
+        w => format!("function {w} failed"),
+    }
 }
 
 fn missing_text(missing: &[u32], reducer: Option<u32>) -> String {

@@ -49,8 +49,12 @@ pub enum RedisSetupError {
     Connect { url: String, message: String },
     #[error("invalid job id '{0}': use 1 to 64 characters among letters, digits, '.', '_' and '-'")]
     JobId(String),
-    #[error("job {job} already exists on redis at {url} (choose another --job)")]
+    #[error("job {job} already exists on redis at {url}: choose another --job, or pass --resume to continue it")]
     JobExists { job: String, url: String },
+    #[error("cannot resume job {job} on redis at {url}: it was started with another plan (data, kernel, parameters, function count, iterations or first model differ)")]
+    OtherPlan { job: String, url: String },
+    #[error("nothing to resume: job {job} does not exist on redis at {url} (or its keys expired)")]
+    NothingToResume { job: String, url: String },
     #[error("redis at {url}: {message}")]
     Command { url: String, message: String },
 }
@@ -100,6 +104,9 @@ fn scrub(e: &redis::RedisError, url: &str) -> String {
     s
 }
 
+/// The environment variable naming a PEM file of CA certificates to trust for `rediss://`.
+pub const REDIS_CA_ENV: &str = "IFP_REDIS_CA";
+
 /// Opens one connection and checks it with `PING` (which also proves the credentials).
 pub fn connect(url: &str, io_timeout: Duration) -> Result<Connection, RedisSetupError> {
     static TLS: Once = Once::new();
@@ -108,8 +115,20 @@ pub fn connect(url: &str, io_timeout: Duration) -> Result<Connection, RedisSetup
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
     let shown = redact(url);
-    let client =
-        redis::Client::open(url).map_err(|e| RedisSetupError::Url { url: shown.clone(), message: scrub(&e, url) })?;
+    let bad_url = |e: redis::RedisError| RedisSetupError::Url { url: shown.clone(), message: scrub(&e, url) };
+    // A private CA for rediss:// (a self-hosted server): its PEM file in IFP_REDIS_CA,
+    // trusted besides the system's roots. Workers inherit the variable.
+    let client = match std::env::var_os(REDIS_CA_ENV).filter(|p| !p.is_empty()) {
+        Some(ca) => {
+            let pem = std::fs::read(&ca).map_err(|e| RedisSetupError::Url {
+                url: shown.clone(),
+                message: format!("cannot read the CA certificate {} ({REDIS_CA_ENV}): {e}", ca.to_string_lossy()),
+            })?;
+            let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+            redis::Client::build_with_tls(url, certs).map_err(bad_url)?
+        }
+        None => redis::Client::open(url).map_err(bad_url)?,
+    };
     let connect_err = |e: redis::RedisError| RedisSetupError::Connect { url: shown.clone(), message: scrub(&e, url) };
     let mut con = client.get_connection_with_timeout(CONNECT_TIMEOUT).map_err(connect_err)?;
     con.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(connect_err)?;
@@ -123,33 +142,91 @@ pub struct JobKeys {
     con: Connection,
     url: String,
     job: String,
+    functions: u32,
 }
 
+/// The driver's claim of a job id: a new job, or (`resume`) a job of the same plan that
+/// another run started, taken over.
+const CLAIM: &str = r#"
+local p, meta, run, resume, ttl, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local have = redis.call('GET', p .. 'meta')
+if not have then
+  if resume == '1' then return {'absent', 0} end
+  redis.call('SET', p .. 'meta', meta, 'EX', ttl)
+  redis.call('SET', p .. 'run', run, 'EX', ttl)
+  return {'new', 0}
+end
+if resume ~= '1' then return {'exists', 0} end
+if have ~= meta then return {'other', 0} end
+redis.call('SET', p .. 'run', run, 'EX', ttl)
+redis.call('DEL', p .. 'abort')
+for i = 0, count - 1 do redis.call('DEL', p .. 'x:' .. i) end
+return {'resumed', tonumber(redis.call('GET', p .. 'cur') or '0')}
+"#;
+
 impl JobKeys {
-    /// Connects (failing clearly on a wrong address or password) and claims `job` for
-    /// `workers` workers; refuses a job id that is already in use.
-    /// `plan`: the job plan's fingerprint, which every function's task must carry.
+    /// Connects (failing clearly on a wrong address or password) and claims `job` for run
+    /// `run` of a plan with `functions` functions and fingerprint `plan`: a new job id, or
+    /// with `resume` a job id another run of the same plan started (it goes on where it is).
+    /// Returns the keys and the iteration the job is at.
     pub fn create(
         url: &str,
         job: &str,
         functions: u32,
         plan: Option<&str>,
+        run: &str,
+        resume: bool,
         sync_timeout: Duration,
-    ) -> Result<Self, RedisSetupError> {
+    ) -> Result<(Self, u32), RedisSetupError> {
         check_job_id(job)?;
         let mut con = connect(url, CONNECT_TIMEOUT)?;
-        let set: Value = redis::cmd("SET")
-            .arg(format!("{}meta", prefix(job)))
+        // EVAL, not EVALSHA: once per job, one round trip (no NOSCRIPT retry).
+        let v: Value = redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(0)
+            .arg(prefix(job))
             .arg(meta_value(functions, plan))
-            .arg("NX")
-            .arg("EX")
+            .arg(run)
+            .arg(if resume { "1" } else { "0" })
             .arg(key_ttl(sync_timeout))
+            .arg(functions)
             .query(&mut con)
             .map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
-        if matches!(set, Value::Nil) {
-            return Err(RedisSetupError::JobExists { job: job.into(), url: redact(url) });
-        }
-        Ok(Self { con, url: url.into(), job: job.into() })
+        let (job_s, url_r) = (job.to_string(), redact(url));
+        let at = match &v {
+            Value::Array(items) if items.len() == 2 => match (text(&items[0]).as_deref(), &items[1]) {
+                (Some("new" | "resumed"), Value::Int(t)) => *t as u32,
+                (Some("exists"), _) => return Err(RedisSetupError::JobExists { job: job_s, url: url_r }),
+                (Some("other"), _) => return Err(RedisSetupError::OtherPlan { job: job_s, url: url_r }),
+                (Some("absent"), _) => return Err(RedisSetupError::NothingToResume { job: job_s, url: url_r }),
+                _ => return Err(RedisSetupError::Command { url: url_r, message: format!("unexpected reply {v:?}") }),
+            },
+            _ => return Err(RedisSetupError::Command { url: url_r, message: format!("unexpected reply {v:?}") }),
+        };
+        Ok((Self { con, url: url.into(), job: job.into(), functions }, at))
+    }
+
+    /// Connects to `job`'s keys without claiming it (to stop a job another process claimed).
+    pub fn open(url: &str, job: &str, functions: u32) -> Result<Self, RedisSetupError> {
+        check_job_id(job)?;
+        let con = connect(url, CONNECT_TIMEOUT)?;
+        Ok(Self { con, url: url.into(), job: job.into(), functions })
+    }
+
+    /// Marks the job aborted by the driver (`reason`), so every function stops at its next
+    /// synchronisation, wherever it runs.
+    pub fn abort(&mut self, reason: &str) -> Result<(), RedisSetupError> {
+        let msg = format!("{}\n{reason}", super::DRIVER);
+        redis::cmd("EVAL")
+            .arg(ABORT)
+            .arg(0)
+            .arg(prefix(&self.job))
+            .arg(self.functions)
+            .arg(key_ttl(Duration::ZERO))
+            .arg(msg)
+            .query::<Value>(&mut self.con)
+            .map(|_| ())
+            .map_err(|e| RedisSetupError::Command { url: redact(&self.url), message: scrub(&e, &self.url) })
     }
 
     /// Deletes every key of the job.
@@ -170,12 +247,23 @@ impl JobKeys {
 }
 
 const JOIN: &str = r#"
-local p, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local p, n, ttl, run, resume, count = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
 local meta = redis.call('GET', p .. 'meta')
 if not meta then
   redis.call('SET', p .. 'meta', n, 'EX', ttl)
 elseif meta ~= n then
   return {'workers', meta}
+end
+if run ~= '' then
+  local owner = redis.call('GET', p .. 'run')
+  if not owner then
+    redis.call('SET', p .. 'run', run, 'EX', ttl)
+  elseif owner ~= run then
+    if resume ~= '1' then return {'taken', owner} end
+    redis.call('SET', p .. 'run', run, 'EX', ttl)
+    redis.call('DEL', p .. 'abort')
+    for i = 0, count - 1 do redis.call('DEL', p .. 'x:' .. i) end
+  end
 end
 local ab = redis.call('GET', p .. 'abort')
 if ab then return {'abort', ab} end
@@ -218,6 +306,7 @@ for i = 0, n - 1 do
 end
 redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl)
 redis.call('EXPIRE', p .. 'meta', ttl)
+redis.call('EXPIRE', p .. 'run', ttl)
 redis.call('DEL', p .. 'p:' .. t)
 return 'ok'
 "#;
@@ -248,6 +337,9 @@ pub struct RedisStore {
     stats: SyncStats,
     /// The job plan's fingerprint (empty: none given).
     plan: String,
+    /// The run this function belongs to (empty: any), and whether it takes the job over.
+    run: String,
+    resume: bool,
 }
 
 /// What a job's `meta` key holds: the function count and the plan's fingerprint.
@@ -336,6 +428,8 @@ impl RedisStore {
             scripts,
             stats: SyncStats { round_trips: 2, wait_s: 0.0 },
             plan: String::new(),
+            run: String::new(),
+            resume: false,
         })
     }
 
@@ -343,6 +437,14 @@ impl RedisStore {
     /// functions).
     pub fn for_plan(mut self, plan: Option<&str>) -> Self {
         self.plan = plan.unwrap_or_default().to_string();
+        self
+    }
+
+    /// Joins only as part of run `run` (the job id belongs to the run that claimed it
+    /// first), or, with `resume`, takes the job over from another run of the same plan.
+    pub fn for_run(mut self, run: Option<&str>, resume: bool) -> Self {
+        self.run = run.unwrap_or_default().to_string();
+        self.resume = resume;
         self
     }
 
@@ -375,7 +477,11 @@ impl RedisStore {
     fn aborted(&self, v: &Value) -> SyncError {
         let s = text(v).unwrap_or_default();
         let (w, reason) = s.split_once('\n').unwrap_or(("?", &s));
-        SyncError::Aborted { job: self.job.clone(), worker: w.parse().unwrap_or(u32::MAX), reason: reason.to_string() }
+        SyncError::Aborted {
+            job: self.job.clone(),
+            worker: w.parse().unwrap_or(super::DRIVER),
+            reason: reason.to_string(),
+        }
     }
 
     fn script(&mut self, which: usize, args: &[&dyn ToArg]) -> Result<Value, redis::RedisError> {
@@ -394,7 +500,8 @@ impl RedisStore {
         let at = "joining the job";
         let n = self.workers;
         let (meta, ttl) = (meta_value(n, Some(&self.plan)), self.ttl);
-        let v = self.script(0, &[&meta, &ttl]).map_err(|e| self.store_err(at, e))?;
+        let (run, resume) = (self.run.clone(), if self.resume { "1" } else { "0" }.to_string());
+        let v = self.script(0, &[&meta, &ttl, &run, &resume, &n]).map_err(|e| self.store_err(at, e))?;
         let Value::Array(items) = &v else { return Err(self.bad_reply(at, &v)) };
         match (items.first().and_then(text).as_deref(), items.len()) {
             (Some("workers"), 2) => {
@@ -409,6 +516,13 @@ impl RedisStore {
                 };
                 Err(SyncError::Mismatch { job: self.job.clone(), message })
             }
+            (Some("taken"), 2) => Err(SyncError::Mismatch {
+                job: self.job.clone(),
+                message: format!(
+                    "{at}: the job id is in use by another run ({}): choose another job id, or resume that job (ifp run --resume)",
+                    text(&items[1]).unwrap_or_default()
+                ),
+            }),
             (Some("abort"), 2) => Err(self.aborted(&items[1])),
             (Some("ok"), 4) => {
                 let iteration = match items[1] {

@@ -38,7 +38,8 @@ impl<B: Behaviour> Algorithm for Hostile<B> {
         Ok(UpdateResult { model: total.to_vec(), loss: 0.0, converged: true })
     }
     fn describe(_: &[Param], _: DataShape, model: &[f64]) -> Result<Vec<ModelField>, String> {
-        Ok(vec![ModelField { name: "rows".into(), shape: vec![], values: model.to_vec() }])
+        let shape = if model.len() == 1 { vec![] } else { vec![model.len() as u32] };
+        Ok(vec![ModelField { name: "rows".into(), shape, values: model.to_vec() }])
     }
     fn new_shard(shape: DataShape) -> Self::Shard {
         Rows(0, shape.cols, PhantomData)
@@ -109,5 +110,36 @@ impl Behaviour for Snoop {
             Ok(bytes) => Ok(vec![rows as f64 + bytes.len() as f64 * 0.0]),
             Err(e) => Err(format!("cannot read {SNOOP_PATH}: {e}")),
         }
+    }
+}
+
+/// Writes 64 KiB to stderr in every step (a plugin that logs a lot), then counts its rows.
+pub struct Chatty;
+impl Behaviour for Chatty {
+    const NAME: &'static str = "chatty";
+    fn step(rows: u64) -> Result<Vec<f64>, String> {
+        for line in 0..1024 {
+            eprintln!("chatty step over {rows} rows, line {line:04}: {}", "x".repeat(20));
+        }
+        Ok(vec![rows as f64])
+    }
+}
+
+/// Reads the wall clock, the monotonic clock and 8 random bytes twice each and returns
+/// `[rows, wall 1 (ns since the epoch), wall 2, monotonic 2 - 1 (ns), random 1, random 2]`.
+pub struct Clocks;
+impl Behaviour for Clocks {
+    const NAME: &'static str = "clocks";
+    fn step(rows: u64) -> Result<Vec<f64>, String> {
+        let wall =
+            || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(-1.0, |d| d.as_nanos() as f64);
+        let random = || -> Result<f64, String> {
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+            Ok(u64::from_le_bytes(b) as f64)
+        };
+        let (w1, m1, r1) = (wall(), std::time::Instant::now(), random()?);
+        let (w2, m2, r2) = (wall(), std::time::Instant::now(), random()?);
+        Ok(vec![rows as f64, w1, w2, (m2 - m1).as_nanos() as f64, r1, r2])
     }
 }
