@@ -107,7 +107,7 @@ def test_lambda_backend_equals_local(lambda_endpoint, redis_url, tmp_path):
     np.save(data, blobs(seed=7))
     local = ifp.KMeans(5, random_state=4).fit(data)
     remote = ifp.KMeans(
-        5, random_state=4, backend="lambda", function="ifp", lambda_endpoints=[lambda_endpoint], redis_url=redis_url
+        5, random_state=4, backend="lambda", function="function", lambda_endpoints=[lambda_endpoint], redis_url=redis_url
     ).fit(data)
     assert "lambda" in remote.result_ and "lambda" not in local.result_
     assert remote.n_iter_ == local.n_iter_
