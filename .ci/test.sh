@@ -14,8 +14,18 @@ step() { echo "== $*"; }
 mkdir -p "$CARGO_TARGET_DIR"
 step "disk: $(df -h --output=avail "$CARGO_TARGET_DIR" | tail -1 | tr -d ' ') free for $CARGO_TARGET_DIR"
 
-step "toolchain and wasm targets (rust-toolchain.toml)"
-rustup toolchain install 2>&1 | tail -1
+# The toolchain of rust-toolchain.toml WITHOUT its wasm targets, as a user who installed Rust
+# before cloning has it: the build below must add wasm32-wasip2 by itself (the kernels' build
+# script runs `rustup target add`), and the README's main command must then work. Where the
+# targets are already installed (a reused machine), the install path is checked on a
+# hard-linked copy of the toolchain instead; the shared toolchain is never modified.
+channel=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
+step "toolchain $channel (without the wasm targets: the build adds what it needs)"
+rustup toolchain install "$channel" --profile minimal --component rustfmt,clippy 2>&1 | tail -1
+if [[ -d "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2" ]]; then
+  step "wasm32-wasip2 already installed: check the build script's install path on a copy of the toolchain"
+  bash .ci/target-install-check.sh
+fi
 
 # Debian packages the integration tests use.
 need_pkgs=()
@@ -63,6 +73,17 @@ fi
 step "cargo build (debug profile): every binary the tests run (ifp, ifp-worker, bootstrap)"
 cargo build 2>&1
 
+step "the README's main command (\`ifp run kmeans\`, debug build of the same binary)"
+cargo run -q -p ifp-driver -- run kmeans 2>&1
+
+step "the README's plugin in one step: build the example plugin, run it with --kernel"
+cargo build -q -p ifp-plugin-linreg --target wasm32-wasip2 --profile wasm 2>&1
+plugin_tmp="$(mktemp -d)"
+cargo run -q -p ifp-driver -- gen logreg --rows 20000 --cols 8 --out "$plugin_tmp/linear.csv" 2>&1
+cargo run -q -p ifp-driver -- run --kernel "$CARGO_TARGET_DIR/wasm32-wasip2/wasm/ifp_plugin_linreg.wasm" \
+  --data "$plugin_tmp/linear.csv" --label-col last --param learning-rate=0.3 2>&1 | tail -3
+rm -rf "$plugin_tmp"
+
 step "cargo test (debug profile, default members: everything but the wasm-only guest crates)"
 cargo test 2>&1
 
@@ -70,6 +91,7 @@ step "the criterion benchmarks compile (built like tests; \`cargo bench\` times 
 cargo test --benches --no-run 2>&1
 
 step "kernels/js: build for wasm32-unknown-unknown, bind for Node.js and the browser, run the JS tests"
+rustup target add wasm32-unknown-unknown 2>&1 | tail -1
 js_target="$CARGO_TARGET_DIR/js"
 CARGO_ENCODED_RUSTFLAGS="-Ctarget-feature=+simd128" CARGO_PROFILE_WASM_STRIP=false \
   cargo build -q --target wasm32-unknown-unknown --profile wasm -p ifp-kernels-js --target-dir "$js_target"

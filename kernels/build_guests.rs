@@ -3,6 +3,11 @@
 //! with SIMD128 and relaxed SIMD, into a guest target directory beside the outer one
 //! (`<target>/wasm-kernels/<checkout hash>`), which keeps the outer build's lock free and
 //! lets every host profile share one guest build.
+//!
+//! A toolchain installed before this repository was cloned lacks the wasm target (rustup
+//! adds the targets of `rust-toolchain.toml` only when it installs the toolchain), so the
+//! build adds it through rustup, saying so in one line, and stops with one line where
+//! rustup is absent.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +27,7 @@ pub fn build(root: &Path, packages: &[&str]) -> Vec<PathBuf> {
     // One guest build per checkout, so that checkouts sharing a target directory never
     // embed each other's kernels.
     let target_dir = guest_target_dir(&out_dir).join(format!("{:016x}", fnv1a(root.to_string_lossy().as_bytes())));
+    ensure_target(&target_dir);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).args(["build", "--profile", "wasm", "--target", TARGET, "--target-dir"]).arg(&target_dir);
@@ -55,6 +61,68 @@ pub fn build(root: &Path, packages: &[&str]) -> Vec<PathBuf> {
             file
         })
         .collect()
+}
+
+/// Whether the toolchain's standard library for [`TARGET`] is installed: the directory
+/// `rustc` would load it from holds `core`.
+fn target_installed(rustc: &str) -> bool {
+    let Ok(out) = Command::new(rustc).args(["--print", "target-libdir", "--target", TARGET]).output() else {
+        return false;
+    };
+    let libdir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    out.status.success()
+        && std::fs::read_dir(libdir)
+            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+            .unwrap_or(false)
+}
+
+/// Adds [`TARGET`] to the building toolchain with `rustup target add` when it is missing (one
+/// line, as a cargo warning). Two build scripts may get here at once: a lock file beside the
+/// guest build makes the second wait and find the target installed. Exits with one line
+/// when the target is missing and rustup is absent or fails.
+fn ensure_target(lock_dir: &Path) {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if target_installed(&rustc) {
+        return;
+    }
+    std::fs::create_dir_all(lock_dir).expect("creating the guest target directory");
+    let lock = std::fs::File::create(lock_dir.join(".rustup-target-add.lock")).expect("creating a lock file");
+    lock.lock().expect("locking the rustup lock file");
+    if target_installed(&rustc) {
+        return;
+    }
+    let fail = |why: &str| -> ! {
+        eprintln!(
+            "error: the {TARGET} target is not installed and {why}; install it with `rustup target add {TARGET}` \
+             (rustup: https://rustup.rs)"
+        );
+        std::process::exit(1)
+    };
+    if Command::new("rustup").arg("--version").output().is_err() {
+        fail("rustup is not on PATH to add it");
+    }
+    // rustup's proxies set RUSTUP_TOOLCHAIN for the build; `rustup target add` reads it too,
+    // so the target goes to the toolchain that builds (the one rust-toolchain.toml names).
+    let toolchain =
+        std::env::var("RUSTUP_TOOLCHAIN").map(|t| format!("toolchain {t}")).unwrap_or("the toolchain".into());
+    println!("cargo:warning=adding the {TARGET} target to {toolchain}, which lacks it (rustup target add {TARGET})");
+    let added = Command::new("rustup").args(["target", "add", TARGET]).stdout(std::process::Stdio::null()).output();
+    match added {
+        Err(e) => fail(&format!("rustup could not be run ({e})")),
+        Ok(o) if !o.status.success() => fail(&format!(
+            "`rustup target add {TARGET}` failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message")
+                .trim()
+        )),
+        Ok(_) if !target_installed(&rustc) => {
+            fail(&format!("`rustup target add {TARGET}` did not install it for {rustc}"))
+        }
+        Ok(_) => {}
+    }
 }
 
 /// `<target>/wasm-kernels`, where `<target>` is the outer build's target directory (the

@@ -1,7 +1,7 @@
 //! `ifp`: generate data, run iterative ML jobs as WebAssembly kernels spread over functions
 //! with one instance per vCPU, and report what each configuration costs.
 
-use ifp_driver::{bench, gen, output, run, sweep};
+use ifp_driver::{bench, gen, output, run, sweep, whole_number};
 
 use std::process::ExitCode;
 
@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "ifp", version, about = "Stateful ML on serverless functions with intra-function parallelism")]
 struct Cli {
+    /// Log what happens at debug level on stderr, with the full chain of any error (as
+    /// `IFP_LOG=debug` or `RUST_LOG=debug` does).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,12 +22,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Write a reproducible synthetic data set (.npy or .csv).
+    #[command(allow_negative_numbers = true)]
     Gen(GenArgs),
     /// Run a job (k-means or logistic regression) and report the model and timings.
+    #[command(allow_negative_numbers = true)]
     Run(run::RunArgs),
     /// Time our iterations against scikit-learn and numpy on the same data and threads.
+    #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
     /// Run one job under several configurations (functions x inner workers) and compare time and cost.
+    #[command(allow_negative_numbers = true)]
     Sweep(sweep::SweepArgs),
 }
 
@@ -31,13 +39,16 @@ enum Command {
 struct GenArgs {
     /// `kmeans` (Gaussian blobs) or `logreg` (labelled linear problem, label last).
     kind: gen::Kind,
-    #[arg(long)]
+    /// Number of rows to generate.
+    #[arg(long, value_parser = at_least_one)]
     rows: u64,
-    #[arg(long)]
+    /// Number of feature columns (logreg adds the label column after them).
+    #[arg(long, value_parser = at_least_one)]
     cols: u64,
     /// Number of blobs (kmeans).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = whole_number)]
     k: u64,
+    /// Seed of the generator: the same seed gives the same file.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Output: a .npy (float32) or .csv file, or `s3://bucket/key` (uploaded).
@@ -49,14 +60,58 @@ struct GenArgs {
     s3_endpoint: Option<String>,
 }
 
+/// A count that must be at least 1, with a message clap puts after the flag and the value.
+pub fn at_least_one(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 1 && n <= u64::MAX as i128 => Ok(n as u64),
+        Ok(_) => Err("expected a whole number of at least 1".into()),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
+
 fn gen_cmd(a: GenArgs) -> Result<()> {
-    anyhow::ensure!(a.rows > 0, "--rows must be at least 1, got 0");
-    anyhow::ensure!(a.cols > 0, "--cols must be at least 1, got 0");
     anyhow::ensure!(a.kind != gen::Kind::Kmeans || a.k > 0, "--k must be at least 1, got 0");
     let spec = gen::GenSpec { kind: a.kind, rows: a.rows, cols: a.cols, k: a.k, seed: a.seed };
     output::write_f32_to(&a.out, a.s3_endpoint.as_deref(), a.rows, spec.file_cols(), spec.values())?;
     eprintln!("wrote {} rows × {} columns to {}", a.rows, spec.file_cols(), a.out);
     Ok(())
+}
+
+/// Clap's message as one line: every line of it (the missing arguments, the "tip: a similar
+/// argument exists" suggestion) except the usage and the "--help" pointer, joined; then which
+/// help to read.
+fn clap_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    let mut in_usage = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("Usage:") {
+            in_usage = true;
+        } else if t.is_empty() {
+            in_usage = false;
+        } else if !in_usage && !t.starts_with("For more information") {
+            parts.push(t.to_string());
+        }
+    }
+    // The subcommand the user was in, for the help to read.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sub = args.iter().find(|a| ["gen", "run", "bench", "sweep"].contains(&a.as_str()));
+    let help = sub.map_or("ifp --help".to_string(), |s| format!("ifp {s} --help"));
+    let mut line = parts.join(" ").replace(" tip:", "; tip:");
+    if line.is_empty() {
+        line = "error: invalid arguments".into();
+    }
+    format!("{line} (see {help})")
+}
+
+/// A hint for an error whose cause is common and not evident from the message.
+fn hint(msg: &str) -> &'static str {
+    // A CSV whose first line is a header fails on its first cell.
+    if msg.contains(" row 1 column ") && msg.contains("is not a number") {
+        return " (the first row is not numeric: CSV headers are not supported; remove the header line, e.g. `tail -n +2`)";
+    }
+    ""
 }
 
 fn main() -> ExitCode {
@@ -69,17 +124,19 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // One line: what is wrong, with the offending value (clap's first line).
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first} (see ifp --help)");
+            eprintln!("{}", clap_error_line(&e));
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("IFP_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    // -v, else IFP_LOG, else RUST_LOG (neither set: errors only, and those are returned anyway).
+    let filter = if cli.verbose {
+        tracing_subscriber::EnvFilter::new("warn,ifp=debug,ifp_host=debug")
+    } else if std::env::var_os("IFP_LOG").is_some() {
+        tracing_subscriber::EnvFilter::from_env("IFP_LOG")
+    } else {
+        tracing_subscriber::EnvFilter::from_default_env()
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let r = match cli.command {
         Command::Gen(a) => gen_cmd(a),
         Command::Run(a) => run::run_cmd(a),
@@ -89,9 +146,10 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            tracing::debug!("the error in full: {e:?}");
             // One line, whatever the sources' messages look like.
             let msg = format!("{e:#}");
-            eprintln!("error: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
+            eprintln!("error: {}{}", msg.split_whitespace().collect::<Vec<_>>().join(" "), hint(&msg));
             ExitCode::FAILURE
         }
     }

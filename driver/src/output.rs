@@ -3,29 +3,65 @@
 //! interrupted run never leaves a half-written file behind.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use ifp_host::data::object::{S3Store, S3Url};
 use npyz::WriterBuilder as _;
 
+/// An output file claimed before any work starts: a temporary file already created in the
+/// destination's directory (so a missing or unwritable directory fails at once, not after
+/// the last iteration), renamed into place by [`Reserved::write`]. Dropped unwritten, it
+/// leaves nothing behind.
+pub struct Reserved {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Reserved {
+    /// Creates the temporary file for `path`, with the permissions a plain file would get
+    /// (0666 less the umask; tempfile's default is 0600).
+    pub fn new(path: &Path) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if path.is_dir() {
+            anyhow::bail!("{} is a directory", path.display());
+        }
+        let mut b = tempfile::Builder::new();
+        b.prefix(".ifp-");
+        #[cfg(unix)]
+        b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = b.tempfile_in(dir).map_err(|e| {
+            // tempfile appends the temporary file's own path, which the user never asked for.
+            let e = e.to_string();
+            anyhow::anyhow!("cannot create a file in {}: {}", dir.display(), e.split(" at path ").next().unwrap_or(&e))
+        })?;
+        Ok(Self { path: path.to_path_buf(), tmp })
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the contents with `write` and renames the file into place.
+    pub fn write(mut self, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+        let path = self.path;
+        {
+            let mut w = std::io::BufWriter::new(self.tmp.as_file_mut());
+            write(&mut w).with_context(|| format!("writing {}", path.display()))?;
+            w.flush().with_context(|| format!("writing {}", path.display()))?;
+        }
+        self.tmp.persist(&path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+}
+
 /// Writes a file atomically with `write` producing its contents.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ifp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        write(&mut w).with_context(|| format!("writing {}", path.display()))?;
-        w.flush().with_context(|| format!("writing {}", path.display()))?;
-    }
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Reserved::new(path)?.write(write)
 }
 
 /// The output format a path asks for, by extension.
@@ -113,10 +149,10 @@ pub fn write_f32_to(
     Ok(())
 }
 
-/// Writes one integer per row (`.npy` as int32, or one per line in CSV).
-pub fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
-    match TableFormat::of(path)? {
-        TableFormat::Npy => write_atomic(path, |w| {
+/// Writes one integer per row (`.npy` as int32, or one per line in CSV) to a reserved file.
+pub fn write_labels(out: Reserved, labels: &[u32]) -> Result<()> {
+    match TableFormat::of(out.path())? {
+        TableFormat::Npy => out.write(|w| {
             let mut npy =
                 npyz::WriteOptions::<i32>::new().default_dtype().shape(&[labels.len() as u64]).writer(w).begin_nd()?;
             for &l in labels {
@@ -125,7 +161,7 @@ pub fn write_labels(path: &Path, labels: &[u32]) -> Result<()> {
             npy.finish()?;
             Ok(())
         }),
-        TableFormat::Csv => write_atomic(path, |w| {
+        TableFormat::Csv => out.write(|w| {
             for l in labels {
                 writeln!(w, "{l}")?;
             }

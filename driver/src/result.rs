@@ -1,12 +1,28 @@
 //! The result of `ifp run` as JSON (`--out`) and as the summary printed at the end: the
 //! model, iterations, configuration, timings, every function's load and sync figures.
+//!
+//! **Sync time**, the one definition used by the summary, the progress lines, the JSON
+//! (`timing.iterations[].sync_s`, `timing.phases.sync_s`), `ifp sweep` and its charts: for
+//! one iteration, the iteration's wall time (of the reference function: the one with the
+//! longest history, function 0 unless one was restarted) minus the slowest function's
+//! compute. It is what synchronisation costs the job beyond the computation: arrival,
+//! reduction, `update`, release, and the wait for the slowest function's partial. Each
+//! function's own wait from its partial to the next model (which includes waiting for
+//! slower functions) is `sync.iterations[].partial_to_model_s`, a different figure under
+//! another name.
+//!
+//! **Phases**: the wall time of a run splits into kernel (read and compile), data (open,
+//! shape, initial centroids), init (the first model), load (the reference function's share),
+//! compute and sync (summed over iterations), other (the rest of the functions' run: start-up
+//! of threads, processes or invocations, the final assignment pass, collecting the reports)
+//! and write (the output files; in the summary only). The parts add up to the total exactly.
 
 use serde_json::{json, Map, Value};
 
 use ifp_host::job::{JobOutcome, JobPlan};
 use ifp_host::kernel::ModelField;
 use ifp_host::sync::redis::redact;
-use ifp_host::FunctionReport;
+use ifp_host::{FunctionReport, IterationReport};
 
 /// A model field as JSON: a number, a list, or a list of rows.
 fn field_json(f: &ModelField) -> Value {
@@ -17,20 +33,80 @@ fn field_json(f: &ModelField) -> Value {
     }
 }
 
-/// Per iteration: the slowest function's compute, and the rest of the iteration time of the
-/// function with the longest history (a restarted function reports only the iterations
-/// since it rejoined, so iterations are found by number, never by position).
+/// Sync time of one iteration (see the module doc): the reference function's iteration time
+/// minus the slowest function's compute.
+pub fn iteration_sync(reference: &IterationReport, slowest_compute: f64) -> f64 {
+    (reference.compute_s + reference.sync_s - slowest_compute).max(0.0)
+}
+
+/// The reference function: the one with the longest history, the lowest-numbered among equals.
+fn reference(outcome: &JobOutcome) -> Option<&FunctionReport> {
+    outcome.reports.iter().rev().max_by_key(|r| r.iterations.len())
+}
+
+/// Per iteration: the slowest function's compute, and the sync time (a restarted function
+/// reports only the iterations since it rejoined, so iterations are found by number, never
+/// by position).
 pub fn iteration_timings(outcome: &JobOutcome) -> Vec<Value> {
-    let full = outcome.reports.iter().rev().max_by_key(|r| r.iterations.len());
+    let full = reference(outcome);
     (0..outcome.iterations)
         .map(|t| {
             let of = |r: &FunctionReport| r.iteration(t).cloned();
             let compute = outcome.reports.iter().filter_map(of).map(|i| i.compute_s).fold(0.0, f64::max);
             let r0 = full.and_then(of).unwrap_or_default();
-            let sync = (r0.compute_s + r0.sync_s - compute).max(0.0);
+            let sync = iteration_sync(&r0, compute);
             json!({ "iteration": t, "compute_s": compute, "sync_s": sync, "loss": r0.loss })
         })
         .collect()
+}
+
+/// Where the wall time of a run went (see the module doc); the parts add up to the total.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phases {
+    pub kernel_s: f64,
+    pub data_s: f64,
+    pub init_s: f64,
+    pub load_s: f64,
+    pub compute_s: f64,
+    pub sync_s: f64,
+    pub other_s: f64,
+    pub write_s: f64,
+}
+
+impl Phases {
+    /// The phases of a run whose kernel and data phases took `kernel_s` and `data_s`, from the
+    /// outcome (`init_s`, and `total_s`: init plus the functions' run).
+    pub fn of(kernel_s: f64, data_s: f64, o: &JobOutcome) -> Self {
+        let its = iteration_timings(o);
+        let sum = |k: &str| its.iter().map(|i| i[k].as_f64().unwrap_or(0.0)).sum::<f64>();
+        let (compute_s, sync_s) = (sum("compute_s"), sum("sync_s"));
+        let load_s = reference(o).map_or(0.0, |r| r.load_s);
+        let functions_s = o.total_s - o.init_s;
+        // The rest of the functions' run; never negative, so the parts stay within the total.
+        let other_s = (functions_s - load_s - compute_s - sync_s).max(0.0);
+        let over = load_s + compute_s + sync_s + other_s - functions_s;
+        // Remote clocks (processes, Lambda) can exceed the driver's by a hair: take it from sync.
+        let sync_s = (sync_s - over.max(0.0)).max(0.0);
+        Self { kernel_s, data_s, init_s: o.init_s, load_s, compute_s, sync_s, other_s, write_s: 0.0 }
+    }
+
+    pub fn total_s(&self) -> f64 {
+        self.kernel_s
+            + self.data_s
+            + self.init_s
+            + self.load_s
+            + self.compute_s
+            + self.sync_s
+            + self.other_s
+            + self.write_s
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "kernel_s": self.kernel_s, "data_s": self.data_s, "init_s": self.init_s, "load_s": self.load_s,
+            "compute_s": self.compute_s, "sync_s": self.sync_s, "other_s": self.other_s,
+        })
+    }
 }
 
 pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobPlan, o: &JobOutcome) -> Value {
@@ -77,51 +153,48 @@ pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobPlan, o: &JobOutco
     })
 }
 
-pub fn print_summary(result: &Value, o: &JobOutcome) {
-    let it = &result["timing"]["iterations"];
-    let n = it.as_array().map_or(0, |a| a.len()).max(1) as f64;
-    let sum = |key: &str| it.as_array().map_or(0.0, |a| a.iter().map(|v| v[key].as_f64().unwrap_or(0.0)).sum::<f64>());
+/// The summary: the outcome, where the time went (parts that add up to the total), and the
+/// sync store's round trips.
+pub fn print_summary(result: &Value, o: &JobOutcome, p: &Phases) {
+    let n = o.iterations.max(1) as f64;
     println!(
-        "{}: {} iterations ({}), loss {:.6e}; {} workers x {} inner, {} rows x {} cols",
+        "{}: {} iterations ({}), loss {:.6e}; {} functions x {} inner, {} rows x {} cols",
         result["algorithm"].as_str().unwrap_or("?"),
         o.iterations,
         if o.converged { "converged" } else { "max-iter reached" },
         result["loss"].as_f64().unwrap_or(f64::NAN),
-        result["config"]["workers"],
+        result["config"]["functions"],
         result["config"]["inner"],
         o.shape.total_rows,
         o.shape.cols,
     );
     println!(
-        "time: load {:.3} s, total {:.3} s; per iteration: compute {:.2} ms, sync {:.3} ms",
-        result["timing"]["load_s"].as_f64().unwrap_or(0.0),
-        o.total_s,
-        sum("compute_s") / n * 1e3,
-        sum("sync_s") / n * 1e3,
+        "time: {:.3} s = kernel {:.3} + data {:.3} + init {:.3} + load {:.3} + compute {:.3} + sync {:.3} + start-up and other {:.3} + write {:.3}",
+        p.total_s(), p.kernel_s, p.data_s, p.init_s, p.load_s, p.compute_s, p.sync_s, p.other_s, p.write_s,
     );
     let s = &result["sync"];
-    if let Some(ws) = s["workers"].as_array() {
-        let mean = |key: &str| ws.iter().map(|w| w[key].as_f64().unwrap_or(0.0)).sum::<f64>() / ws.len().max(1) as f64;
-        let max_trips = ws.iter().map(|w| w["round_trips_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max);
-        println!(
-            "sync ({}{}): {:.3} ms per iteration (mean over workers), {:.2} round trips per worker per iteration (max)",
-            s["store"].as_str().unwrap_or("?"),
-            s["url"].as_str().map(|u| format!(" {u}")).unwrap_or_default(),
-            mean("sync_s_per_iteration") * 1e3,
-            max_trips,
-        );
-    }
+    let max_trips = s["workers"].as_array().map_or(0.0, |ws| {
+        ws.iter().map(|w| w["round_trips_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max)
+    });
+    println!(
+        "per iteration: compute {:.2} ms, sync {:.3} ms ({}{} store, {:.2} round trips per function)",
+        p.compute_s / n * 1e3,
+        p.sync_s / n * 1e3,
+        s["store"].as_str().unwrap_or("?"),
+        s["url"].as_str().map(|u| format!(" {u}")).unwrap_or_default(),
+        max_trips,
+    );
 }
 
-/// The `sync` section of the result: per iteration, every worker's sync time and round
-/// trips; per worker, the totals.
+/// The `sync` section of the result: per iteration, every function's own time from its
+/// partial to the next model and round trips; per function, the totals.
 pub fn sync_json(store: &str, url: Option<&str>, o: &JobOutcome) -> Value {
     let iterations: Vec<Value> = (0..o.iterations)
         .map(|t| {
             let of = |r: &FunctionReport| r.iteration(t).cloned().unwrap_or_default();
-            let sync: Vec<f64> = o.reports.iter().map(|r| of(r).sync_s).collect();
+            let wait: Vec<f64> = o.reports.iter().map(|r| of(r).sync_s).collect();
             let trips: Vec<u64> = o.reports.iter().map(|r| of(r).round_trips).collect();
-            json!({ "iteration": t, "sync_s": sync, "round_trips": trips })
+            json!({ "iteration": t, "partial_to_model_s": wait, "round_trips": trips })
         })
         .collect();
     let n = o.iterations.max(1) as f64;
@@ -136,7 +209,7 @@ pub fn sync_json(store: &str, url: Option<&str>, o: &JobOutcome) -> Value {
                 "round_trips": r.sync.round_trips,
                 "round_trips_per_iteration": in_iterations as f64 / n,
                 "wait_s": r.sync.wait_s,
-                "sync_s_per_iteration": r.iterations.iter().map(|i| i.sync_s).sum::<f64>() / n,
+                "partial_to_model_s_per_iteration": r.iterations.iter().map(|i| i.sync_s).sum::<f64>() / n,
             })
         })
         .collect();

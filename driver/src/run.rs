@@ -7,14 +7,12 @@
 //! worker processes and Lambda functions get its source, its SHA-256 (they refuse other bytes)
 //! and the same sandbox limits.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use ifp_host::data::object::S3Connector;
@@ -33,7 +31,8 @@ use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
 use crate::interrupt;
 use crate::output;
-use crate::result::{print_summary, result_json, sync_json};
+use crate::progress::Progress;
+use crate::result::{print_summary, result_json, sync_json, Phases};
 
 /// The environment variable that carries the Redis URL to `ifp-worker` (kept off command
 /// lines, where `ps` would show its password).
@@ -60,72 +59,72 @@ pub struct RunArgs {
     pub algorithm: Option<String>,
     /// A plugin: any component of the `ifp:kernel@0.1.0` world, from a file or
     /// `s3://bucket/key`. It runs without WASI capabilities; its parameters come from --param.
-    #[arg(long, value_name = "FILE.wasm|s3://...")]
+    #[arg(help_heading = "Plugins", long, value_name = "FILE.wasm|s3://...")]
     pub kernel: Option<String>,
     /// A kernel parameter `NAME=VALUE`, passed to the kernel as is (repeatable); for plugins,
     /// the only way to set parameters.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    #[arg(help_heading = "Plugins", long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<Param>,
     /// Linear-memory cap per kernel instance, in MiB (default: wasm32's 4 GiB).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(help_heading = "Plugins", long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub kernel_memory_mb: Option<u64>,
     /// Seconds one call into the kernel (e.g. one step over a shard) may run before the job
     /// fails (default: no limit).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(help_heading = "Plugins", long, value_name = "SECONDS")]
     pub step_timeout: Option<f64>,
     /// Data file or `s3://bucket/key` (.npy float32/float64 2-D, or headerless .csv). Without
     /// it, a default data set (200,000 × 16, seeded) is generated in memory.
-    #[arg(long)]
+    #[arg(help_heading = "Data", long)]
     pub data: Option<String>,
     /// Where the label is: `last` column or `none` (default: `last` for logreg, else `none`).
-    #[arg(long, value_enum)]
+    #[arg(help_heading = "Data", long, value_enum)]
     pub label_col: Option<LabelColArg>,
     /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = crate::whole_number)]
     pub k: Option<u64>,
     /// K-means initialisation: `first` k rows, `random` (seeded sample) or `kmeans++` (default).
-    #[arg(long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = ["first", "random", "kmeans++"], conflicts_with = "init_centroids")]
     pub init: Option<String>,
     /// K-means iteration: `hamerly` (default; distance bounds skip rows whose cluster cannot
     /// change, with exactly Lloyd's result) or `lloyd` (every distance, every iteration).
-    #[arg(long, value_parser = ["hamerly", "lloyd"])]
+    #[arg(help_heading = "K-means (kmeans)", long, value_parser = ["hamerly", "lloyd"])]
     pub kmeans_algorithm: Option<String>,
     /// Initial centroids (k × cols) from a .npy or .csv file or `s3://bucket/key`.
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long)]
     pub init_centroids: Option<String>,
     /// Maximum iterations (default: 300 for kmeans, 100 for logreg).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(help_heading = "Iterations (every algorithm)", long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_iter: Option<u32>,
     /// Convergence tolerance (kmeans: relative to the mean feature variance, default 1e-4;
     /// logreg: change of the loss, default 1e-6).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Iterations (every algorithm)", long, allow_negative_numbers = true)]
     pub tol: Option<f64>,
     /// Gradient-descent step (logreg, default 0.1).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Logistic regression (logreg)", long, allow_negative_numbers = true)]
     pub learning_rate: Option<f64>,
     /// L2 regularisation strength (logreg, default 0).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(help_heading = "Logistic regression (logreg)", long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
     /// Functions, each with its own share of the data (`--workers` is the same).
-    #[arg(long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(help_heading = "Functions", long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub functions: u32,
     /// Inner workers (wasm instances) per function (default: the available parallelism).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(help_heading = "Functions", long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub inner: Option<u32>,
     /// Seed for the default data and for random/kmeans++ initialisation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(help_heading = "Data", long, default_value_t = 0)]
     pub seed: u64,
     /// Write the result (model, iterations, timings) as JSON.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub out: Option<PathBuf>,
     /// Write the final assignment of every row (kmeans) as .npy (int32) or .csv.
-    #[arg(long)]
+    #[arg(help_heading = "K-means (kmeans)", long)]
     pub labels_out: Option<PathBuf>,
     /// Seconds a function waits for the others in one iteration before failing the job.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(help_heading = "Functions", long, default_value_t = 60.0)]
     pub sync_timeout: f64,
     /// Job id (default: generated). An id in use is refused, unless --resume is given.
-    #[arg(long)]
+    #[arg(help_heading = "Functions", long)]
     pub job: Option<String>,
     /// Continue the job --job ID that another run started and did not finish (killed, or
     /// failed for good): the data, kernel, parameters and first model must be the same; the
@@ -141,21 +140,30 @@ pub struct RunArgs {
     /// Run the functions as `ifp-worker` processes synchronising through this Redis
     /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; a private CA's PEM
     /// file in IFP_REDIS_CA). Also read from IFP_REDIS, which keeps a password off the command line.
-    #[arg(long, value_name = "URL", env = REDIS_ENV, hide_env_values = true)]
+    #[arg(help_heading = "Functions", long, value_name = "URL", env = REDIS_ENV, hide_env_values = true)]
     pub redis: Option<String>,
     /// Where the functions run: `local` (this machine) or `lambda` (AWS Lambda: needs
     /// --function; with --redis the functions use that Redis, else their IFP_REDIS_URL).
-    #[arg(long, value_enum, default_value_t = Platform::Local)]
+    #[arg(help_heading = "Functions", long, value_enum, default_value_t = Platform::Local)]
     pub backend: Platform,
     #[command(flatten)]
     pub lambda: LambdaArgs,
     /// No progress or summary on stderr/stdout.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub quiet: bool,
     /// An S3-compatible endpoint for `s3://` data (path-style addressing; default: AWS, or
     /// `AWS_ENDPOINT_URL_S3`).
-    #[arg(long)]
+    #[arg(help_heading = "Data", long)]
     pub s3_endpoint: Option<String>,
+}
+
+/// Refuses a Redis address without its scheme (`127.0.0.1:6379`), which the Redis client
+/// reports only as "InvalidClientConfig".
+pub fn check_redis_url(url: &str) -> Result<()> {
+    if !url.contains("://") {
+        bail!("--redis {url}: a Redis URL needs its scheme: redis://{url} (or rediss://{url} for TLS)");
+    }
+    Ok(())
 }
 
 /// `NAME=VALUE` as a kernel parameter.
@@ -269,16 +277,20 @@ pub struct Embedding {
     pub data: Option<(Data, String)>,
     /// Return every row's assignment under the final model, without a --labels-out file.
     pub assignments: bool,
-    /// Set by the caller to stop the job between iterations (functions as threads).
+    /// Set by the caller to stop the job between iterations (functions as threads, or through
+    /// Redis). With it, the driver installs no signal handlers: the caller keeps its own.
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// A finished job: the result JSON exactly as `--out` writes it, the per-row assignments
-/// (with --labels-out or [`Embedding::assignments`]) and the outcome.
+/// (with --labels-out or [`Embedding::assignments`]), the outcome and the phases' times.
 pub struct RunOutput {
     pub result: Value,
     pub labels: Option<Vec<u32>>,
     pub outcome: JobOutcome,
+    pub phases: Phases,
+    /// When the job had finished (the rest is describing it and writing the outputs).
+    pub finished: Instant,
 }
 
 /// `ifp run`'s arguments from a list without the program name and `run`: the embedding
@@ -298,17 +310,29 @@ where
 }
 
 pub fn run_cmd(a: RunArgs) -> Result<()> {
-    let out = run_job(&a, Embedding::default())?;
-    let RunOutput { result, labels, outcome } = out;
-    // Everything is computed: now write the outputs, each all-or-nothing.
-    if let Some(p) = &a.out {
-        output::write_atomic(p, |w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
+    // The kernel phase counts from here (with the checks of the arguments and outputs).
+    let kernel_started = Instant::now();
+    check_args(&a, a.data.is_some())?;
+    // Every output is claimed now, before any work: a wrong path fails here, not at the end.
+    if let Some(p) = &a.labels_out {
+        output::TableFormat::of(p).context("--labels-out")?;
     }
-    if let (Some(p), Some(l)) = (&a.labels_out, &labels) {
-        output::write_labels(p, l)?;
+    let reserve = |flag: &str, p: &Option<PathBuf>| -> Result<Option<output::Reserved>> {
+        p.as_deref().map(|p| output::Reserved::new(p).with_context(|| format!("{flag} {}", p.display()))).transpose()
+    };
+    let out_file = reserve("--out", &a.out)?;
+    let labels_file = reserve("--labels-out", &a.labels_out)?;
+    let RunOutput { result, labels, outcome, mut phases, finished } =
+        run_job_from(&a, Embedding::default(), kernel_started)?;
+    if let Some(f) = out_file {
+        f.write(|w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
+    }
+    if let (Some(f), Some(l)) = (labels_file, &labels) {
+        output::write_labels(f, l)?;
     }
     if !a.quiet {
-        print_summary(&result, &outcome);
+        phases.write_s = finished.elapsed().as_secs_f64();
+        print_summary(&result, &outcome, &phases);
         if result.get("lambda").is_some() {
             lambda::print_cost(&result["lambda"]);
         }
@@ -316,33 +340,37 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The checks of the arguments that need no file, kernel or data.
+fn check_args(a: &RunArgs, has_data: bool) -> Result<()> {
+    if a.kernel.is_some() {
+        plugin_flags(a, has_data)?;
+    }
+    sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
+    if let Some(url) = &a.redis {
+        check_redis_url(url)?;
+    }
+    if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
+        bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
+    }
+    Ok(())
+}
+
 /// Runs the job `a` describes (with what `embed` adds) to its result; writes no file.
 pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
+    check_args(a, a.data.is_some() || embed.data.is_some())?;
+    run_job_from(a, embed, Instant::now())
+}
+
+/// [`run_job`] with the arguments checked, its kernel phase counted from `kernel_started`.
+fn run_job_from(a: &RunArgs, embed: Embedding, kernel_started: Instant) -> Result<RunOutput> {
     let Embedding { data: embedded, assignments, cancel } = embed;
-    let has_data = a.data.is_some() || embedded.is_some();
     // `kind` is None for a plugin.
     let (kind, source) = match (&a.algorithm, &a.kernel) {
-        (_, Some(k)) => {
-            plugin_flags(a, has_data)?;
-            (None, KernelSource::plugin(k))
-        }
+        (_, Some(k)) => (None, KernelSource::plugin(k)),
         (Some(name), None) => (Some(builtin_kind(name)?), KernelSource::Builtin(name.clone())),
         (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
     };
     let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
-    if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
-        bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
-    }
-    for (flag, p) in [("--out", &a.out), ("--labels-out", &a.labels_out)] {
-        if let Some(p) = p {
-            if p.is_dir() {
-                bail!("{flag} {} is a directory", p.display());
-            }
-            if flag == "--labels-out" {
-                output::TableFormat::of(p).context("--labels-out")?;
-            }
-        }
-    }
     let label = match (a.label_col, kind) {
         (Some(LabelColArg::Last), _) => LabelCol::Last,
         (Some(LabelColArg::None), _) => LabelCol::None,
@@ -350,11 +378,13 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
         (None, _) => LabelCol::None,
     };
     let s3 = S3Connector::new(a.s3_endpoint.clone());
+    let progress = Progress::new(a.quiet, a.functions, a.max_iter.unwrap_or(0));
     // Read, hash and check the kernel before any data is read.
-    let kernel_started = Instant::now();
+    progress.phase(&format!("kernel: reading and compiling {}", source.label()));
     let kernel = source.read(Some(&s3))?;
     let engine = Arc::new(KernelEngine::compile(&kernel, sandbox.clone())?);
     let kernel_s = kernel_started.elapsed().as_secs_f64();
+    progress.phase(&format!("data: opening {}", a.data.as_deref().unwrap_or("the default data set (generating it)")));
     let (data, data_name) = match (&a.data, embedded) {
         (Some(_), Some(_)) => bail!("--data and data in memory are exclusive: give one"),
         (None, Some(given)) => given,
@@ -392,6 +422,8 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
     };
     // The first model, once, here: every function starts from it.
     let started = Instant::now();
+    let data_s = (started - kernel_started).as_secs_f64() - kernel_s;
+    progress.phase(&format!("init: the first model ({})", a.init.as_deref().unwrap_or("the kernel's default")));
     let model0 = initial_model(&engine, &data, &params, &start)?;
     let init_s = started.elapsed().as_secs_f64();
     let mut plan = JobPlan {
@@ -428,13 +460,10 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
         interrupt::install();
     }
 
-    let progress = Progress::new(a.quiet, plan.max_iter);
-    let on_iteration = |f: u32, it: &IterationReport| {
-        if f == 0 {
-            progress.iteration(it)
-        }
-    };
-    let mut lambda_report: Option<Value> = None;
+    progress.set_max_iter(plan.max_iter);
+    progress.start_iterations(&format!("loading {} function share(s)", plan.functions));
+    let on_iteration = |f: u32, it: &IterationReport| progress.iteration(f, it);
+    let mut lambda_report = None;
     let results = match (a.backend, &a.redis) {
         (Platform::Lambda, _) => {
             plan.data = match &a.data {
@@ -451,13 +480,17 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
             if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
                 stop_in_redis(url, &plan, sig);
             }
+            // A finished job's keys go now, when the driver can reach Redis (else they expire).
+            if let (true, Some(url)) = (results.iter().all(Result::is_ok), &a.redis) {
+                if let Err(e) = JobKeys::open(url, &plan.job, plan.functions).and_then(JobKeys::remove) {
+                    tracing::warn!("removing the job's keys: {e}");
+                }
+            }
             // The functions report their iterations at the end.
             results
                 .iter()
                 .flatten()
-                .filter(|r| r.function == 0)
-                .flat_map(|r| &r.iterations)
-                .for_each(|it| progress.iteration(it));
+                .for_each(|r| r.iterations.iter().for_each(|it| progress.iteration(r.function, it)));
             lambda_report = Some(lambda.report());
             results
         }
@@ -494,10 +527,12 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
     };
     progress.finish();
     if let Some(sig) = interrupt::received() {
-        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(&a, &plan));
+        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(a, &plan));
     }
     let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())
-        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(&a, &plan)))?;
+        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(a, &plan)))?;
+    // From here to the summary: the model's description, the result and the output files.
+    let write_started = Instant::now();
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
     let labels = if plan.assignments {
@@ -520,10 +555,13 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
         result["kernel_sha256"] = json!(kernel.sha256);
     }
     result["timing"]["kernel_s"] = json!(kernel_s);
+    let phases = Phases::of(kernel_s, data_s, &outcome);
+    result["timing"]["phases"] = phases.json();
+    result["timing"]["wall_s"] = json!(phases.total_s());
     if let Some(r) = lambda_report {
         result["lambda"] = r;
     }
-    Ok(RunOutput { result, labels, outcome })
+    Ok(RunOutput { result, labels, outcome, phases, finished: write_started })
 }
 
 /// Runs `job`, a job whose functions synchronise through the Redis at `url`; once `cancel`
@@ -638,48 +676,4 @@ fn stop_in_redis(url: &str, plan: &JobPlan, sig: &str) {
 fn new_job_id() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{:x}-{:x}", t.as_secs(), std::process::id() ^ t.subsec_nanos())
-}
-
-/// A progress bar on a terminal, plain lines otherwise, nothing with `--quiet`.
-struct Progress {
-    bar: Option<ProgressBar>,
-    plain: bool,
-}
-
-impl Progress {
-    fn new(quiet: bool, max_iter: u32) -> Self {
-        if quiet {
-            return Self { bar: None, plain: false };
-        }
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(max_iter as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} iter {pos}/{len} [{bar:30}] {msg} ({elapsed})")
-                    .unwrap()
-                    .progress_chars("=> "),
-            );
-            Self { bar: Some(bar), plain: false }
-        } else {
-            Self { bar: None, plain: true }
-        }
-    }
-    fn iteration(&self, it: &IterationReport) {
-        if let Some(b) = &self.bar {
-            b.set_position(it.iteration as u64 + 1);
-            b.set_message(format!("loss {:.6e}", it.loss));
-        } else if self.plain {
-            eprintln!(
-                "iteration {}: loss {:.6e}, compute {:.2} ms, sync {:.3} ms",
-                it.iteration + 1,
-                it.loss,
-                it.compute_s * 1e3,
-                it.sync_s * 1e3
-            );
-        }
-    }
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }

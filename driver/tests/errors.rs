@@ -117,7 +117,11 @@ fn bad_csv_cells_rows_and_values() {
     let empty = write(d.path(), "empty.csv", b"");
     fails_with(d.path(), &["run", "kmeans", "--data", empty.to_str().unwrap(), "--k", "1"], "empty.csv holds no rows");
     let labels = write(d.path(), "y.csv", b"1,0\n2,1\n3,2\n");
-    fails_with(d.path(), &["run", "logreg", "--data", labels.to_str().unwrap(), "--inner", "2"], "loading data rows 2 to 3: kernel 'logreg' failed in shard.append: label 2 in row 2 of this chunk is not 0 or 1");
+    fails_with(
+        d.path(),
+        &["run", "logreg", "--data", labels.to_str().unwrap(), "--inner", "2"],
+        "loading data rows 2 to 3: kernel 'logreg' failed in shard.append: label 2 in row 3 of the data is not 0 or 1",
+    );
 }
 
 #[test]
@@ -234,5 +238,6 @@ fn gen_writes_reproducible_files_and_refuses_bad_arguments() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("expected a .npy or .csv extension"));
     let r = ifp(&["gen", "kmeans", "--rows", "0", "--cols", "2", "--out", a.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&r.stderr).contains("--rows must be at least 1, got 0"));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("invalid value '0' for '--rows <ROWS>': expected a whole number of at least 1"));
 }

@@ -464,3 +464,41 @@ fn a_job_longer_than_the_function_timeout_continues_across_invocations() {
     let n = got["lambda"]["invocations"].as_array().unwrap().len();
     assert_eq!(n, 2 + attempts.len());
 }
+
+/// Job ids on the Lambda backend: a run stopped by SIGTERM leaves its job in Redis (marked
+/// aborted); the same job id is then refused without --resume (the functions of a new run
+/// cannot join another run's job), and --resume continues it to the uninterrupted model.
+#[test]
+fn a_job_id_of_a_stopped_lambda_run_is_refused_unless_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ["run", "logreg", "--max-iter", "3000", "--tol", "0", "--learning-rate", "0.5", "--functions", "2"];
+    let run = [&run[..], &["--inner", "1", "--job", "lambda-owned"]].concat();
+    let local: Vec<&str> = run.iter().copied().filter(|a| *a != "--job" && *a != "lambda-owned").collect();
+    let (data, want) = logreg_reference(dir.path(), "2000", "5", &local);
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
+    let mut driver = ifp_testkit::ifp_aws_child(&on_lambda(&run, &data, &url, &endpoints, &out));
+    let t0 = Instant::now();
+    while redis.cli(&["GET", "ifp:{lambda-owned}:cur"]).parse::<u32>().unwrap_or(0) < 5 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the job never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(std::process::Command::new("kill").args(["-TERM", &driver.id().to_string()]).status().unwrap().success());
+    let stopped = driver.wait_with_output().unwrap();
+    assert!(!stopped.status.success());
+    let err = String::from_utf8_lossy(&stopped.stderr);
+    assert!(err.lines().last().unwrap_or_default().contains("stopped on SIGTERM"), "{err}");
+    let again = ifp(&on_lambda(&run, &data, &url, &endpoints, &out));
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("the job id is in use by another run") && err.contains("--resume"), "{err}");
+    let mut resume = on_lambda(&run, &data, &url, &endpoints, &out);
+    resume.push("--resume");
+    ok(&ifp(&resume), "the resumed run");
+    let got = load_json(Path::new(&out));
+    assert_same_logreg("resumed on Lambda", &got, &want);
+    // Finished: the driver removed the job's keys.
+    assert!(redis.cli(&["--scan", "--pattern", "ifp:{lambda-owned}:*"]).trim().is_empty());
+}

@@ -186,7 +186,12 @@ impl Function {
                                 FailureKind::Kernel,
                                 Some(function),
                                 None,
-                                format!("loading data rows {} to {}: {e}", range.start + at + 1, range.start + end),
+                                format!(
+                                    "loading data rows {} to {}: {}",
+                                    range.start + at + 1,
+                                    range.start + end,
+                                    rows_of_the_data(&e.to_string(), range.start + at)
+                                ),
                             )
                         })?;
                         at = end;
@@ -474,6 +479,32 @@ impl Function {
     }
 }
 
+/// A kernel names a row of the chunk it was given as "row N of this chunk" (1-based); the user
+/// knows rows of the data. `first` is the chunk's first row in the data (0-based).
+fn rows_of_the_data(message: &str, first: u64) -> String {
+    const TAIL: &str = " of this chunk";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(TAIL) {
+        let head = &rest[..at];
+        let digits = head.len() - head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let number = head[head.len() - digits..].parse::<u64>().ok();
+        match number.filter(|_| head[..head.len() - digits].ends_with("row ")) {
+            Some(n) if n >= 1 => {
+                out.push_str(&head[..head.len() - digits]);
+                out.push_str(&format!("{} of the data", first + n));
+            }
+            _ => {
+                out.push_str(head);
+                out.push_str(TAIL);
+            }
+        }
+        rest = &rest[at + TAIL.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A step's failure: the kernel's, or partials that cannot be summed.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelStepError {
@@ -568,5 +599,17 @@ mod tests {
             sum_in_order(&short).unwrap_err().to_string(),
             format!("partials of different lengths ({n} and 1): the kernel's step must always return the same length")
         );
+    }
+
+    #[test]
+    fn kernel_rows_of_a_chunk_become_rows_of_the_data() {
+        let m = "kernel 'logreg' failed in shard.append: label 2 in row 2 of this chunk is not 0 or 1";
+        assert_eq!(
+            super::rows_of_the_data(m, 1),
+            "kernel 'logreg' failed in shard.append: label 2 in row 3 of the data is not 0 or 1"
+        );
+        // Nothing else changes: other numbers, and text without a row.
+        assert_eq!(super::rows_of_the_data("3 of this chunk", 10), "3 of this chunk");
+        assert_eq!(super::rows_of_the_data("no rows here", 10), "no rows here");
     }
 }

@@ -20,6 +20,7 @@
 //! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
 //!   [`sync::redis`] (Redis).
 
+pub mod aws_error;
 pub mod data;
 pub mod function;
 pub mod job;

@@ -40,6 +40,7 @@ use ifp_host::{FailureKind, FunctionFailure, FunctionReport, FunctionTask};
 pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(15 * 60 + 60);
 /// The options of the Lambda backend.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Lambda (--backend lambda)")]
 pub struct LambdaArgs {
     /// The Lambda function (name or ARN) running `bootstrap` (--backend lambda).
     #[arg(long, value_name = "NAME")]
@@ -54,9 +55,9 @@ pub struct LambdaArgs {
     /// The function's architecture, for prices.
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
     pub arch: Arch,
-    /// Lambda API endpoint instead of AWS's (repeatable: workers use them round robin, e.g.
-    /// one Lambda Runtime Interface Emulator per worker).
-    #[arg(long = "lambda-endpoint", value_name = "URL")]
+    /// Lambda API endpoints instead of AWS's (comma-separated or repeated; workers use them
+    /// round robin, e.g. one Lambda Runtime Interface Emulator per worker).
+    #[arg(long = "lambda-endpoint", value_name = "URL", value_delimiter = ',')]
     pub endpoints: Vec<String>,
 }
 
@@ -271,7 +272,14 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, task: &Function
             let failure = host(if matches!(e, aws_sdk_lambda::error::SdkError::TimeoutError(_)) {
                 format!("the invocation timed out: no response within {} s", INVOCATION_TIMEOUT.as_secs())
             } else {
-                format!("could not be invoked: {}", aws_sdk_lambda::error::DisplayErrorContext(&e))
+                let line = ifp_host::aws_error::describe(&e);
+                // A 404 from Lambda (or the emulator) is nearly always the function's name or region.
+                let hint = if line.starts_with("HTTP 404") || line.contains("ResourceNotFound") {
+                    format!("; is there a function '{function}' in this region (--function, --region)?")
+                } else {
+                    String::new()
+                };
+                format!("could not invoke function '{function}': {line}{hint}")
             });
             if lost_in_transit(&e) {
                 Failed::Lost(failure)

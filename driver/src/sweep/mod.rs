@@ -44,6 +44,8 @@ pub struct SweepArgs {
     /// A fixed number of functions with 1..=--max-inner inner workers: the second experiment.
     #[arg(long, requires = "max_inner")]
     pub functions: Option<u32>,
+    /// The largest number of inner workers per function with --functions (the grid is F x 1
+    /// up to F x M).
     #[arg(long)]
     pub max_inner: Option<u32>,
     /// Runs per configuration.
@@ -128,6 +130,9 @@ const SET_BY_THE_SWEEP: [&str; 12] = [
 
 /// The grid the arguments ask for, after checking the arguments that do not depend on it.
 fn checked_grid(a: &SweepArgs) -> Result<Vec<Config>> {
+    if let Some(url) = &a.redis {
+        crate::run::check_redis_url(url)?;
+    }
     let grid = match (&a.grid, a.total_vcpus, a.functions) {
         (Some(g), _, _) => parse_grid(g)?,
         (None, Some(n), _) if n > 0 => total_vcpus_grid(n),
@@ -173,6 +178,9 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
     let lambda = a.backend == Backend::Lambda;
     let model_plan = prediction::model_plan(&a, &grid)?;
     std::fs::create_dir_all(&a.out_dir).with_context(|| format!("cannot create --out-dir {}", a.out_dir.display()))?;
+    // Writable before the first run, not after the last (the claim is dropped unwritten).
+    crate::output::Reserved::new(&a.out_dir.join("sweep.json"))
+        .with_context(|| format!("--out-dir {}", a.out_dir.display()))?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let mut notes = Vec::new();
     let proxy = match (&a.redis, a.latency_ms) {

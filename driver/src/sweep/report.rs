@@ -71,6 +71,15 @@ pub struct Row {
     /// Largest relative model difference from the baseline row.
     pub model_diff: f64,
     pub consistent: bool,
+    /// The parts of the total of the configuration's median run (with an even number of
+    /// repeats, the lower of the two middle runs), in seconds; they add up to its total.
+    pub init_s: f64,
+    pub run_load_s: f64,
+    pub run_compute_s: f64,
+    pub run_sync_s: f64,
+    pub other_s: f64,
+    /// That run's total (the median total with an odd number of repeats).
+    pub median_run_total_s: f64,
 }
 
 /// Summarises the measures of each configuration; the first configuration is the baseline.
@@ -97,7 +106,16 @@ pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row>
             let diff = ms.iter().map(|m| model_difference(&m.model, base_model)).fold(0.0, f64::max);
             let same_iters = ms.iter().all(|m| m.iterations == base_iters);
             let total = median(&totals);
+            let mut by_total: Vec<&Measure> = ms.iter().collect();
+            by_total.sort_by(|a, b| a.total_s.total_cmp(&b.total_s));
+            let mid = by_total[(by_total.len() - 1) / 2];
             Row {
+                init_s: mid.parts.init_s,
+                run_load_s: mid.parts.load_s,
+                run_compute_s: mid.parts.compute_s,
+                run_sync_s: mid.parts.sync_s,
+                other_s: mid.parts.other_s,
+                median_run_total_s: mid.total_s,
                 config: c.label(),
                 functions: c.workers,
                 inner: c.inner,
@@ -217,93 +235,140 @@ pub fn write_json(path: &Path, meta: &Meta, rows: &[Row]) -> Result<()> {
     output::write_atomic(path, |w| Ok(serde_json::to_writer_pretty(&mut *w, &json)?))
 }
 
-/// Writes the three SVG charts: time per configuration, stacked breakdown, cost.
+/// A chart's unit: values are multiplied by `scale` before drawing, and the axis says `name`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Unit {
+    pub name: &'static str,
+    pub scale: f64,
+}
+
+/// The unit that keeps `max` (in seconds or USD) readable: at least 1 on the axis where it can.
+pub fn unit_for(max: f64, base: &'static str) -> Unit {
+    let units: &[(&str, f64)] = if base == "s" {
+        &[("s", 1.0), ("ms", 1e3), ("µs", 1e6)]
+    } else {
+        &[("USD", 1.0), ("milli-USD", 1e3), ("micro-USD", 1e6), ("nano-USD", 1e9)]
+    };
+    let (name, scale) = units.iter().copied().find(|(_, k)| max * k >= 1.0).unwrap_or(*units.last().unwrap());
+    Unit { name, scale }
+}
+
+/// Tick labels with as many decimals as the tick spacing needs (and no more).
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil().max(0.0) as usize };
+    format!("{v:.decimals$}")
+}
+
+type Series<'a> = (&'a str, plotters::style::RGBColor, Box<dyn Fn(&Row) -> f64>);
+
+/// Writes the three SVG charts: total time per configuration, its breakdown (every part of
+/// the total, stacked: init, load, compute, sync, start-up and other), and the cost.
 pub fn write_charts(dir: &Path, rows: &[Row], title: &str) -> Result<()> {
     use plotters::prelude::*;
-    let n = rows.len();
-    let labels: Vec<String> = rows.iter().map(|r| r.config.clone()).collect();
-    type Series<'a> = (&'a str, RGBColor, Box<dyn Fn(&Row) -> f64>);
-    let charts: Vec<(&str, String, Vec<Series>)> = vec![
+    let charts: Vec<(&str, &str, &'static str, Vec<Series>)> = vec![
         (
             "time.svg",
-            format!("{title}: total time per configuration (median, s)"),
+            "total time per configuration (median)",
+            "s",
             vec![("total", BLUE, Box::new(|r: &Row| r.total_s))],
         ),
         (
             "breakdown.svg",
-            format!("{title}: time breakdown (s)"),
+            "where the time of the median run went",
+            "s",
             vec![
-                ("load", RGBColor(150, 150, 150), Box::new(|r: &Row| r.load_s)),
-                ("compute", RGBColor(31, 119, 180), Box::new(|r: &Row| r.compute_ms / 1e3 * r.iterations as f64)),
-                ("sync", RGBColor(214, 39, 40), Box::new(|r: &Row| r.sync_ms / 1e3 * r.iterations as f64)),
+                ("init", RGBColor(148, 103, 189), Box::new(|r: &Row| r.init_s)),
+                ("load", RGBColor(150, 150, 150), Box::new(|r: &Row| r.run_load_s)),
+                ("compute", RGBColor(31, 119, 180), Box::new(|r: &Row| r.run_compute_s)),
+                ("sync", RGBColor(214, 39, 40), Box::new(|r: &Row| r.run_sync_s)),
+                ("start-up and other", RGBColor(255, 127, 14), Box::new(|r: &Row| r.other_s)),
             ],
         ),
         (
             "cost.svg",
-            format!("{title}: estimated Lambda cost per run (USD)"),
+            "estimated Lambda cost per run",
+            "USD",
             vec![("cost", RGBColor(44, 160, 44), Box::new(|r: &Row| r.cost_usd))],
         ),
     ];
-    for (file, caption, series) in charts {
-        let path = dir.join(file);
-        let ymax =
-            rows.iter().map(|r| series.iter().map(|(_, _, f)| f(r)).sum::<f64>()).fold(0.0, f64::max).max(1e-12) * 1.15;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&caption, ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0f64..n as f64, 0f64..ymax)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(0)
-                .x_desc("configurations (functions x inner workers), label on each bar")
-                .draw()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let tops: Vec<Text<(f64, f64), String>> = rows
+    for (file, what, base, series) in charts {
+        let top = |r: &Row| series.iter().map(|(_, _, f)| f(r)).sum::<f64>();
+        let unit = unit_for(rows.iter().map(top).fold(0.0, f64::max), base);
+        let svg = chart_svg(rows, &format!("{title}: {what} ({})", unit.name), unit, &series)?;
+        output::write_atomic(&dir.join(file), |w| Ok(w.write_all(svg.as_bytes())?))?;
+    }
+    Ok(())
+}
+
+/// One bar chart (stacked when there are several series), values drawn in `unit`.
+fn chart_svg(rows: &[Row], caption: &str, unit: Unit, series: &[Series]) -> Result<String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing a chart: {e}");
+    let n = rows.len();
+    let value = |f: &dyn Fn(&Row) -> f64, r: &Row| f(r) * unit.scale;
+    let ymax =
+        rows.iter().map(|r| series.iter().map(|(_, _, f)| value(f, r)).sum::<f64>()).fold(0.0, f64::max).max(1e-12)
+            * 1.15;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..n as f64, 0f64..ymax)
+            .map_err(|e| err(&e))?;
+        let ticks = 6;
+        let step = ymax / ticks as f64;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_labels(ticks)
+            .y_label_formatter(&|v| tick_label(*v, step))
+            .y_desc(unit.name)
+            .x_desc("configurations (functions x inner workers), label on each bar")
+            .draw()
+            .map_err(|e| err(&e))?;
+        let tops: Vec<Text<(f64, f64), String>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let top: f64 = series.iter().map(|(_, _, g)| value(g, r)).sum();
+                Text::new(r.config.clone(), (i as f64 + 0.3, top + ymax * 0.06), ("sans-serif", 14).into_font())
+            })
+            .collect();
+        chart.draw_series(tops).map_err(|e| err(&e))?;
+        for (si, (name, color, f)) in series.iter().enumerate() {
+            let bars: Vec<Rectangle<(f64, f64)>> = rows
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
-                    let top: f64 = series.iter().map(|(_, _, g)| g(r)).sum();
-                    Text::new(labels[i].clone(), (i as f64 + 0.3, top + ymax * 0.06), ("sans-serif", 14).into_font())
+                    let below: f64 = series[..si].iter().map(|(_, _, g)| value(g, r)).sum();
+                    Rectangle::new([(i as f64 + 0.15, below), (i as f64 + 0.85, below + value(f, r))], color.filled())
                 })
                 .collect();
-            chart.draw_series(tops).map_err(|e| anyhow::anyhow!("{e}"))?;
-            for (si, (name, color, f)) in series.iter().enumerate() {
-                let bars: Vec<Rectangle<(f64, f64)>> = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        let below: f64 = series[..si].iter().map(|(_, _, g)| g(r)).sum();
-                        Rectangle::new([(i as f64 + 0.15, below), (i as f64 + 0.85, below + f(r))], color.filled())
-                    })
-                    .collect();
-                let c = *color;
-                chart
-                    .draw_series(bars)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .label(*name)
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
-            }
-            if series.len() > 1 {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE)
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let c = *color;
+            chart
+                .draw_series(bars)
+                .map_err(|e| err(&e))?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
         }
-        output::write_atomic(&path, |w| Ok(w.write_all(svg.as_bytes())?))?;
+        if series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE)
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(&e))?;
+        }
+        root.present().map_err(|e| err(&e))?;
     }
-    Ok(())
+    Ok(svg)
 }
 
 #[cfg(test)]
@@ -360,5 +425,125 @@ mod tests {
         assert_eq!(model_difference(&[f64::INFINITY], &[1.0]), f64::INFINITY);
         assert_eq!(model_difference(&[f64::INFINITY], &[f64::INFINITY]), 0.0);
         assert!((model_difference(&[1.0, 2.2], &[1.0, 2.0]) - 0.1).abs() < 1e-12);
+    }
+
+    /// A bar as drawn: fill colour, x, bottom and height in the chart's unit.
+    type Bar = (String, f64, f64, f64);
+
+    /// The numbers a chart draws, read back from its SVG: the y tick labels give the scale
+    /// (pixels per unit), each bar's rectangle its value. Returns the tick labels, the bars
+    /// (in drawing order: series by series, left to right) and the pixels per unit.
+    fn drawn(svg: &str) -> (Vec<String>, Vec<Bar>, f64) {
+        let doc = roxmltree::Document::parse(svg).unwrap();
+        let attr = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap_or_default().to_string();
+        let num = |n: &roxmltree::Node, a: &str| attr(n, a).parse::<f64>().unwrap();
+        // Tick labels: right-aligned numbers left of the plot.
+        let ticks: Vec<(f64, String)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text") && attr(n, "text-anchor") == "end")
+            .map(|n| (num(&n, "y"), n.text().unwrap_or_default().trim().to_string()))
+            .collect();
+        let (lo, hi) = (ticks.first().unwrap(), ticks.last().unwrap());
+        let px_per_unit = (lo.0 - hi.0) / (hi.1.parse::<f64>().unwrap() - lo.1.parse::<f64>().unwrap());
+        let zero_y = lo.0 + lo.1.parse::<f64>().unwrap() * px_per_unit;
+        let bars = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("rect") && num(n, "width") > 50.0 && num(n, "width") < 700.0)
+            .filter(|n| !["#FFFFFF", "none"].contains(&attr(n, "fill").as_str()))
+            .map(|n| {
+                let bottom = (zero_y - (num(&n, "y") + num(&n, "height"))) / px_per_unit;
+                (attr(&n, "fill"), num(&n, "x"), bottom, num(&n, "height") / px_per_unit)
+            })
+            .collect();
+        (ticks.into_iter().map(|t| t.1).collect(), bars, px_per_unit)
+    }
+
+    #[test]
+    fn charts_draw_the_numbers_of_the_csv_with_readable_ticks() {
+        let row = |config: &str, parts: [f64; 5], cost: f64| {
+            let total: f64 = parts.iter().sum();
+            Row {
+                config: config.into(),
+                functions: 1,
+                inner: 1,
+                vcpus: 1,
+                memory_mb: 1769,
+                repeats: 1,
+                total_s: total,
+                total_min_s: total,
+                total_max_s: total,
+                iter_ms: 0.0,
+                iter_min_ms: 0.0,
+                iter_max_ms: 0.0,
+                load_s: parts[1],
+                compute_ms: 0.0,
+                sync_ms: 0.0,
+                round_trips_per_iter: 2.0,
+                iterations: 10,
+                cost_usd: cost,
+                cost_from: "estimate",
+                improvement: 0.0,
+                model_diff: 0.0,
+                consistent: true,
+                init_s: parts[0],
+                run_load_s: parts[1],
+                run_compute_s: parts[2],
+                run_sync_s: parts[3],
+                other_s: parts[4],
+                median_run_total_s: total,
+            }
+        };
+        // Costs of a few micro-dollars: the case whose ticks read "0.0, 0.0, 0.00001".
+        let rows = vec![
+            row("2x1", [0.05, 0.40, 0.30, 0.20, 0.10], 1.186e-5),
+            row("1x2", [0.03, 0.11, 0.27, 0.05, 0.37], 8.26e-6),
+            row("1x1", [0.20, 0.11, 0.32, 0.04, 0.01], 4.4e-6),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        write_csv(&dir.path().join("sweep.csv"), &rows).unwrap();
+        write_charts(dir.path(), &rows, "test").unwrap();
+        let mut csv = csv::Reader::from_path(dir.path().join("sweep.csv")).unwrap();
+        let head = csv.headers().unwrap().clone();
+        let recs: Vec<csv::StringRecord> = csv.records().map(|r| r.unwrap()).collect();
+        let col = |r: &csv::StringRecord, name: &str| -> f64 {
+            r[head.iter().position(|h| h == name).unwrap()].parse().unwrap()
+        };
+        let cases: [(&str, f64, &[&str]); 3] = [
+            ("time.svg", 1.0, &["total_s"]),
+            ("breakdown.svg", 1.0, &["init_s", "run_load_s", "run_compute_s", "run_sync_s", "other_s"]),
+            ("cost.svg", 1e6, &["cost_usd"]),
+        ];
+        for (file, scale, cols) in cases {
+            let svg = std::fs::read_to_string(dir.path().join(file)).unwrap();
+            let (ticks, bars, px_per_unit) = drawn(&svg);
+            // Pixels are whole numbers: a bar's top and height are each within a pixel.
+            let tol = 1.5 / px_per_unit;
+            // Readable ticks: distinct labels, at least three of them, none in exponent form.
+            let mut uniq = ticks.clone();
+            uniq.dedup();
+            assert!(uniq.len() == ticks.len() && ticks.len() >= 3, "{file}: ticks {ticks:?}");
+            assert!(ticks.iter().all(|t| t.len() <= 6 && !t.contains('e')), "{file}: ticks {ticks:?}");
+            if file == "cost.svg" {
+                assert!(svg.contains("micro-USD"), "{file} names its unit");
+            }
+            // Bars: one per configuration and series, in series order, left to right.
+            assert_eq!(bars.len(), recs.len() * cols.len(), "{file}: {bars:?}");
+            for (si, c) in cols.iter().enumerate() {
+                for (ri, r) in recs.iter().enumerate() {
+                    let (_, _, bottom, value) = &bars[si * recs.len() + ri];
+                    let want = col(r, c) * scale;
+                    let below: f64 = cols[..si].iter().map(|c| col(r, c) * scale).sum();
+                    assert!((value - want).abs() <= tol, "{file} {c} of {}: drew {value}, CSV {want}", &r[0]);
+                    assert!((bottom - below).abs() <= tol, "{file} {c} of {}: stacked at {bottom}, not {below}", &r[0]);
+                }
+            }
+            if file == "breakdown.svg" {
+                // The stack reaches the run's total: every part of it is drawn.
+                for (ri, r) in recs.iter().enumerate() {
+                    let top = bars[(cols.len() - 1) * recs.len() + ri].2 + bars[(cols.len() - 1) * recs.len() + ri].3;
+                    assert!((top - col(r, "median_run_total_s")).abs() <= tol, "{file}: stack {top} vs total");
+                }
+            }
+        }
     }
 }

@@ -12,6 +12,16 @@ use crate::backend::Platform as Backend;
 use crate::pricing::{lambda_memory_mb, Arch};
 use crate::run::REDIS_ENV;
 
+/// The parts of a run's total time, in seconds; they add up to it.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct Parts {
+    pub init_s: f64,
+    pub load_s: f64,
+    pub compute_s: f64,
+    pub sync_s: f64,
+    pub other_s: f64,
+}
+
 /// What one run of one configuration measured.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Measure {
@@ -35,6 +45,9 @@ pub struct Measure {
     pub bytes_per_row: f64,
     /// What Lambda billed for the run (`--backend lambda`), when known.
     pub billed_cost_usd: Option<f64>,
+    /// The parts of `total_s` (the run's `timing.phases`): init, load, compute and sync over
+    /// all iterations, and the rest (start-up of the functions, waiting outside them).
+    pub parts: Parts,
     /// The memory the functions reported (`--backend lambda`): the largest.
     pub reported_memory_mb: Option<u64>,
 }
@@ -189,7 +202,16 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
     }
     let cols = v["config"]["cols"].as_u64().unwrap_or(0) + u64::from(v["config"]["labelled"] == true);
     let lambda = &v["lambda"];
+    let ph = &v["timing"]["phases"];
+    let parts = Parts {
+        init_s: f(&ph["init_s"]),
+        load_s: f(&ph["load_s"]),
+        compute_s: f(&ph["compute_s"]),
+        sync_s: f(&ph["sync_s"]),
+        other_s: f(&ph["other_s"]),
+    };
     Ok(Measure {
+        parts,
         rows: v["config"]["rows"].as_u64().unwrap_or(0),
         bytes_per_row: 4.0 * cols as f64,
         // What Lambda billed only when every invocation's duration came from Lambda's own

@@ -27,7 +27,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -136,13 +136,7 @@ where
             };
             ObjectError::AccessDenied { url: url.clone(), code }
         }
-        _ => {
-            let text = DisplayErrorContext(&e).to_string();
-            ObjectError::Request {
-                url: url.clone(),
-                message: text.lines().next().unwrap_or("request failed").to_string(),
-            }
-        }
+        _ => ObjectError::Request { url: url.clone(), message: crate::aws_error::describe(&e) },
     }
 }
 

@@ -1,27 +1,102 @@
-// The page's logic: parse the CSV, run k-means with the ifp kernels (wasm), draw the
-// clusters on the canvas and write the result (centroids, cluster sizes, pixels drawn per
-// cluster) as JSON into #result, with data-status="done" (or "error").
+// The page's logic: make the built-in example or parse a CSV, run k-means with the ifp
+// kernels (wasm), draw the clusters and the loss per iteration, and write the result
+// (centroids, cluster sizes, losses, pixels drawn) as JSON into #result, with
+// data-status="done" (or "error").
 import init, { fit } from "./pkg/ifp_kernels_js.js";
 
 const $ = (id) => document.getElementById(id);
 const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const LOSS_COLOUR = "#e0218a";
 
-/** Parses a headerless numeric CSV into { rows, cols, features: Float32Array }. */
-export function parseCsv(text) {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
-  if (lines.length === 0) throw new Error("the CSV is empty");
-  const cols = lines[0].split(",").length;
+/** The delimiter a CSV option names: a character, or any run of blanks for "space". */
+function splitter(delimiter) {
+  if (delimiter === "tab" || delimiter === "\t") return (line) => line.split("\t");
+  if (delimiter === "space" || delimiter === " ") return (line) => line.trim().split(/\s+/);
+  return (line) => line.split(delimiter);
+}
+
+/** Parses a numeric CSV into { rows, cols, features: Float32Array }; with `header`, the first
+ *  line is skipped. Errors name the line of the file (1-based, counting the header). */
+export function parseCsv(text, { header = false, delimiter = "," } = {}) {
+  const split = splitter(delimiter);
+  const lines = text.split(/\r?\n/).map((l, i) => [i + 1, l]).filter(([, l]) => l.trim() !== "");
+  if (header) lines.shift();
+  if (lines.length === 0) throw new Error("the CSV holds no rows");
+  const cols = split(lines[0][1]).length;
   const features = new Float32Array(lines.length * cols);
-  lines.forEach((line, r) => {
-    const cells = line.split(",");
-    if (cells.length !== cols) throw new Error(`row ${r + 1} has ${cells.length} columns, expected ${cols}`);
+  lines.forEach(([row, line], r) => {
+    const cells = split(line);
+    if (cells.length !== cols) throw new Error(`row ${row} has ${cells.length} columns, expected ${cols}`);
     cells.forEach((c, j) => {
       const v = Number(c);
-      if (c.trim() === "" || !Number.isFinite(v)) throw new Error(`row ${r + 1}, column ${j + 1}: '${c}' is not a number`);
+      if (c.trim() === "" || !Number.isFinite(v)) {
+        const hint = r === 0 && !header ? " (a header line? tick \"first line is a header\")" : "";
+        throw new Error(`row ${row}, column ${j + 1}: '${c}' is not a number${hint}`);
+      }
       features[r * cols + j] = v;
     });
   });
   return { rows: lines.length, cols, features };
+}
+
+/** A seeded 32-bit generator (mulberry32): the same example on every load. */
+function mulberry32(seed) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The built-in example: 4 Gaussian blobs (standard deviation 1) of 500 points each around
+ *  known centres, in 2-D, interleaved; `truth` holds the centres. */
+export function exampleBlobs(seed = 7) {
+  const rand = mulberry32(seed);
+  const truth = [[-6, -4], [6, -4], [-4, 6], [5, 5]];
+  const perBlob = 500;
+  const features = new Float32Array(truth.length * perBlob * 2);
+  for (let i = 0; i < truth.length * perBlob; i++) {
+    const [cx, cy] = truth[i % truth.length];
+    // Box-Muller: two normal deviates from two uniform ones.
+    const r = Math.sqrt(-2 * Math.log(1 - rand())), a = 2 * Math.PI * rand();
+    features[2 * i] = cx + r * Math.cos(a);
+    features[2 * i + 1] = cy + r * Math.sin(a);
+  }
+  return { rows: truth.length * perBlob, cols: 2, features, truth };
+}
+
+/** Draws the loss per iteration as a line; returns the pixels of the line's colour. */
+function drawLoss(losses) {
+  const canvas = $("loss");
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const [left, right, top, bottom] = [56, canvas.width - 8, 10, canvas.height - 24];
+  const lo = Math.min(...losses), hi = Math.max(...losses);
+  const sx = (i) => left + (losses.length > 1 ? (i / (losses.length - 1)) * (right - left) : (right - left) / 2);
+  const sy = (v) => bottom - ((v - lo) / (hi - lo || 1)) * (bottom - top);
+  ctx.strokeStyle = "#888888";
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(left, top); ctx.lineTo(left, bottom); ctx.lineTo(right, bottom);
+  ctx.stroke();
+  ctx.fillStyle = "#000000";
+  ctx.font = "10px sans-serif";
+  ctx.fillText(hi.toPrecision(3), 2, top + 8);
+  ctx.fillText(lo.toPrecision(3), 2, bottom);
+  ctx.fillText(`iteration 1 … ${losses.length}`, left, canvas.height - 6);
+  ctx.strokeStyle = LOSS_COLOUR;
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  losses.forEach((v, i) => (i === 0 ? ctx.moveTo(sx(i), sy(v)) : ctx.lineTo(sx(i), sy(v))));
+  if (losses.length === 1) ctx.lineTo(sx(0) + 1, sy(losses[0]));
+  ctx.stroke();
+  const img = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(LOSS_COLOUR.slice(i, i + 2), 16));
+  let pixels = 0;
+  for (let i = 0; i < img.length; i += 4) if (img[i] === r && img[i + 1] === g && img[i + 2] === b) pixels++;
+  return pixels;
 }
 
 function draw(data, fit, k) {
@@ -65,7 +140,7 @@ function draw(data, fit, k) {
   return pixels;
 }
 
-function run(data) {
+function run(data, source) {
   $("error").hidden = true;
   const k = Number($("k").value);
   const initMethod = $("init").value;
@@ -77,16 +152,20 @@ function run(data) {
   const sizes = new Array(k).fill(0);
   for (const a of f.assignments) sizes[a]++;
   const pixels = draw(data, f, k);
+  const losses = Array.from(f.losses);
+  const lossPixels = drawLoss(losses);
   const centroids = Array.from(f.field("centroids"));
   const result = {
-    rows: data.rows, cols: data.cols, k, init: initMethod, iterations: f.iterations, converged: f.converged,
-    inertia: f.losses[f.losses.length - 1], milliseconds: ms,
+    source, rows: data.rows, cols: data.cols, k, init: initMethod, iterations: f.iterations, converged: f.converged,
+    inertia: losses[losses.length - 1], losses, milliseconds: ms,
     centroids: Array.from({ length: k }, (_, c) => centroids.slice(c * data.cols, (c + 1) * data.cols)),
-    sizes, pixels,
+    sizes, pixels, lossPixels, truth: data.truth ?? null,
   };
   $("result").textContent = JSON.stringify(result);
   $("result").dataset.status = "done";
-  $("status").textContent = `${f.iterations} iterations (${f.converged ? "converged" : "max-iter reached"}) in ${ms.toFixed(1)} ms`;
+  const what = source === "example" ? `built-in example: ${data.truth.length} seeded blobs, ${data.rows} points` : source;
+  $("plot-caption").textContent = `${what}: clusters (colours) and centroids (×)`;
+  $("status").textContent = `${what}: ${f.iterations} iterations (${f.converged ? "converged" : "max-iter reached"}) in ${ms.toFixed(1)} ms`;
 }
 
 function fail(e) {
@@ -96,26 +175,35 @@ function fail(e) {
 }
 
 async function main() {
-  await init();
-  $("status").textContent = "choose a CSV file";
-  let data = null;
-  $("run").onclick = () => { try { if (data) run(data); } catch (e) { fail(e); } };
-  $("file").onchange = async (ev) => {
-    try {
-      data = parseCsv(await ev.target.files[0].text());
-      $("run").disabled = false;
-      run(data);
-    } catch (e) { fail(e); }
-  };
   const q = new URLSearchParams(location.search);
-  if (q.has("k")) $("k").value = q.get("k");
-  if (q.has("init")) $("init").value = q.get("init");
+  for (const [param, id] of [["k", "k"], ["init", "init"], ["delimiter", "delimiter"]]) {
+    if (q.has(param)) $(id).value = q.get(param);
+  }
+  if (q.has("header")) $("header").checked = q.get("header") === "1";
+  await init();
+  const options = () => ({ header: $("header").checked, delimiter: $("delimiter").value });
+  let data = null, source = null;
+  const guarded = (f) => async (...a) => { try { await f(...a); } catch (e) { fail(e); } };
+  const example = () => { data = exampleBlobs(); source = "example"; run(data, source); };
+  $("run").onclick = guarded(() => data && run(data, source));
+  $("example").onclick = guarded(example);
+  let file = null;
+  const fromFile = async () => {
+    data = parseCsv(await file.text(), options());
+    source = file.name;
+    run(data, source);
+  };
+  $("file").onchange = guarded(async (ev) => { file = ev.target.files[0]; await fromFile(); });
+  // A changed CSV option reparses the chosen file.
+  $("header").onchange = $("delimiter").onchange = guarded(async () => { if (file) await fromFile(); });
   if (q.has("csv")) {
     const resp = await fetch(q.get("csv"));
     if (!resp.ok) throw new Error(`cannot fetch ${q.get("csv")}: HTTP ${resp.status}`);
-    data = parseCsv(await resp.text());
-    $("run").disabled = false;
-    run(data);
+    data = parseCsv(await resp.text(), options());
+    source = q.get("csv");
+    run(data, source);
+  } else {
+    example();
   }
 }
 
