@@ -493,7 +493,11 @@ fn a_job_longer_than_the_function_timeout_continues_across_invocations() {
     let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
     let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
     let started = Instant::now();
-    ok(&ifp(&on_lambda(&run, &data, &url, &endpoints, &out)), "a job longer than the function timeout");
+    // On a loaded machine an invocation may still hit its 3-second limit (its iteration took
+    // longer than the margin foresaw): it is then lost and invoked again, which is allowed.
+    let mut a = on_lambda(&run, &data, &url, &endpoints, &out);
+    a.extend(["--max-attempts", "10"]);
+    ok(&ifp(&a), "a job longer than the function timeout");
     let took = started.elapsed().as_secs_f64();
     let got = load_json(Path::new(&out));
     assert_same_logreg("across invocations", &got, &want);
@@ -508,7 +512,8 @@ fn a_job_longer_than_the_function_timeout_continues_across_invocations() {
     assert!(took > 4.0 || attempts.is_empty(), "{attempts:?}");
     // Each invocation was billed: more invocations than functions.
     let n = got["lambda"]["invocations"].as_array().unwrap().len();
-    assert_eq!(n, 2 + attempts.len());
+    let lost = attempts.iter().filter(|a| a["outcome"] == "lost").count();
+    assert_eq!(n + lost, 2 + attempts.len(), "every invocation that returned was billed");
 }
 
 /// Job ids on the Lambda backend: a run stopped by SIGTERM leaves its job in Redis (marked
@@ -525,7 +530,7 @@ fn a_job_id_of_a_stopped_lambda_run_is_refused_unless_resumed() {
     let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
     let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
     let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
-    let mut driver = ifp_testkit::ifp_aws_child(&on_lambda(&run, &data, &url, &endpoints, &out));
+    let driver = ifp_testkit::ifp_aws_child(&on_lambda(&run, &data, &url, &endpoints, &out));
     let t0 = Instant::now();
     while redis.cli(&["GET", "ifp:{lambda-owned}:cur"]).parse::<u32>().unwrap_or(0) < 5 {
         assert!(t0.elapsed() < Duration::from_secs(60), "the job never started");

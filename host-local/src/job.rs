@@ -3,6 +3,7 @@
 //! processes and Lambda in the driver), and [`JobOutcome::collect`], the one place that turns
 //! the functions' results into the job's outcome or its root-cause failure.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +120,8 @@ pub struct Threads<'a> {
     pub data: Option<&'a Data>,
     /// Inner workers of tasks that give none.
     pub default_inner: u32,
+    /// Stops the job between iterations once set (see [`InProcess::cancelled_by`]).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Backend for Threads<'_> {
@@ -128,7 +131,10 @@ impl Backend for Threads<'_> {
         on_iteration: OnIteration<'_>,
     ) -> Vec<Result<FunctionReport, FunctionFailure>> {
         let Some(first) = tasks.first() else { return Vec::new() };
-        let store = InProcess::new(&first.job, first.functions as usize, first.sync_timeout());
+        let mut store = InProcess::new(&first.job, first.functions as usize, first.sync_timeout());
+        if let Some(c) = &self.cancel {
+            store = store.cancelled_by(c.clone());
+        }
         let cx = TaskContext {
             kernels: self.kernels,
             s3: self.s3,
@@ -271,11 +277,24 @@ pub fn run_on_threads(
     default_inner: u32,
     on_iteration: OnIteration<'_>,
 ) -> Vec<Result<FunctionReport, FunctionFailure>> {
+    run_on_threads_until(engine, plan, s3, data, default_inner, None, on_iteration)
+}
+
+/// [`run_on_threads`], stopping between iterations once `cancel` is set.
+pub fn run_on_threads_until(
+    engine: &Arc<KernelEngine>,
+    plan: &JobPlan,
+    s3: &S3Connector,
+    data: &Data,
+    default_inner: u32,
+    cancel: Option<Arc<AtomicBool>>,
+    on_iteration: OnIteration<'_>,
+) -> Vec<Result<FunctionReport, FunctionFailure>> {
     let kernels = Kernels::new(None, crate::Sandbox::default());
     kernels.insert(engine.clone());
     let mut plan = plan.clone();
     plan.kernel_sha256 = engine.sha256().map(str::to_string);
-    Threads { kernels: &kernels, s3, data: Some(data), default_inner }.run(plan.tasks(), on_iteration)
+    Threads { kernels: &kernels, s3, data: Some(data), default_inner, cancel }.run(plan.tasks(), on_iteration)
 }
 
 /// Runs `plan` with every function as a thread of this process over `data` (already open),

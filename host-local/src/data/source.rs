@@ -2,7 +2,8 @@
 //! object in S3. It gives the shape (an S3 CSV's row count only after the census, see
 //! [`crate::census`]), any range of rows, the init sample of a whole data set read in one
 //! process, and (for S3) a function's share as parts its inner workers stream straight into
-//! their shards.
+//! their shards. Rows held by an embedding program (a numpy array in the Python package) come
+//! in through [`RowSource`], read a chunk at a time straight into the shards, never copied whole.
 
 use std::ops::Range;
 use std::path::Path;
@@ -16,10 +17,20 @@ use super::{DataError, LabelCol, Rows};
 use crate::census::ROWS_UNKNOWN;
 use crate::kernel::{DataShape, Sample, SamplePlan};
 
-/// A job's data: rows in memory, a file, or an object in S3.
+/// Rows that live outside the engine (e.g. a caller's numpy array, in any layout): read a
+/// range at a time, so loading them into the shards copies each row once, chunk by chunk.
+pub trait RowSource: Send + Sync {
+    fn shape(&self) -> DataShape;
+    /// Rows `range` (0-based, end exclusive, within the shape), row-major.
+    fn read(&self, range: Range<u64>) -> Rows;
+}
+
+/// A job's data: rows in memory, rows of the embedding program, a file, or an object in S3.
 pub enum Data {
     /// Rows in memory, shared (a caller that keeps them hands out a clone of the `Arc`).
     Memory(Arc<Rows>),
+    /// Rows the embedding program holds and lends for the job.
+    External(Arc<dyn RowSource>),
     File {
         file: DataFile,
         label: LabelCol,
@@ -57,6 +68,7 @@ impl Data {
                 let (f, l) = rows.slice(range.start as usize..range.end as usize);
                 Ok(Rows { cols: rows.cols, features: f.to_vec(), labels: l.to_vec() })
             }
+            Data::External(src) => Ok(src.read(range)),
             Data::File { file, label } => file.read(range, *label),
             Data::Object { data, label } => data.read(range, *label),
         }
@@ -73,6 +85,7 @@ impl Data {
             Data::Memory(r) => {
                 DataShape { cols: r.cols as u32, has_labels: r.has_labels(), total_rows: r.len() as u64 }
             }
+            Data::External(src) => src.shape(),
             Data::File { file, label } => DataShape {
                 cols: file.feature_cols(*label)? as u32,
                 has_labels: *label == LabelCol::Last,

@@ -16,7 +16,7 @@ use std::time::Duration;
 mod in_process;
 pub mod redis;
 
-pub use in_process::InProcess;
+pub use in_process::{InProcess, CANCELLED};
 
 /// The round before iteration 0, passed as `t` to [`StateStore::arrive`] and the rest: the
 /// functions' row counts and init-sample candidates meet here, and the release carries the
