@@ -553,3 +553,25 @@ fn a_job_id_of_a_stopped_lambda_run_is_refused_unless_resumed() {
     // Finished: the driver removed the job's keys.
     assert!(redis.cli(&["--scan", "--pattern", "ifp:{lambda-owned}:*"]).trim().is_empty());
 }
+
+/// The logistic-regression component used as a plugin (`--kernel FILE.wasm`) on the Lambda
+/// backend: the functions read it, check its SHA-256 and run it; the result equals the
+/// builtin's local run (1e-12), the model's non-finite bookkeeping value included.
+#[test]
+fn the_logreg_component_as_a_plugin_on_lambda_matches_the_local_builtin_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ["run", "logreg", "--max-iter", "30", "--learning-rate", "0.5", "--functions", "2", "--inner", "1"];
+    let (data, want) = logreg_reference(dir.path(), "2000", "5", &run);
+    let plugin = dir.path().join("logreg.wasm");
+    std::fs::write(&plugin, ifp_kernels::builtin("logreg").unwrap()).unwrap();
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
+    let p = plugin.to_str().unwrap();
+    let as_plugin = ["run", "--kernel", p, "--label-col", "last", "--max-iter", "30", "--param", "learning-rate=0.5"];
+    let as_plugin = [&as_plugin[..], &["--functions", "2", "--inner", "1"]].concat();
+    ok(&ifp(&on_lambda(&as_plugin, &data, &url, &endpoints, &out)), "the logreg component as --kernel on Lambda");
+    let got = load_json(Path::new(&out));
+    assert_same_logreg("logreg component on Lambda", &got, &want);
+}

@@ -13,6 +13,8 @@ pub use ifp_kernel_guest;
 /// What a hostile step does.
 pub trait Behaviour: 'static {
     const NAME: &'static str;
+    /// Values of the model and of every partial (the step's result).
+    const VALUES: usize = 1;
     fn step(rows: u64) -> Result<Vec<f64>, String>;
 }
 
@@ -32,10 +34,10 @@ impl<B: Behaviour> Algorithm for Hostile<B> {
         Ok(SamplePlan::Head(0))
     }
     fn init(_: &[Param], _: DataShape, _: &[f32], _: &[f32], _: &[f64]) -> Result<Vec<f64>, String> {
-        Ok(vec![0.0])
+        Ok(vec![0.0; B::VALUES])
     }
     fn sizes(_: &[Param], _: DataShape) -> Result<Sizes, String> {
-        Sizes::of(1, 1)
+        Sizes::of(B::VALUES, B::VALUES)
     }
     fn update(_: &[Param], _: DataShape, _: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
         Ok(UpdateResult { model: total.to_vec(), loss: 0.0, converged: true })
@@ -133,6 +135,7 @@ impl Behaviour for Chatty {
 pub struct Clocks;
 impl Behaviour for Clocks {
     const NAME: &'static str = "clocks";
+    const VALUES: usize = 6;
     fn step(rows: u64) -> Result<Vec<f64>, String> {
         let wall =
             || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(-1.0, |d| d.as_nanos() as f64);
