@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what the tests need (the Rust targets,
+# The whole test suite on a fresh machine (Rust, JavaScript, Python): installs what the tests need (the Rust targets,
 # the service stand-ins) and runs every test. Services are started by the tests themselves
 # on 127.0.0.1 and free ports. Safe to rerun; a persistent CARGO_TARGET_DIR keeps builds.
 set -euo pipefail
@@ -99,3 +99,13 @@ js_wasm="$js_target/wasm32-unknown-unknown/wasm/ifp_kernels_js.wasm"
 wasm-bindgen --target nodejs --out-dir "$js_target/pkg-node" "$js_wasm"
 wasm-bindgen --target web --out-dir kernels/js/www/pkg "$js_wasm"
 IFP_JS_NODE_PKG="$js_target/pkg-node" node --test kernels/js/tests/ 2>&1
+
+step "python/: build the ifp wheel (debug profile, reusing the target dir's builds) into a virtual environment, run the Python tests"
+py_venv="$CARGO_TARGET_DIR/venv-py"
+[[ -x "$py_venv/bin/python" ]] || python3 -m venv "$py_venv"
+"$py_venv/bin/pip" install -q -r python/requirements-test.txt
+rm -rf "$CARGO_TARGET_DIR/wheels"
+"$py_venv/bin/maturin" build -q -m python/Cargo.toml -o "$CARGO_TARGET_DIR/wheels" 2>&1
+"$py_venv/bin/pip" install -q --force-reinstall --no-deps "$CARGO_TARGET_DIR"/wheels/ifp-*.whl
+# From the repository root, so `import ifp` is the installed wheel, not python/ifp.
+"$py_venv/bin/python" -m pytest -q -p no:cacheprovider python/tests 2>&1

@@ -150,7 +150,8 @@ impl Case {
             functions: 1,
         });
         let n = self.rows.len() as u64;
-        Function::load(engine, spec, 0, inner as u32, &Data::Memory(self.rows.clone()), 0..n).expect("load function")
+        Function::load(engine, spec, 0, inner as u32, &Data::Memory(self.rows.clone()), 0..n, None)
+            .expect("load function")
     }
 }
 

@@ -113,7 +113,7 @@ fn converge(rows: &Arc<Rows>, k: u64, start: &[f64], algorithm: &str, inner: usi
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..repeats {
-        let mut f = Function::load(&engine, spec.clone(), 0, inner as u32, &data, 0..shape.total_rows)?;
+        let mut f = Function::load(&engine, spec.clone(), 0, inner as u32, &data, 0..shape.total_rows, None)?;
         let none = Sample { features: Vec::new(), labels: Vec::new() };
         let mut model = f.instance().init(&params, shape, &none, start)?;
         let t = Instant::now();
@@ -254,7 +254,7 @@ fn iterate(
     let shape = DataShape { cols: rows.cols as u32, has_labels: rows.has_labels(), total_rows: rows.len() as u64 };
     let spec =
         Arc::new(JobSpec { job: "bench".into(), params: params.to_vec(), shape, max_iter: u32::MAX, functions: 1 });
-    let mut f = Function::load(&engine, spec, 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows)?;
+    let mut f = Function::load(&engine, spec, 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows, None)?;
     f.instance().validate(params, shape)?;
     let mut times = Vec::new();
     let mut kept = Vec::new();

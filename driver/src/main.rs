@@ -1,18 +1,7 @@
 //! `ifp`: generate data, run iterative ML jobs as WebAssembly kernels spread over functions
 //! with one instance per vCPU, and report what each configuration costs.
 
-mod backend;
-mod bench;
-mod gen;
-mod interrupt;
-mod model;
-mod output;
-mod predict;
-mod pricing;
-mod progress;
-mod result;
-mod run;
-mod sweep;
+use ifp_driver::{bench, gen, output, predict, run, sweep, whole_number};
 
 use std::process::ExitCode;
 
@@ -78,15 +67,6 @@ pub fn at_least_one(s: &str) -> Result<u64, String> {
     match s.trim().parse::<i128>() {
         Ok(n) if n >= 1 && n <= u64::MAX as i128 => Ok(n as u64),
         Ok(_) => Err("expected a whole number of at least 1".into()),
-        Err(_) => Err("not a whole number".into()),
-    }
-}
-
-/// A whole number (0 included: where 0 is wrong, the check that knows why says so).
-pub fn whole_number(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<i128>() {
-        Ok(n) if n >= 0 && n <= u64::MAX as i128 => Ok(n as u64),
-        Ok(_) => Err("expected a whole number (0 or more)".into()),
         Err(_) => Err("not a whole number".into()),
     }
 }

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use ifp_host::data::object::{S3Store, S3Url};
 use npyz::WriterBuilder as _;
 
@@ -44,6 +44,11 @@ impl Reserved {
     /// The destination.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The temporary file (renamed to the destination by [`Reserved::write`]).
+    pub fn tmp_path(&self) -> &Path {
+        self.tmp.path()
     }
 
     /// Writes the contents with `write` and renames the file into place.
@@ -149,23 +154,72 @@ pub fn write_f32_to(
     Ok(())
 }
 
-/// Writes one integer per row (`.npy` as int32, or one per line in CSV) to a reserved file.
-pub fn write_labels(out: Reserved, labels: &[u32]) -> Result<()> {
-    match TableFormat::of(out.path())? {
-        TableFormat::Npy => out.write(|w| {
-            let mut npy =
-                npyz::WriteOptions::<i32>::new().default_dtype().shape(&[labels.len() as u64]).writer(w).begin_nd()?;
-            for &l in labels {
-                npy.push(&(l as i32))?;
+/// The labels the functions write themselves ([`ifp_host::labels`]), into the file reserved
+/// for `--labels-out` (a temporary file in the destination's directory): a `.npy` in place,
+/// a CSV as per-function parts beside it. [`LabelsOut::finish`] moves it into place once the
+/// job succeeded; in every other case nothing is left behind.
+pub struct LabelsOut {
+    reserved: Option<Reserved>,
+    /// Where the functions write.
+    tmp: String,
+    functions: u32,
+}
+
+impl LabelsOut {
+    pub fn new(reserved: Reserved, functions: u32) -> Self {
+        let ext = reserved.path().extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = format!("{}.{ext}", reserved.tmp_path().display());
+        Self { reserved: Some(reserved), tmp, functions }
+    }
+
+    /// Where the functions write (their task's `labels_out`): beside the reserved temporary
+    /// file, with the destination's extension so that the functions know the format.
+    pub fn tmp(&self) -> String {
+        self.tmp.clone()
+    }
+
+    /// Moves the labels of `total_rows` rows into place, checking that every row has one.
+    pub fn finish(mut self, total_rows: u64, algorithm: &str) -> Result<()> {
+        let none = || anyhow::anyhow!("--labels-out: {algorithm} produced no per-row assignment");
+        let tmp = self.tmp();
+        let reserved = self.reserved.take().expect("finished once");
+        match TableFormat::of(reserved.path())? {
+            TableFormat::Npy => {
+                let len = std::fs::metadata(&tmp).map_err(|_| none())?.len();
+                let want = ifp_host::labels::NPY_HEADER_BYTES + 4 * total_rows;
+                if len != want {
+                    bail!("--labels-out: the functions wrote {len} bytes of labels, expected {want} for {total_rows} rows");
+                }
+                // In the destination's directory already: the rename is atomic.
+                let dest = reserved.path();
+                std::fs::rename(&tmp, dest).with_context(|| format!("cannot write {}", dest.display()))?;
             }
-            npy.finish()?;
-            Ok(())
-        }),
-        TableFormat::Csv => out.write(|w| {
-            for l in labels {
-                writeln!(w, "{l}")?;
+            TableFormat::Csv => {
+                let mut lines = 0u64;
+                let functions = self.functions;
+                reserved.write(|w| {
+                    for f in 0..functions {
+                        let bytes = std::fs::read(ifp_host::labels::part_path(&tmp, f)).map_err(|_| none())?;
+                        lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+                        w.write_all(&bytes)?;
+                    }
+                    if lines != total_rows {
+                        bail!("--labels-out: the functions wrote {lines} labels for {total_rows} rows");
+                    }
+                    Ok(())
+                })?;
             }
-            Ok(())
-        }),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LabelsOut {
+    fn drop(&mut self) {
+        let tmp = self.tmp();
+        let _ = std::fs::remove_file(&tmp);
+        for f in 0..self.functions {
+            let _ = std::fs::remove_file(ifp_host::labels::part_path(&tmp, f));
+        }
     }
 }

@@ -202,14 +202,14 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
     let s3 = S3Connector::new(a.s3_endpoint.clone());
     let d = model.features();
     // The column count decides whether there is a label, unless the flag says.
-    let unlabelled = Data::open(&a.data, LabelCol::None, &s3)?.shape()?;
+    let unlabelled = Data::open(&a.data, LabelCol::None, &s3, None)?.shape()?;
     let label = match a.label_col {
         Some(LabelColArg::Last) => LabelCol::Last,
         Some(LabelColArg::None) => LabelCol::None,
         None if unlabelled.cols as usize == d + 1 => LabelCol::Last,
         None => LabelCol::None,
     };
-    let data = Data::open(&a.data, label, &s3)?;
+    let data = Data::open(&a.data, label, &s3, None)?;
     let shape = data.shape()?;
     if shape.cols as usize != d {
         bail!("--data {} has {} feature columns but the model has {d}", a.data, shape.cols);

@@ -8,17 +8,19 @@
 //! and the same sandbox limits.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use ifp_host::data::object::S3Connector;
 use ifp_host::data::{read_table, Data, LabelCol, Rows};
-use ifp_host::job::{run_on_threads, Backend as _, JobOutcome, JobPlan};
+use ifp_host::job::{run_on_threads_until, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
 use ifp_host::sync::redis::JobKeys;
+use ifp_host::sync::CANCELLED;
 use ifp_host::task::{sandbox_from, RedisUrl};
 use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource, Param};
 
@@ -201,7 +203,7 @@ fn plugin_location(source: &KernelSource) -> Result<String> {
 }
 
 /// Refuses the builtin kernels' own flags with a plugin.
-fn plugin_flags(a: &RunArgs) -> Result<()> {
+fn plugin_flags(a: &RunArgs, has_data: bool) -> Result<()> {
     let builtin_only = [
         ("--k", a.k.is_some()),
         ("--init", a.init.is_some()),
@@ -217,7 +219,7 @@ fn plugin_flags(a: &RunArgs) -> Result<()> {
     if let Some((flag, _)) = builtin_only.iter().find(|(_, given)| *given) {
         bail!("{flag} applies to the builtin kernels; give a plugin its parameters with --param NAME=VALUE");
     }
-    if a.data.is_none() {
+    if !has_data {
         bail!("--kernel needs --data (the default data sets are for the builtin kernels)");
     }
     Ok(())
@@ -301,25 +303,52 @@ fn read_centroids(path: &str, s3: &S3Connector, cols: u32, k: Option<u64>) -> Re
     Ok((rows, raw.into_iter().map(f64::from).collect()))
 }
 
+/// What a program embedding the driver (the Python package) adds to `ifp run`'s arguments.
+#[derive(Default)]
+pub struct Embedding {
+    /// The data set, already in the caller's memory, and the name the result gives it (in
+    /// place of --data).
+    pub data: Option<(Data, String)>,
+    /// Return every row's assignment under the final model, without a --labels-out file.
+    pub assignments: bool,
+    /// Set by the caller to stop the job between iterations (functions as threads, or through
+    /// Redis). With it, the driver installs no signal handlers: the caller keeps its own.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// A finished job: the result JSON exactly as `--out` writes it, the per-row assignments
+/// (with --labels-out or [`Embedding::assignments`]), the outcome and the phases' times.
+pub struct RunOutput {
+    pub result: Value,
+    pub labels: Option<Vec<u32>>,
+    /// The --labels-out file the functions wrote, to move into place once the result is out.
+    pub labels_out: Option<output::LabelsOut>,
+    pub outcome: JobOutcome,
+    pub phases: Phases,
+    /// When the job had finished (the rest is describing it and writing the outputs).
+    pub finished: Instant,
+}
+
+/// `ifp run`'s arguments from a list without the program name and `run`: the embedding
+/// programs' way to get the command line's options, defaults and errors.
+pub fn parse_run_args<I, T>(args: I) -> Result<RunArgs, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    #[derive(clap::Parser)]
+    #[command(name = "ifp run", no_binary_name = true)]
+    struct Run {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    <Run as clap::Parser>::try_parse_from(args).map(|r| r.run)
+}
+
 pub fn run_cmd(a: RunArgs) -> Result<()> {
     // The kernel phase counts from here (with the checks of the arguments and outputs).
     let kernel_started = Instant::now();
-    // `kind` is None for a plugin.
-    let (kind, source) = match (&a.algorithm, &a.kernel) {
-        (_, Some(k)) => {
-            plugin_flags(&a)?;
-            (None, KernelSource::plugin(k))
-        }
-        (Some(name), None) => (Some(builtin_kind(name)?), KernelSource::Builtin(name.clone())),
-        (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
-    };
-    let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
-    if let Some(url) = &a.redis {
-        check_redis_url(url)?;
-    }
-    if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
-        bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
-    }
+    check_args(&a, a.data.is_some())?;
     // Every output is claimed now, before any work: a wrong path fails here, not at the end.
     if let Some(p) = &a.labels_out {
         output::TableFormat::of(p).context("--labels-out")?;
@@ -329,6 +358,63 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     };
     let out_file = reserve("--out", &a.out)?;
     let labels_file = reserve("--labels-out", &a.labels_out)?;
+    let RunOutput { result, labels_out, outcome, mut phases, finished, .. } =
+        run_job_from(&a, Embedding::default(), labels_file, kernel_started)?;
+    if let Some(f) = out_file {
+        f.write(|w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
+    }
+    if let Some(l) = labels_out {
+        l.finish(outcome.shape.total_rows, result["algorithm"].as_str().unwrap_or("the kernel"))?;
+    }
+    if !a.quiet {
+        phases.write_s = finished.elapsed().as_secs_f64();
+        print_summary(&result, &outcome, &phases);
+        if let Some(k) = &a.kernel {
+            println!("kernel: {k} implements {}", result["kernel_contract"].as_str().unwrap_or("?"));
+        }
+        if result.get("lambda").is_some() {
+            lambda::print_cost(&result["lambda"]);
+        }
+    }
+    Ok(())
+}
+
+/// The checks of the arguments that need no file, kernel or data.
+fn check_args(a: &RunArgs, has_data: bool) -> Result<()> {
+    if a.kernel.is_some() {
+        plugin_flags(a, has_data)?;
+    }
+    sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
+    if let Some(url) = &a.redis {
+        check_redis_url(url)?;
+    }
+    if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
+        bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
+    }
+    Ok(())
+}
+
+/// Runs the job `a` describes (with what `embed` adds) to its result; writes no file.
+pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
+    check_args(a, a.data.is_some() || embed.data.is_some())?;
+    run_job_from(a, embed, None, Instant::now())
+}
+
+/// [`run_job`] with the arguments checked, its kernel phase counted from `kernel_started`.
+fn run_job_from(
+    a: &RunArgs,
+    embed: Embedding,
+    labels_file: Option<output::Reserved>,
+    kernel_started: Instant,
+) -> Result<RunOutput> {
+    let Embedding { data: embedded, assignments, cancel } = embed;
+    // `kind` is None for a plugin.
+    let (kind, source) = match (&a.algorithm, &a.kernel) {
+        (_, Some(k)) => (None, KernelSource::plugin(k)),
+        (Some(name), None) => (Some(builtin_kind(name)?), KernelSource::Builtin(name.clone())),
+        (None, None) => bail!("give an algorithm (kmeans, logreg) or --kernel FILE.wasm"),
+    };
+    let sandbox = sandbox_from(a.kernel_memory_mb, a.step_timeout)?;
     let label = match (a.label_col, kind) {
         (Some(LabelColArg::Last), _) => LabelCol::Last,
         (Some(LabelColArg::None), _) => LabelCol::None,
@@ -343,9 +429,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let engine = Arc::new(KernelEngine::compile(&kernel, sandbox.clone())?);
     let kernel_s = kernel_started.elapsed().as_secs_f64();
     progress.phase(&format!("data: opening {}", a.data.as_deref().unwrap_or("the default data set (generating it)")));
-    let (data, data_name) = match &a.data {
-        Some(p) => (Data::open(p, label, &s3)?, p.clone()),
-        None => {
+    let (data, data_name) = match (&a.data, embedded) {
+        (Some(_), Some(_)) => bail!("--data and data in memory are exclusive: give one"),
+        (None, Some(given)) => given,
+        (Some(p), None) => (Data::open(p, label, &s3, None)?, p.clone()),
+        (None, None) => {
             if a.label_col.is_some() {
                 bail!("--label-col needs --data");
             }
@@ -368,7 +456,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         _ => (a.k, Vec::new()),
     };
     let mut params = match kind {
-        Some(kind) => kernel_params(kind, &a, k)?,
+        Some(kind) => kernel_params(kind, a, k)?,
         None => Vec::new(),
     };
     params.extend(a.params.iter().cloned());
@@ -376,11 +464,18 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         Some(_) => source.label(),
         None => engine.instantiate()?.name()?,
     };
-    // The first model, once, here: every function starts from it.
+    // Parameters are checked here against what the data's header tells (a CSV object's row
+    // count is known only at the functions' census). The first model is made by the
+    // functions at their census from their own rows, unless initial centroids give it.
     let started = Instant::now();
     let data_s = (started - kernel_started).as_secs_f64() - kernel_s;
-    progress.phase(&format!("init: the first model ({})", a.init.as_deref().unwrap_or("the kernel's default")));
-    let model0 = initial_model(&engine, &data, &params, &start)?;
+    engine.instantiate()?.validate(&params, shape)?;
+    let model0 = if start.is_empty() {
+        None
+    } else {
+        progress.phase("init: the first model (the initial centroids)");
+        Some(initial_model(&engine, &data, &params, &start)?)
+    };
     let init_s = started.elapsed().as_secs_f64();
     let mut plan = JobPlan {
         job: a.job.clone().unwrap_or_else(new_job_id),
@@ -394,6 +489,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         kernel_memory_mb: a.kernel_memory_mb,
         step_timeout_s: a.step_timeout,
         data: data_name.clone(),
+        data_etag: data.etag().map(str::to_string),
         label_col: label,
         s3_endpoint: a.s3_endpoint.clone(),
         params,
@@ -409,17 +505,26 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             _ => a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
         },
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
-        assignments: a.labels_out.is_some(),
+        assignments: assignments || labels_file.is_some(),
+        labels_out: None,
         redis: a.redis.clone().map(RedisUrl),
-        model: Some(model0),
+        model: model0,
         run: Some(new_job_id()),
         resume: a.resume,
     };
     if a.resume && a.redis.is_none() && a.backend == Platform::Local {
         bail!("--resume continues a job kept in Redis: give --redis URL (or --backend lambda)");
     }
-    interrupt::install();
+    // The binary's signals. A program embedding the driver keeps its own handlers (Python's
+    // Ctrl-C) and stops the job through its cancel flag instead.
+    if cancel.is_none() {
+        interrupt::install();
+    }
 
+    // The functions write the labels themselves, into the file reserved for --labels-out
+    // ([`output::LabelsOut`]).
+    let labels_out = labels_file.map(|f| output::LabelsOut::new(f, plan.functions));
+    plan.labels_out = labels_out.as_ref().map(output::LabelsOut::tmp);
     progress.set_max_iter(plan.max_iter);
     progress.start_iterations(&format!("loading {} function share(s)", plan.functions));
     let on_iteration = |f: u32, it: &IterationReport| progress.iteration(f, it);
@@ -435,7 +540,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             };
             let mut lambda = Lambda::new(&a.lambda, a.quiet)?;
             lambda.retry = RetryPolicy::new(a.max_attempts);
-            let results = lambda.run(plan.tasks(), &|_, _| {});
+            let results =
+                until_cancelled(a.redis.as_deref(), &plan, cancel.as_deref(), || lambda.run(plan.tasks(), &|_, _| {}));
             if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
                 stop_in_redis(url, &plan, sig);
             }
@@ -455,7 +561,7 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         }
         (Platform::Local, Some(url)) => {
             let dir = tempfile::tempdir().context("creating a temporary directory for the workers")?;
-            let backend = processes_backend(&a, &mut plan, &engine, &data, dir.path())?;
+            let backend = processes_backend(a, &mut plan, &engine, &data, dir.path())?;
             // Fails here, before any function starts, on a wrong address or password, or a
             // job id in use; the plan is final now (its fingerprint goes into the claim).
             let run = plan.run.clone().unwrap_or_default();
@@ -465,7 +571,8 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
             if a.resume && !a.quiet {
                 eprintln!("resuming job {} at iteration {}", plan.job, at + 1);
             }
-            let results = backend.run(plan.tasks(), &on_iteration);
+            let results =
+                until_cancelled(Some(url), &plan, cancel.as_deref(), || backend.run(plan.tasks(), &on_iteration));
             if let Some(sig) = interrupt::received() {
                 let _ = keys.abort(&format!("the driver received {sig}"));
             }
@@ -480,21 +587,22 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         }
         (Platform::Local, None) => {
             let default_inner = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-            run_on_threads(&engine, &plan, &s3, &data, default_inner, &on_iteration)
+            run_on_threads_until(&engine, &plan, &s3, &data, default_inner, cancel, &on_iteration)
         }
     };
     progress.finish();
     if let Some(sig) = interrupt::received() {
-        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(&a, &plan));
+        bail!("job {}: stopped on {sig}: every function it started was stopped{}", plan.job, resume_hint(a, &plan));
     }
     let mut outcome = JobOutcome::collect(&plan.job, results, init_s, started.elapsed().as_secs_f64())
-        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(&a, &plan)))?;
+        .map_err(|e| anyhow::anyhow!("{e}{}", resume_hint(a, &plan)))?;
     // From here to the summary: the model's description, the result and the output files.
     let write_started = Instant::now();
     outcome.describe(&plan.job, &engine, &plan.params)?;
 
-    // Everything is computed: now write the outputs, each all-or-nothing.
-    let labels = if a.labels_out.is_some() {
+    // In memory only for an embedding program that asked (a --labels-out file is written by
+    // the functions themselves).
+    let labels = if assignments && plan.labels_out.is_none() {
         let mut all = Vec::with_capacity(shape.total_rows as usize);
         for r in &outcome.reports {
             all.extend(r.assignments.as_deref().unwrap_or_default());
@@ -515,29 +623,39 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
         result["kernel_sha256"] = json!(kernel.sha256);
     }
     result["timing"]["kernel_s"] = json!(kernel_s);
-    let mut phases = Phases::of(kernel_s, data_s, &outcome);
+    let phases = Phases::of(kernel_s, data_s, &outcome);
     result["timing"]["phases"] = phases.json();
     result["timing"]["wall_s"] = json!(phases.total_s());
-    if let Some(r) = &lambda_report {
-        result["lambda"] = r.clone();
+    if let Some(r) = lambda_report {
+        result["lambda"] = r;
     }
-    if let Some(f) = out_file {
-        f.write(|w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
-    }
-    if let (Some(f), Some(l)) = (labels_file, &labels) {
-        output::write_labels(f, l)?;
-    }
-    if !a.quiet {
-        phases.write_s = write_started.elapsed().as_secs_f64();
-        print_summary(&result, &outcome, &phases);
-        if let Some(k) = &a.kernel {
-            println!("kernel: {k} implements {}", engine.version());
-        }
-        if let Some(r) = &lambda_report {
-            lambda::print_cost(r);
-        }
-    }
-    Ok(())
+    Ok(RunOutput { result, labels, labels_out, outcome, phases, finished: write_started })
+}
+
+/// Runs `job`, a job whose functions synchronise through the Redis at `url`; once `cancel`
+/// is set, announces an abort through the job's keys, which every function sees at its next
+/// arrival or wait, so the job stops between iterations (the threads backend does the same
+/// through its in-process store).
+fn until_cancelled<R>(url: Option<&str>, plan: &JobPlan, cancel: Option<&AtomicBool>, job: impl FnOnce() -> R) -> R {
+    let (Some(url), Some(cancel)) = (url, cancel) else { return job() };
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
+                    let stopped = JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(CANCELLED));
+                    if let Err(e) = stopped {
+                        tracing::warn!("cancelling job {}: {e}", plan.job);
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let r = job();
+        done.store(true, Ordering::Relaxed);
+        r
+    })
 }
 
 /// The processes backend for `plan`: the workers read the data where it is (in-memory data
@@ -552,9 +670,9 @@ fn processes_backend(
     dir: &std::path::Path,
 ) -> Result<Processes> {
     let bin = worker_binary()?;
-    if let Data::Memory(rows) = data {
+    if let Data::Memory(_) | Data::External(_) = data {
         let p = dir.join("data.npy");
-        write_rows(&p, rows)?;
+        write_rows(&p, data)?;
         plan.data = p.display().to_string();
     }
     let url = plan.redis.take().context("the processes backend needs a Redis URL")?;
@@ -570,15 +688,34 @@ fn processes_backend(
     Ok(Processes { bin, env, dir: dir.to_path_buf(), retry: RetryPolicy::new(a.max_attempts) })
 }
 
-/// Writes in-memory rows as a float32 .npy (label last) for the workers to read.
-fn write_rows(path: &std::path::Path, rows: &Rows) -> Result<()> {
-    let n = rows.len();
-    let labelled = rows.has_labels();
-    let values = (0..n).flat_map(move |i| {
-        let (f, l) = rows.slice(i..i + 1);
-        f.iter().copied().chain(if labelled { l.first().copied() } else { None })
+/// Writes in-memory rows as a float32 .npy (label last) for the workers to read, a chunk of
+/// rows at a time.
+fn write_rows(path: &std::path::Path, data: &Data) -> Result<()> {
+    const CHUNK: u64 = 1 << 15;
+    let shape = data.shape()?;
+    let (n, labelled) = (shape.total_rows, shape.has_labels);
+    let mut failed = None;
+    let chunks = (0..n.div_ceil(CHUNK)).map_while(|c| match data.read(c * CHUNK..((c + 1) * CHUNK).min(n)) {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
     });
-    output::write_f32(path, n as u64, (rows.cols + labelled as usize) as u64, values)
+    let values = chunks.flat_map(|rows: Rows| {
+        let mut v = Vec::with_capacity(rows.features.len() + rows.labels.len());
+        for i in 0..rows.len() {
+            let (f, l) = rows.slice(i..i + 1);
+            v.extend_from_slice(f);
+            v.extend(l.first().filter(|_| labelled));
+        }
+        v
+    });
+    output::write_f32(path, n, (shape.cols as u64) + labelled as u64, values)?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// How to go on with a job that did not finish, when its state is kept in Redis.

@@ -288,12 +288,13 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
                 "params": { "k": "4", "seed": "3" }, "max_iter": 25, "redis": redis.url_db(0), "sync_timeout_s": 60 })
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // Workers 0 and 1 start; worker 2 is late, so iteration 0 cannot complete.
+    // Workers 0 and 1 start; worker 2 is late, so the census (the first synchronisation,
+    // before iteration 0: row counts and init sample) cannot complete.
     let w0 = rt.spawn(invoke(endpoints[0].clone(), event(0)));
     let w1 = rt.spawn(invoke(endpoints[1].clone(), event(1)));
     let started = Instant::now();
-    while redis.cli(&["HLEN", "ifp:{retry-1}:p:0"]) != "2" {
-        assert!(started.elapsed() < Duration::from_secs(60), "workers 0 and 1 never arrived at iteration 0");
+    while redis.cli(&["HLEN", "ifp:{retry-1}:p:c"]) != "2" {
+        assert!(started.elapsed() < Duration::from_secs(60), "workers 0 and 1 never arrived at the census");
         std::thread::sleep(Duration::from_millis(20));
     }
     // Worker 1's execution environment dies after it arrived; Lambda (here: the test) retries
@@ -305,8 +306,8 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
     let results: Vec<Value> =
         [w0, w2, retry].into_iter().map(|h| rt.block_on(h).unwrap().expect("invocation")).collect();
     assert_eq!(results[2]["function"], 1);
-    // The dead attempt's partial for iteration 0 is already in Redis, so worker 2 can complete
-    // iteration 0 before the retry arrives: the retry joins at iteration 0 or 1, never later.
+    // The dead attempt's census entry is already in Redis, so worker 2 can complete the census
+    // before the retry arrives: the retry joins at iteration 0 or 1, never later.
     let joined = results[2]["joined_at"].as_u64().unwrap();
     assert!(joined <= 1, "the retry joined at iteration {joined}, after the job moved on without worker 1");
     let want = floats(&reference["model"]["centroids"]);
@@ -359,6 +360,51 @@ fn logistic_regression_under_the_emulator_matches_the_local_run() {
         assert_close(&format!("logreg {f}"), &floats(&got["model"][f]), &floats(&want["model"][f]), 1e-12, 0.0);
     }
     assert_close("logreg losses", &floats(&got["losses"]), &floats(&want["losses"]), 1e-12, 0.0);
+}
+
+/// Rows whose labels alone would make each function's response larger than Lambda's 6 MB
+/// cap (3.2 million labels, about 6.4 MB as JSON, per function): the functions write them
+/// straight to the destination, and the file equals the local run's, row for row.
+#[test]
+fn labels_of_more_rows_than_a_response_could_hold_are_written_by_the_functions() {
+    const ROWS_PER_FUNCTION: u64 = 3_200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("big.npy").display().to_string();
+    let rows = (2 * ROWS_PER_FUNCTION).to_string();
+    ok(&ifp(&["gen", "kmeans", "--rows", &rows, "--cols", "2", "--k", "3", "--seed", "5", "--out", &data]), "ifp gen");
+    let job = ["run", "kmeans", "--k", "3", "--max-iter", "2", "--init", "first", "--inner", "1", "--quiet"];
+    let (local_labels, lambda_labels) = (dir.path().join("local.npy"), dir.path().join("lambda.npy"));
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "1", "--labels-out", local_labels.to_str().unwrap()]);
+    ok(&ifp(&a), "the local run");
+
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let url = redis.url_db(0);
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "2", "--backend", "lambda", "--function", "function", "--redis", &url]);
+    let out = dir.path().join("lambda.json");
+    a.extend(["--labels-out", lambda_labels.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    ok(&ifp(&a), "ifp run --backend lambda --labels-out");
+    for i in load_json(&out)["lambda"]["invocations"].as_array().unwrap() {
+        let (event, response) = (i["event_bytes"].as_u64().unwrap(), i["response_bytes"].as_u64().unwrap());
+        assert!(event < 16 << 10 && response < 64 << 10, "event {event} and response {response} bytes: {i}");
+    }
+
+    let (got, want) = (std::fs::read(&lambda_labels).unwrap(), std::fs::read(&local_labels).unwrap());
+    let npy = npyz::NpyFile::new(&got[..]).unwrap();
+    assert_eq!(npy.shape(), &[2 * ROWS_PER_FUNCTION], "one label per row");
+    let labels: Vec<i32> = npy.into_vec().unwrap();
+    assert!(labels.iter().all(|l| (0..3).contains(l)), "labels are cluster indices");
+    assert!(got == want, "the labels differ from the local run's");
+    // Nothing is left next to the destination but the two label files, the result and the data.
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
 }
 
 /// A logistic regression of `rows` x `cols` (seeded) in `dir`, run with `run` flags locally
@@ -447,7 +493,11 @@ fn a_job_longer_than_the_function_timeout_continues_across_invocations() {
     let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
     let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
     let started = Instant::now();
-    ok(&ifp(&on_lambda(&run, &data, &url, &endpoints, &out)), "a job longer than the function timeout");
+    // On a loaded machine an invocation may still hit its 3-second limit (its iteration took
+    // longer than the margin foresaw): it is then lost and invoked again, which is allowed.
+    let mut a = on_lambda(&run, &data, &url, &endpoints, &out);
+    a.extend(["--max-attempts", "10"]);
+    ok(&ifp(&a), "a job longer than the function timeout");
     let took = started.elapsed().as_secs_f64();
     let got = load_json(Path::new(&out));
     assert_same_logreg("across invocations", &got, &want);
@@ -462,7 +512,8 @@ fn a_job_longer_than_the_function_timeout_continues_across_invocations() {
     assert!(took > 4.0 || attempts.is_empty(), "{attempts:?}");
     // Each invocation was billed: more invocations than functions.
     let n = got["lambda"]["invocations"].as_array().unwrap().len();
-    assert_eq!(n, 2 + attempts.len());
+    let lost = attempts.iter().filter(|a| a["outcome"] == "lost").count();
+    assert_eq!(n + lost, 2 + attempts.len(), "every invocation that returned was billed");
 }
 
 /// Job ids on the Lambda backend: a run stopped by SIGTERM leaves its job in Redis (marked
@@ -479,7 +530,7 @@ fn a_job_id_of_a_stopped_lambda_run_is_refused_unless_resumed() {
     let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
     let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
     let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
-    let mut driver = ifp_testkit::ifp_aws_child(&on_lambda(&run, &data, &url, &endpoints, &out));
+    let driver = ifp_testkit::ifp_aws_child(&on_lambda(&run, &data, &url, &endpoints, &out));
     let t0 = Instant::now();
     while redis.cli(&["GET", "ifp:{lambda-owned}:cur"]).parse::<u32>().unwrap_or(0) < 5 {
         assert!(t0.elapsed() < Duration::from_secs(60), "the job never started");
@@ -501,4 +552,26 @@ fn a_job_id_of_a_stopped_lambda_run_is_refused_unless_resumed() {
     assert_same_logreg("resumed on Lambda", &got, &want);
     // Finished: the driver removed the job's keys.
     assert!(redis.cli(&["--scan", "--pattern", "ifp:{lambda-owned}:*"]).trim().is_empty());
+}
+
+/// The logistic-regression component used as a plugin (`--kernel FILE.wasm`) on the Lambda
+/// backend: the functions read it, check its SHA-256 and run it; the result equals the
+/// builtin's local run (1e-12), the model's non-finite bookkeeping value included.
+#[test]
+fn the_logreg_component_as_a_plugin_on_lambda_matches_the_local_builtin_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ["run", "logreg", "--max-iter", "30", "--learning-rate", "0.5", "--functions", "2", "--inner", "1"];
+    let (data, want) = logreg_reference(dir.path(), "2000", "5", &run);
+    let plugin = dir.path().join("logreg.wasm");
+    std::fs::write(&plugin, ifp_kernels::builtin("logreg").unwrap()).unwrap();
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    let (url, out) = (redis.url_db(0), dir.path().join("lambda.json").display().to_string());
+    let p = plugin.to_str().unwrap();
+    let as_plugin = ["run", "--kernel", p, "--label-col", "last", "--max-iter", "30", "--param", "learning-rate=0.5"];
+    let as_plugin = [&as_plugin[..], &["--functions", "2", "--inner", "1"]].concat();
+    ok(&ifp(&on_lambda(&as_plugin, &data, &url, &endpoints, &out)), "the logreg component as --kernel on Lambda");
+    let got = load_json(Path::new(&out));
+    assert_same_logreg("logreg component on Lambda", &got, &want);
 }

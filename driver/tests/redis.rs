@@ -121,8 +121,9 @@ fn round_trips_counted_by_the_server_are_at_most_two_per_worker_per_iteration() 
             .sum();
         let per_iteration = calls.get("evalsha").copied().unwrap_or(0) + calls.get("blpop").copied().unwrap_or(0);
         // Per job: the driver's PING, its claim (one EVAL) and SCAN; per worker: PING,
-        // 4 SCRIPT LOAD, the join.
-        let constant = 4 + 6 * workers;
+        // 4 SCRIPT LOAD, the join, and the census before iteration 0 (arrive, then release or
+        // wait: two round trips).
+        let constant = 4 + 8 * workers;
         assert!(
             client <= 2 * workers * max_iter + constant,
             "W={workers}, {max_iter} iterations: {client} client commands > 2·W·iterations + {constant}: {calls:?}"

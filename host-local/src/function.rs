@@ -14,8 +14,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::data::sample::SampleCollector;
 use crate::data::{share, Data, DataError};
-use crate::kernel::{DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, Param, ShardHandle};
+use crate::kernel::{
+    DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, Param, SamplePlan, ShardHandle,
+};
 use crate::sync::redis::RedisSetupError;
 use crate::sync::{Arrival, Release, StateStore, SyncError};
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport};
@@ -133,6 +136,8 @@ pub struct Function {
     load_s: f64,
     bytes_fetched: u64,
     share_bytes: u64,
+    /// The init-sample candidates among this function's rows, until the census takes them.
+    sample: Option<SampleCollector>,
 }
 
 /// A pool with one thread per inner worker.
@@ -148,7 +153,8 @@ fn pool(function: u32, threads: usize) -> Result<rayon::ThreadPool, FunctionFail
 
 impl Function {
     /// Instantiates `inner` kernel instances and loads rows `range` of `data` into them,
-    /// split contiguously. Each inner worker reads and appends its own slice in chunks.
+    /// split contiguously. Each inner worker reads and appends its own slice in chunks,
+    /// offering each row to a collector of `sample` candidates if one is planned.
     pub fn load(
         engine: &KernelEngine,
         spec: Arc<JobSpec>,
@@ -156,6 +162,7 @@ impl Function {
         inner: u32,
         data: &Data,
         range: Range<u64>,
+        sample: Option<SamplePlan>,
     ) -> Result<Self, FunctionFailure> {
         let started = Instant::now();
         let n = range.end - range.start;
@@ -173,19 +180,24 @@ impl Function {
         };
         let shape = spec.shape;
         let pool = pool(function, inner as usize)?;
-        let inners: Vec<Inner> = pool.install(|| {
+        let collector = || sample.map(|p| SampleCollector::new(p, shape.cols as usize, shape.has_labels));
+        let loaded: Vec<(Inner, Option<SampleCollector>)> = pool.install(|| {
             (0..inner)
                 .into_par_iter()
-                .map(|i| -> Result<Inner, FunctionFailure> {
+                .map(|i| -> Result<(Inner, Option<SampleCollector>), FunctionFailure> {
                     let part = share(n, inner, i);
                     let mut inst = engine.instantiate().map_err(|e| failure(function, None, e))?;
                     let shard = inst
                         .new_shard(&spec.params, shape, part.end - part.start)
                         .map_err(|e| failure(function, None, e))?;
+                    let mut candidates = collector();
                     let mut at = part.start;
                     while at < part.end {
                         let end = (at + APPEND_CHUNK_ROWS).min(part.end);
                         let rows = src.read(base + at..base + end).map_err(|e| failure(function, None, e))?;
+                        if let Some(c) = &mut candidates {
+                            c.offer(&rows);
+                        }
                         inst.append(shard, &rows.features, &rows.labels).map_err(|e| {
                             FunctionFailure::new(
                                 FailureKind::Kernel,
@@ -202,10 +214,11 @@ impl Function {
                         at = end;
                     }
                     let rows = Some(range.start + part.start..range.start + part.end);
-                    Ok(Inner { inst, shard, rows })
+                    Ok((Inner { inst, shard, rows }, candidates))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
+        let (inners, samples): (Vec<Inner>, Vec<Option<SampleCollector>>) = loaded.into_iter().unzip();
         Ok(Self {
             spec,
             function,
@@ -215,6 +228,7 @@ impl Function {
             load_s: started.elapsed().as_secs_f64(),
             bytes_fetched: 0,
             share_bytes: 0,
+            sample: merge_in_order(samples),
         })
     }
 
@@ -229,10 +243,11 @@ impl Function {
         function: u32,
         inner: u32,
         data: &Data,
+        sample: Option<SamplePlan>,
     ) -> Result<Self, FunctionFailure> {
         let Data::Object { data: object, label } = data else {
             let range = share(spec.shape.total_rows, spec.functions as u64, function as u64);
-            return Self::load(engine, spec, function, inner, data, range);
+            return Self::load(engine, spec, function, inner, data, range, sample);
         };
         let (object, label) = (object, *label);
         let started = Instant::now();
@@ -246,12 +261,15 @@ impl Function {
         let inner = (inner as u64).clamp(1, units.max(1));
         let shape = spec.shape;
         let pool = pool(function, inner as usize)?;
-        let loaded: Vec<(Inner, u64, u64)> = pool.install(|| {
+        let collector = || sample.map(|p| SampleCollector::new(p, shape.cols as usize, shape.has_labels));
+        type Loaded = (Inner, u64, u64, Option<SampleCollector>);
+        let loaded: Vec<Loaded> = pool.install(|| {
             (0..inner)
                 .into_par_iter()
-                .map(|i| -> Result<(Inner, u64, u64), FunctionFailure> {
+                .map(|i| -> Result<Loaded, FunctionFailure> {
                     let part = object.part(function as u64, functions, i, inner);
                     let mut inst = engine.instantiate().map_err(|e| failure(function, None, e))?;
+                    let mut candidates = collector();
                     let mut reader = object.open_part(&part).map_err(|e| failure(function, None, e))?;
                     let mut rows = 0u64;
                     // The shard is made once the first chunk is in, when the part's row
@@ -267,6 +285,9 @@ impl Function {
                                     .map_err(|e| failure(function, None, e))?,
                             ),
                         };
+                        if let Some(c) = &mut candidates {
+                            c.offer(&chunk);
+                        }
                         inst.append(shard, &chunk.features, &chunk.labels).map_err(|e| {
                             FunctionFailure::new(
                                 FailureKind::Kernel,
@@ -293,16 +314,18 @@ impl Function {
                         crate::data::s3::Part::Rows(r) => Some(r.clone()),
                         crate::data::s3::Part::Bytes(_) => None,
                     };
-                    Ok((Inner { inst, shard, rows: global }, rows, reader.fetched()))
+                    Ok((Inner { inst, shard, rows: global }, rows, reader.fetched(), candidates))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
         let mut inners = Vec::with_capacity(loaded.len());
+        let mut samples = Vec::with_capacity(loaded.len());
         let (mut rows, mut fetched) = (0, 0);
-        for (i, n, f) in loaded {
+        for (i, n, f, c) in loaded {
             inners.push(i);
             rows += n;
             fetched += f;
+            samples.push(c);
         }
         let share_bytes = object.part_bytes(&whole);
         tracing::info!(
@@ -322,11 +345,27 @@ impl Function {
             load_s: started.elapsed().as_secs_f64(),
             bytes_fetched: fetched,
             share_bytes,
+            sample: merge_in_order(samples),
         })
     }
 
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// The job's data shape (its row count once the census set it).
+    pub fn shape(&self) -> DataShape {
+        self.spec.shape
+    }
+
+    /// The init-sample candidates collected while loading (once: the census takes them).
+    pub fn take_sample(&mut self) -> Option<SampleCollector> {
+        self.sample.take()
+    }
+
+    /// The job's row count, once the census found it.
+    pub fn set_total_rows(&mut self, total_rows: u64) {
+        Arc::make_mut(&mut self.spec).shape.total_rows = total_rows;
     }
 
     pub fn inner(&self) -> u32 {
@@ -541,6 +580,14 @@ impl Function {
         report.total_s = started.elapsed().as_secs_f64() + self.load_s;
         Ok(report)
     }
+}
+
+/// The inner workers' collectors merged in inner-worker (file) order.
+fn merge_in_order(samples: Vec<Option<SampleCollector>>) -> Option<SampleCollector> {
+    let mut it = samples.into_iter().flatten();
+    let mut first = it.next()?;
+    it.for_each(|c| first.merge(c));
+    Some(first)
 }
 
 /// A kernel names a row of the chunk it was given as "row N of this chunk" (1-based); the user

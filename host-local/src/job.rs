@@ -3,6 +3,7 @@
 //! processes and Lambda in the driver), and [`JobOutcome::collect`], the one place that turns
 //! the functions' results into the job's outcome or its root-cause failure.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub struct JobPlan {
     pub step_timeout_s: Option<f64>,
     /// The data set's location as the functions can read it.
     pub data: String,
+    /// The S3 object's ETag when the driver opened it (every function reads that version).
+    pub data_etag: Option<String>,
     pub label_col: LabelCol,
     /// The S3-compatible endpoint the functions use (`None`: their own).
     pub s3_endpoint: Option<String>,
@@ -37,6 +40,8 @@ pub struct JobPlan {
     pub sync_timeout: Duration,
     /// Return per-row outputs of the final model.
     pub assignments: bool,
+    /// Where the functions write those outputs themselves ([`crate::labels`]).
+    pub labels_out: Option<String>,
     /// The state store; `None`: the in-process store (threads) or the hosts' own.
     pub redis: Option<RedisUrl>,
     /// The first model, computed once by the driver; `None`: each function computes it.
@@ -71,6 +76,7 @@ impl JobPlan {
                 functions: self.functions,
                 inner: self.inner,
                 data: self.data.clone(),
+                data_etag: self.data_etag.clone(),
                 label_col: self.label_col,
                 s3_endpoint: self.s3_endpoint.clone(),
                 kernel: self.kernel.clone(),
@@ -83,6 +89,7 @@ impl JobPlan {
                 redis: self.redis.clone(),
                 sync_timeout_s: self.sync_timeout.as_secs_f64(),
                 assignments: self.assignments,
+                labels_out: self.labels_out.clone(),
                 plan_sha256: Some(plan.clone()),
                 run: self.run.clone(),
                 resume: self.resume,
@@ -113,6 +120,8 @@ pub struct Threads<'a> {
     pub data: Option<&'a Data>,
     /// Inner workers of tasks that give none.
     pub default_inner: u32,
+    /// Stops the job between iterations once set (see [`InProcess::cancelled_by`]).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Backend for Threads<'_> {
@@ -122,7 +131,10 @@ impl Backend for Threads<'_> {
         on_iteration: OnIteration<'_>,
     ) -> Vec<Result<FunctionReport, FunctionFailure>> {
         let Some(first) = tasks.first() else { return Vec::new() };
-        let store = InProcess::new(&first.job, first.functions as usize, first.sync_timeout());
+        let mut store = InProcess::new(&first.job, first.functions as usize, first.sync_timeout());
+        if let Some(c) = &self.cancel {
+            store = store.cancelled_by(c.clone());
+        }
         let cx = TaskContext {
             kernels: self.kernels,
             s3: self.s3,
@@ -265,11 +277,24 @@ pub fn run_on_threads(
     default_inner: u32,
     on_iteration: OnIteration<'_>,
 ) -> Vec<Result<FunctionReport, FunctionFailure>> {
+    run_on_threads_until(engine, plan, s3, data, default_inner, None, on_iteration)
+}
+
+/// [`run_on_threads`], stopping between iterations once `cancel` is set.
+pub fn run_on_threads_until(
+    engine: &Arc<KernelEngine>,
+    plan: &JobPlan,
+    s3: &S3Connector,
+    data: &Data,
+    default_inner: u32,
+    cancel: Option<Arc<AtomicBool>>,
+    on_iteration: OnIteration<'_>,
+) -> Vec<Result<FunctionReport, FunctionFailure>> {
     let kernels = Kernels::new(None, crate::Sandbox::default());
     kernels.insert(engine.clone());
     let mut plan = plan.clone();
     plan.kernel_sha256 = engine.sha256().map(str::to_string);
-    Threads { kernels: &kernels, s3, data: Some(data), default_inner }.run(plan.tasks(), on_iteration)
+    Threads { kernels: &kernels, s3, data: Some(data), default_inner, cancel }.run(plan.tasks(), on_iteration)
 }
 
 /// Runs `plan` with every function as a thread of this process over `data` (already open),
@@ -299,6 +324,7 @@ mod tests {
             kernel_memory_mb: None,
             step_timeout_s: None,
             data: "d.npy".into(),
+            data_etag: None,
             label_col: LabelCol::None,
             s3_endpoint: None,
             params: vec![("k".into(), "4".into())],
@@ -307,6 +333,7 @@ mod tests {
             max_iter: 10,
             sync_timeout: Duration::from_secs(5),
             assignments: false,
+            labels_out: None,
             redis: None,
             model: Some(vec![1.0, f64::NAN]),
             run: None,

@@ -6,6 +6,8 @@
 //!   ([`task::FunctionReport`], or a typed [`task::FunctionFailure`]);
 //! - [`run_task`]: the function lifecycle, written once (connect, load the kernel, open the
 //!   data, first model, load the share, iterate, report);
+//! - [`census`]: the first synchronisation, where the row counts and the init sample of every
+//!   function's share meet and the first model is made;
 //! - [`function`]: one function's inner workers and **the per-iteration loop**
 //!   ([`function::Function::run_from`]);
 //! - [`job`]: a whole job: the plan that makes the tasks, the [`job::Backend`] trait (threads
@@ -17,14 +19,17 @@
 //! - [`data`]: rows, labels, data errors and a data set behind one API ([`data::Data`]), over
 //!   [`data::local`] (`.npy`/CSV files), [`data::s3`] (S3 objects by parts) and
 //!   [`data::object`] (the S3 client);
+//! - [`labels`]: per-row outputs written by each function straight to the destination;
 //! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
 //!   [`sync::redis`] (Redis).
 
 pub mod aws_error;
+pub mod census;
 pub mod data;
 pub mod function;
 pub mod job;
 pub mod kernel;
+pub mod labels;
 pub mod run_task;
 pub mod sync;
 pub mod task;

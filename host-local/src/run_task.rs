@@ -9,8 +9,11 @@
 //!    restarted function);
 //! 3. get the compiled kernel (in memory, precompiled on disk, or compiled; a plugin's bytes
 //!    checked against the job's SHA-256) and open the data;
-//! 4. the first model (the task's, or `init` on the kernel's sample) and the resume point;
-//! 5. load the function's share into its inner workers;
+//! 4. load the function's share into its inner workers, counting its rows and collecting
+//!    init-sample candidates;
+//! 5. the census ([`crate::census`]): the row counts and samples meet, and the first model
+//!    (the task's, or `init` on the merged sample) comes back with the job's row count;
+//!    then the resume point;
 //! 6. iterate ([`Function::run_from`]) and report.
 //!
 //! Once connected, a failure in any later step is announced to the other functions through
@@ -18,6 +21,7 @@
 
 use std::sync::Arc;
 
+use crate::census::{self, Offer};
 use crate::data::object::S3Connector;
 use crate::data::Data;
 use crate::function::{failure, Classify, Function, JobSpec, Resume};
@@ -53,8 +57,11 @@ pub fn run_task(
     task.validate()?;
     let f = task.function;
     let (mut store, joined) = connect(task, cx)?;
-    let prepared = prepare(task, cx, &joined);
-    let (mut function, resume, origin, kernel_s) = match prepared {
+    let prepared = prepare(task, cx).and_then(|(mut function, origin, kernel_s)| {
+        let (resume, census) = first_model(task, store.as_mut(), &mut function, &joined)?;
+        Ok((function, resume, census, origin, kernel_s))
+    });
+    let (mut function, resume, census, origin, kernel_s) = match prepared {
         Ok(p) => p,
         Err(e) => {
             if e.kind != FailureKind::Aborted {
@@ -64,9 +71,37 @@ pub fn run_task(
         }
     };
     let mut report = function.run_from(store.as_mut(), resume, task.assignments, cx.deadline, on_iteration)?;
+    if let (Some(dest), Some(labels)) = (&task.labels_out, report.assignments.take()) {
+        let last = report.iterations.last().map(|i| i.iteration);
+        crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels)
+            .map_err(|e| failure(f, last, e))?;
+    }
     report.kernel_origin = origin;
     report.kernel_s = kernel_s;
     Ok(report)
+}
+
+/// Step 5: the census gives the job's row count and the first model; then where this
+/// function enters the job.
+fn first_model(
+    task: &FunctionTask,
+    store: &mut dyn StateStore,
+    function: &mut Function,
+    joined: &JoinPoint,
+) -> Result<(Resume, census::Census), FunctionFailure> {
+    let offer = Offer {
+        function: task.function,
+        functions: task.functions,
+        rows: function.rows(),
+        sample: function.take_sample(),
+        model: task.model.as_deref(),
+        shape: function.shape(),
+        params: &task.params,
+    };
+    let census = census::meet(store, function.instance(), offer)?;
+    function.set_total_rows(census.total_rows);
+    let resume = resume_point(task, joined, census.model.clone())?;
+    Ok((resume, census))
 }
 
 /// Connects to the task's store and joins the job.
@@ -93,12 +128,11 @@ fn connect(task: &FunctionTask, cx: &TaskContext<'_>) -> Result<(Box<dyn StateSt
     Ok((store, joined))
 }
 
-/// Steps 3 to 5: kernel, data, first model, resume point, shards.
+/// Steps 3 and 4: kernel, data, shards (with the init-sample candidates).
 fn prepare(
     task: &FunctionTask,
     cx: &TaskContext<'_>,
-    joined: &JoinPoint,
-) -> Result<(Function, Resume, crate::kernel::KernelOrigin, f64), FunctionFailure> {
+) -> Result<(Function, crate::kernel::KernelOrigin, f64), FunctionFailure> {
     let f = task.function;
     let sandbox =
         task.sandbox().map_err(|e| FunctionFailure::new(FailureKind::BadInput, Some(f), None, e.to_string()))?;
@@ -120,16 +154,21 @@ fn prepare(
     let data = match cx.data {
         Some(d) => d,
         None => {
-            opened = Data::open(&task.data, task.label_col, s3).map_err(|e| failure(f, None, e))?;
+            opened = Data::open(&task.data, task.label_col, s3, task.data_etag.as_deref())
+                .map_err(|e| failure(f, None, e))?;
             &opened
         }
     };
+    // The shape as far as the header tells: a CSV object's row count comes with the census.
     let shape = data.shape().map_err(|e| failure(f, None, e))?;
-    let model0 = match &task.model {
-        Some(m) => m.clone(),
-        None => initial_model(&engine, data, &task.params, &[]).map_err(|e| e.at(f))?,
+    let sample = match &task.model {
+        Some(_) => None,
+        None => {
+            let mut inst = engine.instantiate().map_err(|e| failure(f, None, e))?;
+            inst.validate(&task.params, shape).map_err(|e| failure(f, None, e))?;
+            Some(inst.plan_sample(&task.params, shape).map_err(|e| failure(f, None, e))?)
+        }
     };
-    let resume = resume_point(task, joined, model0)?;
     let spec = Arc::new(JobSpec {
         job: task.job.clone(),
         params: task.params.clone(),
@@ -138,8 +177,8 @@ fn prepare(
         functions: task.functions,
     });
     let inner = task.inner.unwrap_or(cx.default_inner);
-    let function = Function::load_share(&engine, spec, f, inner, data)?;
-    Ok((function, resume, origin, kernel_s))
+    let function = Function::load_share(&engine, spec, f, inner, data, sample)?;
+    Ok((function, origin, kernel_s))
 }
 
 /// Where the function enters: iteration 0 with the first model, or (restarted) the

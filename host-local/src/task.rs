@@ -61,6 +61,10 @@ pub struct FunctionTask {
     pub inner: Option<u32>,
     /// The data set: `s3://bucket/key` or a path the function can read (`.npy` or `.csv`).
     pub data: String,
+    /// The ETag of the S3 object `data` as the driver saw it: every read asks for this
+    /// version (`If-Match`), so an object replaced during the job is refused, not mixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_etag: Option<String>,
     /// Where the label is (`last` or `none`, the default).
     #[serde(default)]
     pub label_col: LabelCol,
@@ -100,6 +104,10 @@ pub struct FunctionTask {
     /// Also return the per-row output of the final model (k-means labels).
     #[serde(default)]
     pub assignments: bool,
+    /// Where the function writes those per-row outputs itself instead of returning them (see
+    /// [`crate::labels`]): a `.npy` or `.csv` path every function can write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_out: Option<String>,
     /// The job plan's fingerprint ([`crate::job::JobPlan::fingerprint`]): a function joins
     /// only a job of the same plan, so a reused job id cannot mix two jobs' models.
     #[serde(default, skip_serializing_if = "Option::is_none")]

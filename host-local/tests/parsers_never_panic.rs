@@ -15,7 +15,7 @@ fn open_and_read(name: &str, bytes: &[u8]) {
     let path = dir.path().join(name);
     std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
     let s3 = S3Connector::new(None);
-    let result = Data::open(path.to_str().unwrap(), LabelCol::None, &s3).and_then(|d| {
+    let result = Data::open(path.to_str().unwrap(), LabelCol::None, &s3, None).and_then(|d| {
         let n = d.shape()?.total_rows;
         d.read(0..n.min(1000)).map(|_| ())
     });
@@ -28,7 +28,7 @@ fn open_and_read(name: &str, bytes: &[u8]) {
 /// A `.npy` v1 file with header text `dict` (padded as numpy pads it) and `body` bytes.
 fn npy(dict: &str, body: &[u8]) -> Vec<u8> {
     let mut header = dict.as_bytes().to_vec();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(b' ');
     }
     header.push(b'\n');

@@ -68,6 +68,10 @@ struct Invoked {
     /// From the log tail's REPORT line, when Lambda sent one.
     billed_ms: Option<u64>,
     memory_mb: Option<u64>,
+    /// Sizes of the event and the response: both must stay far below Lambda's 6 MB caps
+    /// whatever the data size (per-row outputs go to their destination, not the response).
+    event_bytes: usize,
+    response_bytes: usize,
 }
 
 /// Lambda invocations of one function (`bootstrap`), one per task.
@@ -259,6 +263,7 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, task: &Function
     let f = task.function;
     let host = |m: String| FunctionFailure::new(FailureKind::Host, Some(f), None, m);
     let payload = serde_json::to_vec(task).map_err(|e| Failed::Own(host(format!("cannot encode the task: {e}"))))?;
+    let event_bytes = payload.len();
     let started = Instant::now();
     let out = client
         .invoke()
@@ -316,7 +321,7 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, task: &Function
         )))
     })?;
     let (billed_ms, memory_mb) = log.as_deref().map(parse_report).unwrap_or((None, None));
-    Ok(Invoked { report, wall_s, billed_ms, memory_mb })
+    Ok(Invoked { report, wall_s, billed_ms, memory_mb, event_bytes, response_bytes: body.len() })
 }
 
 fn one_line(s: &str) -> String {
@@ -359,6 +364,8 @@ fn report_json(a: &LambdaArgs, function: &str, invoked: &[Invoked]) -> Value {
                 "joined_at": i.report.joined_at,
                 "duration_ms": r.duration_ms,
                 "wall_s": i.wall_s,
+                "event_bytes": i.event_bytes,
+                "response_bytes": i.response_bytes,
                 "billed_ms": billed_ms,
                 "billed_from": if i.billed_ms.is_some() { "lambda" } else { "function" },
                 "memory_mb": memory_mb,

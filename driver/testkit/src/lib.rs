@@ -1,6 +1,6 @@
 //! Support for the driver's integration tests (`driver/tests/*.rs`): the real services they
 //! start (a `redis-server`, the `s3s-fs` S3-compatible server, AWS's Lambda Runtime Interface
-//! Emulator running the real `bootstrap`), running the `ifp` binary, fixtures, and comparing
+//! Emulator running the real `bootstrap`, a byte-counting HTTP proxy), running the `ifp` binary, fixtures, and comparing
 //! numbers with explicit tolerances.
 //!
 //! Every service listens on 127.0.0.1 and a port picked free, is started again on fresh ports
@@ -15,6 +15,7 @@ mod json;
 mod lambda;
 mod ports;
 mod procs;
+mod proxy;
 mod redis;
 mod run;
 mod s3;
@@ -25,5 +26,6 @@ pub use json::{assert_close, fixture, floats, load_json};
 pub use lambda::{rie_path, Emulator};
 pub use ports::{free_port, start_on_free_port, wait_for_port};
 pub use procs::processes_with_arg;
+pub use proxy::{ByteProxy, ProxyMode};
 pub use run::{ifp, ifp_aws, ifp_aws_child, ifp_ok, run_json};
 pub use s3::{test_credentials, S3Server, BUCKET, KEY, SECRET};

@@ -74,23 +74,30 @@ impl S3Server {
 
     pub fn get(&self, key: &str) -> Vec<u8> {
         let url = S3Url::parse(&Self::url(key)).unwrap();
-        let (_, size) = self.store.head_bytes(&url, 1).unwrap();
-        self.store.get_range(&url, 0..size).unwrap().to_vec()
+        let (_, pin) = self.store.head_bytes(&url, 1, None).unwrap();
+        self.store.get_range(&url, 0..pin.size, None).unwrap().to_vec()
     }
 
     /// `ifp` with this server's endpoint and credentials (`secret` overrides the secret key).
     pub fn ifp_with(&self, args: &[&str], secret: &str) -> Output {
-        Command::new(ifp_bin())
-            .args(args)
-            .args(["--s3-endpoint", &self.endpoint])
+        let mut c = self.command(&self.endpoint, args);
+        c.env("AWS_SECRET_ACCESS_KEY", secret);
+        c.output().expect("run ifp")
+    }
+
+    /// The `ifp` command with this server's credentials, pointed at `endpoint` (this server,
+    /// or a proxy in front of it), with 4 KiB download parts.
+    pub fn command(&self, endpoint: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(ifp_bin());
+        c.args(args)
+            .args(["--s3-endpoint", endpoint])
             .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("IFP_S3_PART_BYTES", "4096")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("run ifp")
+            .env_remove("AWS_PROFILE");
+        c
     }
 
     pub fn ifp(&self, args: &[&str]) -> Output {

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 pub mod local;
 pub mod object;
 pub mod s3;
+pub mod sample;
 mod source;
 
-pub use source::{read_table, Data};
+pub use source::{read_table, Data, RowSource};
 
 /// Where the label is in each row of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -93,6 +93,16 @@ impl fmt::Display for S3Url {
     }
 }
 
+/// What a job knows of the object it reads: every ranged GET asks for this ETag
+/// (`If-Match`) and checks the size in the answer's `Content-Range`, so a change between two
+/// reads (of one function or of two) is refused instead of mixing two versions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    pub size: u64,
+    /// `None` when the server gives no ETag (then only the size is checked).
+    pub etag: Option<String>,
+}
+
 /// An object-store error: one line naming the object.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -106,6 +116,12 @@ pub enum ObjectError {
     AccessDenied { url: S3Url, code: String },
     #[error("{url} is truncated: {reason}")]
     Truncated { url: S3Url, reason: String },
+    /// A ranged GET answered without the `Content-Range` of the range asked for.
+    #[error("{url}: the server (or a proxy) ignored the byte range {range}: {answer}; ifp reads every object by byte ranges and needs a server that honours them")]
+    RangeIgnored { url: S3Url, range: String, answer: String },
+    /// The object is not the one the job started with.
+    #[error("{url} changed while the job was reading it ({what}): rerun the job on an object that stays the same")]
+    Changed { url: S3Url, what: String },
     #[error("{url}: {message}")]
     Request { url: S3Url, message: String },
     #[error("cannot read {path} for upload: {error}")]
@@ -123,6 +139,9 @@ where
     let code = e.code().unwrap_or_default().to_string();
     let message = e.message().unwrap_or_default().to_string();
     match (code.as_str(), status) {
+        ("PreconditionFailed", _) | (_, Some(412)) => {
+            ObjectError::Changed { url: url.clone(), what: "its ETag is not the one the job started with".into() }
+        }
         ("NoSuchBucket", _) => ObjectError::NoBucket { url: url.clone(), bucket: url.bucket.clone() },
         ("NoSuchKey", _) | ("NotFound", _) | ("", Some(404)) => {
             ObjectError::NoKey { url: url.clone(), bucket: url.bucket.clone(), key: url.key.clone() }
@@ -179,8 +198,9 @@ impl RemoteKernels for S3Connector {
             read(message.strip_prefix(&format!("{uri}: ")).unwrap_or(&message).to_string())
         };
         let url = S3Url::parse(uri).map_err(object)?;
-        let (bytes, size) =
-            self.store().map_err(object)?.head_bytes(&url, MAX_REMOTE_KERNEL_BYTES + 1).map_err(object)?;
+        let (bytes, pin) =
+            self.store().map_err(object)?.head_bytes(&url, MAX_REMOTE_KERNEL_BYTES + 1, None).map_err(object)?;
+        let size = pin.size;
         if size > MAX_REMOTE_KERNEL_BYTES {
             return Err(read(format!("{size} bytes is more than a kernel may have ({MAX_REMOTE_KERNEL_BYTES} bytes)")));
         }
@@ -256,42 +276,58 @@ impl S3Store {
         self.fetched.load(Ordering::Relaxed)
     }
 
-    /// The first `want` bytes of the object (fewer if it is shorter) and its total size.
-    pub fn head_bytes(&self, url: &S3Url, want: u64) -> Result<(Bytes, u64), ObjectError> {
+    /// The first `want` bytes of the object (fewer if it is shorter), and its size and ETag.
+    /// `if_match`: the ETag the object must still have (a job's functions pass the one the
+    /// driver saw). An answer without a `Content-Range` is refused: it comes from a server
+    /// or proxy that ignores byte ranges.
+    pub fn head_bytes(&self, url: &S3Url, want: u64, if_match: Option<&str>) -> Result<(Bytes, Pin), ObjectError> {
         let client = self.client.clone();
+        let range = format!("bytes=0-{}", want.max(1) - 1);
         let r = self.rt.block_on(async {
             let out = client
                 .get_object()
                 .bucket(&url.bucket)
                 .key(&url.key)
-                .range(format!("bytes=0-{}", want.max(1) - 1))
+                .range(&range)
+                .set_if_match(if_match.map(str::to_string))
                 .send()
                 .await;
             match out {
                 Ok(o) => {
-                    let total =
-                        o.content_range().and_then(|r| r.rsplit('/').next()).and_then(|t| t.parse::<u64>().ok());
-                    let len = o.content_length().unwrap_or(0).max(0) as u64;
+                    let Some((start, _, total)) = o.content_range().and_then(parse_content_range) else {
+                        let answer = match o.content_range() {
+                            Some(r) => format!("it answered with Content-Range '{r}'"),
+                            None => "it answered without a Content-Range".to_string(),
+                        };
+                        return Err(ObjectError::RangeIgnored { url: url.clone(), range: range.clone(), answer });
+                    };
+                    let etag = o.e_tag().map(str::to_string);
                     let body = o
                         .body
                         .collect()
                         .await
                         .map_err(|e| ObjectError::Request { url: url.clone(), message: e.to_string() })?;
                     let bytes = body.into_bytes();
-                    Ok((total.unwrap_or(len.max(bytes.len() as u64)), bytes))
+                    if start != 0 || bytes.len() as u64 != want.min(total) {
+                        return Err(ObjectError::Truncated {
+                            url: url.clone(),
+                            reason: format!("bytes 0..{} were asked for but {} arrived", want.min(total), bytes.len()),
+                        });
+                    }
+                    Ok((bytes, Pin { size: total, etag }))
                 }
                 // An empty object has no byte 0: S3 answers 416.
                 Err(e)
                     if e.raw_response().map(|r| r.status().as_u16()) == Some(416)
                         || e.code() == Some("InvalidRange") =>
                 {
-                    Ok((0, Bytes::new()))
+                    Ok((Bytes::new(), Pin { size: 0, etag: None }))
                 }
                 Err(e) => Err(self.missing_bucket_or(url, classify(url, e)).await),
             }
         })?;
-        self.fetched.fetch_add(r.1.len() as u64, Ordering::Relaxed);
-        Ok((r.1, r.0))
+        self.fetched.fetch_add(r.0.len() as u64, Ordering::Relaxed);
+        Ok(r)
     }
 
     /// `e`, or [`ObjectError::NoBucket`] when `e` is a missing key and the bucket is missing
@@ -326,12 +362,12 @@ impl S3Store {
         })
     }
 
-    /// Bytes `range` of the object, in one GET.
-    pub fn get_range(&self, url: &S3Url, range: Range<u64>) -> Result<Bytes, ObjectError> {
+    /// Bytes `range` of the object, in one GET (of the version `pin` names, if given).
+    pub fn get_range(&self, url: &S3Url, range: Range<u64>, pin: Option<&Pin>) -> Result<Bytes, ObjectError> {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let b = self.rt.block_on(fetch(self.client.clone(), url.clone(), range))?;
+        let b = self.rt.block_on(fetch(self.client.clone(), url.clone(), range, pin.cloned()))?;
         self.fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
         Ok(b)
     }
@@ -343,6 +379,7 @@ impl S3Store {
     pub fn for_each_range<E: From<ObjectError>>(
         &self,
         url: &S3Url,
+        pin: Option<&Pin>,
         ranges: &[Range<u64>],
         mut each: impl FnMut(usize, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -352,7 +389,7 @@ impl S3Store {
             for i in 0..ranges.len() {
                 while next < ranges.len() && queue.len() < RANGES_IN_FLIGHT {
                     let (client, url, r) = (self.client.clone(), url.clone(), ranges[next].clone());
-                    queue.push_back(tokio::spawn(fetch(client, url, r)));
+                    queue.push_back(tokio::spawn(fetch(client, url, r, pin.cloned())));
                     next += 1;
                 }
                 let h = queue.pop_front().expect("a range is queued");
@@ -369,10 +406,11 @@ impl S3Store {
 
     /// A reader over bytes `range` of the object that keeps up to [`READ_AHEAD`] ranged GETs
     /// of [`PART_BYTES`] in flight ahead of the consumer.
-    pub fn reader(self: &Arc<Self>, url: &S3Url, range: Range<u64>) -> RangeReader {
+    pub fn reader(self: &Arc<Self>, url: &S3Url, range: Range<u64>, pin: Option<&Pin>) -> RangeReader {
         RangeReader {
             store: self.clone(),
             url: url.clone(),
+            pin: pin.cloned(),
             next: range.start,
             end: range.end,
             queue: VecDeque::new(),
@@ -493,34 +531,71 @@ async fn upload_parts(
     Ok(parts)
 }
 
-/// One ranged GET, its body collected; a body that breaks off is fetched again.
-async fn fetch(client: Client, url: S3Url, range: Range<u64>) -> Result<Bytes, ObjectError> {
+/// `bytes START-END/TOTAL` as `(start, end inclusive, total)`.
+fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let (span, total) = v.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?, total.parse().ok()?))
+}
+
+/// One ranged GET, its body collected; a body that breaks off is fetched again. The answer
+/// must carry the `Content-Range` of exactly this range (of an object of `pin`'s size, if
+/// given) and exactly that many bytes: a server or proxy that ignores `Range`, or an object
+/// that changed, is refused.
+async fn fetch(client: Client, url: S3Url, range: Range<u64>, pin: Option<Pin>) -> Result<Bytes, ObjectError> {
     let want = range.end - range.start;
+    let asked = format!("bytes={}-{}", range.start, range.end - 1);
     let mut attempt = 1;
     loop {
         let o = client
             .get_object()
             .bucket(&url.bucket)
             .key(&url.key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .range(&asked)
+            .set_if_match(pin.as_ref().and_then(|p| p.etag.clone()))
             .send()
-            .await
-            .map_err(|e| classify(&url, e))?;
+            .await;
+        let o = match o {
+            Ok(o) => o,
+            // A range past the end of the object (it shrank, or a bad offset).
+            Err(e)
+                if e.raw_response().map(|r| r.status().as_u16()) == Some(416) || e.code() == Some("InvalidRange") =>
+            {
+                let what = match &pin {
+                    Some(p) => {
+                        format!("bytes {}..{} are past its end; it had {} bytes", range.start, range.end, p.size)
+                    }
+                    None => format!("bytes {}..{} are past its end", range.start, range.end),
+                };
+                return Err(ObjectError::Changed { url, what });
+            }
+            Err(e) => return Err(classify(&url, e)),
+        };
+        match o.content_range().and_then(parse_content_range) {
+            Some((a, b, total)) if a == range.start && b + 1 == range.end => {
+                if let Some(p) = pin.as_ref().filter(|p| p.size != total) {
+                    let what = format!("it had {} bytes and now has {total}", p.size);
+                    return Err(ObjectError::Changed { url, what });
+                }
+            }
+            _ => {
+                let answer = match o.content_range() {
+                    Some(r) => format!("it answered with Content-Range '{r}'"),
+                    None => "it answered without a Content-Range".to_string(),
+                };
+                return Err(ObjectError::RangeIgnored { url, range: asked, answer });
+            }
+        }
         match o.body.collect().await {
             Ok(b) => {
                 let b = b.into_bytes();
-                if (b.len() as u64) < want {
+                if b.len() as u64 != want {
                     return Err(ObjectError::Truncated {
                         url,
-                        reason: format!(
-                            "bytes {}..{} were asked for but only {} arrived",
-                            range.start,
-                            range.end,
-                            b.len()
-                        ),
+                        reason: format!("bytes {}..{} were asked for but {} arrived", range.start, range.end, b.len()),
                     });
                 }
-                return Ok(b.slice(..want as usize));
+                return Ok(b);
             }
             Err(e) if attempt < MAX_ATTEMPTS => {
                 tracing::warn!(%url, attempt, "download of bytes {}..{} broke off ({e}); retrying", range.start, range.end);
@@ -542,6 +617,7 @@ struct Part {
 pub struct RangeReader {
     store: Arc<S3Store>,
     url: S3Url,
+    pin: Option<Pin>,
     /// Start of the next part to request.
     next: u64,
     end: u64,
@@ -559,9 +635,9 @@ impl RangeReader {
     fn spawn(&mut self, permit: OwnedSemaphorePermit) {
         let r = self.next..(self.next + self.store.part_bytes).min(self.end);
         self.next = r.end;
-        let (client, url) = (self.store.client.clone(), self.url.clone());
+        let (client, url, pin) = (self.store.client.clone(), self.url.clone(), self.pin.clone());
         self.queue.push_back(self.store.rt.spawn(async move {
-            let bytes = fetch(client, url, r).await?;
+            let bytes = fetch(client, url, r, pin).await?;
             Ok(Part { bytes, _permit: permit })
         }));
     }

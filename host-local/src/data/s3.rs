@@ -12,10 +12,10 @@
 //!   parts and the line lengths. Lines end with `\n` (or `\r\n`); empty lines are skipped, as
 //!   the local reader does; quoted cells holding newlines are not supported.
 //!
-//! Opening a CSV counts its rows in one streaming pass (the job's shape, the `k <= rows`
-//! check and the initialisation sample need the row count before any function starts), as
-//! opening a local CSV does. The row number in an error is found only when there is an
-//! error, by counting the lines before the offending one.
+//! Opening an object reads its first bytes only (the `.npy` header, or a CSV's first line for
+//! its columns): a CSV's row count is not known until the functions have loaded their parts
+//! and met at the census ([`crate::census`]). The row number in an error is found only when
+//! there is an error, by counting the lines before the offending one.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::local::{csv_error, npy_header_len, parse_npy_header, parse_record, Format, NPY_HEAD_BYTES};
-use super::object::{ObjectError, RangeRead, RangeReader, S3Store, S3Url};
+use super::local::{csv_error, npy_header_len, parse_npy_header, parse_record, Format};
+use super::object::{ObjectError, Pin, RangeRead, RangeReader, S3Store, S3Url};
 use super::{share, DataError, LabelCol, Rows};
 
 /// Bytes fetched first when following a CSV line past the end of a part (doubling, up to
@@ -39,9 +39,11 @@ pub struct ObjectData {
     url: S3Url,
     /// `s3://bucket/key`, for error messages.
     name: PathBuf,
-    size: u64,
+    /// The size and ETag seen at open: every later read asks for this version.
+    pin: Pin,
     format: Format,
-    rows: u64,
+    /// Known from a `.npy` header; a CSV's is not counted (see the module doc).
+    rows: Option<u64>,
     /// Columns per row, label included.
     cols: u64,
 }
@@ -54,34 +56,54 @@ pub enum Part {
 }
 
 impl ObjectData {
-    /// Opens `url`: reads the header of a `.npy` (one ranged GET), or counts the rows of a
-    /// CSV (one streaming pass).
-    pub fn open(store: &Arc<S3Store>, url: &S3Url) -> Result<Self, DataError> {
+    /// Opens `url`: reads its first bytes (one ranged GET of [`OPEN_BYTES`], more only
+    /// for a longer `.npy` header or a CSV first line longer than that). `etag`: the version
+    /// the job started with (the driver's open saw it); `None` pins the version seen now.
+    pub fn open(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>) -> Result<Self, DataError> {
         let name = PathBuf::from(url.to_string());
         let ext = url.extension();
         if !matches!(ext.as_deref(), Some("npy" | "csv")) {
             return Err(DataError::Extension { path: name });
         }
-        let (head, size) = store.head_bytes(url, NPY_HEAD_BYTES)?;
+        let (head, pin) = store.head_bytes(url, OPEN_BYTES, etag)?;
+        let size = pin.size;
         if size == 0 {
             return Err(DataError::Empty { path: name });
         }
+        if let (Some(want), Some(got)) = (etag, pin.etag.as_deref()) {
+            if want != got {
+                let what = format!("ETag {want} when the job started, {got} now");
+                return Err(ObjectError::Changed { url: url.clone(), what }.into());
+            }
+        }
         let (format, rows, cols) = if ext.as_deref() == Some("npy") {
             let need = npy_header_len(&name, &head)?;
-            let head = if need > head.len() as u64 { store.get_range(url, 0..need.min(size))? } else { head };
-            parse_npy_header(&name, &head, size)?
+            let head =
+                if need > head.len() as u64 { store.get_range(url, 0..need.min(size), Some(&pin))? } else { head };
+            let (format, rows, cols) = parse_npy_header(&name, &head, size)?;
+            if rows == 0 {
+                return Err(DataError::Empty { path: name });
+            }
+            (format, Some(rows), cols)
         } else {
-            let (rows, first) = count_csv_rows(store.reader(url, 0..size), true)?;
-            // The first row fixes the columns and shows whether this is a CSV of numbers at all.
+            // The first non-empty line fixes the columns and shows whether this is a CSV of
+            // numbers at all.
+            let head = match first_line(&head) {
+                None if (head.len() as u64) < size => {
+                    store.get_range(url, 0..size.min(FIRST_LINE_MAX_BYTES), Some(&pin))?
+                }
+                _ => head,
+            };
+            let line = first_line(&head).unwrap_or(&head[..]);
             let mut out = Vec::new();
-            let rec = first_record(&name, &first)?;
+            let rec = first_record(&name, line)?;
             parse_record(&name, 0, &rec, &mut out)?;
-            (Format::Csv, rows, rec.len() as u64)
+            (Format::Csv, None, rec.len() as u64)
         };
-        if rows == 0 || cols == 0 {
+        if cols == 0 {
             return Err(DataError::Empty { path: name });
         }
-        Ok(Self { store: store.clone(), url: url.clone(), name, size, format, rows, cols })
+        Ok(Self { store: store.clone(), url: url.clone(), name, pin, format, rows, cols })
     }
 
     pub fn url(&self) -> &S3Url {
@@ -93,7 +115,8 @@ impl ObjectData {
     pub fn is_csv(&self) -> bool {
         self.format == Format::Csv
     }
-    pub fn rows(&self) -> u64 {
+    /// The row count, when the header gives it (a `.npy`; not a CSV).
+    pub fn rows(&self) -> Option<u64> {
         self.rows
     }
     /// Columns per row, label included.
@@ -102,7 +125,13 @@ impl ObjectData {
     }
     /// The object's size in bytes.
     pub fn size(&self) -> u64 {
-        self.size
+        self.pin.size
+    }
+
+    /// The object's ETag, if the server gives one: tasks carry it so that every function
+    /// reads the same version.
+    pub fn etag(&self) -> Option<&str> {
+        self.pin.etag.as_deref()
     }
 
     /// Feature columns under `label`, or an error if there would be none.
@@ -120,12 +149,12 @@ impl ObjectData {
     pub fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> Part {
         match self.format {
             Format::Npy { .. } => {
-                let f = share(self.rows, workers, worker);
+                let f = share(self.rows.unwrap_or(0), workers, worker);
                 let i = share(f.end - f.start, inners, inner);
                 Part::Rows(f.start + i.start..f.start + i.end)
             }
             Format::Csv => {
-                let f = share(self.size, workers, worker);
+                let f = share(self.pin.size, workers, worker);
                 let i = share(f.end - f.start, inners, inner);
                 Part::Bytes(f.start + i.start..f.start + i.end)
             }
@@ -145,10 +174,10 @@ impl ObjectData {
     pub fn open_part(&self, part: &Part) -> Result<PartReader, DataError> {
         match (part, self.format) {
             (Part::Rows(r), Format::Npy { offset, f64 }) => {
-                assert!(r.end <= self.rows, "row range {r:?} beyond {} rows", self.rows);
+                assert!(Some(r.end) <= self.rows, "row range {r:?} beyond {:?} rows", self.rows);
                 let row_bytes = self.cols * if f64 { 8 } else { 4 };
                 let bytes = offset + r.start * row_bytes..offset + r.end * row_bytes;
-                let reader = RangeRead::new(self.store.reader(&self.url, bytes));
+                let reader = RangeRead::new(self.store.reader(&self.url, bytes, Some(&self.pin)));
                 Ok(PartReader::Npy {
                     data: self.clone(),
                     reader,
@@ -177,7 +206,7 @@ impl ObjectData {
             (Part::Rows(r), Format::Csv) => {
                 // Rows of a CSV by number: one pass from the start (initialisation samples,
                 // small tables such as initial centroids).
-                let mut p = self.open_part(&Part::Bytes(0..self.size))?;
+                let mut p = self.open_part(&Part::Bytes(0..self.pin.size))?;
                 if let PartReader::Csv { skip, left, .. } = &mut p {
                     *skip = r.start;
                     *left = r.end - r.start;
@@ -186,6 +215,20 @@ impl ObjectData {
             }
             (Part::Bytes(_), Format::Npy { .. }) => panic!("a .npy is split by rows"),
         }
+    }
+
+    /// Reads every row (all columns, label included) as f32: `(rows, values)`.
+    pub fn read_all(&self) -> Result<(u64, Vec<f32>), DataError> {
+        let part = match self.rows {
+            Some(n) => Part::Rows(0..n),
+            None => Part::Bytes(0..self.pin.size),
+        };
+        let mut p = self.open_part(&part)?;
+        let mut out = Vec::new();
+        while let Some(chunk) = p.next_raw(1 << 16)? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(((out.len() as u64).checked_div(self.cols).unwrap_or(0), out))
     }
 
     /// Reads rows `range` (all columns, label included) as f32.
@@ -232,7 +275,7 @@ impl ObjectData {
                     runs.iter().map(|r| offset + r.start * row_bytes..offset + r.end * row_bytes).collect();
                 let mut raw = Vec::with_capacity(indices.len() * self.cols as usize);
                 let mut it = indices.iter().peekable();
-                self.store.for_each_range(&self.url, &byte_ranges, |k, body| {
+                self.store.for_each_range(&self.url, Some(&self.pin), &byte_ranges, |k, body| {
                     let run = &runs[k];
                     while let Some(&&i) = it.peek() {
                         if i >= run.end {
@@ -254,42 +297,49 @@ impl ObjectData {
     /// The 1-based row number of the line starting at byte `at` of a CSV: one more than the
     /// non-empty lines before it (read only to report an error).
     fn row_at(&self, at: u64) -> u64 {
-        match count_csv_rows(self.store.reader(&self.url, 0..at), false) {
-            Ok((rows, _)) => rows + 1,
+        match count_csv_rows(self.store.reader(&self.url, 0..at, Some(&self.pin))) {
+            Ok(rows) => rows + 1,
             Err(_) => 0,
         }
     }
 }
 
-/// Counts the non-empty lines of a stream (the last may lack its newline) and, if
-/// `want_first`, returns the first one (up to 1 MiB).
-fn count_csv_rows(mut reader: RangeReader, want_first: bool) -> Result<(u64, Vec<u8>), ObjectError> {
+/// Counts the non-empty lines of a stream (the last may lack its newline).
+fn count_csv_rows(mut reader: RangeReader) -> Result<u64, ObjectError> {
     let mut rows = 0u64;
     let mut line_has_data = false;
-    let mut first = Vec::new();
     while let Some(chunk) = reader.next_chunk()? {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', &chunk).chain(std::iter::once(chunk.len())) {
-            let seg = &chunk[start..nl];
-            if want_first && rows == 0 && first.len() < (1 << 20) {
-                first.extend_from_slice(&seg[..seg.len().min((1 << 20) - first.len())]);
-            }
-            line_has_data |= seg.iter().any(|&b| b != b'\r');
+            line_has_data |= chunk[start..nl].iter().any(|&b| b != b'\r');
             if nl < chunk.len() {
-                if line_has_data {
-                    rows += 1;
-                } else if want_first && rows == 0 {
-                    first.clear();
-                }
+                rows += line_has_data as u64;
                 line_has_data = false;
             }
             start = nl + 1;
         }
     }
-    if line_has_data {
-        rows += 1;
+    Ok(rows + line_has_data as u64)
+}
+
+/// Bytes of the first GET of an object: a `.npy` header (64-byte aligned, usually 128
+/// bytes) or a CSV's first line fits in it; each function and the driver pay it once.
+const OPEN_BYTES: u64 = 4 << 10;
+
+/// Bytes read at most to find a CSV's first line.
+const FIRST_LINE_MAX_BYTES: u64 = 1 << 20;
+
+/// The first non-empty line of `bytes` that ends in a newline, if any.
+fn first_line(bytes: &[u8]) -> Option<&[u8]> {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', bytes) {
+        let line = &bytes[start..nl];
+        if line.iter().any(|&b| b != b'\r') {
+            return Some(line);
+        }
+        start = nl + 1;
     }
-    Ok((rows, first))
+    None
 }
 
 fn first_record(name: &Path, line: &[u8]) -> Result<csv::ByteRecord, DataError> {
@@ -474,7 +524,7 @@ enum Align {
 pub struct AlignedLines {
     store: Arc<S3Store>,
     url: S3Url,
-    size: u64,
+    pin: Pin,
     end: u64,
     body: RangeReader,
     state: Align,
@@ -489,9 +539,9 @@ impl AlignedLines {
         Self {
             store: data.store.clone(),
             url: data.url.clone(),
-            size: data.size,
+            pin: data.pin.clone(),
             end: range.end,
-            body: data.store.reader(&data.url, range.clone()),
+            body: data.store.reader(&data.url, range.clone(), Some(&data.pin)),
             // An empty part holds no line (its two cut points coincide), even at byte 0.
             state: if range.is_empty() {
                 Align::Done
@@ -530,15 +580,16 @@ impl AlignedLines {
                 Align::Body => match self.body.next_chunk()? {
                     Some(b) => self.buf = b,
                     None => {
-                        self.state = if self.end >= self.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) }
+                        self.state =
+                            if self.end >= self.pin.size { Align::Done } else { Align::Tail(self.end, TAIL_BYTES) }
                     }
                 },
                 Align::Tail(at, step) => {
-                    if at >= self.size {
+                    if at >= self.pin.size {
                         self.state = Align::Done;
                         continue;
                     }
-                    let b = self.store.get_range(&self.url, at..(at + step).min(self.size))?;
+                    let b = self.store.get_range(&self.url, at..(at + step).min(self.pin.size), Some(&self.pin))?;
                     self.tail_fetched += b.len() as u64;
                     match memchr::memchr(b'\n', &b) {
                         Some(i) => {

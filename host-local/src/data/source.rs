@@ -1,6 +1,9 @@
 //! A job's data set behind one API, wherever it lives: rows in memory, a local file, or an
-//! object in S3. It gives the shape, any range of rows, the rows of an init sample, and (for
-//! S3) a function's share as parts its inner workers stream straight into their shards.
+//! object in S3. It gives the shape (an S3 CSV's row count only after the census, see
+//! [`crate::census`]), any range of rows, the init sample of a whole data set read in one
+//! process, and (for S3) a function's share as parts its inner workers stream straight into
+//! their shards. Rows held by an embedding program (a numpy array in the Python package) come
+//! in through [`RowSource`], read a chunk at a time straight into the shards, never copied whole.
 
 use std::ops::Range;
 use std::path::Path;
@@ -9,13 +12,25 @@ use std::sync::Arc;
 use super::local::DataFile;
 use super::object::{S3Connector, S3Url};
 use super::s3::ObjectData;
+use super::sample::SampleCollector;
 use super::{DataError, LabelCol, Rows};
+use crate::census::ROWS_UNKNOWN;
 use crate::kernel::{DataShape, Sample, SamplePlan};
 
-/// A job's data: rows in memory, a file, or an object in S3.
+/// Rows that live outside the engine (e.g. a caller's numpy array, in any layout): read a
+/// range at a time, so loading them into the shards copies each row once, chunk by chunk.
+pub trait RowSource: Send + Sync {
+    fn shape(&self) -> DataShape;
+    /// Rows `range` (0-based, end exclusive, within the shape), row-major.
+    fn read(&self, range: Range<u64>) -> Rows;
+}
+
+/// A job's data: rows in memory, rows of the embedding program, a file, or an object in S3.
 pub enum Data {
     /// Rows in memory, shared (a caller that keeps them hands out a clone of the `Arc`).
     Memory(Arc<Rows>),
+    /// Rows the embedding program holds and lends for the job.
+    External(Arc<dyn RowSource>),
     File {
         file: DataFile,
         label: LabelCol,
@@ -27,13 +42,22 @@ pub enum Data {
 }
 
 impl Data {
-    /// Opens a data set at `location`: a local path or `s3://bucket/key`.
-    pub fn open(location: &str, label: LabelCol, s3: &S3Connector) -> Result<Data, DataError> {
+    /// Opens a data set at `location`: a local path or `s3://bucket/key`; `etag`: the
+    /// version of an S3 object the job started with (`None`: the current one).
+    pub fn open(location: &str, label: LabelCol, s3: &S3Connector, etag: Option<&str>) -> Result<Data, DataError> {
         if S3Url::is_s3(location) {
             let url = S3Url::parse(location)?;
-            Ok(Data::Object { data: ObjectData::open(&s3.store()?, &url)?, label })
+            Ok(Data::Object { data: ObjectData::open(&s3.store()?, &url, etag)?, label })
         } else {
             Ok(Data::File { file: DataFile::open(Path::new(location))?, label })
+        }
+    }
+
+    /// The ETag of an S3 object (the version every function must read).
+    pub fn etag(&self) -> Option<&str> {
+        match self {
+            Data::Object { data, .. } => data.etag(),
+            _ => None,
         }
     }
 
@@ -44,6 +68,7 @@ impl Data {
                 let (f, l) = rows.slice(range.start as usize..range.end as usize);
                 Ok(Rows { cols: rows.cols, features: f.to_vec(), labels: l.to_vec() })
             }
+            Data::External(src) => Ok(src.read(range)),
             Data::File { file, label } => file.read(range, *label),
             Data::Object { data, label } => data.read(range, *label),
         }
@@ -60,6 +85,7 @@ impl Data {
             Data::Memory(r) => {
                 DataShape { cols: r.cols as u32, has_labels: r.has_labels(), total_rows: r.len() as u64 }
             }
+            Data::External(src) => src.shape(),
             Data::File { file, label } => DataShape {
                 cols: file.feature_cols(*label)? as u32,
                 has_labels: *label == LabelCol::Last,
@@ -68,50 +94,39 @@ impl Data {
             Data::Object { data, label } => DataShape {
                 cols: data.feature_cols(*label)? as u32,
                 has_labels: *label == LabelCol::Last,
-                total_rows: data.rows(),
+                total_rows: data.rows().unwrap_or(ROWS_UNKNOWN),
             },
         })
     }
 
-    /// The rows a kernel's sample plan asks for.
+    /// The rows a kernel's sample plan asks for, drawn from the whole data set by the rule the
+    /// functions follow together ([`crate::data::sample`]), so a model made here equals the
+    /// one a job's census makes. Reads every row unless the plan asks for none: for runs in
+    /// one process (benchmarks, tests), never for a job's functions.
     pub fn sample(&self, plan: SamplePlan) -> Result<Sample, DataError> {
-        let total = self.shape()?.total_rows;
-        let indices: Vec<u64> = match plan {
-            SamplePlan::Head(n) => (0..n.min(total)).collect(),
-            SamplePlan::Uniform(u) => ifp_kernel_math::rng::sample_indices(total, u.count.min(total), u.seed),
+        let shape = self.shape()?;
+        let mut c = SampleCollector::new(plan, shape.cols as usize, shape.has_labels);
+        let wanted = match plan {
+            SamplePlan::Head(n) => n,
+            SamplePlan::Uniform(u) => u.count,
         };
-        let mut s = Sample { features: Vec::new(), labels: Vec::new() };
-        let mut push = |rows: &Rows, i: usize| {
-            let (f, l) = rows.slice(i..i + 1);
-            s.features.extend_from_slice(f);
-            s.labels.extend_from_slice(l);
-        };
-        match self {
-            Data::Memory(r) => indices.iter().for_each(|&i| push(r, i as usize)),
-            Data::File { file, label } if file.is_csv() => {
-                // Chunk by chunk (the sorted indices), reading only chunks that hold sampled
-                // rows: one pass at most, and never more than a chunk in memory.
-                const CHUNK: u64 = 1 << 15;
-                let mut rest = &indices[..];
-                while let Some(&first) = rest.first() {
-                    let start = first / CHUNK * CHUNK;
-                    let n = rest.partition_point(|&i| i < start + CHUNK);
-                    let rows = file.read(start..rest[n - 1] + 1, *label)?;
-                    rest[..n].iter().for_each(|&i| push(&rows, (i - start) as usize));
-                    rest = &rest[n..];
+        if wanted > 0 {
+            match self {
+                Data::Object { data, label } => {
+                    let (_, raw) = data.read_all()?;
+                    c.offer(&Rows::from_raw(raw, data.cols() as usize, *label));
                 }
-            }
-            Data::Object { data, label } => {
-                let rows = data.read_rows_at(&indices, *label)?;
-                (0..indices.len()).for_each(|i| push(&rows, i));
-            }
-            Data::File { file, label } => {
-                for &i in &indices {
-                    push(&file.read(i..i + 1, *label)?, 0);
+                _ => {
+                    const CHUNK: u64 = 1 << 15;
+                    let n = shape.total_rows;
+                    let end = if let SamplePlan::Head(h) = plan { h.min(n) } else { n };
+                    for start in (0..end).step_by(CHUNK as usize) {
+                        c.offer(&self.read(start..(start + CHUNK).min(end))?);
+                    }
                 }
             }
         }
-        Ok(s)
+        Ok(c.finish(plan).expect("the plan it was collected for"))
     }
 }
 
@@ -120,8 +135,9 @@ impl Data {
 pub fn read_table(location: &str, s3: &S3Connector) -> Result<(u64, u64, Vec<f32>), DataError> {
     if S3Url::is_s3(location) {
         let url = S3Url::parse(location)?;
-        let d = ObjectData::open(&s3.store()?, &url)?;
-        Ok((d.rows(), d.cols(), d.read_raw(0..d.rows())?))
+        let d = ObjectData::open(&s3.store()?, &url, None)?;
+        let (rows, raw) = d.read_all()?;
+        Ok((rows, d.cols(), raw))
     } else {
         let f = DataFile::open(Path::new(location))?;
         Ok((f.rows(), f.cols(), f.read_raw(0..f.rows())?))
@@ -133,8 +149,8 @@ mod tests {
     use super::*;
     use crate::kernel::UniformSample;
 
-    /// The CSV sample is read chunk by chunk from the row index; it must hold exactly the rows
-    /// the `.npy` of the same data gives, in the same order, across several chunks.
+    /// A CSV and an `.npy` of the same data give the same sample rows, in the same order
+    /// (the rule keys rows by their values, not by where they are stored).
     #[test]
     fn csv_and_npy_samples_of_the_same_data_are_the_same_rows() {
         use npyz::WriterBuilder as _;
@@ -163,10 +179,7 @@ mod tests {
             assert!(!a.features.is_empty());
             assert_eq!(a.features, b.features, "{plan:?}");
         }
-        // The sampled rows are the planned ones (row i holds i + 0.25 first).
-        let plan = SamplePlan::Uniform(UniformSample { count: 5000, seed: 3 });
-        let want = ifp_kernel_math::rng::sample_indices(n, 5000, 3);
-        let got: Vec<u64> = csv.sample(plan).unwrap().features.chunks(2).map(|r| (r[0] - 0.25) as u64).collect();
-        assert_eq!(got, want);
+        let head: Vec<f32> = csv.sample(SamplePlan::Head(3)).unwrap().features;
+        assert_eq!(head, [0.25, 0.0, 1.25, 1.0, 2.25, 2.0]);
     }
 }

@@ -2,6 +2,7 @@
 //! process, sharing the iterations' partials behind a mutex and a condition variable.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,11 +31,24 @@ pub struct InProcess {
     timeout: Duration,
     shared: Arc<(Mutex<Shared>, Condvar)>,
     stats: SyncStats,
+    /// Set by the embedding program (Ctrl-C in Python) to stop the job between iterations.
+    cancel: Option<Arc<AtomicBool>>,
 }
+
+/// Why a cancelled job stopped, as its functions report it.
+pub const CANCELLED: &str = "cancelled by the caller";
 
 impl InProcess {
     pub fn new(job: &str, workers: usize, timeout: Duration) -> Self {
-        Self { job: job.into(), workers, timeout, shared: Arc::default(), stats: SyncStats::default() }
+        Self { job: job.into(), workers, timeout, shared: Arc::default(), stats: SyncStats::default(), cancel: None }
+    }
+
+    /// The same store, stopping the job at the next arrival once `cancel` is set: the arriving
+    /// function aborts the job (waking the waiting ones), so every function stops between
+    /// iterations, with its shards intact and nothing half-released.
+    pub fn cancelled_by(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
     }
 
     fn aborted(&self, s: &Shared) -> Result<(), SyncError> {
@@ -47,6 +61,9 @@ impl InProcess {
 
 impl StateStore for InProcess {
     fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError> {
+        if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            self.abort(w, CANCELLED);
+        }
         self.stats.round_trips += 1;
         let (lock, _) = &*self.shared;
         let mut s = lock.lock().unwrap();
@@ -189,5 +206,23 @@ mod tests {
         b.abort(1, "bad data");
         let e = h.join().unwrap().unwrap_err().to_string();
         assert_eq!(e, "job j aborted: function 1 failed: bad data");
+    }
+
+    #[test]
+    fn a_cancelled_store_stops_every_function_at_its_next_arrival() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut a = InProcess::new("j", 2, Duration::from_secs(30)).cancelled_by(cancel.clone());
+        let mut b = a.clone();
+        a.arrive(0, 0, &[1.0]).unwrap();
+        assert!(matches!(b.arrive(0, 1, &[2.0]).unwrap(), Arrival::Reduce(_)));
+        b.release(0, &rel(1.0)).unwrap();
+        assert_eq!(a.await_release(0, 0).unwrap(), rel(1.0));
+        a.arrive(1, 0, &[1.0]).unwrap();
+        let h = std::thread::spawn(move || a.await_release(1, 0));
+        cancel.store(true, Ordering::Relaxed);
+        let e = b.arrive(1, 1, &[2.0]).unwrap_err().to_string();
+        assert_eq!(e, format!("job j aborted: function 1 failed: {CANCELLED}"));
+        let waiting = h.join().unwrap().unwrap_err().to_string();
+        assert_eq!(waiting, e, "the waiting function is woken with the same reason");
     }
 }

@@ -16,7 +16,22 @@ use std::time::Duration;
 mod in_process;
 pub mod redis;
 
-pub use in_process::InProcess;
+pub use in_process::{InProcess, CANCELLED};
+
+/// The round before iteration 0, passed as `t` to [`StateStore::arrive`] and the rest: the
+/// functions' row counts and init-sample candidates meet here, and the release carries the
+/// row count and the first model ([`crate::census`]). A restarted function that arrives
+/// after it gets the release at once, like any late arrival.
+pub const CENSUS: u32 = u32::MAX;
+
+/// How messages name round `t`.
+pub fn round_name(t: u32) -> String {
+    if t == CENSUS {
+        "the first synchronisation (row counts and init sample)".to_string()
+    } else {
+        format!("iteration {t}")
+    }
+}
 
 /// What the reducing worker publishes for iteration `t`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -56,7 +71,7 @@ pub enum Arrival {
 /// Sync failures. Each names the job, and where it applies the worker and iteration.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for iteration {iteration} ({})", missing_text(.missing, *.reducer))]
+    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for {} ({})", round_name(*.iteration), missing_text(.missing, *.reducer))]
     Timeout {
         job: String,
         worker: u32,

@@ -10,7 +10,7 @@
 //! | `meta` | `"{functions}:{plan}"`: the function count and the job plan's fingerprint; created by the driver (or the first function); a function of another plan is refused |
 //! | `cur` | iterations released so far: where a restarted worker rejoins |
 //! | `abort` | `"{worker}\n{reason}"` of the first worker that failed |
-//! | `p:{t}` | hash `worker → partial` of iteration `t`: the arrival set and the partials at once |
+//! | `p:{t}` | hash `worker → partial` of iteration `t`: the arrival set and the partials at once (`t` is `c` for the [`CENSUS`] before iteration 0, which leaves `cur` alone) |
 //! | `r:{t}` | the release of iteration `t` (model `t + 1`, loss, flags) |
 //! | `q:{t}:{w}` | list: the release of `t`, pushed for waiting worker `w` |
 //! | `red:{t}` | the function that completed the arrival set of `t` (it reduces): named when a release never comes |
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, Script, Value};
 
-use super::{Arrival, JoinPoint, Release, StateStore, SyncError, SyncStats};
+use super::{round_name, Arrival, JoinPoint, Release, StateStore, SyncError, SyncStats, CENSUS};
 
 /// Connection and per-command I/O limit while connecting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -304,7 +304,7 @@ for i = 0, n - 1 do
     redis.call('EXPIRE', q, ttl)
   end
 end
-redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl)
+if tonumber(t) then redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl) end
 redis.call('EXPIRE', p .. 'meta', ttl)
 redis.call('EXPIRE', p .. 'run', ttl)
 redis.call('DEL', p .. 'p:' .. t)
@@ -551,6 +551,7 @@ impl RedisStore {
     /// one that reduces it (one more round trip, only after a timeout).
     fn missing(&mut self, t: u32) -> (Vec<u32>, Option<u32>) {
         self.stats.round_trips += 1;
+        let t = round_key(t);
         let (have, reducer): (Vec<String>, Option<u32>) = redis::pipe()
             .cmd("HKEYS")
             .arg(format!("{}p:{t}", self.prefix))
@@ -589,14 +590,25 @@ impl ToArg for String {
     }
 }
 
+/// A round's part of the keys: the iteration number, or `c` for the [`CENSUS`] (which
+/// does not advance `cur`).
+fn round_key(t: u32) -> String {
+    if t == CENSUS {
+        "c".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
 impl StateStore for RedisStore {
     fn join(&mut self) -> Result<JoinPoint, SyncError> {
         self.join_job()
     }
 
     fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError> {
-        let at = format!("function {w} arriving at iteration {t}");
+        let at = format!("function {w} arriving at {}", round_name(t));
         let (n, ttl, p) = (self.workers, self.ttl, encode_f64s(partial));
+        let t = round_key(t);
         let v = self.script(1, &[&t, &w, &n, &ttl, &p]).map_err(|e| self.store_err(&at, e))?;
         let Value::Array(items) = &v else { return Err(self.bad_reply(&at, &v)) };
         match items.first().and_then(text).as_deref() {
@@ -618,8 +630,9 @@ impl StateStore for RedisStore {
 
     fn release(&mut self, t: u32, release: &Release) -> Result<(), SyncError> {
         // The reducer (this worker) needs no token of its own; every other worker gets one.
-        let at = format!("releasing iteration {t}");
+        let at = format!("releasing {}", round_name(t));
         let (n, ttl, r, me) = (self.workers, self.ttl, encode_release(release), self.worker);
+        let t = round_key(t);
         let v = self.script(2, &[&t, &me, &n, &ttl, &r]).map_err(|e| self.store_err(&at, e))?;
         match text(&v).as_deref() {
             Some("ok") | Some("again") => Ok(()),
@@ -629,10 +642,10 @@ impl StateStore for RedisStore {
     }
 
     fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError> {
-        let at = format!("function {w} waiting for iteration {t}");
+        let at = format!("function {w} waiting for {}", round_name(t));
         let started = Instant::now();
         self.stats.round_trips += 1;
-        let q = format!("{}q:{t}:{w}", self.prefix);
+        let q = format!("{}q:{}:{w}", self.prefix, round_key(t));
         let x = format!("{}x:{w}", self.prefix);
         let v: Value = redis::cmd("BLPOP")
             .arg(&q)

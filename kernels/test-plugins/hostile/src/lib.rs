@@ -13,8 +13,8 @@ pub use ifp_kernel_guest;
 /// What a hostile step does.
 pub trait Behaviour: 'static {
     const NAME: &'static str;
-    /// The length of the partials `step` returns (what `sizes` tells the host).
-    const PARTIAL_LEN: usize = 1;
+    /// Values of the model and of every partial (the step's result).
+    const VALUES: usize = 1;
     fn step(rows: u64) -> Result<Vec<f64>, String>;
 }
 
@@ -34,10 +34,10 @@ impl<B: Behaviour> Algorithm for Hostile<B> {
         Ok(SamplePlan::Head(0))
     }
     fn init(_: &[Param], _: DataShape, _: &[f32], _: &[f32], _: &[f64]) -> Result<Vec<f64>, String> {
-        Ok(vec![0.0])
+        Ok(vec![0.0; B::VALUES])
     }
     fn sizes(_: &[Param], _: DataShape) -> Result<Sizes, String> {
-        Sizes::of(1, B::PARTIAL_LEN)
+        Sizes::of(B::VALUES, B::VALUES)
     }
     fn update(_: &[Param], _: DataShape, _: &[f64], total: &[f64]) -> Result<UpdateResult, String> {
         Ok(UpdateResult { model: total.to_vec(), loss: 0.0, converged: true })
@@ -134,8 +134,8 @@ impl Behaviour for Chatty {
 /// `[rows, wall 1 (ns since the epoch), wall 2, monotonic 2 - 1 (ns), random 1, random 2]`.
 pub struct Clocks;
 impl Behaviour for Clocks {
-    const PARTIAL_LEN: usize = 6;
     const NAME: &'static str = "clocks";
+    const VALUES: usize = 6;
     fn step(rows: u64) -> Result<Vec<f64>, String> {
         let wall =
             || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(-1.0, |d| d.as_nanos() as f64);
