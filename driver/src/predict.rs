@@ -214,6 +214,20 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
     if shape.cols as usize != d {
         bail!("--data {} has {} feature columns but the model has {d}", a.data, shape.cols);
     }
+    // A CSV object's row count is not known before it is read: an .npy header needs it, so
+    // then one counting pass comes first.
+    let rows = match shape.total_rows {
+        ifp_host::census::ROWS_UNKNOWN if format == TableFormat::Npy => {
+            let mut n = 0u64;
+            for_each_chunk(&data, shape.total_rows, label, |c| {
+                n += c.len() as u64;
+                Ok(())
+            })?;
+            Some(n)
+        }
+        ifp_host::census::ROWS_UNKNOWN => None,
+        n => Some(n),
+    };
     let cols = model.out_cols();
     let mut accuracy = shape.has_labels.then(Accuracy::default);
     let mut written = 0u64;
@@ -222,7 +236,7 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
             TableFormat::Npy => Sink::Npy(
                 npyz::WriteOptions::new()
                     .default_dtype()
-                    .shape(&[shape.total_rows, cols as u64])
+                    .shape(&[rows.unwrap_or_default(), cols as u64])
                     .writer(w)
                     .begin_nd()?,
             ),
@@ -255,8 +269,8 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
             }
             Ok(())
         })?;
-        if written != shape.total_rows {
-            bail!("--data {}: read {written} rows, expected {}", a.data, shape.total_rows);
+        if let Some(n) = rows.filter(|&n| n != written) {
+            bail!("--data {}: read {written} rows, expected {n}", a.data);
         }
         if let Sink::Npy(n) = sink {
             n.finish()?;
