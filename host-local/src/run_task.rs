@@ -71,10 +71,14 @@ pub fn run_task(
         }
     };
     let mut report = function.run_from(store.as_mut(), resume, task.assignments, cx.deadline, on_iteration)?;
-    if let (Some(dest), Some(labels)) = (&task.labels_out, report.assignments.take()) {
-        let last = report.iterations.last().map(|i| i.iteration);
-        crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels)
-            .map_err(|e| failure(f, last, e))?;
+    // Written to the destination when the task names one (the report then carries none);
+    // otherwise they travel in the report (an embedding program's in-memory labels).
+    if let Some(dest) = &task.labels_out {
+        if let Some(labels) = report.assignments.take() {
+            let last = report.iterations.last().map(|i| i.iteration);
+            crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels)
+                .map_err(|e| failure(f, last, e))?;
+        }
     }
     report.kernel_origin = origin;
     report.kernel_s = kernel_s;
