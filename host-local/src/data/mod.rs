@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 pub mod local;
 pub mod object;
+mod ranged;
 pub mod s3;
 pub mod sample;
 mod source;
