@@ -225,17 +225,7 @@ fn disturb_driver(url: &str, job: &str, sig: &str, sync_timeout: &str) -> (bool,
     let victim = pids.iter().find(|(w, _)| *w == 1).unwrap().1;
     signal(victim, sig);
     let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            pids.iter().for_each(|(_, p)| signal(*p, "-9"));
-            panic!("ifp did not stop after worker 1 got {sig}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, &pids, &format!("after worker 1 got {sig}"));
     let waited = t0.elapsed().as_secs_f64();
     let stderr = drain.join().unwrap();
     (status.success(), stderr, waited, pids.into_iter().map(|(_, p)| p).collect())
