@@ -110,9 +110,17 @@ fn clap_error_line(e: &clap::Error) -> String {
 
 /// A hint for an error whose cause is common and not evident from the message.
 fn hint(msg: &str) -> &'static str {
+    if !msg.contains("is not a number") {
+        return "";
+    }
+    // A whole row read as one cell: the file has another delimiter.
+    let cell = msg.rsplit_once(": '").map_or("", |(_, c)| c);
+    if [';', '\t', '|'].iter().any(|&d| cell.contains(d)) || cell.contains("\\t") {
+        return " (is the CSV delimited by another character? give it with --delimiter, e.g. --delimiter ';' or --delimiter tab)";
+    }
     // A CSV whose first line is a header fails on its first cell.
-    if msg.contains(" row 1 column ") && msg.contains("is not a number") {
-        return " (the first row is not numeric: CSV headers are not supported; remove the header line, e.g. `tail -n +2`)";
+    if msg.contains(" row 1 column ") && !std::env::args().any(|a| a == "--header") {
+        return " (the first row is not numeric: if it is a header line, add --header to skip it)";
     }
     ""
 }

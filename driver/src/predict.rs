@@ -18,7 +18,7 @@ use npyz::WriterBuilder as _;
 use serde_json::Value;
 
 use crate::output::{write_atomic, TableFormat};
-use crate::run::LabelColArg;
+use crate::run::{CsvArgs, LabelColArg};
 
 /// Rows read and predicted at a time.
 const CHUNK_ROWS: u64 = 1 << 15;
@@ -28,8 +28,8 @@ pub struct PredictArgs {
     /// A result file written by `ifp run --out` (k-means or logistic regression).
     #[arg(long)]
     pub model: PathBuf,
-    /// Data file or `s3://bucket/key` (.npy or headerless .csv), with the model's feature
-    /// columns and optionally a label in the last column.
+    /// Data file or `s3://bucket/key` (.npy or .csv: see --header and --delimiter), with the
+    /// model's feature columns and optionally a label in the last column.
     #[arg(long)]
     pub data: String,
     /// Where the predictions go (.csv or .npy).
@@ -39,6 +39,8 @@ pub struct PredictArgs {
     /// the model's features).
     #[arg(long, value_enum)]
     pub label_col: Option<LabelColArg>,
+    #[command(flatten)]
+    pub csv: CsvArgs,
     /// An S3-compatible endpoint for `s3://` data.
     #[arg(long)]
     pub s3_endpoint: Option<String>,
@@ -202,14 +204,16 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
     let s3 = S3Connector::new(a.s3_endpoint.clone());
     let d = model.features();
     // The column count decides whether there is a label, unless the flag says.
-    let unlabelled = Data::open(&a.data, LabelCol::None, &s3, None)?.shape()?;
+    let unlabelled = Data::open(&a.data, LabelCol::None, a.csv.format(), &s3, None)?;
+    a.csv.check_for(&unlabelled, &a.data)?;
+    let unlabelled = unlabelled.shape()?;
     let label = match a.label_col {
         Some(LabelColArg::Last) => LabelCol::Last,
         Some(LabelColArg::None) => LabelCol::None,
         None if unlabelled.cols as usize == d + 1 => LabelCol::Last,
         None => LabelCol::None,
     };
-    let data = Data::open(&a.data, label, &s3, None)?;
+    let data = Data::open(&a.data, label, a.csv.format(), &s3, None)?;
     let shape = data.shape()?;
     if shape.cols as usize != d {
         bail!("--data {} has {} feature columns but the model has {d}", a.data, shape.cols);

@@ -113,7 +113,23 @@ fn external_errors_are_one_readable_line() {
     let csv = d.path().join("h.csv");
     std::fs::write(&csv, "x,y\n1,2\n3,4\n").unwrap();
     let o = ifp(&["run", "kmeans", "--k", "1", "--data", csv.to_str().unwrap()]);
-    one_line_failure(&o, "CSV header", &["row 1 column 1: 'x' is not a number", "headers are not supported"]);
+    one_line_failure(&o, "CSV header", &["row 1 column 1: 'x' is not a number", "add --header"]);
+    // The same file with --header runs; a header that is not the only problem gets no header hint.
+    let o = ifp(&["run", "kmeans", "--k", "1", "--quiet", "--data", csv.to_str().unwrap(), "--header"]);
+    assert!(o.status.success(), "--header: {}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(&csv, "x,y\n1,2\nz,4\n").unwrap();
+    let o = ifp(&["run", "kmeans", "--k", "1", "--data", csv.to_str().unwrap(), "--header"]);
+    let line = one_line_failure(&o, "bad cell after a header", &["h.csv row 2 column 1: 'z' is not a number"]);
+    assert!(!line.contains("--header"), "{line}");
+    // Another delimiter than the file's: the whole row is one cell.
+    std::fs::write(&csv, "1;2\n3;4\n").unwrap();
+    let o = ifp(&["run", "kmeans", "--k", "1", "--data", csv.to_str().unwrap()]);
+    one_line_failure(&o, "wrong delimiter", &["'1;2' is not a number", "--delimiter"]);
+    let o = ifp(&["run", "kmeans", "--k", "1", "--data", csv.to_str().unwrap(), "--delimiter", "ab"]);
+    one_line_failure(&o, "--delimiter ab", &["--delimiter", "\"ab\""]);
+    let o = ifp(&["run", "kmeans", "--k", "1", "--data", data, "--header"]);
+    one_line_failure(&o, "--header on .npy", &["--header and --delimiter apply to CSV data", "blobs.npy"]);
+    assert!(!d.path().join("out.json").exists());
 }
 
 #[test]

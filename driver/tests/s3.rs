@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use ifp_host::data::object::S3Url;
 use ifp_host::data::s3::ObjectData;
-use ifp_host::data::LabelCol;
+use ifp_host::data::{CsvFormat, LabelCol};
 use npyz::WriterBuilder as _;
 
 /// `ifp run … --out FILE --quiet` on local files, which must succeed; returns the result JSON.
@@ -93,6 +93,86 @@ fn csv_parts_read_every_row_exactly_once_for_any_split() {
     let data = ObjectData::open(&s.store, &S3Url::parse(&url).unwrap(), None).unwrap();
     for workers in 1..=7 {
         assert_eq!(first_column_of_all_parts(&data, workers, 2), vec![1.0, 3.0, 5.0], "tiny.csv, {workers} workers");
+    }
+}
+
+/// A header line and another delimiter: the bytes after the header are split, so every data
+/// row is read once and the header never, for any split (cut points inside the header too).
+#[test]
+fn csv_parts_with_a_header_and_a_delimiter_read_every_row_exactly_once() {
+    let s = S3Server::start();
+    let format = CsvFormat { header: true, delimiter: b';' };
+    let n = 300u64;
+    let body = String::from_utf8(uneven_csv(n, false)).unwrap().replace(',', ";");
+    for header in ["first;second\n", "\n\r\na much longer header line;than any row of the data\r\n"] {
+        let url = s.put("header.csv", format!("{header}{body}").as_bytes());
+        let data = ObjectData::open_as(&s.store, &S3Url::parse(&url).unwrap(), None, format).unwrap();
+        assert_eq!(data.cols(), 2, "{header:?}: columns of the first data row");
+        let want: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        for workers in 1..=7 {
+            for inners in 1..=3 {
+                let got = first_column_of_all_parts(&data, workers, inners);
+                assert_eq!(got, want, "{header:?}: {workers} workers x {inners} inner");
+            }
+        }
+    }
+    let url = s.put("short.csv", b"a;b\n1;2\n3;4");
+    let data = ObjectData::open_as(&s.store, &S3Url::parse(&url).unwrap(), None, format).unwrap();
+    for workers in 1..=9 {
+        assert_eq!(first_column_of_all_parts(&data, workers, 2), vec![1.0, 3.0], "short.csv, {workers} workers");
+    }
+    // Rows in errors are counted after the header.
+    let url = s.put("bad.csv", b"a;b\n1;2\n3;x\n");
+    let data = ObjectData::open_as(&s.store, &S3Url::parse(&url).unwrap(), None, format).unwrap();
+    let e = data.read_all().unwrap_err().to_string();
+    assert!(e.ends_with("bad.csv row 2 column 2: 'x' is not a number"), "{e}");
+    let url = s.put("only-header.csv", b"a;b\n");
+    let e = ObjectData::open_as(&s.store, &S3Url::parse(&url).unwrap(), None, format).unwrap_err().to_string();
+    assert!(e.ends_with("only-header.csv holds no rows"), "{e}");
+}
+
+fn strs(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
+}
+
+/// `--header --delimiter` (on S3 with several functions, on a local file, in threads and in
+/// worker processes) give the model
+/// and labels of the same numbers as a plain CSV.
+#[test]
+fn a_csv_with_header_and_delimiter_trains_the_model_of_the_plain_csv() {
+    let s = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = fixture("blobs.csv");
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let tabbed = dir.path().join("blobs-tab.csv");
+    std::fs::write(&tabbed, format!("x\ty\tz\n{}", text.replace(',', "\t"))).unwrap();
+    let url = s.put("blobs-semicolon.csv", format!("x;y;z\n{}", text.replace(',', ";")).as_bytes());
+    let kmeans = ["run", "kmeans", "--k", "4", "--init", "kmeans++", "--seed", "5"];
+    let with = |data: &str, labels: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a = kmeans.to_vec();
+        a.extend(["--data", data, "--labels-out", labels.to_str().unwrap()]);
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    let want_labels = dir.path().join("plain.npy");
+    let want = run_local_json(dir.path(), &strs(&with(plain.to_str().unwrap(), &want_labels, &[])));
+    // With Redis, the functions are `ifp-worker` processes: the layout travels in their task.
+    let redis = RedisServer::start(None);
+    let redis_url = redis.url();
+    let cases = [
+        (tabbed.to_str().unwrap(), vec!["--header", "--delimiter", "tab"]),
+        (tabbed.to_str().unwrap(), vec!["--header", "--delimiter", "tab", "--workers", "2", "--redis", &redis_url]),
+        (url.as_str(), vec!["--header", "--delimiter", ";", "--workers", "3", "--inner", "2"]),
+    ];
+    for (i, (data, extra)) in cases.iter().enumerate() {
+        let labels = dir.path().join(format!("labels-{i}.npy"));
+        let got = s.run_json(dir.path(), &strs(&with(data, &labels, extra)));
+        assert_eq!(got["config"]["rows"], want["config"]["rows"], "{data}: rows");
+        assert_eq!(got["iterations"], want["iterations"], "{data}: iterations");
+        for (name, v) in got["model"].as_object().unwrap() {
+            assert_close(&format!("{data}: {name}"), &floats(v), &floats(&want["model"][name]), 1e-9, 1e-12);
+        }
+        assert_eq!(std::fs::read(&labels).unwrap(), std::fs::read(&want_labels).unwrap(), "{data}: labels");
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::data::object::S3Connector;
+use crate::data::CsvFormat;
 use crate::data::Data;
 use crate::kernel::{DataShape, KernelEngine, KernelError, Kernels, ModelField, Param};
 use crate::run_task::{run_task, TaskContext};
@@ -30,6 +31,8 @@ pub struct JobPlan {
     /// The S3 object's ETag when the driver opened it (every function reads that version).
     pub data_etag: Option<String>,
     pub label_col: LabelCol,
+    /// A CSV's header line and delimiter.
+    pub csv: CsvFormat,
     /// The S3-compatible endpoint the functions use (`None`: their own).
     pub s3_endpoint: Option<String>,
     pub params: Vec<Param>,
@@ -60,7 +63,7 @@ impl JobPlan {
         let model: Option<Vec<u64>> = self.model.as_ref().map(|m| m.iter().map(|v| v.to_bits()).collect());
         let what = serde_json::json!({
             "kernel": self.kernel, "kernel_sha256": self.kernel_sha256, "data": self.data,
-            "label_col": self.label_col, "params": self.params, "functions": self.functions,
+            "label_col": self.label_col, "csv": self.csv, "params": self.params, "functions": self.functions,
             "max_iter": self.max_iter, "model": model,
         });
         crate::kernel::sha256_hex(what.to_string().as_bytes())
@@ -78,6 +81,7 @@ impl JobPlan {
                 data: self.data.clone(),
                 data_etag: self.data_etag.clone(),
                 label_col: self.label_col,
+                csv: self.csv,
                 s3_endpoint: self.s3_endpoint.clone(),
                 kernel: self.kernel.clone(),
                 kernel_sha256: self.kernel_sha256.clone(),
@@ -326,6 +330,7 @@ mod tests {
             data: "d.npy".into(),
             data_etag: None,
             label_col: LabelCol::None,
+            csv: CsvFormat::default(),
             s3_endpoint: None,
             params: vec![("k".into(), "4".into())],
             functions: 3,

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::data::LabelCol;
+use crate::data::{CsvFormat, LabelCol};
 use crate::kernel::{DataShape, KernelOrigin, Param, Sandbox};
 use crate::sync::redis::redact;
 use crate::sync::SyncStats;
@@ -68,6 +68,9 @@ pub struct FunctionTask {
     /// Where the label is (`last` or `none`, the default).
     #[serde(default)]
     pub label_col: LabelCol,
+    /// A CSV's header line and delimiter (default: none, `,`).
+    #[serde(default, skip_serializing_if = "CsvFormat::is_default")]
+    pub csv: CsvFormat,
     /// An S3-compatible endpoint for `s3://` data and kernels (path-style addressing);
     /// `None`: the host's own (`AWS_ENDPOINT_URL_S3`, else AWS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -542,6 +545,21 @@ mod tests {
             r#"{"job":"j","worker":0,"workers":1,"data":"d.npy","kernel":"kmeans","params":{"k":8,"init":"first","tol":0.5,"x":true},"max_iter":3}"#,
         )
         .unwrap()
+    }
+
+    /// The CSV layout travels in the task (the delimiter as a character) and is left out
+    /// when it is the default; a delimiter of more than one character is refused.
+    #[test]
+    fn csv_format_round_trips_through_the_task() {
+        let mut t = task();
+        assert!(!serde_json::to_string(&t).unwrap().contains("csv"));
+        t.csv = CsvFormat { header: true, delimiter: b'\t' };
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains(r#""csv":{"header":true,"delimiter":"\t"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<FunctionTask>(&json).unwrap().csv, t.csv);
+        let bad = json.replace(r#""delimiter":"\t""#, r#""delimiter":";;""#);
+        let e = serde_json::from_str::<FunctionTask>(&bad).unwrap_err().to_string();
+        assert!(e.contains("a CSV delimiter is one ASCII character, got \";;\""), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ fn open_and_read(name: &str, bytes: &[u8]) {
     let path = dir.path().join(name);
     std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
     let s3 = S3Connector::new(None);
-    let result = Data::open(path.to_str().unwrap(), LabelCol::None, &s3, None).and_then(|d| {
+    let result = Data::open(path.to_str().unwrap(), LabelCol::None, Default::default(), &s3, None).and_then(|d| {
         let n = d.shape()?.total_rows;
         d.read(0..n.min(1000)).map(|_| ())
     });

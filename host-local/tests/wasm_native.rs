@@ -92,6 +92,7 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
         data: file.into(),
         data_etag: None,
         label_col: label,
+        csv: Default::default(),
         s3_endpoint: None,
         params: p.clone(),
         functions: 1,

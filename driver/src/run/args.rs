@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 
 use ifp_host::data::object::S3Connector;
-use ifp_host::data::read_table;
+use ifp_host::data::{read_table, CsvFormat, Data};
 use ifp_host::task::sandbox_from;
 use ifp_host::{KernelSource, Param};
 
@@ -32,6 +32,42 @@ pub enum LabelColArg {
     None,
 }
 
+/// How a CSV given as data is laid out (`ifp run`, `ifp predict`).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct CsvArgs {
+    /// The CSV's first line is a header: skip it (rows in errors are counted after it).
+    #[arg(help_heading = "Data", long)]
+    pub header: bool,
+    /// The CSV's field delimiter: one ASCII character, or `tab` (default `,`).
+    #[arg(help_heading = "Data", long, value_name = "CHAR", value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+}
+
+impl CsvArgs {
+    pub fn format(&self) -> CsvFormat {
+        let default = CsvFormat::default();
+        CsvFormat { header: self.header, delimiter: self.delimiter.unwrap_or(default.delimiter) }
+    }
+
+    /// Refuses the options for data that is not a CSV (they would be silently ignored).
+    pub fn check_for(&self, data: &Data, location: &str) -> Result<()> {
+        if !data.is_csv() && (self.header || self.delimiter.is_some()) {
+            bail!("--header and --delimiter apply to CSV data; {location} is not a .csv");
+        }
+        Ok(())
+    }
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ => match s.as_bytes() {
+            [b] if b.is_ascii() && !matches!(b, b'\n' | b'\r' | b'"') => Ok(*b),
+            _ => Err(format!("expected one ASCII character other than a quote or newline, or `tab`; got {s:?}")),
+        },
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The algorithm: a builtin kernel (`kmeans`, `logreg`); omit it with --kernel.
@@ -52,13 +88,16 @@ pub struct RunArgs {
     /// fails (default: no limit).
     #[arg(help_heading = "Plugins", long, value_name = "SECONDS")]
     pub step_timeout: Option<f64>,
-    /// Data file or `s3://bucket/key` (.npy float32/float64 2-D, or headerless .csv). Without
+    /// Data file or `s3://bucket/key` (.npy float32/float64 2-D, or .csv: see --header and
+    /// --delimiter). Without
     /// it, a default data set (200,000 × 16, seeded) is generated in memory.
     #[arg(help_heading = "Data", long)]
     pub data: Option<String>,
     /// Where the label is: `last` column or `none` (default: `last` for logreg, else `none`).
     #[arg(help_heading = "Data", long, value_enum)]
     pub label_col: Option<LabelColArg>,
+    #[command(flatten)]
+    pub csv: CsvArgs,
     /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
     #[arg(help_heading = "K-means (kmeans)", long, value_parser = crate::whole_number)]
     pub k: Option<u64>,

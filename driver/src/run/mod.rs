@@ -136,7 +136,11 @@ fn run_job_from(
     let (data, data_name) = match (&a.data, embedded) {
         (Some(_), Some(_)) => bail!("--data and data in memory are exclusive: give one"),
         (None, Some(given)) => given,
-        (Some(p), None) => (Data::open(p, label, &s3, None)?, p.clone()),
+        (Some(p), None) => {
+            let data = Data::open(p, label, a.csv.format(), &s3, None)?;
+            a.csv.check_for(&data, p)?;
+            (data, p.clone())
+        }
         (None, None) => {
             if a.label_col.is_some() {
                 bail!("--label-col needs --data");
@@ -195,6 +199,7 @@ fn run_job_from(
         data: data_name.clone(),
         data_etag: data.etag().map(str::to_string),
         label_col: label,
+        csv: a.csv.format(),
         s3_endpoint: a.s3_endpoint.clone(),
         params,
         functions: a.functions,

@@ -1,15 +1,16 @@
 //! Local data files ([`DataFile`]): 2-D `.npy` files (float32 or float64, C order) and
-//! headerless CSV files with a row index, optionally with the label in the last column, read by
-//! row ranges; plus the `.npy` header and CSV record parsing the S3 reader shares.
+//! CSV files (any delimiter, optionally a header line, see [`CsvFormat`]) with a row index,
+//! optionally with the label in the last column, read by row ranges; plus the `.npy` header
+//! and CSV record parsing the S3 reader shares.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use npyz::{DType, NpyFile, Order, TypeStr};
 
-use super::{DataError, LabelCol, Rows};
+use super::{CsvFormat, DataError, LabelCol, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -33,6 +34,7 @@ pub struct DataFile {
     /// counts the rows, so that any row range is read from near its start (by each inner
     /// worker in parallel, straight into its shard) instead of from the top of the file.
     csv_index: Vec<u64>,
+    csv: CsvFormat,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
@@ -40,19 +42,25 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
 }
 
 impl DataFile {
-    /// Opens `path` and reads its shape (the header of a `.npy`, one pass over a CSV).
+    /// Opens `path` (a CSV without header, comma-separated, or an `.npy`) and reads its shape.
     pub fn open(path: &Path) -> Result<Self, DataError> {
+        Self::open_as(path, CsvFormat::default())
+    }
+
+    /// Opens `path` and reads its shape (the header of a `.npy`, one pass over a CSV laid out
+    /// as `csv` says).
+    pub fn open_as(path: &Path, csv: CsvFormat) -> Result<Self, DataError> {
         let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
         let mut csv_index = Vec::new();
         let (format, rows, cols) = match ext.as_deref() {
             Some("npy") => Self::open_npy(path)?,
-            Some("csv") => Self::open_csv(path, &mut csv_index)?,
+            Some("csv") => Self::open_csv(path, csv, &mut csv_index)?,
             _ => return Err(DataError::Extension { path: path.to_path_buf() }),
         };
         if rows == 0 || cols == 0 {
             return Err(DataError::Empty { path: path.to_path_buf() });
         }
-        Ok(Self { path: path.to_path_buf(), format, rows, cols, csv_index })
+        Ok(Self { path: path.to_path_buf(), format, rows, cols, csv_index, csv })
     }
 
     /// Whether the file is a CSV rather than an `.npy`.
@@ -96,8 +104,9 @@ impl DataFile {
         parse_npy_header(path, &head, len)
     }
 
-    fn open_csv(path: &Path, index: &mut Vec<u64>) -> Result<(Format, u64, u64), DataError> {
-        let mut rdr = csv_reader(path, 0, false)?;
+    fn open_csv(path: &Path, csv: CsvFormat, index: &mut Vec<u64>) -> Result<(Format, u64, u64), DataError> {
+        let start = csv_data_start(path, csv)?;
+        let mut rdr = csv_reader(path, start, false, csv)?;
         let mut rec = csv::ByteRecord::new();
         let (mut rows, mut cols) = (0u64, 0u64);
         loop {
@@ -108,7 +117,7 @@ impl DataFile {
                         cols = rec.len() as u64;
                     }
                     if rows % CSV_INDEX_STRIDE == 0 {
-                        index.push(rec.position().map_or(0, |p| p.byte()));
+                        index.push(start + rec.position().map_or(0, |p| p.byte()));
                     }
                     rows += 1;
                 }
@@ -147,7 +156,7 @@ impl DataFile {
                 // From the indexed row at or before the range's start.
                 let at = (range.start / CSV_INDEX_STRIDE) as usize;
                 let mut row = at as u64 * CSV_INDEX_STRIDE;
-                let mut rdr = csv_reader(path, self.csv_index[at], true)?;
+                let mut rdr = csv_reader(path, self.csv_index[at], true, self.csv)?;
                 let mut rec = csv::ByteRecord::new();
                 let mut out = Vec::with_capacity(n * cols);
                 while row < range.end {
@@ -292,15 +301,33 @@ pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<u
 /// A CSV reader from byte `offset` (the start of a row). `flexible`: rows of any length are
 /// returned (the caller checks them against the file's columns); otherwise a row unlike the
 /// first is an error.
-fn csv_reader(path: &Path, offset: u64, flexible: bool) -> Result<csv::Reader<BufReader<File>>, DataError> {
+fn csv_reader(
+    path: &Path,
+    offset: u64,
+    flexible: bool,
+    csv: CsvFormat,
+) -> Result<csv::Reader<BufReader<File>>, DataError> {
     use std::io::{Seek, SeekFrom};
     let mut f = File::open(path).map_err(io_err(path))?;
     f.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
-    Ok(csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(flexible)
-        .trim(csv::Trim::All)
-        .from_reader(BufReader::with_capacity(1 << 16, f)))
+    Ok(csv.reader(flexible).from_reader(BufReader::with_capacity(1 << 16, f)))
+}
+
+/// The byte where a CSV's data rows start: after its header line when `csv` says it has one
+/// (the file's end when that line is all there is).
+fn csv_data_start(path: &Path, csv: CsvFormat) -> Result<u64, DataError> {
+    let mut r = BufReader::new(File::open(path).map_err(io_err(path))?);
+    let (mut at, mut line) = (0u64, Vec::new());
+    loop {
+        if let Some(end) = csv.data_start(&line) {
+            return Ok(at + end);
+        }
+        at += line.len() as u64;
+        line.clear();
+        if r.read_until(b'\n', &mut line).map_err(io_err(path))? == 0 {
+            return Ok(at);
+        }
+    }
 }
 
 pub(crate) fn csv_error(path: &Path, e: csv::Error) -> DataError {
@@ -362,6 +389,44 @@ mod tests {
         let r = f.read(1..3, LabelCol::Last).unwrap();
         assert_eq!(r.features, vec![3.0, 4.5, -1000.0, 6.0]);
         assert_eq!(r.labels, vec![1.0, 0.0]);
+    }
+
+    /// A header line (after blank lines) is skipped, any delimiter splits the cells, and rows in
+    /// errors are counted after the header; a header alone is no data.
+    #[test]
+    fn csv_header_and_delimiter() {
+        let d = tempfile::tempdir().unwrap();
+        let semi = CsvFormat { header: true, delimiter: b';' };
+        let p = write(&d, "h.csv", b"\n\"a;b\";c;label\r\n1; 2;0\n\n3;4.5;1\n-1e3;6;0");
+        let f = DataFile::open_as(&p, semi).unwrap();
+        assert_eq!((f.rows(), f.cols()), (3, 3));
+        let r = f.read(1..3, LabelCol::Last).unwrap();
+        assert_eq!((r.features, r.labels), (vec![3.0, 4.5, -1000.0, 6.0], vec![1.0, 0.0]));
+        let tab = CsvFormat { header: false, delimiter: b'\t' };
+        let p = write(&d, "t.csv", b"1\t2\n3\tx\n");
+        let e = DataFile::open_as(&p, tab).unwrap().read_raw(0..2).unwrap_err().to_string();
+        assert!(e.ends_with("t.csv row 2 column 2: 'x' is not a number"), "{e}");
+        let p = write(&d, "h2.csv", b"a,b\n1,2\n3,x\n");
+        let e = DataFile::open_as(&p, CsvFormat { header: true, ..CsvFormat::default() })
+            .unwrap()
+            .read_raw(0..2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("h2.csv row 2 column 2: 'x' is not a number"), "{e}");
+        for only_header in [&b"a,b\n"[..], b"a,b", b""] {
+            let p = write(&d, "o.csv", only_header);
+            let e = DataFile::open_as(&p, CsvFormat { header: true, ..CsvFormat::default() }).unwrap_err().to_string();
+            assert!(e.ends_with("o.csv holds no rows"), "{only_header:?}: {e}");
+        }
+        // A header over a file larger than one index stride: every range as without it.
+        let body: String = (0..2 * CSV_INDEX_STRIDE + 3).map(|r| format!("{r};{}\n", r % 4)).collect();
+        let plain = DataFile::open_as(&write(&d, "p.csv", body.as_bytes()), CsvFormat { header: false, ..semi });
+        let headed = DataFile::open_as(&write(&d, "q.csv", format!("x;y\n{body}").as_bytes()), semi);
+        let (plain, headed) = (plain.unwrap(), headed.unwrap());
+        assert_eq!(headed.rows(), plain.rows());
+        for range in [0..3, CSV_INDEX_STRIDE - 2..CSV_INDEX_STRIDE + 9, 0..plain.rows()] {
+            assert_eq!(headed.read_raw(range.clone()).unwrap(), plain.read_raw(range.clone()).unwrap(), "{range:?}");
+        }
     }
 
     /// Ranges read from the row index (starting between indexed rows, spanning several

@@ -32,6 +32,69 @@ pub enum LabelCol {
     None,
 }
 
+/// How a CSV is laid out: whether its first line is a header (skipped, never parsed) and the
+/// byte between fields. Row numbers in errors count data rows (the header is not a row).
+/// `.npy` files have neither: the default is what they are read with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CsvFormat {
+    pub header: bool,
+    /// One ASCII byte (`,` by default; `;`, tab, `|`, ...), a one-character string in JSON.
+    #[serde(with = "delimiter_char")]
+    pub delimiter: u8,
+}
+
+mod delimiter_char {
+    use serde::{de::Error as _, Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &u8, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&(*d as char).to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_bytes() {
+            [b] if b.is_ascii() => Ok(*b),
+            _ => Err(D::Error::custom(format!("a CSV delimiter is one ASCII character, got {s:?}"))),
+        }
+    }
+}
+
+impl Default for CsvFormat {
+    fn default() -> Self {
+        Self { header: false, delimiter: b',' }
+    }
+}
+
+impl CsvFormat {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// A CSV reader configuration for data rows (never a header: callers start readers after
+    /// it): cells trimmed, rows of any length when `flexible` (the caller checks them).
+    pub(crate) fn reader(&self, flexible: bool) -> csv::ReaderBuilder {
+        let mut b = csv::ReaderBuilder::new();
+        b.has_headers(false).delimiter(self.delimiter).flexible(flexible).trim(csv::Trim::All);
+        b
+    }
+
+    /// Where the data rows start in a CSV whose first bytes are `head`: 0 without a header,
+    /// else just after the first non-empty line (`None`: that line does not end in `head`).
+    pub(crate) fn data_start(&self, head: &[u8]) -> Option<u64> {
+        if !self.header {
+            return Some(0);
+        }
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', head) {
+            if head[start..nl].iter().any(|&b| b != b'\r') {
+                return Some(nl as u64 + 1);
+            }
+            start = nl + 1;
+        }
+        None
+    }
+}
+
 /// A data error: one line naming the file and the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

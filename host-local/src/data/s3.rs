@@ -10,7 +10,9 @@
 //!   (or the end of the object, with or without a trailing newline). Neighbouring parts agree
 //!   on their shared cut point, so every line is read exactly once, whatever the number of
 //!   parts and the line lengths. Lines end with `\n` (or `\r\n`); empty lines are skipped, as
-//!   the local reader does; quoted cells holding newlines are not supported.
+//!   the local reader does; quoted cells holding newlines are not supported. A header line
+//!   ([`CsvFormat::header`]) is left out by splitting the bytes after it instead of the
+//!   whole object.
 //!
 //! Opening an object reads its first bytes only (the `.npy` header, or a CSV's first line for
 //! its columns): a CSV's row count is not known until the functions have loaded their parts
@@ -25,7 +27,7 @@ use bytes::Bytes;
 
 use super::local::{csv_error, npy_header_len, parse_npy_header, parse_record, Format};
 use super::object::{ObjectError, Pin, RangeRead, RangeReader, S3Store, S3Url};
-use super::{share, DataError, LabelCol, Rows};
+use super::{share, CsvFormat, DataError, LabelCol, Rows};
 
 /// Bytes fetched first when following a CSV line past the end of a part (doubling, up to
 /// [`TAIL_MAX_BYTES`], while the line goes on).
@@ -46,6 +48,9 @@ pub struct ObjectData {
     rows: Option<u64>,
     /// Columns per row, label included.
     cols: u64,
+    csv: CsvFormat,
+    /// Where a CSV's data rows start (after its header line, if any).
+    data_start: u64,
 }
 
 /// A part of an object: rows of a `.npy`, or a byte range of a CSV (realigned to lines).
@@ -60,6 +65,11 @@ impl ObjectData {
     /// for a longer `.npy` header or a CSV first line longer than that). `etag`: the version
     /// the job started with (the driver's open saw it); `None` pins the version seen now.
     pub fn open(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>) -> Result<Self, DataError> {
+        Self::open_as(store, url, etag, CsvFormat::default())
+    }
+
+    /// [`ObjectData::open`] for a CSV laid out as `csv` says.
+    pub fn open_as(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>, csv: CsvFormat) -> Result<Self, DataError> {
         let name = PathBuf::from(url.to_string());
         let ext = url.extension();
         if !matches!(ext.as_deref(), Some("npy" | "csv")) {
@@ -76,6 +86,7 @@ impl ObjectData {
                 return Err(ObjectError::Changed { url: url.clone(), what }.into());
             }
         }
+        let mut data_start = 0;
         let (format, rows, cols) = if ext.as_deref() == Some("npy") {
             let need = npy_header_len(&name, &head)?;
             let head =
@@ -86,24 +97,37 @@ impl ObjectData {
             }
             (format, Some(rows), cols)
         } else {
-            // The first non-empty line fixes the columns and shows whether this is a CSV of
-            // numbers at all.
-            let head = match first_line(&head) {
+            // The first non-empty line after the header fixes the columns and shows whether
+            // this is a CSV of numbers at all.
+            let found = |head: &[u8]| csv.data_start(head).filter(|&s| first_line(&head[s as usize..]).is_some());
+            let head = match found(&head) {
                 None if (head.len() as u64) < size => {
                     store.get_range(url, 0..size.min(FIRST_LINE_MAX_BYTES), Some(&pin))?
                 }
                 _ => head,
             };
-            let line = first_line(&head).unwrap_or(&head[..]);
+            data_start = match csv.data_start(&head) {
+                Some(at) => at,
+                None if (head.len() as u64) < size => {
+                    let why = format!("its header line is longer than {FIRST_LINE_MAX_BYTES} bytes");
+                    return Err(DataError::Io { path: name, error: std::io::Error::other(why) });
+                }
+                None => size,
+            };
+            let body = &head[data_start as usize..];
+            if data_start >= size {
+                return Err(DataError::Empty { path: name });
+            }
+            let line = first_line(body).unwrap_or(body);
             let mut out = Vec::new();
-            let rec = first_record(&name, line)?;
+            let rec = first_record(&name, line, csv)?;
             parse_record(&name, 0, &rec, &mut out)?;
             (Format::Csv, None, rec.len() as u64)
         };
         if cols == 0 {
             return Err(DataError::Empty { path: name });
         }
-        Ok(Self { store: store.clone(), url: url.clone(), name, pin, format, rows, cols })
+        Ok(Self { store: store.clone(), url: url.clone(), name, pin, format, rows, cols, csv, data_start })
     }
 
     pub fn url(&self) -> &S3Url {
@@ -145,7 +169,7 @@ impl ObjectData {
 
     /// The part of inner worker `inner` of `inners` in function `worker` of `workers`:
     /// contiguous rows of a `.npy` ([`share`] of the rows, then of the function's share), or
-    /// bytes of a CSV (the same split of the object's bytes).
+    /// bytes of a CSV (the same split of the bytes after its header).
     pub fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> Part {
         match self.format {
             Format::Npy { .. } => {
@@ -154,9 +178,10 @@ impl ObjectData {
                 Part::Rows(f.start + i.start..f.start + i.end)
             }
             Format::Csv => {
-                let f = share(self.pin.size, workers, worker);
+                let f = share(self.pin.size - self.data_start, workers, worker);
                 let i = share(f.end - f.start, inners, inner);
-                Part::Bytes(f.start + i.start..f.start + i.end)
+                let at = self.data_start + f.start;
+                Part::Bytes(at + i.start..at + i.end)
             }
         }
     }
@@ -189,12 +214,7 @@ impl ObjectData {
             }
             (Part::Bytes(b), Format::Csv) => {
                 let aligned = AlignedLines::new(self, b.clone());
-                let rdr = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .flexible(true)
-                    .trim(csv::Trim::All)
-                    .buffer_capacity(1 << 16)
-                    .from_reader(aligned);
+                let rdr = self.csv.reader(true).buffer_capacity(1 << 16).from_reader(aligned);
                 Ok(PartReader::Csv {
                     data: self.clone(),
                     rdr: Box::new(rdr),
@@ -206,7 +226,7 @@ impl ObjectData {
             (Part::Rows(r), Format::Csv) => {
                 // Rows of a CSV by number: one pass from the start (initialisation samples,
                 // small tables such as initial centroids).
-                let mut p = self.open_part(&Part::Bytes(0..self.pin.size))?;
+                let mut p = self.open_part(&Part::Bytes(self.data_start..self.pin.size))?;
                 if let PartReader::Csv { skip, left, .. } = &mut p {
                     *skip = r.start;
                     *left = r.end - r.start;
@@ -221,7 +241,7 @@ impl ObjectData {
     pub fn read_all(&self) -> Result<(u64, Vec<f32>), DataError> {
         let part = match self.rows {
             Some(n) => Part::Rows(0..n),
-            None => Part::Bytes(0..self.pin.size),
+            None => Part::Bytes(self.data_start..self.pin.size),
         };
         let mut p = self.open_part(&part)?;
         let mut out = Vec::new();
@@ -295,9 +315,9 @@ impl ObjectData {
     }
 
     /// The 1-based row number of the line starting at byte `at` of a CSV: one more than the
-    /// non-empty lines before it (read only to report an error).
+    /// non-empty lines before it after the header (read only to report an error).
     fn row_at(&self, at: u64) -> u64 {
-        match count_csv_rows(self.store.reader(&self.url, 0..at, Some(&self.pin))) {
+        match count_csv_rows(self.store.reader(&self.url, self.data_start..at, Some(&self.pin))) {
             Ok(rows) => rows + 1,
             Err(_) => 0,
         }
@@ -342,8 +362,8 @@ fn first_line(bytes: &[u8]) -> Option<&[u8]> {
     None
 }
 
-fn first_record(name: &Path, line: &[u8]) -> Result<csv::ByteRecord, DataError> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(line);
+fn first_record(name: &Path, line: &[u8], csv: CsvFormat) -> Result<csv::ByteRecord, DataError> {
+    let mut rdr = csv.reader(true).from_reader(line);
     let mut rec = csv::ByteRecord::new();
     match rdr.read_byte_record(&mut rec) {
         Ok(true) => Ok(rec),
@@ -542,10 +562,10 @@ impl AlignedLines {
             pin: data.pin.clone(),
             end: range.end,
             body: data.store.reader(&data.url, range.clone(), Some(&data.pin)),
-            // An empty part holds no line (its two cut points coincide), even at byte 0.
+            // An empty part holds no line (its two cut points coincide), even at the start.
             state: if range.is_empty() {
                 Align::Done
-            } else if range.start == 0 {
+            } else if range.start == data.data_start {
                 Align::Body
             } else {
                 Align::Skip

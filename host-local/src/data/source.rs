@@ -13,7 +13,7 @@ use super::local::DataFile;
 use super::object::{S3Connector, S3Url};
 use super::s3::ObjectData;
 use super::sample::SampleCollector;
-use super::{DataError, LabelCol, Rows};
+use super::{CsvFormat, DataError, LabelCol, Rows};
 use crate::census::ROWS_UNKNOWN;
 use crate::kernel::{DataShape, Sample, SamplePlan};
 
@@ -42,14 +42,30 @@ pub enum Data {
 }
 
 impl Data {
-    /// Opens a data set at `location`: a local path or `s3://bucket/key`; `etag`: the
-    /// version of an S3 object the job started with (`None`: the current one).
-    pub fn open(location: &str, label: LabelCol, s3: &S3Connector, etag: Option<&str>) -> Result<Data, DataError> {
+    /// Opens a data set at `location`: a local path or `s3://bucket/key`, a CSV laid out as
+    /// `csv` says; `etag`: the version of an S3 object the job started with (`None`: the
+    /// current one).
+    pub fn open(
+        location: &str,
+        label: LabelCol,
+        csv: CsvFormat,
+        s3: &S3Connector,
+        etag: Option<&str>,
+    ) -> Result<Data, DataError> {
         if S3Url::is_s3(location) {
             let url = S3Url::parse(location)?;
-            Ok(Data::Object { data: ObjectData::open(&s3.store()?, &url, etag)?, label })
+            Ok(Data::Object { data: ObjectData::open_as(&s3.store()?, &url, etag, csv)?, label })
         } else {
-            Ok(Data::File { file: DataFile::open(Path::new(location))?, label })
+            Ok(Data::File { file: DataFile::open_as(Path::new(location), csv)?, label })
+        }
+    }
+
+    /// Whether the data is a CSV file or object.
+    pub fn is_csv(&self) -> bool {
+        match self {
+            Data::File { file, .. } => file.is_csv(),
+            Data::Object { data, .. } => data.is_csv(),
+            Data::Memory(_) | Data::External(_) => false,
         }
     }
 
