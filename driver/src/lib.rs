@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod bench;
 pub mod gen;
+pub mod gen_sparse;
 pub mod interrupt;
 pub mod model;
 pub mod output;

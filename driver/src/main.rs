@@ -1,7 +1,7 @@
 //! `ifp`: generate data, run iterative ML jobs as WebAssembly kernels spread over functions
 //! with one instance per vCPU, and report what each configuration costs.
 
-use ifp_driver::{bench, gen, output, predict, run, sweep, whole_number};
+use ifp_driver::{bench, gen, gen_sparse, output, predict, run, sweep, whole_number};
 
 use std::process::ExitCode;
 
@@ -40,21 +40,30 @@ enum Command {
 
 #[derive(clap::Args)]
 struct GenArgs {
-    /// `kmeans` (Gaussian blobs) or `logreg` (labelled linear problem, label last).
-    kind: gen::Kind,
+    /// `kmeans` (Gaussian blobs), `logreg` (labelled linear problem, label last) or
+    /// `sparse-logreg` (Criteo-like sparse rows with power-law feature frequencies).
+    kind: GenKind,
     /// Number of rows to generate.
     #[arg(long, value_parser = at_least_one)]
     rows: u64,
     /// Number of feature columns (logreg adds the label column after them).
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, visible_alias = "features", value_parser = at_least_one)]
     cols: u64,
+    /// Non-zeros per row (sparse-logreg; default 30, at most --features).
+    #[arg(long, value_parser = at_least_one)]
+    nnz: Option<u64>,
+    /// Also write the true model (sparse-logreg): one row of the feature weights, then the
+    /// intercept, as .npy or .csv.
+    #[arg(long, value_name = "FILE")]
+    true_model: Option<String>,
     /// Number of blobs (kmeans).
     #[arg(long, default_value_t = 8, value_parser = whole_number)]
     k: u64,
     /// Seed of the generator: the same seed gives the same file.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output: a .npy (float32) or .csv file, or `s3://bucket/key` (uploaded).
+    /// Output: a .npy (float32) or .csv file, for sparse-logreg also LIBSVM text (.svm,
+    /// .libsvm), or `s3://bucket/key` (uploaded).
     #[arg(long)]
     out: String,
     /// An S3-compatible endpoint for an `s3://` output (path-style addressing; default: AWS,
@@ -72,11 +81,52 @@ pub fn at_least_one(s: &str) -> Result<u64, String> {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GenKind {
+    Kmeans,
+    Logreg,
+    SparseLogreg,
+}
+
 fn gen_cmd(a: GenArgs) -> Result<()> {
-    anyhow::ensure!(a.kind != gen::Kind::Kmeans || a.k > 0, "--k must be at least 1, got 0");
-    let spec = gen::GenSpec { kind: a.kind, rows: a.rows, cols: a.cols, k: a.k, seed: a.seed };
+    let kind = match a.kind {
+        GenKind::Kmeans => gen::Kind::Kmeans,
+        GenKind::Logreg => gen::Kind::Logreg,
+        GenKind::SparseLogreg => return gen_sparse_cmd(a),
+    };
+    anyhow::ensure!(a.nnz.is_none() && a.true_model.is_none(), "--nnz and --true-model apply to sparse-logreg");
+    anyhow::ensure!(kind != gen::Kind::Kmeans || a.k > 0, "--k must be at least 1, got 0");
+    let spec = gen::GenSpec { kind, rows: a.rows, cols: a.cols, k: a.k, seed: a.seed };
     output::write_f32_to(&a.out, a.s3_endpoint.as_deref(), a.rows, spec.file_cols(), spec.values())?;
     eprintln!("wrote {} rows × {} columns to {}", a.rows, spec.file_cols(), a.out);
+    Ok(())
+}
+
+fn gen_sparse_cmd(a: GenArgs) -> Result<()> {
+    let spec =
+        gen_sparse::SparseSpec { rows: a.rows, features: a.cols, nnz: a.nnz.unwrap_or(30.min(a.cols)), seed: a.seed };
+    spec.check()?;
+    let s3 = a.s3_endpoint.as_deref();
+    // The small file first: a bad path fails before the data set is written.
+    if let Some(path) = &a.true_model {
+        let (w, b) = spec.true_model();
+        let row = w.into_iter().chain([b]).map(|v| v as f32);
+        output::write_f32_to(path, s3, 1, a.cols + 1, row)?;
+    }
+    let ext = std::path::Path::new(&a.out).extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    if matches!(ext.as_deref(), Some("svm" | "libsvm")) {
+        output::write_to(&a.out, s3, |w| spec.write_libsvm(w))?;
+        eprintln!("wrote {} rows × {} features ({} non-zeros each, LIBSVM) to {}", a.rows, a.cols, spec.nnz, a.out);
+    } else {
+        let cols = a.cols + 1;
+        anyhow::ensure!(
+            a.rows.saturating_mul(cols) <= 1 << 31,
+            "{} rows × {cols} columns is too large to write densely: write LIBSVM (.svm) instead",
+            a.rows
+        );
+        output::write_f32_to(&a.out, s3, a.rows, cols, spec.dense_values())?;
+        eprintln!("wrote {} rows × {cols} columns (dense, label last) to {}", a.rows, a.out);
+    }
     Ok(())
 }
 

@@ -138,18 +138,32 @@ pub fn write_f32_to(
     if !S3Url::is_s3(out) {
         return write_f32(Path::new(out), rows, cols, values);
     }
+    TableFormat::of(Path::new(&S3Url::parse(out)?.key))?;
+    upload_via_file(out, s3_endpoint, |tmp| write_f32(tmp, rows, cols, values))
+}
+
+/// Writes `out`, a local file or `s3://bucket/key`, with `write` producing its contents: a
+/// local file atomically ([`write_atomic`]), an object as [`write_f32_to`] uploads one.
+pub fn write_to(out: &str, s3_endpoint: Option<&str>, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    if S3Url::is_s3(out) {
+        upload_via_file(out, s3_endpoint, |tmp| write_atomic(tmp, write))
+    } else {
+        write_atomic(Path::new(out), write)
+    }
+}
+
+/// Writes the object `out` to a temporary local file with `write` (given its path, which has
+/// the key's extension), then uploads it.
+fn upload_via_file(out: &str, s3_endpoint: Option<&str>, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let url = S3Url::parse(out)?;
-    let ext = match TableFormat::of(Path::new(&url.key))? {
-        TableFormat::Npy => ".npy",
-        TableFormat::Csv => ".csv",
-    };
+    let ext = Path::new(&url.key).extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
     let store = S3Store::connect(s3_endpoint)?;
     let tmp = tempfile::Builder::new()
         .prefix(".ifp-upload-")
-        .suffix(ext)
+        .suffix(&ext)
         .tempfile()
         .context("cannot create a temporary file for the upload")?;
-    write_f32(tmp.path(), rows, cols, values)?;
+    write(tmp.path())?;
     store.put_file(&url, tmp.path())?;
     Ok(())
 }

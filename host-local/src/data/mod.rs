@@ -12,6 +12,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
+pub mod libsvm;
 pub mod local;
 pub mod object;
 mod ranged;
@@ -119,6 +120,8 @@ pub enum DataError {
     Ragged { path: PathBuf, row: u64, got: usize, expected: usize },
     #[error("{path} row {row} column {col}: value {value} is not finite")]
     NotFinite { path: PathBuf, row: u64, col: usize, value: f64 },
+    #[error("{path} line {line}: {reason}")]
+    Libsvm { path: PathBuf, line: u64, reason: String },
     #[error("{path} holds no rows")]
     Empty { path: PathBuf },
     #[error("{path} has {cols} column(s); with the label in the last column it needs at least 2")]
