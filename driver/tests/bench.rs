@@ -15,10 +15,14 @@ fn bench_without_python_prints_our_rows() {
         "logreg iteration",
         "k-means speed-up 1 -> 2 inner workers",
         "precompiled kernel + 2 instances ready",
+        "converge from kmeans++: Hamerly (no peers)",
+        "converge from first: Hamerly vs our Lloyd",
         "repeats: the slowest repeat of one measure took ",
     ] {
         assert!(out.contains(row), "missing '{row}' in:\n{out}");
     }
+    let cpu = out.lines().next().unwrap_or("");
+    assert!(cpu.starts_with("CPU: ") && cpu.contains("SIMD: "), "the first line names the CPU: {cpu}");
 }
 
 #[test]

@@ -11,11 +11,17 @@
 //!   `KMeans(algorithm="lloyd")` per iteration (fits of 12 and 2 iterations from the same
 //!   centroids, tol = 0) and a numpy full-batch gradient step, with every BLAS/OpenMP pool
 //!   limited to `--inner` threads;
-//! - runs k-means to convergence on `--k` Gaussian blobs (a second data set) from the same
-//!   initial centroids (`--converge-init`: our k-means++ `init` on the first 10,000 rows, or
-//!   the first k rows): ours with Hamerly's bounds and
-//!   with plain Lloyd, scikit-learn's `lloyd` and `elkan` (`tol = 1e-4`, `max_iter = 300`),
-//!   reporting times, iterations and how far the final centroids are apart;
+//! - runs k-means to convergence on `--k` Gaussian blobs (a second data set) from each of the
+//!   same initial centroids (`--converge-init`: our k-means++ `init` on the first 10,000 rows,
+//!   and the first k rows): ours with Hamerly's bounds and with plain Lloyd, scikit-learn's
+//!   `lloyd` and `elkan` (`tol = 1e-4`, `max_iter = 300`), reporting times, iterations and how
+//!   far the final centroids are apart, against how far scikit-learn's float32 and float64
+//!   runs are;
+//! - times the strongest CPU peers when the interpreter has them (`peers-requirements.txt`,
+//!   installed by `--setup-python`): scikit-learn-intelex (oneDAL) per Lloyd iteration and to
+//!   convergence, faiss-cpu per full Lloyd pass (no subsampling) and for as many iterations as
+//!   our Lloyd needed;
+//! - prints the CPU model and its SIMD extensions first (ratios compare within one machine);
 //! - measures the peak resident memory of a child `ifp run kmeans` on the blobs (its
 //!   `ru_maxrss`, read through Python's `resource.getrusage(RUSAGE_CHILDREN)`);
 //! - prints medians and ratios (ours / theirs), the BLAS and thread pools Python used, and
@@ -66,10 +72,11 @@ pub struct BenchArgs {
     /// Skip the Python side (print our timings only).
     #[arg(long)]
     pub no_python: bool,
-    /// Initial centroids of the runs to convergence: `kmeans++` (our init on the first 10,000
-    /// rows, seed 0) or `first` (the first k rows, so that Lloyd takes more iterations).
-    #[arg(long, default_value = "kmeans++", value_parser = ["kmeans++", "first"])]
-    pub converge_init: String,
+    /// Initial centroids of the runs to convergence, one run each: `kmeans++` (our init on
+    /// the first 10,000 rows, seed 0) and `first` (the first k rows, so that Lloyd takes more
+    /// iterations).
+    #[arg(long, default_value = "kmeans++,first", value_delimiter = ',', value_parser = ["kmeans++", "first"])]
+    pub converge_init: Vec<String>,
     /// Runs to convergence timed per algorithm (ours and scikit-learn's); medians reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub converge_repeats: u64,
@@ -111,31 +118,41 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
 
     eprintln!("generating {n} x {d} rows of {} Gaussian blobs (seed {}) for the runs to convergence", a.k, a.seed + 1);
     let blobs = Arc::new(GenSpec { kind: Kind::Kmeans, rows: n, cols: d, k: a.k, seed: a.seed + 1 }.rows());
-    let start = converge_start(&blobs, a.k, &a.converge_init)?;
-    let (blobs_x, blobs_init) = (dir.path().join("blobs_x.npy"), dir.path().join("blobs_init.npy"));
+    let blobs_x = dir.path().join("blobs_x.npy");
     if python.is_some() {
         output::write_npy_f32(&blobs_x, n, d, blobs.features.iter().copied())?;
-        output::write_npy_f32(&blobs_init, a.k, d, start.iter().map(|&v| v as f32))?;
     }
     let inner = a.inner as usize;
-    eprintln!("our k-means to convergence: Hamerly, then Lloyd ({inner} inner workers)");
-    let ham = converge(&blobs, a.k, &start, "hamerly", inner, a.converge_repeats)?;
-    let lloyd = converge(&blobs, a.k, &start, "lloyd", inner, a.converge_repeats)?;
+    // Per start: its name, our Hamerly and Lloyd runs, and the file of its centroids.
+    let mut runs = Vec::new();
+    for name in &a.converge_init {
+        let start = converge_start(&blobs, a.k, name)?;
+        let file = dir.path().join(format!("blobs_init_{name}.npy"));
+        output::write_npy_f32(&file, a.k, d, start.iter().map(|&v| v as f32))?;
+        eprintln!("our k-means to convergence from {name} centroids: Hamerly, then Lloyd ({inner} inner workers)");
+        let ham = converge(&blobs, a.k, &start, "hamerly", inner, a.converge_repeats)?;
+        let lloyd = converge(&blobs, a.k, &start, "lloyd", inner, a.converge_repeats)?;
+        runs.push((name.clone(), ham, lloyd, file));
+    }
     drop(blobs);
 
     let theirs = match &python {
-        Some(py) => Some(run_python(py, dir.path(), a.inner, a.repeats, a.converge_repeats)?),
+        Some(py) => {
+            let starts: Vec<(String, u32)> = runs.iter().map(|r| (r.0.clone(), r.2.iterations)).collect();
+            Some(run_python(py, dir.path(), a.inner, a.repeats, a.converge_repeats, &starts)?)
+        }
         None => None,
     };
     let rss = match &python {
         Some(py) => {
             eprintln!("peak memory of 'ifp run kmeans' on the blobs ({} inner workers)", a.inner);
-            Some(peak_rss(py, &blobs_x, &blobs_init, a.inner)?)
+            Some(peak_rss(py, &blobs_x, &runs[0].3, a.inner)?)
         }
         None => None,
     };
 
     let ms = |s: f64| format!("{:.2}", s * 1e3);
+    println!("{}", cpu_line());
     println!(
         "ifp bench: {n} x {d} f32, k = {}, {} inner workers / threads, medians of {} (ifp {})",
         a.k,
@@ -143,21 +160,29 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         a.repeats,
         env!("CARGO_PKG_VERSION")
     );
-    println!("{:<44} {:>10} {:>12} {:>8} {:>8}", "measure", "ours ms", "theirs ms", "ratio", "target");
+    println!("{:<60} {:>10} {:>12} {:>8} {:>8}", "measure", "ours ms", "theirs ms", "ratio", "target");
     let row = |what: &str, o: f64, t: Option<f64>, target: &str| match t {
-        Some(t) => println!("{what:<44} {:>10} {:>12} {:>8.3} {target:>8}", ms(o), ms(t), o / t),
-        None => println!("{what:<44} {:>10} {:>12} {:>8} {target:>8}", ms(o), "-", "-"),
+        Some(t) => println!("{what:<60} {:>10} {:>12} {:>8.3} {target:>8}", ms(o), ms(t), o / t),
+        None => println!("{what:<60} {:>10} {:>12} {:>8} {target:>8}", ms(o), "-", "-"),
     };
     let (sk, np) = match &theirs {
         Some(v) => (Some(secs(v, "kmeans_iter_s")?), Some(secs(v, "logreg_step_s")?)),
         None => (None, None),
     };
     row("k-means Lloyd iteration vs scikit-learn", ours.kmeans_iter, sk, "<= 1.0");
+    for (peer, label, target) in
+        [("sklearnex", "scikit-learn-intelex", "<= 1.5"), ("faiss", "faiss (full Lloyd pass)", "-")]
+    {
+        if let Some(t) = theirs.as_ref().filter(|v| v["peers"].get(peer).is_some()) {
+            let t = secs(t, &format!("kmeans_iter_{peer}_s"))?;
+            row(&format!("k-means Lloyd iteration vs {label}"), ours.kmeans_iter, Some(t), target);
+        }
+    }
     row("logreg iteration vs numpy gradient step", ours.logreg_iter, np, "<= 0.4");
     let speedup = |what: &str, many: f64, one: f64| {
         if a.inner > 1 {
             let name = format!("{what} speed-up 1 -> {} inner workers", a.inner);
-            println!("{name:<44} {:>10} {:>12} {:>8.3} {:>8}", ms(many), ms(one), one / many, ">= 1.8");
+            println!("{name:<60} {:>10} {:>12} {:>8.3} {:>8}", ms(many), ms(one), one / many, ">= 1.8");
         }
     };
     speedup("k-means", ours.kmeans_iter, ours.kmeans_iter_1);
@@ -165,39 +190,40 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     row("logreg step, 1 wasm worker vs native (1 thread)", ours.logreg_iter_1, Some(ours.logreg_native), "<= 1.0");
     speedup("logreg", ours.logreg_iter, ours.logreg_iter_1);
     println!(
-        "{:<44} {:>10} {:>12} {:>8} {:>8}",
+        "{:<60} {:>10} {:>12} {:>8} {:>8}",
         format!("precompiled kernel + {} instances ready", a.inner),
         ms(ours.ready),
         "-",
         "-",
         "<= 50ms"
     );
-    let (sk_lloyd, sk_elkan) = match &theirs {
-        Some(v) => (Some(secs(v, "converge_lloyd_s")?), Some(secs(v, "converge_elkan_s")?)),
-        None => (None, None),
-    };
-    let sk_best = match (sk_lloyd, sk_elkan) {
-        (Some(l), Some(e)) => Some(l.min(e)),
-        _ => None,
-    };
-    row("k-means converge: Hamerly vs best scikit-learn", ham.secs, sk_best, "<= 0.5");
-    row("k-means converge: Lloyd vs scikit-learn lloyd", lloyd.secs, sk_lloyd, "-");
-    row("k-means converge: Hamerly vs our Lloyd", ham.secs, Some(lloyd.secs), "-");
-    if let Some(e) = sk_elkan {
-        row("k-means converge: Hamerly vs scikit-learn elkan", ham.secs, Some(e), "-");
+    for (start, ham, lloyd, _) in &runs {
+        let theirs = match &theirs {
+            Some(v) => peer_runs(v, start)?,
+            None => Vec::new(),
+        };
+        let time_of = |name: &str| theirs.iter().find(|p| p.name == name).map(|p| p.secs);
+        let best = theirs.iter().min_by(|x, y| x.secs.total_cmp(&y.secs));
+        let label = |what: &str| format!("converge from {start}: {what}");
+        match best {
+            Some(b) => row(&label(&format!("Hamerly vs best peer ({})", b.name)), ham.secs, Some(b.secs), "<= 0.5"),
+            None => row(&label("Hamerly (no peers)"), ham.secs, None, "<= 0.5"),
+        }
+        row(&label("Lloyd vs scikit-learn lloyd"), lloyd.secs, time_of("lloyd"), "-");
+        row(&label("Hamerly vs our Lloyd"), ham.secs, Some(lloyd.secs), "-");
     }
     let data_bytes = n * d * 4;
     let rss_target = data_bytes as f64 * 1.5 + 64.0 * 1048576.0;
     match rss {
         Some(b) => println!(
-            "{:<44} {:>10} {:>12} {:>8.3} {:>8}",
+            "{:<60} {:>10} {:>12} {:>8.3} {:>8}",
             "peak RSS of 'ifp run kmeans' (MiB)",
             format!("{:.1}", b as f64 / 1048576.0),
             format!("{:.1}", rss_target / 1048576.0),
             b as f64 / rss_target,
             "<= 1.0"
         ),
-        None => println!("{:<44} {:>10}", "peak RSS of 'ifp run kmeans' (MiB)", "- (needs python)"),
+        None => println!("{:<60} {:>10}", "peak RSS of 'ifp run kmeans' (MiB)", "- (needs python)"),
     }
     let (widest, what) = WIDEST.lock().unwrap_or_else(|e| e.into_inner()).clone();
     println!(
@@ -209,38 +235,56 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
             String::new()
         }
     );
-    println!();
-    println!(
-        "converge ({} blobs, tol {CONVERGE_TOL}, from the same {} centroids): iterations ours Hamerly {}{}, ours Lloyd {}{}",
-        a.k,
-        a.converge_init,
-        ham.iterations,
-        if ham.converged { "" } else { " (not converged)" },
-        lloyd.iterations,
-        if lloyd.converged { "" } else { " (not converged)" },
-    );
-    let same = ham.centroids.len() == lloyd.centroids.len()
-        && ham.centroids.iter().zip(&lloyd.centroids).all(|(a, b)| a.to_bits() == b.to_bits());
-    println!(
-        "check: Hamerly's final centroids are {} Lloyd's",
-        if same { "bit-identical to" } else { "DIFFERENT from" }
-    );
-    if let Some(v) = &theirs {
-        for alg in ["lloyd", "elkan"] {
-            let c: Vec<f64> = v[format!("converge_{alg}_centers")]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_f64)
-                .collect();
-            let it = v[format!("converge_{alg}_n_iter")].as_u64().unwrap_or(0);
-            if c.len() == ham.centroids.len() {
-                let diff = max_rel_diff(&ham.centroids, &c);
+    for (start, ham, lloyd, _) in &runs {
+        println!();
+        println!(
+            "converge ({} blobs, tol {CONVERGE_TOL}, from the same {start} centroids): iterations ours Hamerly {}{}, ours Lloyd {}{}",
+            a.k,
+            ham.iterations,
+            if ham.converged { "" } else { " (not converged)" },
+            lloyd.iterations,
+            if lloyd.converged { "" } else { " (not converged)" },
+        );
+        let same = ham.centroids.len() == lloyd.centroids.len()
+            && ham.centroids.iter().zip(&lloyd.centroids).all(|(a, b)| a.to_bits() == b.to_bits());
+        println!(
+            "check: Hamerly's final centroids are {} Lloyd's",
+            if same { "bit-identical to" } else { "DIFFERENT from" }
+        );
+        let theirs_json = theirs.as_ref();
+        let theirs = match &theirs {
+            Some(v) => peer_runs(v, start)?,
+            None => Vec::new(),
+        };
+        // Close means as close as scikit-learn's own float32 and float64 runs are.
+        let f64_centers: Vec<f64> = theirs_json
+            .and_then(|v| v[format!("converge_{start}_f64_centers")].as_array())
+            .map(|c| c.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let lloyd32 = theirs.iter().find(|p| p.name == "lloyd");
+        let yardstick = match lloyd32 {
+            Some(l) if l.centers.len() == f64_centers.len() && !f64_centers.is_empty() => {
+                let y = max_rel_diff(&l.centers, &f64_centers);
                 println!(
-                    "check: scikit-learn {alg}: {it} iterations; final centroids differ from ours by at most {diff:.1e} relative ({})",
-                    if diff <= 1e-6 { "ok, <= 1e-6" } else { "MORE than 1e-6" }
+                    "check: scikit-learn's float32 and float64 runs differ by at most {y:.1e} relative (the yardstick)"
                 );
+                y.max(1e-7)
             }
+            _ => 1e-6,
+        };
+        let d64 = max_rel_diff(&ham.centroids, &f64_centers);
+        if f64_centers.len() == ham.centroids.len() {
+            let verdict = if d64 <= yardstick { "ok" } else { "FARTHER than the yardstick" };
+            println!("check: ours differ from scikit-learn's float64 run by at most {d64:.1e} relative ({verdict})");
+        }
+        for p in theirs.iter().filter(|p| p.centers.len() == ham.centroids.len()) {
+            let diff = max_rel_diff(&ham.centroids, &p.centers);
+            println!(
+                "check: {}: {} iterations, {} ms; final centroids differ from ours by at most {diff:.1e} relative",
+                p.label(),
+                p.iterations,
+                ms(p.secs),
+            );
         }
     }
     if let Some(v) = &theirs {
@@ -252,6 +296,13 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
             v["sklearn"].as_str().unwrap_or("?"),
             v["blas"].as_str().unwrap_or("?")
         );
+        let peers = v["peers"].as_object().map(|p| {
+            p.iter().map(|(name, version)| format!("{name} {}", version.as_str().unwrap_or("?"))).collect::<Vec<_>>()
+        });
+        match peers.filter(|p| !p.is_empty()) {
+            Some(p) => println!("CPU peers: {}", p.join(", ")),
+            None => println!("CPU peers: none installed (faiss-cpu, scikit-learn-intelex: see --setup-python)"),
+        }
         for p in v["threadpools"].as_array().into_iter().flatten() {
             println!(
                 "  thread pool: {} ({}, {}) with {} threads",
@@ -278,6 +329,39 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CPU model and the SIMD extensions this process can use, printed with every table:
+/// ratios only compare within one machine type (AVX2 and AVX-512 hosts differ).
+fn cpu_line() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    #[allow(unused_mut)]
+    let mut simd: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! has {
+            ($($f:tt),*) => { $(if std::arch::is_x86_feature_detected!($f) { simd.push($f); })* };
+        }
+        has!("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            simd.push("neon");
+        }
+        if std::arch::is_aarch64_feature_detected!("sve") {
+            simd.push("sve");
+        }
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("CPU: {model} ({cpus} available), SIMD: {}", if simd.is_empty() { "-".into() } else { simd.join(" ") })
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use super::measure::{timed, CONVERGE_TOL};
 /// The Python side (scikit-learn and numpy timings).
 pub(super) const BENCH_PY: &str = include_str!("bench.py");
 /// Pinned versions for `--setup-python` (the same pins as the reference fixtures).
+/// The CPU peers, installed by `--setup-python` when the platform has wheels for them.
+pub(super) const PEERS: &str = include_str!("peers-requirements.txt");
 pub(super) const REQUIREMENTS: &str = include_str!("../../tests/fixtures/requirements.txt");
 /// Peak resident memory (bytes) of a child `ifp run kmeans` on `data` from `init`, read by
 /// `python` as `ru_maxrss` of its finished child.
@@ -59,16 +61,27 @@ pub(super) fn setup_python(dir: &Path) -> Result<PathBuf> {
             .context("cannot run python3 to create the virtual environment")?;
         ensure!(st.success(), "python3 -m venv {} failed ({st})", dir.display());
     }
-    let req = tempfile::Builder::new().prefix("ifp-requirements-").suffix(".txt").tempfile()?;
-    std::fs::write(req.path(), REQUIREMENTS)?;
     eprintln!("installing the pinned packages (numpy, scikit-learn, threadpoolctl, ...)");
-    let st = Command::new(&py)
+    let st = pip_install(&py, REQUIREMENTS)?;
+    ensure!(st.success(), "pip install into {} failed ({st})", dir.display());
+    // The peers are wheels for some platforms only: without them the table just lacks them.
+    eprintln!("installing the CPU peers (faiss-cpu, scikit-learn-intelex)");
+    let st = pip_install(&py, PEERS)?;
+    if !st.success() {
+        eprintln!("warning: the CPU peers could not be installed ({st}); comparing with scikit-learn only");
+    }
+    Ok(py)
+}
+
+/// `pip install -r` of the `requirements` text with the interpreter `py`.
+fn pip_install(py: &Path, requirements: &str) -> Result<std::process::ExitStatus> {
+    let req = tempfile::Builder::new().prefix("ifp-requirements-").suffix(".txt").tempfile()?;
+    std::fs::write(req.path(), requirements)?;
+    Command::new(py)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(req.path())
         .status()
-        .with_context(|| format!("cannot run {}", py.display()))?;
-    ensure!(st.success(), "pip install into {} failed ({st})", dir.display());
-    Ok(py)
+        .with_context(|| format!("cannot run {}", py.display()))
 }
 
 /// The last non-empty line of a failed Python's stderr (its exception), for a one-line error.
@@ -99,17 +112,19 @@ pub(super) fn run_python(
     threads: u64,
     repeats: u64,
     converge_repeats: u64,
+    starts: &[(String, u32)],
 ) -> Result<Value> {
     let script = dir.join("bench.py");
     std::fs::write(&script, BENCH_PY)?;
     let n = threads.to_string();
-    eprintln!("timing scikit-learn and numpy with {} ({threads} threads)", python.display());
+    eprintln!("timing scikit-learn, numpy and the installed peers with {} ({threads} threads)", python.display());
     let out = Command::new(python)
         .arg(&script)
         .arg(dir)
         .arg(&n)
         .arg(repeats.to_string())
         .arg(converge_repeats.to_string())
+        .args(starts.iter().map(|(name, lloyd_iters)| format!("{name}={lloyd_iters}")))
         .envs(
             ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"].map(|v| (v, n.as_str())),
         )
@@ -140,4 +155,70 @@ pub(super) fn secs(v: &Value, key: &str) -> Result<f64> {
         .collect();
     ensure!(!xs.is_empty(), "python result '{key}' is empty");
     Ok(timed(&format!("python's {key}"), &mut xs))
+}
+
+/// One peer's runs to convergence from one start, as `bench.py` reported them.
+pub(super) struct PeerRun {
+    /// `lloyd` and `elkan` (scikit-learn), `sklearnex`, `faiss`.
+    pub(super) name: String,
+    pub(super) secs: f64,
+    pub(super) iterations: u64,
+    pub(super) centers: Vec<f64>,
+}
+
+impl PeerRun {
+    pub(super) fn label(&self) -> String {
+        match self.name.as_str() {
+            "lloyd" | "elkan" => format!("scikit-learn {}", self.name),
+            "sklearnex" => "scikit-learn-intelex".into(),
+            "faiss" => "faiss (our Lloyd's iterations)".into(),
+            other => other.into(),
+        }
+    }
+}
+
+/// The peers' runs to convergence from `start` (median seconds, iterations, final centroids).
+pub(super) fn peer_runs(v: &Value, start: &str) -> Result<Vec<PeerRun>> {
+    let runs = v[format!("converge_{start}")]
+        .as_object()
+        .with_context(|| format!("python result lacks the runs from {start}"))?;
+    runs.iter()
+        .map(|(name, r)| {
+            let mut times: Vec<f64> = r["s"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
+            ensure!(!times.is_empty(), "python result has no times for {name} from {start}");
+            Ok(PeerRun {
+                name: name.clone(),
+                secs: timed(&format!("{name} to convergence from {start}"), &mut times),
+                iterations: r["n_iter"].as_u64().unwrap_or(0),
+                centers: r["centers"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bench.py`'s runs to convergence: the median time of each peer, its iterations and
+    /// centroids; a start the script did not run is an error naming it.
+    #[test]
+    fn peer_runs_take_the_median_of_each_peer() {
+        let v = serde_json::json!({"converge_first": {
+            "lloyd": {"s": [1.1, 1.0, 1.05], "n_iter": 7, "centers": [1.0, 2.0]},
+            "faiss": {"s": [0.5], "n_iter": 9, "centers": [1.5, 2.5]}
+        }});
+        let runs = peer_runs(&v, "first").unwrap();
+        let got: Vec<(String, f64, u64, Vec<f64>, String)> =
+            runs.iter().map(|p| (p.name.clone(), p.secs, p.iterations, p.centers.clone(), p.label())).collect();
+        assert_eq!(
+            got,
+            [
+                ("faiss".into(), 0.5, 9, vec![1.5, 2.5], "faiss (our Lloyd's iterations)".into()),
+                ("lloyd".into(), 1.05, 7, vec![1.0, 2.0], "scikit-learn lloyd".into()),
+            ]
+        );
+        let e = peer_runs(&v, "kmeans++").err().unwrap().to_string();
+        assert_eq!(e, "python result lacks the runs from kmeans++");
+    }
 }
