@@ -22,7 +22,19 @@ pub(super) struct Bounds {
     /// under their current assignment, so that blocks (or clusters of a block) whose rows kept
     /// their centroid need no new pass over their rows.
     blocks: Vec<f64>,
+    /// Score every row in the next step (Lloyd's full scan, which also rebuilds exact
+    /// bounds): the bounds settled fewer than [`SCAN_ALL_BELOW`] of the rows last time.
+    scan_all_next: bool,
 }
+
+/// The share of rows the bounds must settle for the next step to test bounds row by row;
+/// below it, a step scores every row in the SIMD scan as Lloyd's does (testing a row's
+/// bounds, tightening its upper bound and gathering it for scoring cost more than they save
+/// while the centroids move far, e.g. from the first rows or on unclustered data). A scan of
+/// every row still tells, from the distances it computes, how many rows the old bounds would
+/// have settled (a few flops per row), so the bounds come back once they would settle enough.
+/// Either way the step's partial and assignments are the same.
+const SCAN_ALL_BELOW: f64 = 0.35;
 
 /// An upper bound on `|s_j − (½‖c_j‖² − x·c_j)|`, the rounding error of a row's f32 score
 /// against any centroid (the f64 → f32 rounding of the centroids, the f32 half norms and the
@@ -75,15 +87,20 @@ impl KMeansShard {
                 upper: vec![0.0; n],
                 lower: vec![0.0; n],
                 blocks: vec![0.0; blocks * stride],
+                scan_all_next: false,
             },
         };
-        let full = st.prev.is_empty();
+        // `fresh`: no bounds yet; `full`: every row scored (and every block's sums rebuilt).
+        let fresh = st.prev.is_empty();
+        let full = fresh || st.scan_all_next;
+        // Rows the bounds settle (or, in a full scan, would have settled).
+        let mut settled_rows = 0u64;
         let margin = Margin::new(model, k, d);
         // Per-centroid movement since the bounds were made, the largest two movements, and
         // half the distance from each centroid to its nearest other centroid.
         let (mut mv, mut half) = (vec![0.0; k], vec![f64::INFINITY; k]);
         let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
-        if !full {
+        if !fresh {
             for j in 0..k {
                 let (c, p) = (&model[j * d..(j + 1) * d], &st.prev[j * d..(j + 1) * d]);
                 mv[j] = c.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt() * (1.0 + 1e-12);
@@ -137,6 +154,7 @@ impl KMeansShard {
                     }
                     st.upper[row] = u;
                 }
+                settled_rows += (b1 - b0 - todo.len()) as u64;
                 for (g, group) in todo.chunks(ROWS_PER_BLOCK).enumerate() {
                     for (r, &row) in group.iter().enumerate() {
                         buf[r * d..(r + 1) * d].copy_from_slice(&self.x[row * d..(row + 1) * d]);
@@ -150,9 +168,18 @@ impl KMeansShard {
             for (t, &row) in todo.iter().enumerate() {
                 let (j, [s0, s1]) = (best[t], top[t]);
                 let (sq, e) = (self.sqnorm[row], margin.of(self.sqnorm[row]));
-                st.upper[row] = max_f64(2.0 * (s0 as f64 + e) + sq, 0.0).sqrt() * (1.0 + 1e-12);
-                st.lower[row] = max_f64(2.0 * (s1 as f64 - e) + sq, 0.0).sqrt() * (1.0 - 1e-12);
+                let upper = max_f64(2.0 * (s0 as f64 + e) + sq, 0.0).sqrt() * (1.0 + 1e-12);
                 let old = self.labels[row];
+                if full && !fresh && old == j {
+                    // Would the old bounds, moved and with the upper bound tightened (to
+                    // this scan's distance), have settled the row?
+                    let a = old as usize;
+                    let mut lo = st.lower[row] - if a == m1j { m2 } else { m1 };
+                    lo -= (lo.abs() + m1) * 1e-15;
+                    settled_rows += settled(max_f64(lo, 2.0 * half[a] - upper), upper, e) as u64;
+                }
+                st.upper[row] = upper;
+                st.lower[row] = max_f64(2.0 * (s1 as f64 - e) + sq, 0.0).sqrt() * (1.0 - 1e-12);
                 if old != j {
                     changed += 1;
                     for c in [old as usize, j as usize] {
@@ -177,6 +204,9 @@ impl KMeansShard {
         }
         st.prev.clear();
         st.prev.extend_from_slice(&model[..k * d]);
+        // After the first scan the bounds are tested again, to learn whether they help.
+        st.scan_all_next = !fresh && n > 0 && (settled_rows as f64) < SCAN_ALL_BELOW * n as f64;
+        self.scanned_all = full;
         self.bounds = Some(st);
         changed
     }
@@ -306,6 +336,41 @@ mod tests {
         let (iters, scored, all) = lloyd_vs_hamerly(&x, d, k, &first_rows(&x, k, d), 50);
         assert!(iters >= 3, "too few iterations ({iters}) to exercise the bounds");
         assert!(scored * 2 < all, "Hamerly scored {scored} of {all} rows: the bounds skip nothing");
+    }
+
+    /// The steps Hamerly's shard scans in full, after the first, over `iters` iterations
+    /// (checked against Lloyd by [`lloyd_vs_hamerly`] in the other tests).
+    fn full_scans(x: &[f32], d: usize, k: usize, iters: usize) -> Vec<usize> {
+        let sh = shape(d as u32, (x.len() / d) as u64);
+        let ps = vec![("k".to_string(), k.to_string()), ("tol".to_string(), "0".to_string())];
+        let mut s = KMeansShard::new(sh);
+        s.append(x, &[]).unwrap();
+        let mut m = with_code(&first_rows(x, k, d), 1.0);
+        let mut full = Vec::new();
+        for it in 0..iters {
+            let p = s.step(&m).unwrap();
+            if s.scanned_all() && it > 0 {
+                full.push(it);
+            }
+            m = KMeans::update(&ps, sh, &m, &p).unwrap().model;
+        }
+        full
+    }
+
+    /// Where the bounds settle few rows (unclustered data, centroids moving far) the next
+    /// steps scan every row as Lloyd does, and test the bounds again once they would settle
+    /// enough; on well-separated blobs they keep skipping rows.
+    #[test]
+    fn bounds_that_settle_few_rows_give_way_to_full_scans_and_come_back() {
+        let (d, k) = (8, 16);
+        let uniform = lcg_data(6000, d, 21);
+        let full = full_scans(&uniform, d, k, 40);
+        // Full scans while the centroids move far, then bounds again (seen: 2, 3, 4).
+        assert!(full.len() >= 2 && full.iter().all(|&it| it < 20), "unclustered data: full scans at {full:?}");
+        lloyd_vs_hamerly(&uniform, d, k, &first_rows(&uniform, k, d), 12);
+        let x = blobs(6000, d, k, 10.0, 1.0, 0.0, 5);
+        let full = full_scans(&x, d, k, 30);
+        assert!(full.iter().all(|&it| it < 10), "blobs: full scans late, at {full:?}");
     }
 
     #[test]

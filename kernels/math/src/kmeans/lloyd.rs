@@ -35,6 +35,7 @@ impl KMeansShard {
             add_to(out, &slot);
         }
         self.scored = n as u64;
+        self.scanned_all = true;
         changed
     }
 }

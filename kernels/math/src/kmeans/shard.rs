@@ -20,6 +20,8 @@ pub struct KMeansShard {
     pub(super) bounds: Option<Bounds>,
     /// Rows the last step scored against every centroid.
     pub(super) scored: u64,
+    /// Whether the last step scored every row (Lloyd, or Hamerly's first or full scan).
+    pub(super) scanned_all: bool,
 }
 
 /// Rows per block of the partial's sums: every block's sums are computed in row order from
@@ -41,6 +43,7 @@ impl KMeansShard {
             labels: Vec::new(),
             bounds: None,
             scored: 0,
+            scanned_all: false,
         }
     }
 
@@ -48,6 +51,12 @@ impl KMeansShard {
     /// Hamerly, those whose bounds did not settle their assignment).
     pub fn scored_rows(&self) -> u64 {
         self.scored
+    }
+
+    /// Whether the last step scored every row in the full scan (Lloyd's step; Hamerly's first
+    /// step, or one after bounds that settled too few rows).
+    pub fn scanned_all(&self) -> bool {
+        self.scanned_all
     }
 }
 
