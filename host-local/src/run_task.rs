@@ -57,7 +57,13 @@ pub fn run_task(
     task.validate()?;
     let f = task.function;
     let (mut store, joined) = connect(task, cx)?;
-    let prepared = prepare(task, cx).and_then(|(mut function, origin, kernel_s)| {
+    // The task's S3 endpoint, where it names one the host does not use.
+    let own_s3 = match &task.s3_endpoint {
+        Some(e) if Some(e.as_str()) != cx.s3.endpoint() => Some(S3Connector::new(Some(e.clone()))),
+        _ => None,
+    };
+    let s3 = own_s3.as_ref().unwrap_or(cx.s3);
+    let prepared = prepare(task, cx, s3).and_then(|(mut function, origin, kernel_s)| {
         let (resume, census) = first_model(task, store.as_mut(), &mut function, &joined)?;
         Ok((function, resume, census, origin, kernel_s))
     });
@@ -76,7 +82,7 @@ pub fn run_task(
     if let Some(dest) = &task.labels_out {
         if let Some(labels) = report.assignments.take() {
             let last = report.iterations.last().map(|i| i.iteration);
-            crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels)
+            crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels, s3)
                 .map_err(|e| failure(f, last, e))?;
         }
     }
@@ -136,20 +142,12 @@ fn connect(task: &FunctionTask, cx: &TaskContext<'_>) -> Result<(Box<dyn StateSt
 fn prepare(
     task: &FunctionTask,
     cx: &TaskContext<'_>,
+    s3: &S3Connector,
 ) -> Result<(Function, crate::kernel::KernelOrigin, f64), FunctionFailure> {
     let f = task.function;
     let sandbox =
         task.sandbox().map_err(|e| FunctionFailure::new(FailureKind::BadInput, Some(f), None, e.to_string()))?;
     let sandbox = cx.kernels.sandbox(sandbox.memory_limit, sandbox.call_timeout);
-    // The task's S3 endpoint, where it names one the host does not use.
-    let own_s3;
-    let s3 = match &task.s3_endpoint {
-        Some(e) if Some(e.as_str()) != cx.s3.endpoint() => {
-            own_s3 = S3Connector::new(Some(e.clone()));
-            &own_s3
-        }
-        _ => cx.s3,
-    };
     let (engine, origin, kernel_s) = cx
         .kernels
         .get(&task.kernel, task.kernel_sha256.as_deref(), &sandbox, Some(s3))

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 
-use ifp_host::data::object::S3Connector;
+use ifp_host::data::object::{S3Connector, S3Url};
 use ifp_host::data::{Data, LabelCol, Rows};
 use ifp_host::job::{run_on_threads_until, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
@@ -69,16 +69,22 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let kernel_started = Instant::now();
     check_args(&a, a.data.is_some())?;
     // Every output is claimed now, before any work: a wrong path fails here, not at the end.
-    if let Some(p) = &a.labels_out {
-        output::TableFormat::of(p).context("--labels-out")?;
-    }
+    let labels_out = match &a.labels_out {
+        Some(p) => Some({
+            output::TableFormat::of(p).context("--labels-out")?;
+            let p = p.to_string_lossy();
+            // An object store's errors name the object already; a local one's its directory.
+            let flag = if S3Url::is_s3(&p) { "--labels-out".to_string() } else { format!("--labels-out {p}") };
+            output::LabelsOut::reserve(&p, a.s3_endpoint.as_deref(), a.functions).context(flag)?
+        }),
+        None => None,
+    };
     let reserve = |flag: &str, p: &Option<PathBuf>| -> Result<Option<output::Reserved>> {
         p.as_deref().map(|p| output::Reserved::new(p).with_context(|| format!("{flag} {}", p.display()))).transpose()
     };
     let out_file = reserve("--out", &a.out)?;
-    let labels_file = reserve("--labels-out", &a.labels_out)?;
     let RunOutput { result, labels_out, outcome, mut phases, finished, .. } =
-        run_job_from(&a, Embedding::default(), labels_file, kernel_started)?;
+        run_job_from(&a, Embedding::default(), labels_out, kernel_started)?;
     if let Some(f) = out_file {
         f.write(|w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }
@@ -108,7 +114,7 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
 fn run_job_from(
     a: &RunArgs,
     embed: Embedding,
-    labels_file: Option<output::Reserved>,
+    labels_out: Option<output::LabelsOut>,
     kernel_started: Instant,
 ) -> Result<RunOutput> {
     let Embedding { data: embedded, assignments, cancel } = embed;
@@ -209,7 +215,7 @@ fn run_job_from(
             _ => a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
         },
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
-        assignments: assignments || labels_file.is_some(),
+        assignments: assignments || labels_out.is_some(),
         labels_out: None,
         redis: a.redis.clone().map(RedisUrl),
         model: model0,
@@ -225,9 +231,8 @@ fn run_job_from(
         interrupt::install();
     }
 
-    // The functions write the labels themselves, into the file reserved for --labels-out
-    // ([`output::LabelsOut`]).
-    let labels_out = labels_file.map(|f| output::LabelsOut::new(f, plan.functions));
+    // The functions write the labels themselves, to the temporary destination reserved for
+    // --labels-out ([`output::LabelsOut`]).
     plan.labels_out = labels_out.as_ref().map(output::LabelsOut::tmp);
     progress.set_max_iter(plan.max_iter);
     progress.start_iterations(&format!("loading {} function share(s)", plan.functions));

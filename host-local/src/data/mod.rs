@@ -12,6 +12,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
+pub mod assemble;
 pub mod local;
 pub mod object;
 mod ranged;
