@@ -134,3 +134,85 @@ fn concatenation_copies_large_parts_gathers_small_ones_and_equals_the_bytes() {
     assert!(s3.store.concat(&dest, &[(large, m + 1), (missing, 2000)]).is_err());
     assert!(!keys(&s3).contains(&"never".to_string()));
 }
+
+/// On the Lambda backend (two emulators, no file system shared with the driver needed): each
+/// function's labels are larger than S3's part minimum, so the object at the key is made of
+/// the functions' parts copied inside S3; it equals the local run's file, and no part is left.
+#[test]
+fn lambda_functions_write_their_labels_to_s3_and_the_object_equals_the_local_file() {
+    const ROWS_PER_FUNCTION: u64 = 1_600_000; // 6.4 MB of int32 labels each
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("big.npy").display().to_string();
+    let rows = (2 * ROWS_PER_FUNCTION).to_string();
+    ok(&ifp(&["gen", "kmeans", "--rows", &rows, "--cols", "2", "--k", "3", "--seed", "5", "--out", &data]), "ifp gen");
+    let job = ["run", "kmeans", "--k", "3", "--max-iter", "2", "--init", "first", "--inner", "1", "--quiet"];
+    let local = dir.path().join("local.npy");
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "1", "--labels-out", local.to_str().unwrap()]);
+    ok(&ifp(&a), "the local run");
+
+    let redis = RedisServer::start(None);
+    let emulators = s3.emulators(2, &dir.path().join("kernel-cache"));
+    let url = redis.url_db(0);
+    let dest = S3Server::url("out/labels.npy");
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "2", "--backend", "lambda", "--function", "function", "--redis", &url]);
+    a.extend(["--labels-out", &dest]);
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    ok(&s3.ifp(&a), "ifp run --backend lambda --labels-out s3://");
+    assert!(s3.get("out/labels.npy") == std::fs::read(&local).unwrap(), "the labels differ from the local run's");
+    assert_eq!(keys(&s3), ["out/labels.npy"]);
+}
+
+/// Initial centroids whose JSON is larger than a Lambda event may be (8,000 × 48 values,
+/// about 7 MB as JSON), and a final model as large as a response may not be: the driver
+/// stores the first model once in the job's Redis keys, the events carry only its reference,
+/// function 0 stores the final one there for the driver, and the job equals the local run.
+#[test]
+fn a_first_model_larger_than_an_event_goes_through_redis_and_the_job_equals_the_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let (data, centroids) = (p("data.npy"), p("centroids.npy"));
+    ok(&ifp(&["gen", "kmeans", "--rows", "10000", "--cols", "48", "--k", "8", "--seed", "5", "--out", &data]), "gen");
+    ok(
+        &ifp(&["gen", "kmeans", "--rows", "8000", "--cols", "48", "--k", "8", "--seed", "9", "--out", &centroids]),
+        "gen",
+    );
+    let job = ["run", "kmeans", "--init-centroids", &centroids, "--max-iter", "2", "--inner", "1", "--quiet"];
+    let local = p("local.json");
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "1", "--out", &local]);
+    ok(&ifp(&a), "the local run");
+
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> = (0..2).map(|_| Emulator::start(&[])).collect();
+    let url = redis.url_db(0);
+    let out = p("lambda.json");
+    let mut a = job.to_vec();
+    a.extend(["--data", &data, "--workers", "2", "--backend", "lambda", "--function", "function", "--redis", &url]);
+    a.extend(["--out", &out]);
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    for e in &endpoints {
+        a.extend(["--lambda-endpoint", e.as_str()]);
+    }
+    ok(&ifp_aws(&a), "ifp run --backend lambda --init-centroids (large)");
+    let (got, want) = (load_json(std::path::Path::new(&out)), load_json(std::path::Path::new(&local)));
+    assert_eq!(got["iterations"], want["iterations"]);
+    let (g, w) = (floats(&got["model"]["centroids"]), floats(&want["model"]["centroids"]));
+    assert_eq!(w.len(), 8000 * 48);
+    assert_close("centroids", &g, &w, 1e-12, 0.0);
+    assert_close("losses", &floats(&got["losses"]), &floats(&want["losses"]), 1e-12, 0.0);
+    for i in got["lambda"]["invocations"].as_array().unwrap() {
+        let (event, response) = (i["event_bytes"].as_u64().unwrap(), i["response_bytes"].as_u64().unwrap());
+        println!("event {event} bytes, response {response} bytes");
+        assert!(event < 64 << 10 && response < 64 << 10, "event {event}, response {response} bytes: {i}");
+    }
+    // The job's keys, the model's included, are gone.
+    let mut con = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}

@@ -19,9 +19,10 @@ use ifp_host::data::object::{S3Connector, S3Url};
 use ifp_host::data::{Data, LabelCol, Rows};
 use ifp_host::job::{run_on_threads_until, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
+use ifp_host::sync::model_ref::{self, ModelRef};
 use ifp_host::sync::redis::JobKeys;
 use ifp_host::sync::CANCELLED;
-use ifp_host::task::{sandbox_from, RedisUrl};
+use ifp_host::task::{sandbox_from, FunctionReport, FunctionTask, RedisUrl};
 use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource};
 
 use crate::backend::lambda::{self, Lambda};
@@ -249,8 +250,12 @@ fn run_job_from(
             };
             let mut lambda = Lambda::new(&a.lambda, a.quiet)?;
             lambda.retry = RetryPolicy::new(a.max_attempts);
-            let results =
-                until_cancelled(a.redis.as_deref(), &plan, cancel.as_deref(), || lambda.run(plan.tasks(), &|_, _| {}));
+            let tasks = tasks_for_redis(&plan, a.redis.as_deref())?;
+            let mut results =
+                until_cancelled(a.redis.as_deref(), &plan, cancel.as_deref(), || lambda.run(tasks, &|_, _| {}));
+            if let Some(url) = &a.redis {
+                resolve_models(&mut results, url, &plan)?;
+            }
             if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
                 stop_in_redis(url, &plan, sig);
             }
@@ -280,8 +285,10 @@ fn run_job_from(
             if a.resume && !a.quiet {
                 eprintln!("resuming job {} at iteration {}", plan.job, at + 1);
             }
-            let results =
-                until_cancelled(Some(url), &plan, cancel.as_deref(), || backend.run(plan.tasks(), &on_iteration));
+            let tasks = tasks_for_redis(&plan, Some(url))?;
+            let mut results =
+                until_cancelled(Some(url), &plan, cancel.as_deref(), || backend.run(tasks, &on_iteration));
+            resolve_models(&mut results, url, &plan)?;
             if let Some(sig) = interrupt::received() {
                 let _ = keys.abort(&format!("the driver received {sig}"));
             }
@@ -339,6 +346,27 @@ fn run_job_from(
         result["lambda"] = r;
     }
     Ok(RunOutput { result, labels, labels_out, outcome, phases, finished: write_started })
+}
+
+/// The tasks of a job whose functions synchronise through the Redis at `url` (`None`: the
+/// functions' own): a first model too large for the tasks is stored once under the job's
+/// keys, and the tasks carry only its reference ([`model_ref`]).
+fn tasks_for_redis(plan: &JobPlan, url: Option<&str>) -> Result<Vec<FunctionTask>> {
+    let mut tasks = plan.tasks();
+    if let (Some(model), Some(url)) = (&plan.model, url) {
+        if ModelRef::needed_for(model) {
+            let r = model_ref::store(url, &plan.job, model, plan.sync_timeout).context("storing the first model")?;
+            model_ref::by_reference(&mut tasks, &r);
+        }
+    }
+    Ok(tasks)
+}
+
+/// Puts back the final models that the functions reported by reference (too large for a
+/// Lambda response), from the job's keys, before they are removed.
+fn resolve_models<E>(results: &mut [Result<FunctionReport, E>], url: &str, plan: &JobPlan) -> Result<()> {
+    let reports = results.iter_mut().flatten();
+    model_ref::resolve_reports(reports, url, &plan.job, plan.sync_timeout).context("fetching the final model")
 }
 
 /// Runs `job`, a job whose functions synchronise through the Redis at `url`; once `cancel`
