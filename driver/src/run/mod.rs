@@ -208,6 +208,9 @@ fn run_job_from(
         inner: a.inner,
         max_iter: match (a.epochs, a.batch_size) {
             // The kernel has accepted the batch size (1..=rows) in `initial_model`.
+            (Some(_), Some(_)) if shape.total_rows == ifp_host::census::ROWS_UNKNOWN => bail!(
+                "--epochs needs the row count, which a CSV gives only once the functions have read it: give --max-iter (batches) instead, or the data as .npy"
+            ),
             (Some(e), Some(b)) => {
                 let iterations = e as u64 * ifp_kernel_math::batch::batches_per_epoch(shape.total_rows, b);
                 u32::try_from(iterations)
