@@ -289,12 +289,17 @@ impl Function {
                             c.offer(&chunk);
                         }
                         inst.append(shard, &chunk.features, &chunk.labels).map_err(|e| {
-                            FunctionFailure::new(
-                                FailureKind::Kernel,
-                                Some(function),
-                                None,
-                                format!("loading {} part {part:?}: {e}", object.name().display()),
-                            )
+                            // The rows by number where the reader can tell (found on error only).
+                            let what = match reader.last_chunk_row() {
+                                Some(r0) => format!(
+                                    "loading data rows {} to {}: {}",
+                                    r0 + 1,
+                                    r0 + chunk.len() as u64,
+                                    rows_of_the_data(&e.to_string(), r0)
+                                ),
+                                None => format!("loading {} part {part:?}: {e}", object.name().display()),
+                            };
+                            FunctionFailure::new(FailureKind::Kernel, Some(function), None, what)
                         })?;
                         rows += chunk.len() as u64;
                     }

@@ -147,6 +147,7 @@ impl CsvLines {
             aligning: a + b,
             skip,
             left,
+            chunk_start: start,
         })
     }
 
@@ -211,9 +212,17 @@ pub struct LinesReader {
     /// Rows to skip, and rows still to return (reading rows by number).
     skip: u64,
     left: u64,
+    /// The file offset of the last chunk's first row.
+    chunk_start: u64,
 }
 
 impl LinesReader {
+    /// The 0-based row number of the last chunk's first row (counted from the top of the
+    /// file: for error messages only).
+    pub fn last_chunk_row(&self) -> u64 {
+        self.lines.row_at(self.chunk_start) - 1
+    }
+
     /// Bytes read from the file for this part so far.
     pub fn fetched(&self) -> u64 {
         self.aligning + self.rdr.get_ref().read
@@ -279,6 +288,9 @@ impl LinesReader {
             if let Some(i) = raw[before..].iter().position(|v| !v.is_finite()) {
                 let row = self.lines.row_at(here);
                 return Err(DataError::NotFinite { path, row, col: i + 1, value: raw[before + i] as f64 });
+            }
+            if got == 0 {
+                self.chunk_start = here;
             }
             got += 1;
             self.left -= 1;

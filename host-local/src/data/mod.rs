@@ -44,6 +44,11 @@ pub trait PartRows: Send {
     fn rows_hint(&self, read: u64) -> u64;
     /// Bytes read for this part so far.
     fn fetched(&self) -> u64;
+    /// The 0-based row number in the data set of the last chunk's first row, where the
+    /// reader can find it (read to report an error only).
+    fn last_chunk_row(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Parted for s3::ObjectData {
@@ -100,6 +105,9 @@ impl PartRows for lines::LinesReader {
     }
     fn fetched(&self) -> u64 {
         lines::LinesReader::fetched(self)
+    }
+    fn last_chunk_row(&self) -> Option<u64> {
+        Some(lines::LinesReader::last_chunk_row(self))
     }
 }
 
