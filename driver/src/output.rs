@@ -168,26 +168,57 @@ fn upload_via_file(out: &str, s3_endpoint: Option<&str>, write: impl FnOnce(&Pat
     Ok(())
 }
 
-/// The labels the functions write themselves ([`ifp_host::labels`]), into the file reserved
-/// for `--labels-out` (a temporary file in the destination's directory): a `.npy` in place,
-/// a CSV as per-function parts beside it. [`LabelsOut::finish`] moves it into place once the
-/// job succeeded; in every other case nothing is left behind.
+/// The labels the functions write themselves ([`ifp_host::labels`]), to a temporary
+/// destination beside `--labels-out`: for a path, the file reserved for it (a `.npy` in place,
+/// a CSV as per-function parts); for `s3://bucket/key`, one part object per function under
+/// `key.ifp-tmp-…`. [`LabelsOut::finish`] puts them into place once the job succeeded (a
+/// rename; for S3, one object assembled from the parts by [`S3Store::concat`]); in every
+/// other case nothing is left behind: no file, no object at the key, no part.
 pub struct LabelsOut {
-    reserved: Option<Reserved>,
+    dest: Dest,
     /// Where the functions write.
     tmp: String,
     functions: u32,
+}
+
+enum Dest {
+    File(Option<Reserved>),
+    Object { url: S3Url, store: std::sync::Arc<S3Store> },
 }
 
 impl LabelsOut {
     pub fn new(reserved: Reserved, functions: u32) -> Self {
         let ext = reserved.path().extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = format!("{}.{ext}", reserved.tmp_path().display());
-        Self { reserved: Some(reserved), tmp, functions }
+        Self { dest: Dest::File(Some(reserved)), tmp, functions }
+    }
+
+    /// Claims `--labels-out` before any work: a local path as [`Reserved::new`] does, or an
+    /// `s3://bucket/key` whose bucket must exist and take a write (a probe object under the
+    /// temporary prefix, deleted at once), so an unwritable destination fails now.
+    pub fn reserve(dest: &str, s3_endpoint: Option<&str>, functions: u32) -> Result<Self> {
+        TableFormat::of(Path::new(dest))?;
+        if !S3Url::is_s3(dest) {
+            return Ok(Self::new(Reserved::new(Path::new(dest))?, functions));
+        }
+        let url = S3Url::parse(dest)?;
+        let store = S3Store::connect(s3_endpoint)?;
+        let ext = url.extension().unwrap_or_default();
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let token = format!("{:x}{:x}", t.as_secs(), std::process::id() ^ t.subsec_nanos());
+        let tmp_key = format!("{}.ifp-tmp-{token}.{ext}", url.key);
+        // Some S3-compatible servers create a missing bucket on upload; S3 does not.
+        store.check_bucket(&url)?;
+        let probe = S3Url { bucket: url.bucket.clone(), key: format!("{tmp_key}.probe") };
+        store.put_bytes(&probe, Vec::new())?;
+        store.delete(&probe)?;
+        let tmp = format!("s3://{}/{tmp_key}", url.bucket);
+        Ok(Self { dest: Dest::Object { url, store }, tmp, functions })
     }
 
     /// Where the functions write (their task's `labels_out`): beside the reserved temporary
-    /// file, with the destination's extension so that the functions know the format.
+    /// file (or under the temporary S3 prefix), with the destination's extension so that the
+    /// functions know the format.
     pub fn tmp(&self) -> String {
         self.tmp.clone()
     }
@@ -196,13 +227,31 @@ impl LabelsOut {
     pub fn finish(mut self, total_rows: u64, algorithm: &str) -> Result<()> {
         let none = || anyhow::anyhow!("--labels-out: {algorithm} produced no per-row assignment");
         let tmp = self.tmp();
-        let reserved = self.reserved.take().expect("finished once");
+        let npy_len = ifp_host::labels::NPY_HEADER_BYTES + 4 * total_rows;
+        let reserved = match &mut self.dest {
+            Dest::File(r) => r.take().expect("finished once"),
+            Dest::Object { url, store } => {
+                let tmp = S3Url::parse(&tmp)?;
+                let parts = store.list(&tmp.bucket, &format!("{}.part-", tmp.key))?;
+                let want: Vec<String> = (0..self.functions).map(|f| ifp_host::labels::part_path(&tmp.key, f)).collect();
+                if parts.iter().map(|(k, _)| k).ne(want.iter()) {
+                    bail!("--labels-out: {} of the {} functions wrote their labels", parts.len(), self.functions);
+                }
+                let len: u64 = parts.iter().map(|(_, n)| n).sum();
+                if TableFormat::of(Path::new(&url.key))? == TableFormat::Npy && len != npy_len {
+                    bail!("--labels-out: the functions wrote {len} bytes of labels, expected {npy_len} for {total_rows} rows");
+                }
+                let sources: Vec<(S3Url, u64)> =
+                    parts.into_iter().map(|(key, n)| (S3Url { bucket: tmp.bucket.clone(), key }, n)).collect();
+                store.concat(url, &sources)?;
+                return Ok(());
+            }
+        };
         match TableFormat::of(reserved.path())? {
             TableFormat::Npy => {
                 let len = std::fs::metadata(&tmp).map_err(|_| none())?.len();
-                let want = ifp_host::labels::NPY_HEADER_BYTES + 4 * total_rows;
-                if len != want {
-                    bail!("--labels-out: the functions wrote {len} bytes of labels, expected {want} for {total_rows} rows");
+                if len != npy_len {
+                    bail!("--labels-out: the functions wrote {len} bytes of labels, expected {npy_len} for {total_rows} rows");
                 }
                 // In the destination's directory already: the rename is atomic.
                 let dest = reserved.path();
@@ -231,9 +280,19 @@ impl LabelsOut {
 impl Drop for LabelsOut {
     fn drop(&mut self) {
         let tmp = self.tmp();
-        let _ = std::fs::remove_file(&tmp);
-        for f in 0..self.functions {
-            let _ = std::fs::remove_file(ifp_host::labels::part_path(&tmp, f));
+        match &self.dest {
+            Dest::File(_) => {
+                let _ = std::fs::remove_file(&tmp);
+                for f in 0..self.functions {
+                    let _ = std::fs::remove_file(ifp_host::labels::part_path(&tmp, f));
+                }
+            }
+            Dest::Object { store, .. } => {
+                let removed = S3Url::parse(&tmp).and_then(|t| store.delete_prefix(&t.bucket, &format!("{}.", t.key)));
+                if let Err(e) = removed {
+                    eprintln!("warning: could not remove the temporary labels under {tmp}: {e}");
+                }
+            }
         }
     }
 }

@@ -176,8 +176,8 @@ enum Sink<'a> {
 
 /// Calls `each` on the data's rows, a chunk at a time, in row order.
 fn for_each_chunk(data: &Data, rows: u64, label: LabelCol, mut each: impl FnMut(Rows) -> Result<()>) -> Result<()> {
-    if let Data::Object { data: object, .. } = data {
-        // One stream over the whole object (a CSV object read by row ranges would start
+    if let Some((object, _)) = data.parted() {
+        // One stream over the whole object or file (a CSV read by row ranges would start
         // from its first byte for every chunk).
         let part = object.part(0, 1, 0, 1);
         let mut reader = object.open_part(&part)?;

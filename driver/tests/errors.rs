@@ -120,13 +120,13 @@ fn bad_csv_cells_rows_and_values() {
     fails_with(
         d.path(),
         &["run", "logreg", "--data", labels.to_str().unwrap(), "--inner", "2"],
-        "loading data rows 2 to 3: kernel 'logreg' failed in shard.append: label 2.5 in row 3 of the data is not a class number (0 or 1, or 0..C-1 with --classes C)",
+        "loading data rows 3 to 3: kernel 'logreg' failed in shard.append: label 2.5 in row 3 of the data is not a class number (0 or 1, or 0..C-1 with --classes C)",
     );
     let binary = write(d.path(), "b.csv", b"1,0\n2,1\n3,2\n");
     fails_with(
         d.path(),
         &["run", "logreg", "--data", binary.to_str().unwrap()],
-        "kernel 'logreg' failed in shard.step: label 2 is not 0 or 1: give --classes C for labels 0..C-1",
+        "kernel 'logreg' failed in shard.append: label 2 in row 3 of the data is not 0 or 1: give --classes C for labels 0..C-1",
     );
 }
 

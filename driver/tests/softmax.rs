@@ -126,7 +126,7 @@ fn labels_that_are_not_classes_are_refused_with_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
     };
     let half = write("half.csv", "1,0\n2,1.5\n3,2\n");
-    fails(&["run", "logreg", "--data", &half, "--classes", "3"], "loading data rows 2 to 3: kernel 'logreg' failed in shard.append: label 1.5 in row 2 of the data is not a class number");
+    fails(&["run", "logreg", "--data", &half, "--classes", "3"], "loading data rows 1 to 2: kernel 'logreg' failed in shard.append: label 1.5 in row 2 of the data is not a class number");
     let seven = write("seven.csv", "1,0\n2,1\n3,7\n");
     fails(
         &["run", "logreg", "--data", &seven, "--classes", "5"],

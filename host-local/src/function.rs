@@ -234,9 +234,10 @@ impl Function {
 
     /// Loads this function's share (function `function` of `spec.functions`) of `data` into
     /// `inner` inner workers. Row-addressable data gives [`share`] of the rows, as
-    /// [`Function::load`] does. An S3 object is streamed by every inner worker straight into
-    /// its shard, a chunk at a time, from its own part: rows of a `.npy`, or bytes of a CSV
-    /// realigned to line ends (see [`crate::data::s3`]), so no row count per function is needed.
+    /// [`Function::load`] does. An S3 object or a local CSV file is streamed by every inner
+    /// worker straight into its shard, a chunk at a time, from its own part: rows of a `.npy`,
+    /// or bytes of a CSV realigned to line ends (see [`crate::data::s3`] and
+    /// [`crate::data::lines`]), so no row count per function is needed.
     pub fn load_share(
         engine: &KernelEngine,
         spec: Arc<JobSpec>,
@@ -245,11 +246,10 @@ impl Function {
         data: &Data,
         sample: Option<SamplePlan>,
     ) -> Result<Self, FunctionFailure> {
-        let Data::Object { data: object, label } = data else {
+        let Some((object, label)) = data.parted() else {
             let range = share(spec.shape.total_rows, spec.functions as u64, function as u64);
             return Self::load(engine, spec, function, inner, data, range, sample);
         };
-        let (object, label) = (object, *label);
         let started = Instant::now();
         let functions = spec.functions as u64;
         // Never more inner workers than rows (a CSV's rows per part are not known: by bytes).
@@ -289,12 +289,17 @@ impl Function {
                             c.offer(&chunk);
                         }
                         inst.append(shard, &chunk.features, &chunk.labels).map_err(|e| {
-                            FunctionFailure::new(
-                                FailureKind::Kernel,
-                                Some(function),
-                                None,
-                                format!("loading {} part {part:?}: {e}", object.name().display()),
-                            )
+                            // The rows by number where the reader can tell (found on error only).
+                            let what = match reader.last_chunk_row() {
+                                Some(r0) => format!(
+                                    "loading data rows {} to {}: {}",
+                                    r0 + 1,
+                                    r0 + chunk.len() as u64,
+                                    rows_of_the_data(&e.to_string(), r0)
+                                ),
+                                None => format!("loading {} part {part:?}: {e}", object.name().display()),
+                            };
+                            FunctionFailure::new(FailureKind::Kernel, Some(function), None, what)
                         })?;
                         rows += chunk.len() as u64;
                     }

@@ -89,6 +89,7 @@ impl JobPlan {
                 step_timeout_s: self.step_timeout_s,
                 params: self.params.clone(),
                 model: self.model.clone(),
+                model_ref: None,
                 max_iter: self.max_iter,
                 redis: self.redis.clone(),
                 sync_timeout_s: self.sync_timeout.as_secs_f64(),

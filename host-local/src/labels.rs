@@ -3,16 +3,22 @@
 //! million labels as JSON) and never gathered by the driver.
 //!
 //! The destination is a path every function can write (the driver's temporary file next to
-//! `--labels-out`, which the driver renames into place once the job succeeded):
+//! `--labels-out`, which the driver renames into place once the job succeeded), or a
+//! temporary `s3://` key the driver assembles into the `--labels-out` object:
 //! - `.npy`: one file of `int32` labels with a fixed [`NPY_HEADER_BYTES`]-byte header; each
 //!   function writes its labels in place at its first global row (known from the census),
 //!   and function 0 writes the header (the row count is known from the census too);
 //! - `.csv`: each function writes its own part file ([`part_path`]), one label per line;
 //!   the driver joins the parts in function order.
+//! - `s3://` (either format): each function writes its part object ([`part_path`]), function
+//!   0's starting with the `.npy` header; the driver concatenates the parts in function order
+//!   ([`crate::data::object::S3Store::concat`]).
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
+
+use crate::data::object::{S3Connector, S3Url};
 
 /// The header of a labels `.npy`: fixed so that row `r` is at `NPY_HEADER_BYTES + 4 r`.
 pub const NPY_HEADER_BYTES: u64 = 128;
@@ -22,7 +28,7 @@ pub const NPY_HEADER_BYTES: u64 = 128;
 #[error("cannot write the labels to {path}: {error}")]
 pub struct LabelsError {
     pub path: String,
-    pub error: std::io::Error,
+    pub error: String,
 }
 
 impl crate::function::Classify for LabelsError {
@@ -48,26 +54,54 @@ pub fn part_path(dest: &str, function: u32) -> String {
     format!("{dest}.part-{function:05}")
 }
 
-/// Writes function `function`'s `labels`, rows `offset..` of `total`, to `dest`.
-pub fn write(dest: &str, function: u32, offset: u64, total: u64, labels: &[u32]) -> Result<(), LabelsError> {
+/// The labels as `.npy` data (little-endian `int32`, no header).
+fn npy_bytes(labels: &[u32]) -> Vec<u8> {
+    labels.iter().flat_map(|&l| (l as i32).to_le_bytes()).collect()
+}
+
+/// The labels as CSV lines.
+fn csv_bytes(labels: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(labels.len() * 3);
+    for l in labels {
+        writeln!(out, "{l}").expect("writing to memory");
+    }
+    out
+}
+
+/// Writes function `function`'s `labels`, rows `offset..` of `total`, to `dest` (a path, or
+/// an `s3://` key reached through `s3`).
+pub fn write(
+    dest: &str,
+    function: u32,
+    offset: u64,
+    total: u64,
+    labels: &[u32],
+    s3: &S3Connector,
+) -> Result<(), LabelsError> {
     let npy = Path::new(dest).extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let path = if npy { dest.to_string() } else { part_path(dest, function) };
-    let err = |error| LabelsError { path: path.clone(), error };
-    if npy {
+    let path = if npy && !S3Url::is_s3(dest) { dest.to_string() } else { part_path(dest, function) };
+    let err = |error: &dyn std::fmt::Display| LabelsError { path: path.clone(), error: error.to_string() };
+    if S3Url::is_s3(dest) {
+        let mut bytes = if npy && function == 0 { npy_header(total) } else { Vec::new() };
+        bytes.extend(if npy { npy_bytes(labels) } else { csv_bytes(labels) });
+        let url = S3Url::parse(&path).map_err(|e| err(&e))?;
+        s3.store().and_then(|s| s.put_bytes(&url, bytes)).map_err(|e| {
+            // The object store's errors start with the object's address already.
+            let e = e.to_string();
+            err(&e.strip_prefix(&format!("{path}: ")).unwrap_or(&e))
+        })?;
+    } else if npy {
         use std::os::unix::fs::FileExt;
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(err)?;
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| err(&e))?;
         if function == 0 {
-            f.write_all_at(&npy_header(total), 0).map_err(err)?;
+            f.write_all_at(&npy_header(total), 0).map_err(|e| err(&e))?;
         }
-        let bytes: Vec<u8> = labels.iter().flat_map(|&l| (l as i32).to_le_bytes()).collect();
-        f.write_all_at(&bytes, NPY_HEADER_BYTES + 4 * offset).map_err(err)?;
-        f.sync_data().map_err(err)?;
+        f.write_all_at(&npy_bytes(labels), NPY_HEADER_BYTES + 4 * offset).map_err(|e| err(&e))?;
+        f.sync_data().map_err(|e| err(&e))?;
     } else {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
-        for l in labels {
-            writeln!(w, "{l}").map_err(err)?;
-        }
-        w.into_inner().map_err(|e| err(e.into_error()))?.sync_data().map_err(err)?;
+        let mut f = std::fs::File::create(&path).map_err(|e| err(&e))?;
+        f.write_all(&csv_bytes(labels)).map_err(|e| err(&e))?;
+        f.sync_data().map_err(|e| err(&e))?;
     }
     Ok(())
 }
@@ -84,7 +118,7 @@ mod tests {
         let dest = dir.path().join("l.npy").display().to_string();
         let all: Vec<u32> = (0..1000).map(|i| i * 7 % 13).collect();
         for (f, range) in [(2u32, 700..1000), (0, 0..300), (1, 300..700)] {
-            write(&dest, f, range.start as u64, 1000, &all[range]).unwrap();
+            write(&dest, f, range.start as u64, 1000, &all[range], &S3Connector::default()).unwrap();
         }
         let bytes = std::fs::read(&dest).unwrap();
         let npy = npyz::NpyFile::new(&bytes[..]).unwrap();

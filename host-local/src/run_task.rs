@@ -57,8 +57,15 @@ pub fn run_task(
     task.validate()?;
     let f = task.function;
     let (mut store, joined) = connect(task, cx)?;
-    let prepared = prepare(task, cx).and_then(|(mut function, origin, kernel_s)| {
-        let (resume, census) = first_model(task, store.as_mut(), &mut function, &joined)?;
+    // The task's S3 endpoint, where it names one the host does not use.
+    let own_s3 = match &task.s3_endpoint {
+        Some(e) if Some(e.as_str()) != cx.s3.endpoint() => Some(S3Connector::new(Some(e.clone()))),
+        _ => None,
+    };
+    let s3 = own_s3.as_ref().unwrap_or(cx.s3);
+    let prepared = given_model(task).and_then(|model| {
+        let (mut function, origin, kernel_s) = prepare(task, cx, s3, model.is_some())?;
+        let (resume, census) = first_model(task, model.as_deref(), store.as_mut(), &mut function, &joined)?;
         Ok((function, resume, census, origin, kernel_s))
     });
     let (mut function, resume, census, origin, kernel_s) = match prepared {
@@ -76,19 +83,42 @@ pub fn run_task(
     if let Some(dest) = &task.labels_out {
         if let Some(labels) = report.assignments.take() {
             let last = report.iterations.last().map(|i| i.iteration);
-            crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels)
+            crate::labels::write(dest, f, census.row_offset(f), census.total_rows, &labels, s3)
                 .map_err(|e| failure(f, last, e))?;
         }
+    }
+    // A final model too large for a Lambda response goes through the job's keys.
+    if let Some(url) = &task.redis {
+        let last = report.iterations.last().map(|i| i.iteration);
+        crate::sync::model_ref::report_by_reference(&mut report, url.as_str(), &task.job, task.sync_timeout())
+            .map_err(|e| failure(f, last, e))?;
     }
     report.kernel_origin = origin;
     report.kernel_s = kernel_s;
     Ok(report)
 }
 
-/// Step 5: the census gives the job's row count and the first model; then where this
-/// function enters the job.
+/// The first model the task gives: in the task, or stored in the job's Redis keys.
+fn given_model(task: &FunctionTask) -> Result<Option<Vec<f64>>, FunctionFailure> {
+    match (&task.model_ref, &task.redis) {
+        (Some(r), Some(url)) => crate::sync::model_ref::fetch(url.as_str(), &task.job, r, task.sync_timeout())
+            .map(Some)
+            .map_err(|e| failure(task.function, None, e)),
+        (Some(_), None) => Err(FunctionFailure::new(
+            FailureKind::BadInput,
+            Some(task.function),
+            None,
+            "the task's model is in Redis (model_ref) but the task names no Redis",
+        )),
+        (None, _) => Ok(task.model.clone()),
+    }
+}
+
+/// Step 5: the census gives the job's row count and the first model (`model`, when the task
+/// gives it); then where this function enters the job.
 fn first_model(
     task: &FunctionTask,
+    model: Option<&[f64]>,
     store: &mut dyn StateStore,
     function: &mut Function,
     joined: &JoinPoint,
@@ -98,7 +128,7 @@ fn first_model(
         functions: task.functions,
         rows: function.rows(),
         sample: function.take_sample(),
-        model: task.model.as_deref(),
+        model,
         shape: function.shape(),
         params: &task.params,
     };
@@ -136,20 +166,13 @@ fn connect(task: &FunctionTask, cx: &TaskContext<'_>) -> Result<(Box<dyn StateSt
 fn prepare(
     task: &FunctionTask,
     cx: &TaskContext<'_>,
+    s3: &S3Connector,
+    model_given: bool,
 ) -> Result<(Function, crate::kernel::KernelOrigin, f64), FunctionFailure> {
     let f = task.function;
     let sandbox =
         task.sandbox().map_err(|e| FunctionFailure::new(FailureKind::BadInput, Some(f), None, e.to_string()))?;
     let sandbox = cx.kernels.sandbox(sandbox.memory_limit, sandbox.call_timeout);
-    // The task's S3 endpoint, where it names one the host does not use.
-    let own_s3;
-    let s3 = match &task.s3_endpoint {
-        Some(e) if Some(e.as_str()) != cx.s3.endpoint() => {
-            own_s3 = S3Connector::new(Some(e.clone()));
-            &own_s3
-        }
-        _ => cx.s3,
-    };
     let (engine, origin, kernel_s) = cx
         .kernels
         .get(&task.kernel, task.kernel_sha256.as_deref(), &sandbox, Some(s3))
@@ -165,9 +188,9 @@ fn prepare(
     };
     // The shape as far as the header tells: a CSV object's row count comes with the census.
     let shape = data.shape().map_err(|e| failure(f, None, e))?;
-    let sample = match &task.model {
-        Some(_) => None,
-        None => {
+    let sample = match model_given {
+        true => None,
+        false => {
             let mut inst = engine.instantiate().map_err(|e| failure(f, None, e))?;
             inst.validate(&task.params, shape).map_err(|e| failure(f, None, e))?;
             Some(inst.plan_sample(&task.params, shape).map_err(|e| failure(f, None, e))?)

@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::{CsvFormat, LabelCol};
 use crate::kernel::{DataShape, KernelOrigin, Param, Sandbox};
+use crate::sync::model_ref::ModelRef;
 use crate::sync::redis::redact;
 use crate::sync::SyncStats;
 
@@ -96,6 +97,10 @@ pub struct FunctionTask {
     /// the data, which gives every function the same model.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "floats::option")]
     pub model: Option<Vec<f64>>,
+    /// The initial model stored in the job's Redis keys instead, when too large for the task
+    /// (a Lambda event is capped at 6 MB): its length and SHA-256 ([`crate::sync::model_ref`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_ref: Option<ModelRef>,
     pub max_iter: u32,
     /// The state store: a Redis URL. `None`: the host's own (the Lambda function's
     /// `IFP_REDIS_URL`, or the in-process store of a run whose functions are threads).
@@ -150,6 +155,9 @@ impl FunctionTask {
         }
         if self.data.is_empty() {
             return bad("data must name a data set (s3://bucket/key or a path), got an empty string".into());
+        }
+        if self.model.is_some() && self.model_ref.is_some() {
+            return bad("model and model_ref are exclusive: give the model or its reference".into());
         }
         if let Err(e) = crate::sync::redis::check_job_id(&self.job) {
             return bad(e.to_string());
@@ -277,8 +285,12 @@ pub struct FunctionReport {
     pub total_s: f64,
     pub iterations: Vec<IterationReport>,
     pub converged: bool,
+    /// Empty when too large for the report: then in the job's Redis keys ([`Self::model_ref`]).
     #[serde(with = "floats")]
     pub model: Vec<f64>,
+    /// The final model's reference, when it travels through Redis ([`crate::sync::model_ref`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_ref: Option<ModelRef>,
     pub sync: SyncStats,
     /// Per-row output of the final model (k-means: the cluster of each row), if requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]

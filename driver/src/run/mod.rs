@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 
-use ifp_host::data::object::S3Connector;
+use ifp_host::data::object::{S3Connector, S3Url};
 use ifp_host::data::{Data, LabelCol, Rows};
 use ifp_host::job::{run_on_threads_until, Backend as _, JobOutcome, JobPlan};
 use ifp_host::run_task::initial_model;
+use ifp_host::sync::model_ref::{self, ModelRef};
 use ifp_host::sync::redis::JobKeys;
 use ifp_host::sync::CANCELLED;
-use ifp_host::task::{sandbox_from, RedisUrl};
+use ifp_host::task::{sandbox_from, FunctionReport, FunctionTask, RedisUrl};
 use ifp_host::{IterationReport, KernelCache, KernelEngine, KernelSource};
 
 use crate::backend::lambda::{self, Lambda};
@@ -69,16 +70,22 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     let kernel_started = Instant::now();
     check_args(&a, a.data.is_some())?;
     // Every output is claimed now, before any work: a wrong path fails here, not at the end.
-    if let Some(p) = &a.labels_out {
-        output::TableFormat::of(p).context("--labels-out")?;
-    }
+    let labels_out = match &a.labels_out {
+        Some(p) => Some({
+            output::TableFormat::of(p).context("--labels-out")?;
+            let p = p.to_string_lossy();
+            // An object store's errors name the object already; a local one's its directory.
+            let flag = if S3Url::is_s3(&p) { "--labels-out".to_string() } else { format!("--labels-out {p}") };
+            output::LabelsOut::reserve(&p, a.s3_endpoint.as_deref(), a.functions).context(flag)?
+        }),
+        None => None,
+    };
     let reserve = |flag: &str, p: &Option<PathBuf>| -> Result<Option<output::Reserved>> {
         p.as_deref().map(|p| output::Reserved::new(p).with_context(|| format!("{flag} {}", p.display()))).transpose()
     };
     let out_file = reserve("--out", &a.out)?;
-    let labels_file = reserve("--labels-out", &a.labels_out)?;
     let RunOutput { result, labels_out, outcome, mut phases, finished, .. } =
-        run_job_from(&a, Embedding::default(), labels_file, kernel_started)?;
+        run_job_from(&a, Embedding::default(), labels_out, kernel_started)?;
     if let Some(f) = out_file {
         f.write(|w| Ok(serde_json::to_writer_pretty(&mut *w, &result)?))?;
     }
@@ -108,7 +115,7 @@ pub fn run_job(a: &RunArgs, embed: Embedding) -> Result<RunOutput> {
 fn run_job_from(
     a: &RunArgs,
     embed: Embedding,
-    labels_file: Option<output::Reserved>,
+    labels_out: Option<output::LabelsOut>,
     kernel_started: Instant,
 ) -> Result<RunOutput> {
     let Embedding { data: embedded, assignments, cancel } = embed;
@@ -206,6 +213,9 @@ fn run_job_from(
         inner: a.inner,
         max_iter: match (a.epochs, a.batch_size) {
             // The kernel has accepted the batch size (1..=rows) in `initial_model`.
+            (Some(_), Some(_)) if shape.total_rows == ifp_host::census::ROWS_UNKNOWN => bail!(
+                "--epochs needs the row count, which a CSV gives only once the functions have read it: give --max-iter (batches) instead, or the data as .npy"
+            ),
             (Some(e), Some(b)) => {
                 let iterations = e as u64 * ifp_kernel_math::batch::batches_per_epoch(shape.total_rows, b);
                 u32::try_from(iterations)
@@ -214,7 +224,7 @@ fn run_job_from(
             _ => a.max_iter.unwrap_or(if kind == Some(Kind::Kmeans) { 300 } else { 100 }),
         },
         sync_timeout: Duration::from_secs_f64(a.sync_timeout),
-        assignments: assignments || labels_file.is_some(),
+        assignments: assignments || labels_out.is_some(),
         labels_out: None,
         redis: a.redis.clone().map(RedisUrl),
         model: model0,
@@ -230,9 +240,8 @@ fn run_job_from(
         interrupt::install();
     }
 
-    // The functions write the labels themselves, into the file reserved for --labels-out
-    // ([`output::LabelsOut`]).
-    let labels_out = labels_file.map(|f| output::LabelsOut::new(f, plan.functions));
+    // The functions write the labels themselves, to the temporary destination reserved for
+    // --labels-out ([`output::LabelsOut`]).
     plan.labels_out = labels_out.as_ref().map(output::LabelsOut::tmp);
     progress.set_max_iter(plan.max_iter);
     progress.start_iterations(&format!("loading {} function share(s)", plan.functions));
@@ -249,8 +258,12 @@ fn run_job_from(
             };
             let mut lambda = Lambda::new(&a.lambda, a.quiet)?;
             lambda.retry = RetryPolicy::new(a.max_attempts);
-            let results =
-                until_cancelled(a.redis.as_deref(), &plan, cancel.as_deref(), || lambda.run(plan.tasks(), &|_, _| {}));
+            let tasks = tasks_for_redis(&plan, a.redis.as_deref())?;
+            let mut results =
+                until_cancelled(a.redis.as_deref(), &plan, cancel.as_deref(), || lambda.run(tasks, &|_, _| {}));
+            if let Some(url) = &a.redis {
+                resolve_models(&mut results, url, &plan)?;
+            }
             if let (Some(sig), Some(url)) = (interrupt::received(), &a.redis) {
                 stop_in_redis(url, &plan, sig);
             }
@@ -280,8 +293,10 @@ fn run_job_from(
             if a.resume && !a.quiet {
                 eprintln!("resuming job {} at iteration {}", plan.job, at + 1);
             }
-            let results =
-                until_cancelled(Some(url), &plan, cancel.as_deref(), || backend.run(plan.tasks(), &on_iteration));
+            let tasks = tasks_for_redis(&plan, Some(url))?;
+            let mut results =
+                until_cancelled(Some(url), &plan, cancel.as_deref(), || backend.run(tasks, &on_iteration));
+            resolve_models(&mut results, url, &plan)?;
             if let Some(sig) = interrupt::received() {
                 let _ = keys.abort(&format!("the driver received {sig}"));
             }
@@ -339,6 +354,27 @@ fn run_job_from(
         result["lambda"] = r;
     }
     Ok(RunOutput { result, labels, labels_out, outcome, phases, finished: write_started })
+}
+
+/// The tasks of a job whose functions synchronise through the Redis at `url` (`None`: the
+/// functions' own): a first model too large for the tasks is stored once under the job's
+/// keys, and the tasks carry only its reference ([`model_ref`]).
+fn tasks_for_redis(plan: &JobPlan, url: Option<&str>) -> Result<Vec<FunctionTask>> {
+    let mut tasks = plan.tasks();
+    if let (Some(model), Some(url)) = (&plan.model, url) {
+        if ModelRef::needed_for(model) {
+            let r = model_ref::store(url, &plan.job, model, plan.sync_timeout).context("storing the first model")?;
+            model_ref::by_reference(&mut tasks, &r);
+        }
+    }
+    Ok(tasks)
+}
+
+/// Puts back the final models that the functions reported by reference (too large for a
+/// Lambda response), from the job's keys, before they are removed.
+fn resolve_models<E>(results: &mut [Result<FunctionReport, E>], url: &str, plan: &JobPlan) -> Result<()> {
+    let reports = results.iter_mut().flatten();
+    model_ref::resolve_reports(reports, url, &plan.job, plan.sync_timeout).context("fetching the final model")
 }
 
 /// Runs `job`, a job whose functions synchronise through the Redis at `url`; once `cancel`

@@ -315,7 +315,7 @@ fn csv_reader(
 
 /// The byte where a CSV's data rows start: after its header line when `csv` says it has one
 /// (the file's end when that line is all there is).
-fn csv_data_start(path: &Path, csv: CsvFormat) -> Result<u64, DataError> {
+pub(super) fn csv_data_start(path: &Path, csv: CsvFormat) -> Result<u64, DataError> {
     let mut r = BufReader::new(File::open(path).map_err(io_err(path))?);
     let (mut at, mut line) = (0u64, Vec::new());
     loop {

@@ -12,7 +12,9 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
+pub mod assemble;
 pub mod libsvm;
+pub mod lines;
 pub mod local;
 pub mod object;
 mod ranged;
@@ -21,6 +23,94 @@ pub mod sample;
 mod source;
 
 pub use source::{read_table, Data, RowSource};
+
+/// A data set read by parts, each function and inner worker streaming its own straight into
+/// its shards: an S3 object ([`s3::ObjectData`]) or a local CSV file read by line-aligned
+/// byte ranges ([`lines::CsvLines`]).
+pub trait Parted: Sync {
+    /// The part of inner worker `inner` of `inners` in function `worker` of `workers`.
+    fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> s3::Part;
+    /// The bytes a part covers before realignment (what a worker is expected to read).
+    fn part_bytes(&self, part: &s3::Part) -> u64;
+    fn open_part(&self, part: &s3::Part) -> Result<Box<dyn PartRows>, DataError>;
+    /// The data set's name in messages.
+    fn name(&self) -> &std::path::Path;
+}
+
+/// The rows of one part, a chunk at a time.
+pub trait PartRows: Send {
+    /// The next at most `max_rows` rows; `None` at the end.
+    fn next_rows(&mut self, max_rows: u64, label: LabelCol) -> Result<Option<Rows>, DataError>;
+    /// The part's rows in all, exact or estimated, given `read` rows so far.
+    fn rows_hint(&self, read: u64) -> u64;
+    /// Bytes read for this part so far.
+    fn fetched(&self) -> u64;
+    /// The 0-based row number in the data set of the last chunk's first row, where the
+    /// reader can find it (read to report an error only).
+    fn last_chunk_row(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl Parted for s3::ObjectData {
+    fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> s3::Part {
+        s3::ObjectData::part(self, worker, workers, inner, inners)
+    }
+    fn part_bytes(&self, part: &s3::Part) -> u64 {
+        s3::ObjectData::part_bytes(self, part)
+    }
+    fn open_part(&self, part: &s3::Part) -> Result<Box<dyn PartRows>, DataError> {
+        Ok(Box::new(s3::ObjectData::open_part(self, part)?))
+    }
+    fn name(&self) -> &std::path::Path {
+        s3::ObjectData::name(self)
+    }
+}
+
+impl PartRows for s3::PartReader {
+    fn next_rows(&mut self, max_rows: u64, label: LabelCol) -> Result<Option<Rows>, DataError> {
+        s3::PartReader::next_rows(self, max_rows, label)
+    }
+    fn rows_hint(&self, read: u64) -> u64 {
+        s3::PartReader::rows_hint(self, read)
+    }
+    fn fetched(&self) -> u64 {
+        s3::PartReader::fetched(self)
+    }
+}
+
+impl Parted for lines::CsvLines {
+    fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> s3::Part {
+        lines::CsvLines::part(self, worker, workers, inner, inners)
+    }
+    fn part_bytes(&self, part: &s3::Part) -> u64 {
+        match part {
+            s3::Part::Bytes(b) => b.end - b.start,
+            s3::Part::Rows(_) => 0,
+        }
+    }
+    fn open_part(&self, part: &s3::Part) -> Result<Box<dyn PartRows>, DataError> {
+        Ok(Box::new(lines::CsvLines::open_part(self, part)?))
+    }
+    fn name(&self) -> &std::path::Path {
+        self.path()
+    }
+}
+
+impl PartRows for lines::LinesReader {
+    fn next_rows(&mut self, max_rows: u64, label: LabelCol) -> Result<Option<Rows>, DataError> {
+        lines::LinesReader::next_rows(self, max_rows, label)
+    }
+    fn rows_hint(&self, read: u64) -> u64 {
+        lines::LinesReader::rows_hint(self, read)
+    }
+    fn fetched(&self) -> u64 {
+        lines::LinesReader::fetched(self)
+    }
+    fn last_chunk_row(&self) -> Option<u64> {
+        Some(lines::LinesReader::last_chunk_row(self))
+    }
+}
 
 /// Where the label is in each row of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

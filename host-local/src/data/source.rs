@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::lines::CsvLines;
 use super::local::DataFile;
 use super::object::{S3Connector, S3Url};
 use super::s3::ObjectData;
@@ -35,6 +36,12 @@ pub enum Data {
         file: DataFile,
         label: LabelCol,
     },
+    /// A local CSV file, read by line-aligned byte ranges like a CSV object (its rows are
+    /// counted by the functions that read them).
+    Lines {
+        file: CsvLines,
+        label: LabelCol,
+    },
     Object {
         data: ObjectData,
         label: LabelCol,
@@ -55,6 +62,8 @@ impl Data {
         if S3Url::is_s3(location) {
             let url = S3Url::parse(location)?;
             Ok(Data::Object { data: ObjectData::open_as(&s3.store()?, &url, etag, csv)?, label })
+        } else if Path::new(location).extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            Ok(Data::Lines { file: CsvLines::open_as(Path::new(location), csv)?, label })
         } else {
             Ok(Data::File { file: DataFile::open_as(Path::new(location), csv)?, label })
         }
@@ -65,7 +74,18 @@ impl Data {
         match self {
             Data::File { file, .. } => file.is_csv(),
             Data::Object { data, .. } => data.is_csv(),
+            Data::Lines { .. } => true,
             Data::Memory(_) | Data::External(_) => false,
+        }
+    }
+
+    /// The data set as parts streamed by byte range, when it is read that way (an S3 object
+    /// or a local CSV file), with where the label is.
+    pub fn parted(&self) -> Option<(&dyn super::Parted, LabelCol)> {
+        match self {
+            Data::Object { data, label } => Some((data, *label)),
+            Data::Lines { file, label } => Some((file, *label)),
+            _ => None,
         }
     }
 
@@ -86,14 +106,18 @@ impl Data {
             }
             Data::External(src) => Ok(src.read(range)),
             Data::File { file, label } => file.read(range, *label),
+            Data::Lines { file, label } => {
+                file.feature_cols(*label)?;
+                Ok(Rows::from_raw(file.read_raw(range)?, file.cols() as usize, *label))
+            }
             Data::Object { data, label } => data.read(range, *label),
         }
     }
 
-    /// Whether reading a range costs a pass from the start of the data: a CSV object read by
-    /// row numbers (a local CSV is read from its row index, see [`DataFile`]).
+    /// Whether reading a range costs a pass from the start of the data: a CSV (object or
+    /// local file) read by row numbers.
     pub fn sequential(&self) -> bool {
-        matches!(self, Data::Object { data, .. } if data.is_csv())
+        matches!(self, Data::Object { data, .. } if data.is_csv()) || matches!(self, Data::Lines { .. })
     }
 
     pub fn shape(&self) -> Result<DataShape, DataError> {
@@ -111,6 +135,11 @@ impl Data {
                 cols: data.feature_cols(*label)? as u32,
                 has_labels: *label == LabelCol::Last,
                 total_rows: data.rows().unwrap_or(ROWS_UNKNOWN),
+            },
+            Data::Lines { file, label } => DataShape {
+                cols: file.feature_cols(*label)? as u32,
+                has_labels: *label == LabelCol::Last,
+                total_rows: ROWS_UNKNOWN,
             },
         })
     }
@@ -131,6 +160,10 @@ impl Data {
                 Data::Object { data, label } => {
                     let (_, raw) = data.read_all()?;
                     c.offer(&Rows::from_raw(raw, data.cols() as usize, *label));
+                }
+                Data::Lines { file, label } => {
+                    let raw = file.read_raw(0..u64::MAX)?;
+                    c.offer(&Rows::from_raw(raw, file.cols() as usize, *label));
                 }
                 _ => {
                     const CHUNK: u64 = 1 << 15;

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 mod in_process;
+pub mod model_ref;
 pub mod redis;
 
 pub use in_process::{InProcess, CANCELLED};

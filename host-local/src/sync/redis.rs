@@ -15,6 +15,7 @@
 //! | `q:{t}:{w}` | list: the release of `t`, pushed for waiting worker `w` |
 //! | `red:{t}` | the function that completed the arrival set of `t` (it reduces): named when a release never comes |
 //! | `x:{w}` | list: the abort notice for worker `w` |
+//! | `m:{sha256}` | a first model too large for the tasks, stored by the driver ([`super::model_ref`]) |
 //!
 //! Per iteration `t`, worker `w` spends one round trip in [`StateStore::arrive`] (a Lua
 //! script: refuse if the job is gone or aborted, return the release if `t` is already out,
