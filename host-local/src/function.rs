@@ -297,7 +297,19 @@ impl Function {
                                 FailureKind::Kernel,
                                 Some(function),
                                 None,
-                                format!("loading {} part {part:?}: {e}", object.name().display()),
+                                format!(
+                                    "loading {} part {part:?}: {}",
+                                    object.name().display(),
+                                    match &part {
+                                        crate::data::s3::Part::Rows(r) =>
+                                            rows_of_the_data(&e.to_string(), r.start + rows),
+                                        crate::data::s3::Part::Bytes(b) => rows_of(
+                                            &e.to_string(),
+                                            rows,
+                                            &format!("of the part's rows (from byte {})", b.start)
+                                        ),
+                                    }
+                                ),
                             )
                         })?;
                         rows += chunk.len() as u64;
@@ -612,6 +624,11 @@ fn merge_in_order(samples: Vec<Option<SampleCollector>>) -> Option<SampleCollect
 /// A kernel names a row of the chunk it was given as "row N of this chunk" (1-based); the user
 /// knows rows of the data. `first` is the chunk's first row in the data (0-based).
 fn rows_of_the_data(message: &str, first: u64) -> String {
+    rows_of(message, first, "of the data")
+}
+
+/// "row N of this chunk" in `message` as "row first+N `whole`".
+fn rows_of(message: &str, first: u64, whole: &str) -> String {
     const TAIL: &str = " of this chunk";
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -622,7 +639,7 @@ fn rows_of_the_data(message: &str, first: u64) -> String {
         match number.filter(|_| head[..head.len() - digits].ends_with("row ")) {
             Some(n) if n >= 1 => {
                 out.push_str(&head[..head.len() - digits]);
-                out.push_str(&format!("{} of the data", first + n));
+                out.push_str(&format!("{} {whole}", first + n));
             }
             _ => {
                 out.push_str(head);

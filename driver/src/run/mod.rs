@@ -158,11 +158,6 @@ fn run_job_from(
         }
     };
     let shape = data.shape()?;
-    // Held-out data is checked now (its columns), and read once the model is trained.
-    let test_data = match &a.test_data {
-        Some(p) => Some((crate::predict::open_test_data(p, shape.cols, &s3)?, p)),
-        None => None,
-    };
     let (k, start) = match (&a.init_centroids, kind) {
         (Some(p), Some(Kind::Kmeans)) => {
             let (k, c) = read_centroids(p, &s3, shape.cols, a.k)?;
@@ -175,6 +170,11 @@ fn run_job_from(
         None => Vec::new(),
     };
     params.extend(a.params.iter().cloned());
+    // Held-out data is checked now (its columns), and read once the model is trained.
+    let test_data = match &a.test_data {
+        Some(p) => Some((crate::predict::open_test_data(p, shape.cols, &s3)?, p)),
+        None => None,
+    };
     let algorithm = match kind {
         Some(_) => source.label(),
         None => engine.instantiate()?.name()?,
