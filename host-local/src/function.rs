@@ -685,8 +685,6 @@ impl Classify for PartialsMismatch {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn kernel_rows_of_a_chunk_become_rows_of_the_data() {
         let m = "kernel 'logreg' failed in shard.append: label 2 in row 2 of this chunk is not 0 or 1";
@@ -697,5 +695,10 @@ mod tests {
         // Nothing else changes: other numbers, and text without a row.
         assert_eq!(super::rows_of_the_data("3 of this chunk", 10), "3 of this chunk");
         assert_eq!(super::rows_of_the_data("no rows here", 10), "no rows here");
+        // A CSV object's part: rows of the part, from its first byte.
+        assert_eq!(
+            super::rows_of("label 7 in row 2 of this chunk", 5, "of the part's rows (from byte 100)"),
+            "label 7 in row 7 of the part's rows (from byte 100)"
+        );
     }
 }
