@@ -100,7 +100,7 @@ impl Model {
         }
     }
 
-    pub fn features(&self) -> usize {
+    fn features(&self) -> usize {
         match self {
             Model::KMeans { d, .. } | Model::LogReg { d, .. } => *d,
         }
