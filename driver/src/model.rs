@@ -54,6 +54,8 @@ pub struct Observation {
     pub functions: u32,
     pub inner: u32,
     pub rows: u64,
+    /// Rows each iteration steps in a mini-batch run; None: every row (full batch).
+    pub batch_rows: Option<u64>,
     /// Bytes per row in memory (f32 features and label).
     pub bytes_per_row: f64,
     pub iterations: u32,
@@ -72,7 +74,7 @@ impl Observation {
         format!("{}x{}", self.functions, self.inner)
     }
     fn rows_per_inner_per_s(&self) -> f64 {
-        self.rows as f64 / (self.functions * self.inner) as f64 / self.compute_s
+        self.batch_rows.unwrap_or(self.rows) as f64 / (self.functions * self.inner) as f64 / self.compute_s
     }
 }
 
@@ -113,6 +115,9 @@ pub struct Params {
     pub measured_load_bytes_per_s: f64,
     pub overhead_s: f64,
     pub bytes_per_row: f64,
+    /// Rows per iteration of a mini-batch job (its batch size, whatever the data's size);
+    /// None: every row.
+    pub batch_rows: Option<u64>,
     pub store: StoreProbe,
 }
 
@@ -224,6 +229,7 @@ impl Params {
             load_source,
             overhead_s: median(&overheads),
             bytes_per_row: bpr,
+            batch_rows: obs[0].batch_rows,
             store,
         })
     }
@@ -250,7 +256,7 @@ impl Params {
     }
 
     pub fn predict(&self, functions: u32, inner: u32, rows: u64, iterations: u32, prices: Prices) -> Prediction {
-        let compute = self.compute_s(functions, inner, rows);
+        let compute = self.compute_s(functions, inner, self.batch_rows.map_or(rows, |b| b.min(rows)));
         let sync = self.sync_s(functions);
         let load = self.load_s(functions, rows);
         let total = self.overhead_s + load + iterations as f64 * (compute + sync);
@@ -335,6 +341,9 @@ impl Params {
             );
         }
         let _ = writeln!(s, "- fixed overhead per run: {:.3} s (fitted)", self.overhead_s);
+        if let Some(b) = self.batch_rows {
+            let _ = writeln!(s, "- mini-batch: every iteration steps {b} rows, whatever the data's size");
+        }
         s
     }
 }
@@ -491,6 +500,7 @@ mod tests {
             functions,
             inner,
             rows: 1_000_000,
+            batch_rows: None,
             bytes_per_row: 64.0,
             iterations: 10,
             total_s,
@@ -593,6 +603,26 @@ mod tests {
         assert!(e.contains("needs a measured configuration with 1 inner worker"), "{e}");
         assert!(parse_counts("--model-functions", "50,x").unwrap_err().to_string().contains("'x'"));
         assert_eq!(parse_counts("--model-inner", "1, 2,6").unwrap(), [1, 2, 6]);
+    }
+
+    /// A mini-batch job steps its batch, not the data, per iteration: the same runs with
+    /// 1,000-row batches computing 1,000 times less per iteration give the same T1, and the
+    /// predicted compute per iteration is the batch's whatever the data's size.
+    #[test]
+    fn minibatch_throughput_and_compute_follow_the_batch() {
+        let mut m = measured();
+        for o in &mut m {
+            (o.batch_rows, o.compute_s) = (Some(1000), o.compute_s / 1000.0);
+        }
+        let p = Params::fit(&m, store(), None).unwrap();
+        assert!((p.rows_per_s_per_vcpu - 1e6).abs() < 1e-6, "{}", p.rows_per_s_per_vcpu);
+        assert!((p.inner_sigma - 0.25).abs() < 1e-9, "{}", p.inner_sigma);
+        // 2 functions × 1 inner over 1,000 rows at 1e6 rows/s: 0.5 ms, for 1e6 or 1e8 rows.
+        for rows in [1_000_000, 100_000_000] {
+            let q = p.predict(2, 1, rows, 10, Prices::X86_64);
+            assert!((q.model_compute_ms - 0.5).abs() < 1e-9, "{rows}: {}", q.model_compute_ms);
+        }
+        assert!(p.describe().contains("mini-batch: every iteration steps 1000 rows"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! memory: k-means gives each row's nearest centroid, logistic regression its class and the
 //! class probabilities. When the data carries labels (one column more than the model's
 //! features, or `--label-col last`), it also reports the accuracy, per class and overall.
+//! `ifp run --test-data` uses the same model and counts ([`test_accuracy`]).
 //!
 //! The arithmetic is f64 over the f32 features, as in the kernels' steps. Output rows are
 //! `cluster` (k-means) or `class, p_0, ..., p_{C-1}` (logistic regression), as `.csv` or
@@ -13,9 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use ifp_host::data::object::S3Connector;
-use ifp_host::data::{Data, LabelCol, Rows};
+use ifp_host::data::{CsvFormat, Data, LabelCol, Rows};
 use npyz::WriterBuilder as _;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::output::{write_atomic, TableFormat};
 use crate::run::{CsvArgs, LabelColArg};
@@ -47,7 +48,7 @@ pub struct PredictArgs {
 }
 
 /// A trained model, ready to score rows.
-enum Model {
+pub enum Model {
     /// Centroids, `k × d` row-major.
     KMeans { d: usize, centroids: Vec<f64> },
     /// `vectors × d` weights and `vectors` intercepts; one vector means binary (sigmoid).
@@ -74,6 +75,11 @@ impl Model {
         let text = std::fs::read_to_string(path).with_context(|| format!("--model {}", path.display()))?;
         let r: Value = serde_json::from_str(&text)
             .with_context(|| format!("--model {} is not a result JSON from `ifp run --out`", path.display()))?;
+        Self::of_result(&r)
+    }
+
+    /// The model of a result JSON (`ifp run --out`'s, or the one `ifp run` just made).
+    pub fn of_result(r: &Value) -> Result<Self> {
         let d = r["config"]["cols"].as_u64().context("--model: the result has no config.cols")? as usize;
         let m = &r["model"];
         match r["algorithm"].as_str() {
@@ -122,8 +128,9 @@ impl Model {
                 k
             }
             Model::LogReg { d, weights, intercepts } if intercepts.len() == 1 => {
-                let p = 1.0 / (1.0 + (-(dot(&weights[..*d]) + intercepts[0])).exp());
-                let class = usize::from(p >= 0.5);
+                let z = dot(&weights[..*d]) + intercepts[0];
+                let p = 1.0 / (1.0 + (-z).exp());
+                let class = usize::from(z >= 0.0);
                 out.extend([class as f64, 1.0 - p, p]);
                 class
             }
@@ -132,7 +139,9 @@ impl Model {
                 let zmax = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = z.iter().map(|v| (v - zmax).exp()).collect();
                 let s: f64 = e.iter().sum();
-                let class = z.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(k, _)| k);
+                // The first of equal scores, as numpy's argmax (and the kernel's count).
+                let class =
+                    z.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (k, &v)| if v > b.1 { (k, v) } else { b }).0;
                 out.push(class as f64);
                 out.extend(e.iter().map(|v| v / s));
                 class
@@ -142,13 +151,34 @@ impl Model {
 }
 
 /// Correct predictions and rows, per class (grown as labels appear).
-#[derive(Default)]
-struct Accuracy {
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Accuracy {
     correct: Vec<u64>,
     rows: Vec<u64>,
 }
 
+/// Classes listed one per line in a summary; beyond, only the overall accuracy is printed
+/// (every class is in the result JSON).
+const PRINTED_CLASSES: usize = 20;
+
 impl Accuracy {
+    /// No rows yet, of `classes` classes.
+    pub fn with_classes(classes: usize) -> Self {
+        Self { correct: vec![0; classes], rows: vec![0; classes] }
+    }
+
+    /// The counts the functions made on their own rows, summed.
+    pub fn of_counts(counts: &[ifp_host::kernel::ClassCount]) -> Self {
+        Self { correct: counts.iter().map(|c| c.correct).collect(), rows: counts.iter().map(|c| c.rows).collect() }
+    }
+
+    /// The counts of [`Accuracy::json`]'s output.
+    pub fn of_json(v: &Value) -> Option<Self> {
+        let classes = v["classes"].as_array()?;
+        let get = |k: &str| classes.iter().map(|c| c[k].as_u64()).collect::<Option<Vec<u64>>>();
+        Some(Self { correct: get("correct")?, rows: get("support")? })
+    }
+
     fn add(&mut self, label: f32, predicted: usize) {
         let k = label as usize;
         if self.rows.len() <= k {
@@ -159,13 +189,74 @@ impl Accuracy {
         self.correct[k] += u64::from(predicted == k && label.fract() == 0.0);
     }
 
-    fn print(&self) {
-        let (c, n) = (self.correct.iter().sum::<u64>(), self.rows.iter().sum::<u64>());
-        println!("accuracy: {:.4} ({c} of {n} rows)", c as f64 / n.max(1) as f64);
+    /// Overall: correct predictions and rows.
+    fn total(&self) -> (u64, u64) {
+        (self.correct.iter().sum(), self.rows.iter().sum())
+    }
+
+    /// Overall and per class (`support`: the rows labelled with it; `accuracy`: the share of
+    /// them predicted right, its recall; null without rows).
+    pub fn json(&self) -> Value {
+        let ratio = |c: u64, n: u64| if n == 0 { Value::Null } else { json!(c as f64 / n as f64) };
+        let (c, n) = self.total();
+        let classes: Vec<Value> = (self.correct.iter().zip(&self.rows).enumerate())
+            .map(|(k, (&c, &n))| json!({ "class": k, "support": n, "correct": c, "accuracy": ratio(c, n) }))
+            .collect();
+        json!({ "rows": n, "correct": c, "accuracy": ratio(c, n), "classes": classes })
+    }
+
+    /// `accuracy{on}: ...`, then a line per class that has rows.
+    pub fn print(&self, on: &str) {
+        let (c, n) = self.total();
+        println!("accuracy{on}: {:.4} ({c} of {n} rows)", c as f64 / n.max(1) as f64);
+        if self.rows.len() > PRINTED_CLASSES {
+            println!("  ({} classes: see the result JSON for each)", self.rows.len());
+            return;
+        }
         for (k, (c, n)) in self.correct.iter().zip(&self.rows).enumerate().filter(|(_, (_, n))| **n > 0) {
             println!("  class {k}: {:.4} ({c} of {n})", *c as f64 / *n as f64);
         }
     }
+}
+
+/// The accuracy of `model` (logistic regression) on the labelled data `path` (the label in
+/// the last column), streamed a chunk at a time: `ifp run --test-data`. A label that is not
+/// one of the model's classes stops it, naming the row.
+pub fn test_accuracy(model: &Model, data: &Data, path: &str) -> Result<Accuracy> {
+    let Model::LogReg { intercepts, .. } = model else { bail!("--test-data needs a classifier (logreg)") };
+    let classes = intercepts.len().max(2);
+    let rows = data.shape()?.total_rows;
+    let mut acc = Accuracy::with_classes(classes);
+    let (mut at, mut values) = (0u64, Vec::new());
+    for_each_chunk(data, rows, LabelCol::Last, |chunk| {
+        for i in 0..chunk.len() {
+            let (x, y) = chunk.slice(i..i + 1);
+            at += 1;
+            let y = y[0];
+            if !(y >= 0.0 && y.fract() == 0.0 && (y as usize) < classes) {
+                bail!("--test-data {path}: label {y} in row {at} is not a class of the model (0..{})", classes - 1);
+            }
+            values.clear();
+            acc.add(y, model.predict(x, &mut values));
+        }
+        Ok(())
+    })?;
+    Ok(acc)
+}
+
+/// Opens `--test-data` for a model of `cols` features: the label must be the last column; a
+/// CSV is laid out as `csv` says (the training data's `--header`/`--delimiter`).
+pub fn open_test_data(path: &str, cols: u32, csv: CsvFormat, s3: &S3Connector) -> Result<Data> {
+    let data = Data::open(path, LabelCol::Last, csv, s3, None).with_context(|| format!("--test-data {path}"))?;
+    let shape = data.shape().with_context(|| format!("--test-data {path}"))?;
+    if shape.cols != cols {
+        bail!(
+            "--test-data {path} has {} columns but the training data has {} (its {cols} features and the label)",
+            shape.cols + 1,
+            cols + 1
+        );
+    }
+    Ok(data)
 }
 
 /// Where predictions go: an `.npy` writer (its header sized up front) or CSV lines.
@@ -283,7 +374,7 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
     })?;
     println!("predicted {written} rows into {}", a.out.display());
     if let Some(acc) = &accuracy {
-        acc.print();
+        acc.print("");
     }
     Ok(())
 }

@@ -516,6 +516,43 @@ fn a_job_longer_than_the_function_timeout_continues_across_invocations() {
     assert_eq!(n + lost, 2 + attempts.len(), "every invocation that returned was billed");
 }
 
+/// Mini-batch Adam and momentum across invocations: with a 3-second time limit every
+/// function leaves before it with a continuation and is invoked again, rejoining at the
+/// iteration the job is at; the optimiser's state (moments or velocity, and the update
+/// count) is part of the model kept in Redis, so the job ends with the uninterrupted local
+/// run's model (1e-12) after the same iterations.
+#[test]
+fn minibatch_adam_and_momentum_continue_across_invocations_to_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(None);
+    let emulators: Vec<Emulator> =
+        (0..2).map(|_| Emulator::start(&[("AWS_LAMBDA_FUNCTION_TIMEOUT", "3".into())])).collect();
+    let endpoints: Vec<String> = emulators.iter().map(Emulator::endpoint).collect();
+    for (opt, lr) in [("adam", "0.01"), ("momentum", "0.05")] {
+        let run = ["run", "logreg", "--batch-size", "20", "--epochs", "20", "--optimizer", opt, "--learning-rate", lr];
+        let run = [&run[..], &["--functions", "2", "--inner", "1", "--seed", "4"]].concat();
+        let (data, want) = logreg_reference(dir.path(), "20000", "8", &run);
+        let (url, out) = (redis.url_db(0), dir.path().join(format!("{opt}.json")).display().to_string());
+        let started = Instant::now();
+        // As above: an invocation that still hits its limit is lost and invoked again.
+        let mut a = on_lambda(&run, &data, &url, &endpoints, &out);
+        a.extend(["--max-attempts", "10"]);
+        ok(&ifp(&a), &format!("{opt} longer than the function timeout"));
+        let took = started.elapsed().as_secs_f64();
+        let got = load_json(Path::new(&out));
+        assert_eq!(got["iterations"], json!(20 * 1000), "{opt}: 20 epochs of 1,000 batches");
+        assert_same_logreg(&format!("{opt} across invocations"), &got, &want);
+        let attempts = got["attempts"].as_array().unwrap();
+        eprintln!("{opt}: the job took {took:.1} s with {} continued or lost attempts", attempts.len());
+        if took > 4.0 {
+            for f in 0..2 {
+                assert!(attempts.iter().any(|a| a["function"] == f && a["outcome"] == "continued"), "{attempts:?}");
+            }
+        }
+        assert!(took > 4.0 || attempts.is_empty(), "{attempts:?}");
+    }
+}
+
 /// Job ids on the Lambda backend: a run stopped by SIGTERM leaves its job in Redis (marked
 /// aborted); the same job id is then refused without --resume (the functions of a new run
 /// cannot join another run's job), and --resume continues it to the uninterrupted model.

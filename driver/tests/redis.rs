@@ -187,7 +187,7 @@ fn logreg_started(
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
     worker_bin();
     let data = fixture("logreg.npy");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ifp"))
+    let mut child = Command::new(ifp_bin())
         .args(["run", "logreg", "--data", data.to_str().unwrap(), "--workers", workers, "--inner", "1", "--tol", "0"])
         .args(extra)
         .args(["--job", job, "--redis", url])
@@ -314,6 +314,41 @@ fn a_killed_worker_is_started_again_and_the_job_ends_with_the_undisturbed_model(
     assert_eq!(r["workers"][1]["attempts"], json!(2));
     // Finished: the job's keys are gone.
     assert!(redis.cli(&["--scan", "--pattern", "ifp:{retried}:*"]).trim().is_empty());
+}
+
+/// Mini-batch Adam and momentum through `ifp run --redis`: worker 1, killed (SIGKILL) mid-job,
+/// is started again (`--max-attempts`) and rejoins; the optimiser's state (moments or
+/// velocity, and the update count) travels in the model, so the job ends with the
+/// undisturbed in-process run's model (1e-9) after the same iterations.
+#[test]
+fn a_killed_minibatch_adam_or_momentum_worker_rejoins_with_the_optimiser_state() {
+    let redis = RedisServer::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture("logreg.npy");
+    for (opt, lr) in [("adam", "0.01"), ("momentum", "0.05")] {
+        let out = dir.path().join(format!("{opt}.json"));
+        let mini = ["--batch-size", "64", "--epochs", "40", "--optimizer", opt, "--learning-rate", lr, "--seed", "3"];
+        let mut extra = mini.to_vec();
+        extra.extend(["--max-attempts", "3", "--out", out.to_str().unwrap()]);
+        let (mut child, drain) = logreg_started(&redis.url(), &format!("mini-{opt}"), "3", &extra);
+        let pids = worker_pids(child.id());
+        let victim = pids.iter().find(|(w, _)| *w == 1).expect("worker 1").1;
+        signal(victim, "-9");
+        let status = wait_exit(&mut child, &pids, &format!("{opt}: after worker 1 was killed"));
+        let stderr = drain.join().unwrap();
+        assert!(status.success(), "{opt}: {stderr}");
+        let got = load_json(&out);
+        let attempts = got["attempts"].as_array().unwrap();
+        assert!(attempts.len() == 1 && attempts[0]["outcome"] == "lost", "{opt}: {attempts:?}");
+        assert!(got["workers"][1]["joined_at"].as_u64().unwrap() > 0, "{opt}: worker 1 rejoined mid-job");
+        let mut local = vec!["run", "logreg", "--data", data.to_str().unwrap(), "--workers", "3", "--inner", "1"];
+        local.extend(["--tol", "0"]);
+        local.extend(mini);
+        let want = run_json(dir.path(), &local);
+        assert_eq!(got["iterations"], want["iterations"], "{opt}: iterations");
+        assert_eq!(got["iterations"], json!(40 * 63), "{opt}: 40 epochs of 63 batches");
+        assert_close(&format!("{opt}: model"), &model_of(&got), &model_of(&want), 1e-9, 0.0);
+    }
 }
 
 /// SIGTERM to `ifp run --redis` stops every worker at once (none is left running), fails
@@ -473,6 +508,15 @@ fn a_restarted_adam_minibatch_worker_rejoins_and_the_model_is_exactly_the_undist
     let task = json!({ "data": data, "label_col": "last", "kernel": "logreg", "max_iter": 300,
                        "params": { "learning-rate": "0.01", "batch-size": "64", "optimizer": "adam", "seed": "2" } });
     check_rejoin(&task, 20, "adam");
+}
+
+/// Mini-batch momentum: the restarted worker gets the velocity with the model.
+#[test]
+fn a_restarted_momentum_minibatch_worker_rejoins_and_the_model_is_exactly_the_undisturbed_one() {
+    let data = fixture("logreg.npy");
+    let task = json!({ "data": data, "label_col": "last", "kernel": "logreg", "max_iter": 300,
+                       "params": { "learning-rate": "0.05", "batch-size": "64", "optimizer": "momentum", "seed": "2" } });
+    check_rejoin(&task, 20, "momentum");
 }
 
 #[test]

@@ -270,6 +270,22 @@ fn logreg_from_s3_equals_local_file() {
     }
 }
 
+/// `--test-data` from S3 (CSV, streamed as one object) on the very rows the model was trained
+/// on (.npy from S3): its counts are the ones the functions made over their shards.
+#[test]
+fn held_out_accuracy_reads_test_data_from_s3() {
+    let s = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let train = s.put("softmax.npy", &std::fs::read(fixture("softmax.npy")).unwrap());
+    let test = s.put("softmax.csv", &std::fs::read(fixture("softmax.csv")).unwrap());
+    let args = ["run", "logreg", "--data", &train, "--classes", "5", "--learning-rate", "1", "--max-iter", "20"];
+    let r = s.run_json(dir.path(), &[&args[..], &["--workers", "3", "--test-data", &test]].concat());
+    let (got, want) = (&r["accuracy"]["test"], &r["accuracy"]["train"]);
+    assert_eq!(got["classes"], want["classes"]);
+    assert_eq!(got["rows"], 3000);
+    assert_eq!(got["data"], test.as_str());
+}
+
 #[test]
 fn initial_centroids_from_s3() {
     let s = S3Server::start();

@@ -128,10 +128,19 @@ fn labels_that_are_not_classes_are_refused_with_one_line() {
     let half = write("half.csv", "1,0\n2,1.5\n3,2\n");
     fails(&["run", "logreg", "--data", &half, "--classes", "3"], "loading data rows 1 to 2: kernel 'logreg' failed in shard.append: label 1.5 in row 2 of the data is not a class number");
     let seven = write("seven.csv", "1,0\n2,1\n3,7\n");
+    // Beyond --classes (or 0/1 without it): the row of the file and the value.
     fails(
         &["run", "logreg", "--data", &seven, "--classes", "5"],
-        "label 7 is not below --classes 5 (labels must be 0..4)",
+        "label 7 in row 3 of the data is not below --classes 5 (labels must be 0..4)",
     );
-    fails(&["run", "logreg", "--data", &seven], "label 7 is not 0 or 1: give --classes C for labels 0..C-1");
+    fails(
+        &["run", "logreg", "--data", &seven, "--workers", "2"],
+        "label 7 in row 3 of the data is not 0 or 1: give --classes C for labels 0..C-1",
+    );
+    let negative = write("negative.csv", "1,0\n2,-1\n");
+    fails(
+        &["run", "logreg", "--data", &negative, "--classes", "3"],
+        "label -1 in row 2 of the data is not a class number",
+    );
     fails(&["run", "logreg", "--data", &seven, "--classes", "1"], "--classes");
 }

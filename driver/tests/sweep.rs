@@ -210,6 +210,52 @@ fn the_model_is_fitted_to_the_measured_grid_and_checked_against_it() {
     }
 }
 
+/// A mini-batch multinomial job through the sweep: the flags after `--` reach every run
+/// (batch size, epochs, optimiser, classes), every configuration reaches the same model, and
+/// `--model` fits the throughput to the rows an iteration steps (the batch), predicts a
+/// compute per iteration that does not grow with the data, and the measured epochs' iterations
+/// over the predicted data.
+#[test]
+fn a_minibatch_sweep_passes_its_flags_and_models_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let data = fixture("softmax.npy");
+    let mut a = vec!["sweep", "logreg", "--data", data.to_str().unwrap(), "--out-dir", out.to_str().unwrap()];
+    a.extend(["--grid", "1x1,2x1,1x2", "--repeat", "1", "--model", "--model-functions", "50"]);
+    a.extend(["--model-inner", "1,2", "--model-data-gb", "0.28"]);
+    a.extend(["--", "--classes", "5", "--batch-size", "300", "--epochs", "3", "--optimizer", "momentum"]);
+    let o = ifp_ok(&a);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("every configuration reached the same model"), "{stdout}");
+    assert!(stdout.contains("mini-batch: every iteration steps 300 rows"), "{stdout}");
+    let sweep = load_json(&out.join("sweep.json"));
+    let measured = sweep["rows"].as_array().unwrap();
+    let run = |r: &Value| load_json(&out.join(format!("run-{}-1.json", r["config"].as_str().unwrap())));
+    for r in measured {
+        let p = &run(r)["config"]["params"];
+        let got: Vec<&str> = ["classes", "batch-size", "optimizer"].iter().map(|k| p[k].as_str().unwrap()).collect();
+        assert_eq!(got, ["5", "300", "momentum"], "{}", r["config"]);
+        assert_eq!(r["iterations"], 30, "3 epochs of 10 batches");
+    }
+    let m = load_json(&out.join("model.json"));
+    let p = &m["parameters"];
+    assert_eq!(p["batch_rows"], 300);
+    // T1: the batch's rows per inner worker over the slowest compute, on the Fx1 runs.
+    let thr = |r: &Value| 300.0 / num(&r["functions"]) / num(&r["inner"]) / (num(&r["compute_ms"]) / 1e3);
+    let t1 = (thr(&measured[0]) + thr(&measured[1])) / 2.0;
+    assert!((num(&p["rows_per_s_per_vcpu"]) - t1).abs() <= 1e-9 * t1, "T1 {} vs {t1}", p["rows_per_s_per_vcpu"]);
+    // 0.28 GB of 28 B rows (6 features and the label, f32): 1e7 rows, 3 epochs of 33,334 batches.
+    assert_eq!(m["rows"], 10_000_000u64);
+    assert_eq!(m["iterations"], 3 * 33_334);
+    for q in m["predictions"].as_array().unwrap() {
+        let (f, mm) = (num(&q["functions"]), num(&q["inner"]));
+        let eff = 1.0 / (1.0 + num(&p["inner_sigma"]) * (mm - 1.0));
+        let compute_ms = 300.0 / (f * mm) / (num(&p["rows_per_s_per_vcpu"]) * eff) * 1e3;
+        let got = num(&q["model_compute_ms"]);
+        assert!((got - compute_ms).abs() <= 1e-9 * compute_ms, "{}: {got} vs {compute_ms}", q["config"]);
+    }
+}
+
 #[test]
 fn the_model_refuses_bad_input_before_running_anything() {
     let dir = tempfile::tempdir().unwrap();

@@ -17,11 +17,15 @@ use rayon::prelude::*;
 use crate::data::sample::SampleCollector;
 use crate::data::{share, Data, DataError};
 use crate::kernel::{
-    DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, Param, SamplePlan, ShardHandle,
+    ClassCount, DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, Param, SamplePlan,
+    ShardHandle,
 };
 use crate::sync::redis::RedisSetupError;
 use crate::sync::{Arrival, Release, StateStore, SyncError};
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport};
+
+use crate::merge::add_counts;
+pub use crate::merge::{add_into, sum_in_order, PartialsMismatch};
 
 /// What a function keeps between leaving and its time limit (to report and return).
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
@@ -297,7 +301,20 @@ impl Function {
                                     r0 + chunk.len() as u64,
                                     rows_of_the_data(&e.to_string(), r0)
                                 ),
-                                None => format!("loading {} part {part:?}: {e}", object.name().display()),
+                                None => format!(
+                                    "loading {} part {part:?}: {}",
+                                    object.name().display(),
+                                    match &part {
+                                        crate::data::s3::Part::Rows(r) => {
+                                            rows_of_the_data(&e.to_string(), r.start + rows)
+                                        }
+                                        crate::data::s3::Part::Bytes(b) => rows_of(
+                                            &e.to_string(),
+                                            rows,
+                                            &format!("of the part's rows (from byte {})", b.start)
+                                        ),
+                                    }
+                                ),
                             };
                             FunctionFailure::new(FailureKind::Kernel, Some(function), None, what)
                         })?;
@@ -416,6 +433,16 @@ impl Function {
             add_into(&mut total, &p?)?;
         }
         Ok(total)
+    }
+
+    /// How `model` classifies this function's rows, one count per class summed over the inner
+    /// workers (None: the kernel is not a classifier).
+    pub fn score(&mut self, model: &[f64]) -> Result<Option<Vec<ClassCount>>, KernelError> {
+        let mut total = Vec::new();
+        for i in &mut self.inners {
+            add_counts(&mut total, &i.inst.score(i.shard, model)?);
+        }
+        Ok(Some(total).filter(|t| !t.is_empty()))
     }
 
     /// Per-row outputs of the last step, in row order.
@@ -580,6 +607,11 @@ impl Function {
             self.step(&model).map_err(|e| failure(f, last, e))?;
             report.assignments = Some(self.assignments().map_err(|e| failure(f, last, e))?);
         }
+        if !report.continuation {
+            // The accuracy on the training data: each function counts over its own rows.
+            let last = report.iterations.last().map(|i| i.iteration);
+            report.class_counts = self.score(&model).map_err(|e| failure(f, last, e))?;
+        }
         report.model = model;
         report.sync = store.stats();
         report.total_s = started.elapsed().as_secs_f64() + self.load_s;
@@ -598,6 +630,11 @@ fn merge_in_order(samples: Vec<Option<SampleCollector>>) -> Option<SampleCollect
 /// A kernel names a row of the chunk it was given as "row N of this chunk" (1-based); the user
 /// knows rows of the data. `first` is the chunk's first row in the data (0-based).
 fn rows_of_the_data(message: &str, first: u64) -> String {
+    rows_of(message, first, "of the data")
+}
+
+/// "row N of this chunk" in `message` as "row first+N `whole`".
+fn rows_of(message: &str, first: u64, whole: &str) -> String {
     const TAIL: &str = " of this chunk";
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -608,7 +645,7 @@ fn rows_of_the_data(message: &str, first: u64) -> String {
         match number.filter(|_| head[..head.len() - digits].ends_with("row ")) {
             Some(n) if n >= 1 => {
                 out.push_str(&head[..head.len() - digits]);
-                out.push_str(&format!("{} of the data", first + n));
+                out.push_str(&format!("{} {whole}", first + n));
             }
             _ => {
                 out.push_str(head);
@@ -646,87 +683,14 @@ impl Classify for KernelStepError {
     }
 }
 
-/// Partials of one job with different lengths: a kernel that does not keep its contract.
-#[derive(Debug, thiserror::Error)]
-#[error("partials of different lengths ({0} and {1}): the kernel's step must always return the same length")]
-pub struct PartialsMismatch(pub usize, pub usize);
-
 impl Classify for PartialsMismatch {
     fn kind(&self) -> FailureKind {
         FailureKind::Kernel
     }
 }
 
-/// Values below which a merge stays on one thread (spawning costs more than it saves).
-const PARALLEL_MERGE_VALUES: usize = 1 << 18;
-
-/// The element-wise sum of `parts`, each element summed in part (function) order, so the
-/// result is the same bits however it is split: large merges (hundreds of functions, or
-/// models of many coordinates) run in parallel over blocks of coordinates, on the current
-/// rayon pool.
-pub fn sum_in_order(parts: &[Vec<f64>]) -> Result<Vec<f64>, PartialsMismatch> {
-    let Some(first) = parts.first() else { return Ok(Vec::new()) };
-    if let Some(p) = parts.iter().find(|p| p.len() != first.len()) {
-        return Err(PartialsMismatch(first.len(), p.len()));
-    }
-    let mut total = first.clone();
-    if total.len() * parts.len() < PARALLEL_MERGE_VALUES {
-        for p in &parts[1..] {
-            add_into(&mut total, p)?;
-        }
-    } else {
-        const BLOCK: usize = 4096;
-        total.par_chunks_mut(BLOCK).enumerate().for_each(|(b, block)| {
-            for p in &parts[1..] {
-                let part = &p[b * BLOCK..b * BLOCK + block.len()];
-                block.iter_mut().zip(part).for_each(|(a, x)| *a += x);
-            }
-        });
-    }
-    Ok(total)
-}
-
-/// `total += p`, element-wise; partials of one job must have equal lengths.
-pub fn add_into(total: &mut [f64], p: &[f64]) -> Result<(), PartialsMismatch> {
-    if total.len() != p.len() {
-        return Err(PartialsMismatch(total.len(), p.len()));
-    }
-    total.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    /// Each element is summed in part order whatever the split: the parallel merge gives the
-    /// serial merge's bits, on values whose sum depends on the order (1e16 + 1 - 1e16).
-    #[test]
-    fn parallel_and_serial_merges_are_the_same_bits() {
-        let n = 3 * 4096 + 17;
-        let parts: Vec<Vec<f64>> = (0..80u32)
-            .map(|w| {
-                (0..n).map(|i| [1e16, 1.0, -1e16, 0.1 * w as f64][(i + w as usize) % 4] + i as f64 * 1e-3).collect()
-            })
-            .collect();
-        assert!(n * parts.len() >= PARALLEL_MERGE_VALUES, "the parallel path runs");
-        let mut serial = parts[0].clone();
-        for p in &parts[1..] {
-            add_into(&mut serial, p).unwrap();
-        }
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        let parallel = pool.install(|| sum_in_order(&parts)).unwrap();
-        assert_eq!(
-            serial.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            parallel.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
-        let short = vec![parts[0].clone(), vec![1.0]];
-        assert_eq!(
-            sum_in_order(&short).unwrap_err().to_string(),
-            format!("partials of different lengths ({n} and 1): the kernel's step must always return the same length")
-        );
-    }
-
     #[test]
     fn kernel_rows_of_a_chunk_become_rows_of_the_data() {
         let m = "kernel 'logreg' failed in shard.append: label 2 in row 2 of this chunk is not 0 or 1";
@@ -737,5 +701,10 @@ mod tests {
         // Nothing else changes: other numbers, and text without a row.
         assert_eq!(super::rows_of_the_data("3 of this chunk", 10), "3 of this chunk");
         assert_eq!(super::rows_of_the_data("no rows here", 10), "no rows here");
+        // A CSV object's part: rows of the part, from its first byte.
+        assert_eq!(
+            super::rows_of("label 7 in row 2 of this chunk", 5, "of the part's rows (from byte 100)"),
+            "label 7 in row 7 of the part's rows (from byte 100)"
+        );
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::data::object::S3Connector;
 use crate::data::CsvFormat;
 use crate::data::Data;
-use crate::kernel::{DataShape, KernelEngine, KernelError, Kernels, ModelField, Param};
+use crate::kernel::{ClassCount, DataShape, KernelEngine, KernelError, Kernels, ModelField, Param};
+use crate::merge::add_counts;
 use crate::run_task::{run_task, TaskContext};
 use crate::sync::InProcess;
 use crate::task::{FailureKind, FunctionFailure, FunctionReport, FunctionTask, IterationReport, RedisUrl};
@@ -205,6 +206,10 @@ pub struct JobOutcome {
     pub converged: bool,
     /// Loss per iteration (of the model entering it).
     pub losses: Vec<f64>,
+    /// A classifier's final model on the training data: per class, the rows labelled with it
+    /// and those predicted right, summed over every function's own rows (None: not a
+    /// classifier).
+    pub class_counts: Option<Vec<ClassCount>>,
     pub reports: Vec<FunctionReport>,
     /// Seconds for the initial model (validation, sample, init).
     pub init_s: f64,
@@ -249,6 +254,11 @@ impl JobOutcome {
             return Err(JobFailure::Disagree { job: job.to_string(), function: r.function, len: r.model.len() });
         }
         let full = reports.iter().max_by_key(|r| r.iterations.len()).expect("at least one report");
+        // Every function counts its own rows: the job's counts are their sum, or none at all.
+        let class_counts = reports.iter().try_fold(Vec::new(), |mut total, r| {
+            add_counts(&mut total, r.class_counts.as_deref()?);
+            Some(total)
+        });
         Ok(JobOutcome {
             shape: first.shape,
             model: first.model.clone(),
@@ -256,6 +266,7 @@ impl JobOutcome {
             iterations: full.iterations.last().map_or(0, |i| i.iteration + 1),
             converged: full.converged,
             losses: full.iterations.iter().map(|i| i.loss).collect(),
+            class_counts,
             reports,
             init_s,
             total_s,

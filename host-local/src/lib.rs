@@ -20,6 +20,7 @@
 //!   [`data::local`] (`.npy`/CSV files), [`data::s3`] (S3 objects by parts) and
 //!   [`data::object`] (the S3 client);
 //! - [`labels`]: per-row outputs written by each function straight to the destination;
+//! - [`merge`]: partials and a classifier's per-class counts summed in a fixed order;
 //! - [`sync`]: the protocol and the in-process store ([`sync::InProcess`]), and
 //!   [`sync::redis`] (Redis).
 
@@ -30,6 +31,7 @@ pub mod function;
 pub mod job;
 pub mod kernel;
 pub mod labels;
+pub mod merge;
 pub mod run_task;
 pub mod sync;
 pub mod task;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::data::{CsvFormat, LabelCol};
-use crate::kernel::{DataShape, KernelOrigin, Param, Sandbox};
+use crate::kernel::{ClassCount, DataShape, KernelOrigin, Param, Sandbox};
 use crate::sync::model_ref::ModelRef;
 use crate::sync::redis::redact;
 use crate::sync::SyncStats;
@@ -295,6 +295,10 @@ pub struct FunctionReport {
     /// Per-row output of the final model (k-means: the cluster of each row), if requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignments: Option<Vec<u32>>,
+    /// A classifier's final model on this function's rows: per class, the rows labelled with
+    /// it and those predicted right (None: not a classifier, or the function left early).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_counts: Option<Vec<ClassCount>>,
     /// Lambda only: the invocation's cold start and billing inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invocation: Option<Invocation>,

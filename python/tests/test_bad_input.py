@@ -51,6 +51,11 @@ def test_kmeans_parameters(params, exc, match):
         ({"learning_rate": 0.0}, ValueError, "learning_rate must be > 0, got 0.0"),
         ({"learning_rate": "fast"}, TypeError, "learning_rate must be a number, got 'fast'"),
         ({"l2": -0.1}, ValueError, "l2 must be >= 0, got -0.1"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of 'sgd', 'momentum', 'nesterov', 'adam', got 'rmsprop'"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+        ({"batch_size": 500}, ValueError, "batch-size' is 500, more than the 200 rows"),
+        ({"epochs": 2}, ValueError, "epochs needs batch_size"),
+        ({"batch_size": 10, "epochs": 0}, ValueError, "epochs must be >= 1, got 0"),
     ],
 )
 def test_logreg_parameters(params, exc, match):
@@ -88,7 +93,7 @@ def test_unfitted_and_wrong_width():
 def test_targets():
     Xl, y = linear(n=200)
     lr = ifp.LogisticRegression()
-    raises_one_line(ValueError, "Only binary classification is supported", lr.fit, Xl, np.arange(200) % 3)
+    raises_one_line(ValueError, "classes=4 but y has 3 classes", ifp.LogisticRegression(classes=4).fit, Xl, np.arange(200) % 3)
     raises_one_line(ValueError, "needs samples of 2 classes, got 1 class", lr.fit, Xl, np.ones(200))
     raises_one_line(ValueError, "Unknown label type", lr.fit, Xl, np.linspace(0, 1, 200))
     raises_one_line(ValueError, "inconsistent numbers of samples", lr.fit, Xl, y[:-1])

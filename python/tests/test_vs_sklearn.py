@@ -42,3 +42,43 @@ def test_logreg_matches_sklearn_at_the_same_optimum():
     assert_close(ours.predict_proba(X), sk.predict_proba(X.astype(np.float64)), REL, ABS, "predict_proba")
     np.testing.assert_array_equal(ours.classes_, sk.classes_)
     assert ours.score(X, y) == sk.score(X.astype(np.float64), y)
+
+
+def test_multinomial_matches_sklearn_lbfgs_with_any_labels():
+    """More than two classes: softmax regression run to convergence reaches scikit-learn's
+    multinomial optimum (coefficients within 1e-3 relative, as driver/tests/softmax.rs), with
+    y given as strings; the accuracy the functions counted is the estimator's own score."""
+    data = np.load(fixture("softmax.npy"))
+    X, k = data[:, :-1], data[:, -1].astype(int)
+    y = np.array(["a", "b", "c", "d", "e"])[k]
+    l2 = 0.01
+    sk = SkLogisticRegression(C=1.0 / (l2 * len(X)), tol=1e-12, max_iter=10000).fit(X.astype(np.float64), y)
+    ours = ifp.LogisticRegression(learning_rate=2.0, l2=l2, max_iter=2000, tol=1e-13, n_functions=2, n_inner=1)
+    ours.fit(X, y)
+    np.testing.assert_array_equal(ours.classes_, sk.classes_)
+    assert ours.coef_.shape == (5, 6) and ours.intercept_.shape == (5,)
+    scale = np.abs(sk.coef_).max()
+    assert_close(ours.coef_, sk.coef_, 1e-3, 1e-3 * scale, "coef_")
+    assert_close(ours.intercept_, sk.intercept_, 1e-3, 1e-3 * scale, "intercept_")
+    assert_close(ours.predict_proba(X), sk.predict_proba(X.astype(np.float64)), 1e-3, 1e-3, "predict_proba")
+    assert np.mean(ours.predict(X) == sk.predict(X.astype(np.float64))) >= 0.995
+    assert abs(ours.score(X, y) - sk.score(X.astype(np.float64), y)) <= 0.005
+    assert ours.train_accuracy_ == ours.score(X, y)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_minibatch_optimizers_reach_sklearn_accuracy(optimizer):
+    """Mini-batches (batch_size, epochs, optimizer, as SGDClassifier's constant-rate updates on
+    the log-loss): epochs x batches per epoch iterations, the same model as `ifp run` would
+    give, and at most 1 percentage point below scikit-learn's (lbfgs) training accuracy."""
+    data = np.load(fixture("logreg.npy"))
+    X, y = data[:, :-1], data[:, -1]
+    sk = SkLogisticRegression(tol=1e-12, max_iter=10000).fit(X.astype(np.float64), y)
+    lr = {"sgd": 0.5, "momentum": 0.1, "adam": 0.05}[optimizer]
+    ours = ifp.LogisticRegression(batch_size=200, epochs=10, optimizer=optimizer, learning_rate=lr, random_state=3)
+    ours.fit(X, y)
+    assert ours.n_iter_[0] == 10 * 20
+    params = ours.result_["config"]["params"]
+    # sgd is ifp run's default optimiser, so it is not passed (the CLI's parameters exactly).
+    assert (params["batch-size"], params.get("optimizer", "sgd"), params["seed"]) == ("200", optimizer, "3")
+    assert ours.score(X, y) >= sk.score(X.astype(np.float64), y) - 0.01, optimizer

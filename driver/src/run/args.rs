@@ -142,6 +142,12 @@ pub struct RunArgs {
     /// `gamma`, `l1`) go in --param NAME=VALUE.
     #[arg(help_heading = "Logistic regression (logreg)", long)]
     pub optimizer: Option<String>,
+    /// Held-out labelled data (logreg; a file or `s3://bucket/key`, .npy or .csv like --data,
+    /// read with its --header and --delimiter; the label in the last column): the trained
+    /// model's accuracy on it, overall and per class, goes into the summary and the result,
+    /// next to the accuracy on the training data.
+    #[arg(help_heading = "Logistic regression (logreg)", long, value_name = "FILE|s3://...")]
+    pub test_data: Option<String>,
     /// Functions, each with its own share of the data (`--workers` is the same).
     #[arg(help_heading = "Functions", long, visible_alias = "workers", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub functions: u32,
@@ -234,6 +240,7 @@ fn plugin_flags(a: &RunArgs, has_data: bool) -> Result<()> {
         ("--classes", a.classes.is_some()),
         ("--batch-size", a.batch_size.is_some()),
         ("--optimizer", a.optimizer.is_some()),
+        ("--test-data", a.test_data.is_some()),
     ];
     if let Some((flag, _)) = builtin_only.iter().find(|(_, given)| *given) {
         bail!("{flag} applies to the builtin kernels; give a plugin its parameters with --param NAME=VALUE");
@@ -269,6 +276,7 @@ pub(super) fn kernel_params(kind: Kind, a: &RunArgs, k: Option<u64>) -> Result<V
             misplaced("--classes", a.classes.is_some())?;
             misplaced("--batch-size", a.batch_size.is_some())?;
             misplaced("--optimizer", a.optimizer.is_some())?;
+            misplaced("--test-data", a.test_data.is_some())?;
             put("k", k.unwrap_or(DEFAULT_K).to_string());
             if let Some(i) = &a.init {
                 put("init", i.clone());

@@ -32,6 +32,7 @@ use crate::backend::Platform;
 use crate::gen::{GenSpec, Kind};
 use crate::interrupt;
 use crate::output;
+use crate::predict::{test_accuracy, Accuracy, Model};
 use crate::progress::Progress;
 use crate::result::{print_summary, result_json, sync_json, Phases};
 
@@ -95,6 +96,11 @@ pub fn run_cmd(a: RunArgs) -> Result<()> {
     if !a.quiet {
         phases.write_s = finished.elapsed().as_secs_f64();
         print_summary(&result, &outcome, &phases);
+        for (key, on) in [("train", " on the training data"), ("test", " on --test-data")] {
+            if let Some(acc) = result["accuracy"].get(key).and_then(Accuracy::of_json) {
+                acc.print(on);
+            }
+        }
         if let Some(k) = &a.kernel {
             println!("kernel: {k} implements {}", result["kernel_contract"].as_str().unwrap_or("?"));
         }
@@ -175,6 +181,11 @@ fn run_job_from(
         None => Vec::new(),
     };
     params.extend(a.params.iter().cloned());
+    // Held-out data is checked now (its columns), and read once the model is trained.
+    let test_data = match &a.test_data {
+        Some(p) => Some((crate::predict::open_test_data(p, shape.cols, a.csv.format(), &s3)?, p)),
+        None => None,
+    };
     let algorithm = match kind {
         Some(_) => source.label(),
         None => engine.instantiate()?.name()?,
@@ -339,6 +350,20 @@ fn run_job_from(
         None
     };
     let mut result = result_json(&algorithm, &data_name, &plan, &outcome);
+    let mut accuracy = serde_json::Map::new();
+    if let Some(counts) = &outcome.class_counts {
+        accuracy.insert("train".into(), Accuracy::of_counts(counts).json());
+    }
+    if let Some((data, path)) = &test_data {
+        progress.phase(&format!("accuracy: reading --test-data {path}"));
+        let mut held_out = test_accuracy(&Model::of_result(&result)?, data, path)?.json();
+        held_out["data"] = json!(path);
+        accuracy.insert("test".into(), held_out);
+        progress.finish();
+    }
+    if !accuracy.is_empty() {
+        result["accuracy"] = Value::Object(accuracy);
+    }
     let store = if a.redis.is_some() || a.backend == Platform::Lambda { "redis" } else { "in-process" };
     result["sync"] = sync_json(store, a.redis.as_deref(), &outcome);
     result["kernel_contract"] = json!(engine.version().to_string());

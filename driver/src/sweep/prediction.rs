@@ -64,6 +64,7 @@ pub fn run_model(
             functions: c.workers,
             inner: c.inner,
             rows: ms[0].rows,
+            batch_rows: ms[0].batch_rows,
             bytes_per_row: ms[0].bytes_per_row,
             iterations: r.iterations,
             total_s: r.total_s,
@@ -79,7 +80,16 @@ pub fn run_model(
         Some(gb) => (gb * 1e9 / params.bytes_per_row).round() as u64,
         None => obs[0].rows,
     };
-    let iterations = mp.iterations.unwrap_or(obs[0].iterations);
+    let iterations = match (mp.iterations, obs[0].batch_rows) {
+        (Some(i), _) => i,
+        // Mini-batch: the measured epochs over the predicted data (its batches per epoch).
+        (None, Some(b)) => {
+            let per_epoch = |rows| ifp_kernel_math::batch::batches_per_epoch(rows, b);
+            let epochs = obs[0].iterations as u64 / per_epoch(obs[0].rows).max(1);
+            u32::try_from(epochs * per_epoch(data_rows)).unwrap_or(u32::MAX)
+        }
+        (None, None) => obs[0].iterations,
+    };
     let mut predictions = Vec::new();
     for &m in &mp.inner {
         for &f in &mp.functions {
@@ -93,7 +103,11 @@ pub fn run_model(
         params.bytes_per_row,
         if mp.data_gb.is_some() { " (--model-data-gb)" } else { " (the measured data)" },
         iterations,
-        if mp.iterations.is_some() { " (--model-iterations)" } else { " (as measured)" },
+        match (mp.iterations, obs[0].batch_rows) {
+            (Some(_), _) => " (--model-iterations)".to_string(),
+            (None, Some(b)) => format!(" (the measured epochs, of mini-batches of {b} rows)"),
+            (None, None) => " (as measured)".to_string(),
+        },
     );
     let worst = model::worst(&check).context("--model: no measured configuration")?;
     println!();
@@ -117,7 +131,7 @@ pub fn run_model(
         "kind": "model",
         "label": "predicted by the analytic model fitted to the measured sweep, not measured",
         "formulas": {
-            "compute_s": "rows / (F*M) / (rows_per_s_per_vcpu * eff(M)), eff(M) = 1 / (1 + inner_sigma*(M-1))",
+            "compute_s": "rows / (F*M) / (rows_per_s_per_vcpu * eff(M)), eff(M) = 1 / (1 + inner_sigma*(M-1)); rows: batch_rows for a mini-batch job",
             "sync_s": "round_trips*rtt_s + F*(round_trips*service_s + per_function_sync_s)",
             "load_s": "rows/F * bytes_per_row / load_bytes_per_s",
             "total_s": "overhead_s + load_s + iterations*(compute_s + sync_s)",

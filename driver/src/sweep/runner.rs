@@ -43,6 +43,8 @@ pub struct Measure {
     /// Rows of the data set, and bytes per row in memory (f32 features and label).
     pub rows: u64,
     pub bytes_per_row: f64,
+    /// Rows each iteration steps in a mini-batch run (its `batch-size`); None: every row.
+    pub batch_rows: Option<u64>,
     /// What Lambda billed for the run (`--backend lambda`), when known.
     pub billed_cost_usd: Option<f64>,
     /// The parts of `total_s` (the run's `timing.phases`): init, load, compute and sync over
@@ -214,6 +216,7 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
         parts,
         rows: v["config"]["rows"].as_u64().unwrap_or(0),
         bytes_per_row: 4.0 * cols as f64,
+        batch_rows: v["config"]["params"]["batch-size"].as_str().and_then(|b| b.parse().ok()),
         // What Lambda billed only when every invocation's duration came from Lambda's own
         // REPORT line; a cost from the functions' wall times is an estimate.
         billed_cost_usd: lambda["cost_usd"].as_f64().filter(|_| {

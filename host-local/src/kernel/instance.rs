@@ -14,8 +14,8 @@ use super::bindings_v1::exports::ifp::kernel::algorithm as v1;
 use super::bindings_v1::{Kernel as KernelV1, KernelPre as KernelPreV1};
 use super::sandbox::{call_deadline, describe, new_store, start_ticker};
 use super::{
-    contract_of, sha256_hex, BatchPlan, ContractVersion, DataShape, HostState, KernelBytes, KernelSource, LoadError,
-    ModelField, ModelSizes, Param, RemoteKernels, Sample, SamplePlan, Sandbox, UniformSample, UpdateResult,
+    contract_of, sha256_hex, BatchPlan, ClassCount, ContractVersion, DataShape, HostState, KernelBytes, KernelSource,
+    LoadError, ModelField, ModelSizes, Param, RemoteKernels, Sample, SamplePlan, Sandbox, UniformSample, UpdateResult,
 };
 
 /// An error raised by a kernel: a returned `Err`, a trap, a deadline or a memory cap.
@@ -407,5 +407,12 @@ impl KernelInstance {
             |g, s| g.shard().call_assignments(s, shard.0),
             g.shard().call_assignments(s, shard.0)
         )
+    }
+
+    /// How `model` classifies the shard's rows, one count per class (empty: not a classifier,
+    /// and always for a 0.1.0 kernel, which cannot say).
+    pub fn score(&mut self, shard: ShardHandle, model: &[f64]) -> Result<Vec<ClassCount>, KernelError> {
+        let r = call!(self, "shard.score", |g, s| g.shard().call_score(s, shard.0, model), Ok(Ok(Vec::new())))?;
+        r.map_err(|m| self.fail("shard.score", m))
     }
 }

@@ -7,7 +7,8 @@
 //! [`KernelBytes`]: the component and its SHA-256, which every function of a job checks
 //! against the driver's ([`KernelBytes::check`]) so that no two functions run different bytes.
 //! Before anything runs, a component's exports are checked against the `ifp:kernel` world:
-//! version 0.2.0 (`wit/`: parameters in the shard constructor, sizes up front, mini-batches)
+//! version 0.2.0 (`wit/`: parameters in the shard constructor, sizes up front, mini-batches,
+//! a classifier's per-class counts)
 //! or version 0.1.0 (`wit/v0.1.0`, which plugins built before 0.2.0 implement and which still
 //! runs, full batch only); a mismatch is refused with the list of what it lacks
 //! ([`LoadError::WrongWorld`]). [`ContractVersion`] says which one a kernel implements.
@@ -68,7 +69,7 @@ mod bindings_v1 {
 }
 
 pub use bindings::exports::ifp::kernel::algorithm::{
-    BatchPlan, DataShape, ModelField, ModelSizes, Sample, SamplePlan, UniformSample, UpdateResult,
+    BatchPlan, ClassCount, DataShape, ModelField, ModelSizes, Sample, SamplePlan, UniformSample, UpdateResult,
 };
 
 // Written out: the type comes from `bindgen!`, whose derives apply to every contract type.
@@ -133,6 +134,7 @@ impl ContractVersion {
             "[method]shard.step",
             "[method]shard.step-batch",
             "[method]shard.assignments",
+            "[method]shard.score",
         ];
         match self {
             ContractVersion::V0_1 => V0_1,

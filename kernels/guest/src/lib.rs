@@ -111,4 +111,8 @@ impl<A: Algorithm + 'static> wit::GuestShard for KernelShard<A> {
     fn assignments(&self) -> Vec<u32> {
         self.0.borrow().assignments()
     }
+    fn score(&self, model: Vec<f64>) -> Result<Vec<wit::ClassCount>, String> {
+        let counts = self.0.borrow_mut().score(&model)?;
+        Ok(counts.into_iter().map(|c| wit::ClassCount { rows: c.rows, correct: c.correct }).collect())
+    }
 }

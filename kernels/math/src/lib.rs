@@ -72,6 +72,14 @@ pub struct BatchPlan {
     pub seed: u64,
 }
 
+/// How a classifier does on the rows of one class (mirrors the WIT `class-count`): `rows`
+/// labelled with the class, `correct` of them predicted as it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassCount {
+    pub rows: u64,
+    pub correct: u64,
+}
+
 /// One named array of a model (mirrors the WIT `model-field`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelField {
@@ -130,6 +138,11 @@ pub trait Shard {
         Err("this algorithm has no mini-batch step".into())
     }
     fn assignments(&self) -> Vec<u32>;
+    /// How `model` classifies the shard's rows, one count per class (empty: not a classifier).
+    fn score(&mut self, model: &[f64]) -> Result<Vec<ClassCount>, String> {
+        let _ = model;
+        Ok(Vec::new())
+    }
 }
 
 /// Checks that `features`/`labels` hold whole rows of `shape`; returns the row count.

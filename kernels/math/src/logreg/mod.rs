@@ -26,10 +26,12 @@
 use crate::params::Params;
 use crate::simd::{axpy_block_widened, dot_widened, max_f64};
 use crate::{
-    check_chunk, check_len, Algorithm, BatchPlan, DataShape, ModelField, Param, SamplePlan, Sizes, UpdateResult,
+    check_chunk, check_len, Algorithm, BatchPlan, ClassCount, DataShape, ModelField, Param, SamplePlan, Sizes,
+    UpdateResult,
 };
 
 pub mod optim;
+pub mod score;
 pub mod softmax;
 
 use optim::Optim;
@@ -294,6 +296,12 @@ impl crate::Shard for LogRegShard {
                 i + 1
             ));
         }
+        // A shard that knows the classes (contract 0.2.0) names the row of a label beyond them.
+        if let Some(c) = self.layout.map(Layout::classes) {
+            if let Some((i, &y)) = labels.iter().enumerate().find(|(_, &y)| y as usize >= c) {
+                return Err(not_a_class(y, &format!(" in row {} of this chunk", i + 1), c));
+            }
+        }
         self.max_label = labels.iter().fold(self.max_label, |m, &y| m.max(y));
         self.x.extend_from_slice(features);
         self.y.extend_from_slice(labels);
@@ -324,11 +332,27 @@ impl crate::Shard for LogRegShard {
     fn assignments(&self) -> Vec<u32> {
         Vec::new()
     }
+
+    fn score(&mut self, model: &[f64]) -> Result<Vec<ClassCount>, String> {
+        let l = self.layout_of(model)?;
+        Ok(score::count(l, model, &self.x, &self.y))
+    }
+}
+
+/// Why `label` (a class number; `at` says where it is, or is empty) is not a class of a model
+/// of `classes` classes.
+fn not_a_class(label: f32, at: &str, classes: usize) -> String {
+    if classes == 2 {
+        format!("label {label}{at} is not 0 or 1: give --classes C for labels 0..C-1")
+    } else {
+        format!("label {label}{at} is not below --classes {classes} (labels must be 0..{})", classes - 1)
+    }
 }
 
 impl LogRegShard {
     /// The partial of every row (`rows` None) or of the given rows.
-    fn step_rows(&mut self, model: &[f64], rows: Option<&[u32]>) -> Result<Vec<f64>, String> {
+    /// The layout of `model`, once every label appended is one of its classes.
+    fn layout_of(&self, model: &[f64]) -> Result<Layout, String> {
         let l = match self.layout {
             Some(l) => {
                 check_len("logreg model", model.len(), l.model_len())?;
@@ -337,13 +361,13 @@ impl LogRegShard {
             None => Layout::of_model(self.d, model.len())?,
         };
         if self.max_label as usize >= l.classes() {
-            let c = l.classes();
-            return Err(if c == 2 {
-                format!("label {} is not 0 or 1: give --classes C for labels 0..C-1", self.max_label)
-            } else {
-                format!("label {} is not below --classes {c} (labels must be 0..{})", self.max_label, c - 1)
-            });
+            return Err(not_a_class(self.max_label, "", l.classes()));
         }
+        Ok(l)
+    }
+
+    fn step_rows(&mut self, model: &[f64], rows: Option<&[u32]>) -> Result<Vec<f64>, String> {
+        let l = self.layout_of(model)?;
         let (x, y) = match rows {
             None => (std::borrow::Cow::Borrowed(&self.x[..]), std::borrow::Cow::Borrowed(&self.y[..])),
             // A batch's rows, gathered so that the blocked loops below run on them unchanged.
