@@ -502,7 +502,7 @@ impl PartReader {
 }
 
 /// Puts the 1-based `row` found by counting into a row-numbered error.
-fn with_row(e: DataError, row: u64) -> DataError {
+pub(crate) fn with_row(e: DataError, row: u64) -> DataError {
     match e {
         DataError::NotANumber { path, col, cell, .. } => DataError::NotANumber { path, row, col, cell },
         DataError::Ragged { path, got, expected, .. } => DataError::Ragged { path, row, got, expected },
