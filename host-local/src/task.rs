@@ -626,7 +626,7 @@ mod tests {
     #[test]
     fn validation_names_the_field_and_the_value() {
         type Case = (fn(&mut FunctionTask), &'static str);
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
             (|t| t.functions = 0, "functions must be at least 1, got 0"),
             (|t| t.function = 1, "function 1 is out of range for functions = 1"),
             (|t| t.max_iter = 0, "max_iter must be at least 1, got 0"),
@@ -634,6 +634,13 @@ mod tests {
             (|t| t.inner = Some(0), "inner must be at least 1, got 0"),
             (|t| t.job = "a b".into(), "invalid job id 'a b'"),
             (|t| t.kernel_memory_mb = Some(5000), "kernel memory must be between 1 and 4096 MiB, got 5000"),
+            (
+                |t| {
+                    t.model = Some(vec![1.0]);
+                    t.model_ref = Some(ModelRef::of(&[1.0]));
+                },
+                "model and model_ref are exclusive",
+            ),
         ];
         for (change, want) in cases {
             let mut t = task();

@@ -17,8 +17,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::local::{csv_error, parse_record};
-use super::s3::Part;
-use super::{share, CsvFormat, DataError, LabelCol, Rows};
+use super::s3::{with_row, Part};
+use super::{CsvFormat, DataError, LabelCol, Rows};
 
 /// Bytes read first when looking for the end of a line (doubling while the line goes on).
 const SEARCH_BYTES: usize = 256;
@@ -93,20 +93,13 @@ impl CsvLines {
 
     /// Feature columns under `label`, or an error if there would be none.
     pub fn feature_cols(&self, label: LabelCol) -> Result<u64, DataError> {
-        match label {
-            LabelCol::None => Ok(self.cols),
-            LabelCol::Last if self.cols < 2 => Err(DataError::NoFeatures { path: self.path.clone(), cols: self.cols }),
-            LabelCol::Last => Ok(self.cols - 1),
-        }
+        super::feature_cols(&self.path, self.cols, label)
     }
 
     /// The bytes of inner worker `inner` of `inners` in function `worker` of `workers`: the
     /// same split of the file's bytes (after the header) as for an S3 object.
     pub fn part(&self, worker: u64, workers: u64, inner: u64, inners: u64) -> Part {
-        let f = share(self.size - self.data_start, workers, worker);
-        let i = share(f.end - f.start, inners, inner);
-        let at = self.data_start + f.start;
-        Part::Bytes(at + i.start..at + i.end)
+        Part::Bytes(super::byte_part(self.data_start..self.size, worker, workers, inner, inners))
     }
 
     /// Where cut point `p` moves to, and the bytes read to find it.
@@ -308,15 +301,6 @@ impl LinesReader {
             self.left -= 1;
         }
         Ok(if got == 0 { None } else { Some(raw) })
-    }
-}
-
-/// Puts the 1-based `row` found by counting into a row-numbered error.
-fn with_row(e: DataError, row: u64) -> DataError {
-    match e {
-        DataError::NotANumber { path, col, cell, .. } => DataError::NotANumber { path, row, col, cell },
-        DataError::Ragged { path, got, expected, .. } => DataError::Ragged { path, row, got, expected },
-        other => other,
     }
 }
 

@@ -264,6 +264,26 @@ impl Rows {
     }
 }
 
+/// Feature columns of rows of `cols` columns under `label`, or an error naming `path` if
+/// there would be none.
+pub(crate) fn feature_cols(path: &std::path::Path, cols: u64, label: LabelCol) -> Result<u64, DataError> {
+    match label {
+        LabelCol::None => Ok(cols),
+        LabelCol::Last if cols < 2 => Err(DataError::NoFeatures { path: path.to_path_buf(), cols }),
+        LabelCol::Last => Ok(cols - 1),
+    }
+}
+
+/// The bytes of inner worker `inner` of `inners` in function `worker` of `workers`, of the
+/// data in bytes `data` (after any header) read by byte ranges: the function's [`share`],
+/// then the inner worker's.
+pub(crate) fn byte_part(data: Range<u64>, worker: u64, workers: u64, inner: u64, inners: u64) -> Range<u64> {
+    let f = share(data.end - data.start, workers, worker);
+    let i = share(f.end - f.start, inners, inner);
+    let at = data.start + f.start;
+    at + i.start..at + i.end
+}
+
 /// The contiguous share `index` of `n` items split into `parts` (sizes differ by at most one).
 pub fn share(n: u64, parts: u64, index: u64) -> Range<u64> {
     let start = n * index / parts;

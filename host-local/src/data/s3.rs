@@ -178,10 +178,7 @@ impl ObjectData {
                 Part::Rows(f.start + i.start..f.start + i.end)
             }
             Format::Csv => {
-                let f = share(self.pin.size - self.data_start, workers, worker);
-                let i = share(f.end - f.start, inners, inner);
-                let at = self.data_start + f.start;
-                Part::Bytes(at + i.start..at + i.end)
+                Part::Bytes(super::byte_part(self.data_start..self.pin.size, worker, workers, inner, inners))
             }
         }
     }
@@ -522,7 +519,7 @@ impl PartReader {
 }
 
 /// Puts the 1-based `row` found by counting into a row-numbered error.
-fn with_row(e: DataError, row: u64) -> DataError {
+pub(crate) fn with_row(e: DataError, row: u64) -> DataError {
     match e {
         DataError::NotANumber { path, col, cell, .. } => DataError::NotANumber { path, row, col, cell },
         DataError::Ragged { path, got, expected, .. } => DataError::Ragged { path, row, got, expected },

@@ -155,3 +155,19 @@ pub fn resolve_reports<'a>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_models_over_the_threshold_travel_by_reference_and_the_hash_covers_every_bit() {
+        let limit = (MODEL_IN_TASK_MAX_BYTES / 8) as usize;
+        assert!(!ModelRef::needed_for(&vec![0.0; limit]));
+        assert!(ModelRef::needed_for(&vec![0.0; limit + 1]));
+        let a = ModelRef::of(&[1.0, 0.0]);
+        assert_eq!(a.values, 2);
+        assert_ne!(a, ModelRef::of(&[1.0, -0.0]), "-0.0 is another model");
+        assert_ne!(a, ModelRef::of(&[1.0]));
+    }
+}
