@@ -8,6 +8,7 @@ pub mod bench;
 pub mod gen;
 pub mod interrupt;
 pub mod model;
+pub mod model_check;
 pub mod output;
 pub mod predict;
 pub mod pricing;
