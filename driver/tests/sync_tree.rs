@@ -14,7 +14,9 @@ use ifp_host::sync::{Arrival, InProcess, Release, StateStore};
 
 /// Partials whose sum depends on the order of the additions: big and small values mixed.
 fn partial(f: u32) -> Vec<f64> {
-    (0..5).map(|i| if (f + i) % 3 == 0 { 1e16 + f as f64 } else { 0.3 * (f * 7 + i) as f64 + 1.0 / 3.0 }).collect()
+    (0..5)
+        .map(|i| if (f + i).is_multiple_of(3) { 1e16 + f as f64 } else { 0.3 * (f * 7 + i) as f64 + 1.0 / 3.0 })
+        .collect()
 }
 
 /// Every function of a `functions`-function job arrives at iteration 0, in `order`, each

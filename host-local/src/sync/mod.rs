@@ -87,7 +87,7 @@ pub enum SyncError {
         missing: Vec<u32>,
         /// When every function arrived: a group's merger that never passed the group's sum
         /// on (function, first and last member).
-        merger: Option<(u32, u32, u32)>,
+        merger: Option<StalledMerger>,
         /// When every function arrived: the one that completed the set and so reduces.
         reducer: Option<u32>,
     },
@@ -118,17 +118,25 @@ fn aborted_by(worker: u32) -> String {
     }
 }
 
-fn missing_text(missing: &[u32], merger: Option<(u32, u32, u32)>, reducer: Option<u32>) -> String {
-    match (missing, reducer) {
-        ([], _) if merger.is_some() => {
-            let (m, a, b) = merger.expect("checked");
-            format!("every function arrived; function {m}, which sums functions {a}..={b}, never passed their sum on: it died or stalled")
-        }
-        ([], Some(r)) => {
+/// A group's merger that never passed the group's sum on: the function, and the group's
+/// first and last member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StalledMerger {
+    pub function: u32,
+    pub first: u32,
+    pub last: u32,
+}
+
+fn missing_text(missing: &[u32], merger: Option<StalledMerger>, reducer: Option<u32>) -> String {
+    match (missing, reducer, merger) {
+        ([], _, Some(StalledMerger { function, first, last })) => format!(
+            "every function arrived; function {function}, which sums functions {first}..={last}, never passed their sum on: it died or stalled"
+        ),
+        ([], Some(r), None) => {
             format!("every function arrived; function {r}, which reduces it, never released it: it died or stalled")
         }
-        ([], None) => "a function died or stalled".to_string(),
-        (missing, _) => missing_functions(missing),
+        ([], None, None) => "a function died or stalled".to_string(),
+        (missing, _, _) => missing_functions(missing),
     }
 }
 

@@ -27,7 +27,7 @@ use redis::Value;
 use super::{bytes, decode_f64s, decode_release, encode_f64s, encode_release, round_key, text, RedisStore};
 use crate::function::sum_in_order;
 use crate::sync::tree::Tree;
-use crate::sync::{round_name, Arrival, Release, StateStore, SyncError, SyncStats, CENSUS};
+use crate::sync::{round_name, Arrival, Release, StalledMerger, StateStore, SyncError, SyncStats, CENSUS};
 
 /// The decision of an arrival (small arguments and results only).
 pub(super) const DECIDE: &str = r#"
@@ -149,7 +149,7 @@ impl RedisStore {
     /// Names the functions whose partial for round `t` is missing; if none is, the group
     /// merger that never passed its sum on, or else the reducer (one more round trip, only
     /// after a timeout).
-    fn missing(&mut self, t: u32) -> (Vec<u32>, Option<(u32, u32, u32)>, Option<u32>) {
+    fn missing(&mut self, t: u32) -> (Vec<u32>, Option<StalledMerger>, Option<u32>) {
         self.request();
         let tree = self.tree(t);
         let t = round_key(t);
@@ -182,7 +182,8 @@ impl RedisStore {
             for (g, group) in groups.iter().enumerate() {
                 if let (Some(m), false) = (group.2, have(root, g as u32)) {
                     let members = tree.members(g as u32);
-                    return (missing, Some((m, members.start, members.end - 1)), None);
+                    let stalled = StalledMerger { function: m, first: members.start, last: members.end - 1 };
+                    return (missing, Some(stalled), None);
                 }
             }
         }
