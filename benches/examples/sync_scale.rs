@@ -33,13 +33,20 @@ fn main() {
     }
     let latency = Duration::from_secs_f64(latency_ms / 1000.0);
     println!("CPU: {} ({} threads)", cpu_model(), std::thread::available_parallelism().map_or(0, |n| n.get()));
-    println!("| F | latency | sync / iteration (ms) | Redis commands / it. | bytes in / it. | bytes out / it. | reducer arrive (ms) | merge (ms) |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| F | latency | sync / iteration (ms) | Redis commands / it. | bytes in / it. | bytes out / it. | reducer arrive (ms) | merge (ms) | Redis CPU ms / it. | functions' CPU ms / it. |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for f in fs {
         let s = simulate(&url, f, iters, latency).unwrap_or_else(|e| panic!("F = {f}: {e}"));
         println!(
-            "| {f} | {latency_ms} ms | {:.2} | {} | {} | {} | {:.2} | {:.3} |",
-            s.sync_ms, s.commands, s.bytes_in, s.bytes_out, s.reducer_arrive_ms, s.merge_ms
+            "| {f} | {latency_ms} ms | {:.2} | {} | {} | {} | {:.2} | {:.3} | {:.2} | {:.2} |",
+            s.sync_ms,
+            s.commands,
+            s.bytes_in,
+            s.bytes_out,
+            s.reducer_arrive_ms,
+            s.merge_ms,
+            s.redis_cpu_ms,
+            s.functions_cpu_ms
         );
     }
 }

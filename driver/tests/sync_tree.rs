@@ -82,6 +82,34 @@ fn the_total_is_the_fixed_tree_sum_whatever_the_arrival_order() {
             "arrival order {i}"
         );
     }
+    // All at once, from threads: still one reducer and the same bits.
+    let mut stores: Vec<RedisStore> =
+        (0..n).map(|f| RedisStore::connect(&url, "tree-threads", f, n, Duration::from_secs(20)).unwrap()).collect();
+    stores.iter_mut().for_each(|s| {
+        s.join().unwrap();
+    });
+    let start = std::sync::Arc::new(std::sync::Barrier::new(n as usize));
+    let handles: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(f, mut s)| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                match s.arrive(0, f as u32, &partial(f as u32)).unwrap() {
+                    Arrival::Reduce(parts) => Some(sum_in_order(&parts).unwrap()),
+                    _ => None,
+                }
+            })
+        })
+        .collect();
+    let totals: Vec<Vec<f64>> = handles.into_iter().filter_map(|h| h.join().unwrap()).collect();
+    assert_eq!(totals.len(), 1, "one function reduces");
+    assert_eq!(
+        totals[0].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        by_hand.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "concurrent arrivals"
+    );
     // The in-process store sums in the same tree.
     let stores: Vec<InProcess> = {
         let a = InProcess::new("j", n as usize, Duration::from_secs(5));
@@ -94,7 +122,7 @@ fn the_total_is_the_fixed_tree_sum_whatever_the_arrival_order() {
         }
     }
     assert_eq!(reduced.unwrap(), by_hand, "in-process");
-    let keys: Vec<String> = redis::cmd("KEYS").arg("ifp:{tree-*:p:*").query(&mut redis.con()).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("ifp:{tree-[0-9]}:p:*").query(&mut redis.con()).unwrap();
     assert!(keys.is_empty(), "the release removes the round's partials: {keys:?}");
 }
 

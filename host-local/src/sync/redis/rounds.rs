@@ -14,8 +14,11 @@
 //! where `DECIDE` refuses a lost or aborted job, answers a late arrival with the release,
 //! and, when the node's set is complete, renames it to `in:{t}:{node}` (O(1)) and records
 //! this function as its merger, so that the `HMGET` in the same pipeline returns the set to
-//! the merger and nothing to anyone else. A group's merger sums the group in function order
-//! and arrives at the root (`node` = `r`) the same way; the root's merger reduces. The
+//! the merger and nothing to anyone else. Arrivals at a group (beyond [`crate::sync::tree::FLAT`]
+//! functions) first send plain commands only (`HSETNX`, `EXPIRE`, `HLEN`, `MGET` of the
+//! job's state, `HGET` of the merger): only a function that saw its group complete sends
+//! the pipeline above as well. A group's merger sums the group in function order and
+//! arrives at the root (`node` = `r`) the same way; the root's merger reduces. The
 //! release is one script: `r:{t}` if absent, then `XADD s:{t}`, which wakes every waiter
 //! at once (`XREAD BLOCK … STREAMS s:{t} x 0-0 0-0`: a waiter that comes late still finds
 //! the entry, and the abort stream `x` is read in the same call).
@@ -146,6 +149,51 @@ impl RedisStore {
         }
     }
 
+    /// An arrival at a group without a script (most arrivals of a large job: Redis spends
+    /// several times longer on a script than on these commands): the partial, the set's
+    /// size, the job's state, and the group's merger if it has one. `None`: this function
+    /// may complete the group or be its merger, which [`DECIDE`] settles (one more round trip
+    /// for about `√F` functions; two that both saw the set complete are told apart there).
+    fn arrive_plain(
+        &mut self,
+        t: &str,
+        node: &str,
+        child: u32,
+        count: u32,
+        part: &[f64],
+        at: &str,
+    ) -> Result<Option<Arrival>, SyncError> {
+        let p = &self.prefix;
+        let h = format!("{p}p:{t}:{node}");
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSETNX").arg(&h).arg(child).arg(encode_f64s(part)).ignore();
+        pipe.cmd("EXPIRE").arg(&h).arg(self.ttl).ignore();
+        pipe.cmd("HLEN").arg(&h);
+        pipe.cmd("MGET").arg(format!("{p}meta")).arg(format!("{p}abort")).arg(format!("{p}r:{t}"));
+        pipe.cmd("HGET").arg(format!("{p}in:{t}:{node}")).arg("m");
+        self.request();
+        let (len, state, merger): (u32, Vec<Value>, Value) =
+            pipe.query(&mut self.con).map_err(|e| self.store_err(at, e))?;
+        match state.as_slice() {
+            [Value::Nil, ..] => Err(self.lost(at)),
+            [_, abort, _] if *abort != Value::Nil => Err(self.aborted(abort)),
+            [_, _, rel] if *rel != Value::Nil => bytes(rel)
+                .and_then(decode_release)
+                .map(|r| Some(Arrival::Released(r)))
+                .ok_or_else(|| self.bad_reply(at, rel)),
+            [_, _, _] => match text(&merger) {
+                Some(m) if m != child.to_string() => Ok(Some(Arrival::Wait)),
+                Some(_) => Ok(None),
+                None if len >= count => Ok(None),
+                None => Ok(Some(Arrival::Wait)),
+            },
+            _ => Err(SyncError::Store {
+                job: self.job.clone(),
+                message: format!("{at}: unexpected reply from redis: {state:?}"),
+            }),
+        }
+    }
+
     /// Names the functions whose partial for round `t` is missing; if none is, the group
     /// merger that never passed its sum on, or else the reducer (one more round trip, only
     /// after a timeout).
@@ -213,11 +261,18 @@ impl StateStore for RedisStore {
         let tree = self.tree(t);
         let key = round_key(t);
         let group = tree.group_of(w);
-        let (node, children) =
-            if tree.is_flat() { ("r".to_string(), 0..self.workers) } else { (group.to_string(), tree.members(group)) };
+        if tree.is_flat() {
+            return match self.arrive_at(&key, "r", w, 0..self.workers, partial, &at)? {
+                Step::Done(a) => Ok(a),
+                Step::Merge(parts) => Ok(Arrival::Reduce(parts)),
+            };
+        }
+        let (node, children) = (group.to_string(), tree.members(group));
+        if let Some(done) = self.arrive_plain(&key, &node, w, children.len() as u32, partial, &at)? {
+            return Ok(done);
+        }
         let parts = match self.arrive_at(&key, &node, w, children, partial, &at)? {
             Step::Done(a) => return Ok(a),
-            Step::Merge(parts) if tree.is_flat() => return Ok(Arrival::Reduce(parts)),
             Step::Merge(parts) => parts,
         };
         let sum = sum_in_order(&parts).map_err(|e| SyncError::Partials { job: self.job.clone(), source: e })?;
