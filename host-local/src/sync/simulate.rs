@@ -134,7 +134,14 @@ pub fn simulate(url: &str, functions: u32, iters: u32, latency: Duration) -> Res
             std::thread::spawn(move || {
                 let f = f as u32;
                 let partial: Vec<f64> = (0..PARTIAL_LEN).map(|i| (i as f64 + f as f64) * 0.5).collect();
-                let mut ok = store.join().is_ok();
+                let mut ok = match store.join() {
+                    Ok(_) => true,
+                    Err(e) => {
+                        failed.lock().unwrap().get_or_insert(e);
+                        store.abort(f, "simulation failed");
+                        false
+                    }
+                };
                 for t in 0..iters {
                     barrier.wait();
                     let start = start_at.lock().unwrap()[t as usize];
