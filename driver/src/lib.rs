@@ -9,6 +9,7 @@ pub mod gen;
 pub mod gen_sparse;
 pub mod interrupt;
 pub mod model;
+pub mod model_check;
 pub mod output;
 pub mod predict;
 pub mod pricing;

@@ -106,6 +106,12 @@ pub struct Params {
     pub service_s: f64,
     /// γ: the rest of the per-function sync cost per iteration, seconds.
     pub per_function_sync_s: f64,
+    /// The γ fit's uncertainty: the residuals' standard deviation (seconds; `None` with a
+    /// single measured configuration), their degrees of freedom and `Σ F²`, which give the
+    /// prediction interval of the sync term ([`Params::sync_interval_s`]).
+    pub sync_residual_sd_s: Option<f64>,
+    pub sync_dof: u32,
+    pub sync_sum_f2: f64,
     /// Load bandwidth per function, bytes per second.
     pub load_bytes_per_s: f64,
     /// "measured" or "assumption (--s3-mbps N)".
@@ -135,9 +141,17 @@ pub struct Prediction {
     pub model_load_s: f64,
     pub model_compute_ms: f64,
     pub model_sync_ms: f64,
+    /// The 95 % prediction interval of the sync term ([`Params::sync_interval_s`]), and what
+    /// it makes of the total and the cost (the other terms taken as fitted).
+    pub model_sync_ms_low: f64,
+    pub model_sync_ms_high: f64,
     pub model_iter_ms: f64,
     pub model_total_s: f64,
+    pub model_total_s_low: f64,
+    pub model_total_s_high: f64,
     pub model_cost_usd: f64,
+    pub model_cost_usd_low: f64,
+    pub model_cost_usd_high: f64,
     /// Inner workers beyond the largest measured: eff(M) extrapolated.
     pub extrapolated_inner: bool,
     /// Whether one invocation stays within Lambda's 15 minutes.
@@ -154,6 +168,20 @@ pub struct CheckRow {
     pub measured_iter_ms: f64,
     pub model_iter_ms: f64,
     pub iter_error: f64,
+}
+
+/// The two-sided 95 % quantile of Student's t with `dof` degrees of freedom
+/// (`scipy.stats.t.ppf(0.975, dof)`, 3 decimals; the normal's 1.960 beyond 30).
+pub fn t_975(dof: u32) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match dof {
+        0 => f64::NAN,
+        d if d <= 30 => T[d as usize - 1],
+        _ => 1.960,
+    }
 }
 
 /// The median of `v` (the mean of the middle two for an even count; NaN for none).
@@ -200,6 +228,14 @@ impl Params {
             (n + f * y, d + f * f)
         });
         let gamma = (num / den).max(0.0);
+        let residuals: f64 = obs
+            .iter()
+            .map(|o| {
+                let f = o.functions as f64;
+                (o.sync_s - o.round_trips * rtt - f * o.round_trips * s - f * gamma).powi(2)
+            })
+            .sum();
+        let dof = obs.len() as u32 - 1;
         let bpr = obs[0].bytes_per_row;
         let bws: Vec<f64> = obs
             .iter()
@@ -224,6 +260,9 @@ impl Params {
             rtt_s: rtt,
             service_s: s,
             per_function_sync_s: gamma,
+            sync_residual_sd_s: (dof > 0).then(|| (residuals / dof as f64).sqrt()),
+            sync_dof: dof,
+            sync_sum_f2: den,
             load_bytes_per_s: bw,
             measured_load_bytes_per_s: measured_bw.unwrap_or(bw),
             load_source,
@@ -250,6 +289,17 @@ impl Params {
         self.round_trips * self.rtt_s + f * (self.round_trips * self.service_s + self.per_function_sync_s)
     }
 
+    /// The 95 % prediction interval of the sync term at `functions` (seconds, low end at
+    /// least 0): `sync ± t(0.975, n−1) · sd · √(1 + F²/ΣF²)`, the interval of a least-squares
+    /// line through the origin. NaN bounds with one measured configuration (no residual).
+    pub fn sync_interval_s(&self, functions: u32) -> (f64, f64) {
+        let mid = self.sync_s(functions);
+        let Some(sd) = self.sync_residual_sd_s else { return (f64::NAN, f64::NAN) };
+        let f = functions as f64;
+        let half = t_975(self.sync_dof) * sd * (1.0 + f * f / self.sync_sum_f2).sqrt();
+        ((mid - half).max(0.0), mid + half)
+    }
+
     /// Load of one function's shard, seconds.
     pub fn load_s(&self, functions: u32, rows: u64) -> f64 {
         rows as f64 / functions as f64 * self.bytes_per_row / self.load_bytes_per_s
@@ -261,6 +311,10 @@ impl Params {
         let load = self.load_s(functions, rows);
         let total = self.overhead_s + load + iterations as f64 * (compute + sync);
         let memory_mb = lambda_memory_mb(inner);
+        let (sync_low, sync_high) = self.sync_interval_s(functions);
+        let total_at = |sync: f64| total + iterations as f64 * (sync - self.sync_s(functions));
+        let cost_at =
+            |t: f64| if t.is_nan() { f64::NAN } else { cost_usd(&vec![t; functions as usize], memory_mb, prices) };
         Prediction {
             config: format!("{functions}x{inner}"),
             functions,
@@ -273,9 +327,15 @@ impl Params {
             model_load_s: load,
             model_compute_ms: compute * 1e3,
             model_sync_ms: sync * 1e3,
+            model_sync_ms_low: sync_low * 1e3,
+            model_sync_ms_high: sync_high * 1e3,
             model_iter_ms: (compute + sync) * 1e3,
             model_total_s: total,
+            model_total_s_low: total_at(sync_low),
+            model_total_s_high: total_at(sync_high),
             model_cost_usd: cost_usd(&vec![total; functions as usize], memory_mb, prices),
+            model_cost_usd_low: cost_at(total_at(sync_low)),
+            model_cost_usd_high: cost_at(total_at(sync_high)),
             extrapolated_inner: inner > self.max_measured_inner,
             within_lambda_limit: total <= LAMBDA_LIMIT_S,
         }
@@ -350,7 +410,7 @@ impl Params {
 
 /// The prediction table (every time and cost column says "model").
 pub fn markdown(rows: &[Prediction]) -> String {
-    let mut s = String::from("| config | vCPUs | memory MB | rows | shard MB | model load s | model compute ms/iter | model sync ms/iter | model total s | model cost $ | notes |\n");
+    let mut s = String::from("| config | vCPUs | memory MB | rows | shard MB | model load s | model compute ms/iter | model sync ms/iter (95%) | model total s (95%) | model cost $ | notes |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for p in rows {
         let mut notes = Vec::new();
@@ -362,7 +422,7 @@ pub fn markdown(rows: &[Prediction]) -> String {
         }
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3e} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {:.3} | {:.3} | {:.3} ({:.3}–{:.3}) | {:.3} ({:.3}–{:.3}) | {:.3e} | {} |",
             p.config,
             p.vcpus,
             p.memory_mb,
@@ -371,7 +431,11 @@ pub fn markdown(rows: &[Prediction]) -> String {
             p.model_load_s,
             p.model_compute_ms,
             p.model_sync_ms,
+            p.model_sync_ms_low,
+            p.model_sync_ms_high,
             p.model_total_s,
+            p.model_total_s_low,
+            p.model_total_s_high,
             p.model_cost_usd,
             notes.join(", ")
         );

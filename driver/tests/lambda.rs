@@ -289,11 +289,12 @@ fn a_retried_invocation_of_one_worker_leaves_the_model_unchanged() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Workers 0 and 1 start; worker 2 is late, so the census (the first synchronisation,
-    // before iteration 0: row counts and init sample) cannot complete.
+    // before iteration 0: row counts and init sample) cannot complete. (Its arrivals are the
+    // hash `p:c:r`: round `c`, the root node of the summation tree.)
     let w0 = rt.spawn(invoke(endpoints[0].clone(), event(0)));
     let w1 = rt.spawn(invoke(endpoints[1].clone(), event(1)));
     let started = Instant::now();
-    while redis.cli(&["HLEN", "ifp:{retry-1}:p:c"]) != "2" {
+    while redis.cli(&["HLEN", "ifp:{retry-1}:p:c:r"]) != "2" {
         assert!(started.elapsed() < Duration::from_secs(60), "workers 0 and 1 never arrived at the census");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -127,7 +127,17 @@ fn sweep_refuses_bad_grids_in_one_line() {
 fn the_model_is_fitted_to_the_measured_grid_and_checked_against_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep");
-    let model = ["--model", "--model-functions", "50,400", "--model-inner", "1,6", "--model-data-gb", "8"];
+    let model = [
+        "--model",
+        "--model-functions",
+        "50,400",
+        "--model-inner",
+        "1,6",
+        "--model-data-gb",
+        "8",
+        "--simulate-sync",
+        "20,40",
+    ];
     let mut a = vec!["--grid", "1x1,2x1,1x2", "--repeat", "1", "--s3-mbps", "80"];
     a.extend(model);
     let o = redis_sweep(&out, &a, "10");
@@ -195,9 +205,52 @@ fn the_model_is_fitted_to_the_measured_grid_and_checked_against_it() {
     assert!((num(&m["worst_error"]["total_error"]) - worst).abs() < 1e-12);
     assert!(worst_line.contains(&format!("{:+.1}%", worst * 100.0)), "{worst_line}");
 
+    // Error bars: the sync term's 95 % prediction interval from the γ fit's residuals
+    // (3 configurations: 2 degrees of freedom, t = 4.303), carried into the total.
+    let sd = num(&p["sync_residual_sd_s"]);
+    assert_eq!(num(&p["sync_dof"]), 2.0);
+    for q in preds {
+        let f = num(&q["functions"]);
+        let half = 4.303 * sd * (1.0 + f * f / num(&p["sync_sum_f2"])).sqrt() * 1e3;
+        let (mid, high) = (num(&q["model_sync_ms"]), num(&q["model_sync_ms_high"]));
+        assert!((high - (mid + half)).abs() <= 1e-9 * high, "{}: {high} vs {mid} + {half}", q["config"]);
+        assert!((num(&q["model_sync_ms_low"]) - (mid - half).max(0.0)).abs() <= 1e-9 * high);
+        let total_high = num(&q["model_total_s"]) + num(&m["iterations"]) * half / 1e3;
+        assert!((num(&q["model_total_s_high"]) - total_high).abs() <= 1e-9 * total_high);
+    }
+    // Out of sample: the model's sync term against 20 and 40 simulated functions.
+    assert!(stdout.contains("model check out of sample"), "{stdout}");
+    let sim = m["sync_check_out_of_sample"].as_array().unwrap();
+    assert_eq!(sim.iter().map(|r| num(&r["functions"])).collect::<Vec<_>>(), [20.0, 40.0]);
+    for r in sim {
+        let (model_ms, sim_ms) = (num(&r["model_sync_ms"]), num(&r["simulated_sync_ms"]));
+        assert!(sim_ms > 0.5, "the simulation waits 0.5 ms per request: {r}");
+        let sync = num(&p["round_trips"]) * num(&p["rtt_s"])
+            + num(&r["functions"]) * (num(&p["round_trips"]) * num(&p["service_s"]) + num(&p["per_function_sync_s"]));
+        assert!((model_ms - sync * 1e3).abs() <= 1e-9 * model_ms);
+        assert!((num(&r["error"]) - (model_ms - sim_ms) / sim_ms).abs() < 1e-12, "{r}");
+        let inside = num(&r["model_sync_ms_low"]) <= sim_ms && sim_ms <= num(&r["model_sync_ms_high"]);
+        assert_eq!(r["within_interval"].as_bool(), Some(inside), "{r}");
+    }
+    let sim_csv = std::fs::read_to_string(out.join("model-check-sync.csv")).unwrap();
+    assert!(sim_csv.lines().next().unwrap().contains("simulated_sync_ms,model_sync_ms"), "{sim_csv}");
+    assert_eq!(sim_csv.lines().count(), 3);
     let csv = std::fs::read_to_string(out.join("model.csv")).unwrap();
     let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    for col in ["config", "functions", "inner", "model_total_s", "model_cost_usd", "model_iter_ms"] {
+    for col in [
+        "config",
+        "functions",
+        "inner",
+        "model_total_s",
+        "model_cost_usd",
+        "model_iter_ms",
+        "model_sync_ms_low",
+        "model_sync_ms_high",
+        "model_total_s_low",
+        "model_total_s_high",
+        "model_cost_usd_low",
+        "model_cost_usd_high",
+    ] {
         assert!(head.contains(&col), "model.csv lacks {col}");
     }
     assert_eq!(csv.lines().count(), 5);
@@ -265,6 +318,10 @@ fn the_model_refuses_bad_input_before_running_anything() {
         (vec!["--grid", "2x2,1x2", "--model"], "--model needs a configuration with 1 inner worker"),
         (vec!["--grid", "1x1", "--model", "--s3-mbps=-5"], "--s3-mbps must be a positive number, got -5"),
         (vec!["--grid", "1x1", "--model", "--model-functions", "50,0"], "--model-functions entry '0'"),
+        (
+            vec!["--grid", "1x1", "--model", "--redis", "redis://127.0.0.1:1", "--simulate-sync", "64,x"],
+            "--simulate-sync entry 'x' is not a positive integer",
+        ),
         (vec!["--grid", "1x1", "--function", "f"], "--function applies to --backend lambda"),
         (vec!["--grid", "1x1", "--backend", "lambda", "--data", "x.npy"], "--backend lambda needs --function"),
     ] {

@@ -113,6 +113,7 @@ impl Classify for SyncError {
             SyncError::Aborted { .. } => FailureKind::Aborted,
             SyncError::Store { .. } => FailureKind::StoreUnreachable,
             SyncError::Mismatch { .. } => FailureKind::BadInput,
+            SyncError::Partials { .. } => FailureKind::Kernel,
         }
     }
 }
@@ -570,7 +571,9 @@ impl Function {
                 })
                 .map_err(|e| failure(f, Some(t), e))?;
             let c1 = Instant::now();
-            let release = match store.arrive(t, f, &partial).map_err(|e| failure(f, Some(t), e))? {
+            // A group's merger sums its group inside `arrive`: on this function's pool.
+            let arrival = self.pool.install(|| store.arrive(t, f, &partial));
+            let release = match arrival.map_err(|e| failure(f, Some(t), e))? {
                 Arrival::Reduce(parts) => {
                     let total = self.pool.install(|| sum_in_order(&parts)).map_err(|e| failure(f, Some(t), e))?;
                     let u = self

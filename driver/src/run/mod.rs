@@ -280,7 +280,7 @@ fn run_job_from(
             }
             // A finished job's keys go now, when the driver can reach Redis (else they expire).
             if let (true, Some(url)) = (results.iter().all(Result::is_ok), &a.redis) {
-                if let Err(e) = JobKeys::open(url, &plan.job, plan.functions).and_then(JobKeys::remove) {
+                if let Err(e) = JobKeys::open(url, &plan.job).and_then(JobKeys::remove) {
                     tracing::warn!("removing the job's keys: {e}");
                 }
             }
@@ -413,7 +413,7 @@ fn until_cancelled<R>(url: Option<&str>, plan: &JobPlan, cancel: Option<&AtomicB
         s.spawn(|| {
             while !done.load(Ordering::Relaxed) {
                 if cancel.load(Ordering::Relaxed) {
-                    let stopped = JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(CANCELLED));
+                    let stopped = JobKeys::open(url, &plan.job).and_then(|mut k| k.abort(CANCELLED));
                     if let Err(e) = stopped {
                         tracing::warn!("cancelling job {}: {e}", plan.job);
                     }
@@ -501,8 +501,7 @@ fn resume_hint(a: &RunArgs, plan: &JobPlan) -> String {
 /// Marks the job aborted in Redis, so that functions the driver cannot stop itself (Lambda
 /// invocations) leave at their next synchronisation.
 fn stop_in_redis(url: &str, plan: &JobPlan, sig: &str) {
-    let stopped =
-        JobKeys::open(url, &plan.job, plan.functions).and_then(|mut k| k.abort(&format!("the driver received {sig}")));
+    let stopped = JobKeys::open(url, &plan.job).and_then(|mut k| k.abort(&format!("the driver received {sig}")));
     if let Err(e) = stopped {
         eprintln!(
             "warning: could not mark job {} aborted in Redis ({e}); its functions stop at their sync timeout",

@@ -107,6 +107,11 @@ pub struct SweepArgs {
     /// measured load: an assumption, and labelled as one.
     #[arg(long, requires = "model", value_name = "MBPS")]
     pub s3_mbps: Option<f64>,
+    /// Check the model out of sample: simulate the synchronisation of these many functions
+    /// against --redis (threads with a connection each, no data, --latency-ms added per
+    /// request) and compare the model's sync term with it.
+    #[arg(long, requires_all = ["model", "redis"], value_name = "LIST")]
+    pub simulate_sync: Option<String>,
     /// Further `ifp run` arguments for every configuration (after `--`), e.g. `-- --k 16`.
     #[arg(last = true)]
     pub run_args: Vec<String>,

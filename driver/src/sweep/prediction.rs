@@ -4,6 +4,7 @@
 //! `model-check.csv`, `model.json`, `model-time.svg`, `model-cost.svg`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
@@ -22,7 +23,14 @@ pub struct ModelPlan {
     data_gb: Option<f64>,
     iterations: Option<u32>,
     s3_bytes_per_s: Option<f64>,
+    /// `--simulate-sync`: function counts, the Redis and the added latency per request.
+    simulate: Vec<u32>,
+    redis: Option<String>,
+    latency: Duration,
 }
+
+/// Iterations of each `--simulate-sync` simulation (their median is compared).
+const SIMULATED_ITERATIONS: u32 = 10;
 
 /// The model's plan from `--model*` and `--s3-mbps`, or `None` without `--model`.
 pub fn model_plan(a: &SweepArgs, grid: &[Config]) -> Result<Option<ModelPlan>> {
@@ -44,6 +52,12 @@ pub fn model_plan(a: &SweepArgs, grid: &[Config]) -> Result<Option<ModelPlan>> {
         data_gb: positive("--model-data-gb", a.model_data_gb)?,
         iterations: a.model_iterations,
         s3_bytes_per_s: positive("--s3-mbps", a.s3_mbps)?.map(|m| m * 1e6),
+        simulate: match &a.simulate_sync {
+            Some(list) => model::parse_counts("--simulate-sync", list)?,
+            None => Vec::new(),
+        },
+        redis: a.redis.clone(),
+        latency: Duration::from_secs_f64(a.latency_ms.unwrap_or(0.0) / 1e3),
     }))
 }
 
@@ -125,6 +139,7 @@ pub fn run_model(
         worst.config,
         check.iter().map(|c| c.iter_error).max_by(|x, y| x.abs().total_cmp(&y.abs())).unwrap_or(0.0) * 100.0
     );
+    let sync_check = simulated_check(mp, &params)?;
     model::write_csv(out_dir, &predictions, &check)?;
     model::write_charts(out_dir, &predictions, title)?;
     let json = serde_json::json!({
@@ -145,8 +160,34 @@ pub fn run_model(
         "predictions": predictions,
         "check": check,
         "worst_error": { "config": worst.config, "total_error": worst.total_error },
+        "sync_check_out_of_sample": sync_check,
     });
     output::write_atomic(&out_dir.join("model.json"), |w| Ok(serde_json::to_writer_pretty(&mut *w, &json)?))?;
+    if !sync_check.is_empty() {
+        crate::model_check::write_csv(out_dir, &sync_check)?;
+        println!("wrote {}/model-check-sync.csv", out_dir.display());
+    }
     println!("wrote {}/model.csv, model-check.csv, model.json, model-time.svg, model-cost.svg", out_dir.display());
     Ok(())
+}
+
+/// `--simulate-sync`: simulates each function count against the sweep's Redis and prints
+/// the model's sync term against it (out of sample: the model never saw these).
+fn simulated_check(mp: &ModelPlan, params: &model::Params) -> Result<Vec<crate::model_check::SyncCheckRow>> {
+    let Some(url) = mp.redis.as_deref().filter(|_| !mp.simulate.is_empty()) else { return Ok(Vec::new()) };
+    let mut simulated = Vec::new();
+    for &f in &mp.simulate {
+        let s = ifp_host::sync::simulate::simulate(url, f, SIMULATED_ITERATIONS, mp.latency)
+            .with_context(|| format!("--simulate-sync: simulating {f} functions"))?;
+        simulated.push((f, s.sync_ms / 1e3));
+    }
+    let rows = crate::model_check::sync_check(params, &simulated);
+    println!(
+        "model check out of sample: the sync term against {} simulated functions on the same Redis ({} ms added per request, median of {SIMULATED_ITERATIONS} iterations)",
+        mp.simulate.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+        mp.latency.as_secs_f64() * 1e3
+    );
+    println!();
+    println!("{}", crate::model_check::markdown(&rows));
+    Ok(rows)
 }

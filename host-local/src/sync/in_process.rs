@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Arrival, Release, StateStore, SyncError, SyncStats};
+use super::tree::Tree;
+use super::{Arrival, Release, StateStore, SyncError, SyncStats, CENSUS};
 
 #[derive(Default)]
 struct Iteration {
@@ -81,7 +82,10 @@ impl StateStore for InProcess {
         it.arrived += 1;
         if it.arrived == n {
             it.reducer = Some(w);
-            Ok(Arrival::Reduce(it.partials.iter().map(|p| p.clone().unwrap()).collect()))
+            let parts: Vec<Vec<f64>> = it.partials.iter().map(|p| p.clone().unwrap()).collect();
+            let tree = if t == CENSUS { Tree::flat(n as u32) } else { Tree::new(n as u32) };
+            let parts = tree.root_parts(parts).map_err(|e| SyncError::Partials { job: self.job.clone(), source: e })?;
+            Ok(Arrival::Reduce(parts))
         } else {
             Ok(Arrival::Wait)
         }
@@ -128,6 +132,7 @@ impl StateStore for InProcess {
                     iteration: t,
                     timeout: self.timeout,
                     missing,
+                    merger: None,
                     reducer,
                 });
             }

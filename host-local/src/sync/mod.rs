@@ -1,8 +1,10 @@
 //! Synchronisation between functions, once per iteration, behind one trait.
 //!
 //! Per iteration `t`, every worker `w` of `W` calls [`StateStore::arrive`] with its partial.
-//! Exactly one worker (the one completing the set) gets [`Arrival::Reduce`] with all `W`
-//! partials in worker order; it sums them, runs the kernel's `update` and calls
+//! Exactly one worker (the one completing the set) gets [`Arrival::Reduce`] with the parts
+//! to sum in order (every partial in worker order, or beyond [`tree::FLAT`] workers the
+//! in-order sums of fixed groups of workers: [`tree::Tree`]); it sums them, runs the
+//! kernel's `update` and calls
 //! [`StateStore::release`]. Every other worker gets [`Arrival::Wait`] and blocks in
 //! [`StateStore::await_release`] until the release (or the sync timeout). Arriving twice for
 //! the same `(t, w)` changes nothing, so a retried worker cannot double-count; a retry that
@@ -16,6 +18,8 @@ use std::time::Duration;
 mod in_process;
 pub mod model_ref;
 pub mod redis;
+pub mod simulate;
+pub mod tree;
 
 pub use in_process::{InProcess, CANCELLED};
 
@@ -61,7 +65,9 @@ pub struct JoinPoint {
 /// The outcome of arriving with a partial.
 #[derive(Debug)]
 pub enum Arrival {
-    /// This worker completed the set: here are all partials, in worker order.
+    /// This worker completed the set: here are the parts to sum in order with
+    /// [`crate::function::sum_in_order`] ([`tree::Tree::root_parts`] of every worker's
+    /// partial; at the [`CENSUS`], every worker's entry in worker order).
     Reduce(Vec<Vec<f64>>),
     /// Others are still missing, or another worker reduces: wait for the release.
     Wait,
@@ -72,7 +78,7 @@ pub enum Arrival {
 /// Sync failures. Each names the job, and where it applies the worker and iteration.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for {} ({})", round_name(*.iteration), missing_text(.missing, *.reducer))]
+    #[error("job {job}: function {worker} timed out after {timeout:?} waiting for {} ({})", round_name(*.iteration), missing_text(.missing, *.merger, *.reducer))]
     Timeout {
         job: String,
         worker: u32,
@@ -80,6 +86,9 @@ pub enum SyncError {
         timeout: Duration,
         /// The functions that never arrived.
         missing: Vec<u32>,
+        /// When every function arrived: a group's merger that never passed the group's sum
+        /// on (function, first and last member).
+        merger: Option<StalledMerger>,
         /// When every function arrived: the one that completed the set and so reduces.
         reducer: Option<u32>,
     },
@@ -90,6 +99,9 @@ pub enum SyncError {
         worker: u32,
         reason: String,
     },
+    /// Partials that cannot be summed (a kernel whose step returns varying lengths).
+    #[error("job {job}: {source}")]
+    Partials { job: String, source: crate::function::PartialsMismatch },
     #[error("job {job}: state store error: {message}")]
     Store { job: String, message: String },
     /// The job id is in use by a job with another plan or function count.
@@ -107,13 +119,25 @@ fn aborted_by(worker: u32) -> String {
     }
 }
 
-fn missing_text(missing: &[u32], reducer: Option<u32>) -> String {
-    match (missing, reducer) {
-        ([], Some(r)) => {
+/// A group's merger that never passed the group's sum on: the function, and the group's
+/// first and last member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StalledMerger {
+    pub function: u32,
+    pub first: u32,
+    pub last: u32,
+}
+
+fn missing_text(missing: &[u32], merger: Option<StalledMerger>, reducer: Option<u32>) -> String {
+    match (missing, reducer, merger) {
+        ([], _, Some(StalledMerger { function, first, last })) => format!(
+            "every function arrived; function {function}, which sums functions {first}..={last}, never passed their sum on: it died or stalled"
+        ),
+        ([], Some(r), None) => {
             format!("every function arrived; function {r}, which reduces it, never released it: it died or stalled")
         }
-        ([], None) => "a function died or stalled".to_string(),
-        (missing, _) => missing_functions(missing),
+        ([], None, None) => "a function died or stalled".to_string(),
+        (missing, _, _) => missing_functions(missing),
     }
 }
 

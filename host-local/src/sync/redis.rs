@@ -10,27 +10,31 @@
 //! | `meta` | `"{functions}:{plan}"`: the function count and the job plan's fingerprint; created by the driver (or the first function); a function of another plan is refused |
 //! | `cur` | iterations released so far: where a restarted worker rejoins |
 //! | `abort` | `"{worker}\n{reason}"` of the first worker that failed |
-//! | `p:{t}` | hash `worker → partial` of iteration `t`: the arrival set and the partials at once (`t` is `c` for the [`CENSUS`] before iteration 0, which leaves `cur` alone) |
+//! | `x` | stream: the same abort notice, which wakes every waiting function at once |
+//! | `p:{t}:{node}` | hash `child → partial` of round `t` at one node of the summation tree ([`super::tree`]): `r` (the root: every function's partial, or every group's sum) or a group number (its functions' partials); `t` is `c` for the [`CENSUS`] before iteration 0, which leaves `cur` alone |
+//! | `in:{t}:{node}` | the same hash once complete (renamed), plus `m`: the function that completed it and so merges it (at the root: reduces) |
 //! | `r:{t}` | the release of iteration `t` (model `t + 1`, loss, flags) |
-//! | `q:{t}:{w}` | list: the release of `t`, pushed for waiting worker `w` |
-//! | `red:{t}` | the function that completed the arrival set of `t` (it reduces): named when a release never comes |
-//! | `x:{w}` | list: the abort notice for worker `w` |
-//! | `m:{sha256}` | a first model too large for the tasks, stored by the driver ([`super::model_ref`]) |
+//! | `s:{t}` | stream: the release of `t` once more, read by every waiting function |
+//! | `m:{sha256}` | a model too large for a task or report, stored once ([`super::model_ref`]) |
 //!
-//! Per iteration `t`, worker `w` spends one round trip in [`StateStore::arrive`] (a Lua
-//! script: refuse if the job is gone or aborted, return the release if `t` is already out,
-//! otherwise `HSETNX` its partial, and if the set is complete return all partials in worker
-//! order). The reducer spends one more in [`StateStore::release`] (store `r:{t}` if absent,
-//! push it to every other worker's `q:{t}:{w}`, advance `cur`); every other worker spends
-//! one in [`StateStore::await_release`] (`BLPOP q:{t}:{w} x:{w}` with the sync timeout),
-//! which returns the release itself. Partials and models travel as raw little-endian `f64`.
+//! Per iteration `t`, function `w` spends one round trip in [`StateStore::arrive`] (a
+//! pipeline: its partial, then a small script that decides; see [`rounds`]); a group's
+//! merger one more (its group's sum, at the root); the reducer one in
+//! [`StateStore::release`] (store `r:{t}` if absent, add it to `s:{t}`, advance `cur`),
+//! every other function one in [`StateStore::await_release`] (`XREAD BLOCK` on `s:{t}` and
+//! `x` with the sync timeout), which returns the release itself. Partials and models
+//! travel as raw little-endian `f64`.
 
 use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::{Connection, Script, Value};
 
-use super::{round_name, Arrival, JoinPoint, Release, StateStore, SyncError, SyncStats, CENSUS};
+use super::{JoinPoint, Release, SyncError, SyncStats, CENSUS};
+
+mod rounds;
+
+use rounds::{ABORT, DECIDE, RELEASE};
 
 /// Connection and per-command I/O limit while connecting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,7 +147,6 @@ pub struct JobKeys {
     con: Connection,
     url: String,
     job: String,
-    functions: u32,
 }
 
 /// The driver's claim of a job id: a new job, or (`resume`) a job of the same plan that
@@ -161,7 +164,7 @@ if resume ~= '1' then return {'exists', 0} end
 if have ~= meta then return {'other', 0} end
 redis.call('SET', p .. 'run', run, 'EX', ttl)
 redis.call('DEL', p .. 'abort')
-for i = 0, count - 1 do redis.call('DEL', p .. 'x:' .. i) end
+redis.call('DEL', p .. 'x')
 return {'resumed', tonumber(redis.call('GET', p .. 'cur') or '0')}
 "#;
 
@@ -204,14 +207,14 @@ impl JobKeys {
             },
             _ => return Err(RedisSetupError::Command { url: url_r, message: format!("unexpected reply {v:?}") }),
         };
-        Ok((Self { con, url: url.into(), job: job.into(), functions }, at))
+        Ok((Self { con, url: url.into(), job: job.into() }, at))
     }
 
     /// Connects to `job`'s keys without claiming it (to stop a job another process claimed).
-    pub fn open(url: &str, job: &str, functions: u32) -> Result<Self, RedisSetupError> {
+    pub fn open(url: &str, job: &str) -> Result<Self, RedisSetupError> {
         check_job_id(job)?;
         let con = connect(url, CONNECT_TIMEOUT)?;
-        Ok(Self { con, url: url.into(), job: job.into(), functions })
+        Ok(Self { con, url: url.into(), job: job.into() })
     }
 
     /// Marks the job aborted by the driver (`reason`), so every function stops at its next
@@ -222,7 +225,6 @@ impl JobKeys {
             .arg(ABORT)
             .arg(0)
             .arg(prefix(&self.job))
-            .arg(self.functions)
             .arg(key_ttl(Duration::ZERO))
             .arg(msg)
             .query::<Value>(&mut self.con)
@@ -263,7 +265,7 @@ if run ~= '' then
     if resume ~= '1' then return {'taken', owner} end
     redis.call('SET', p .. 'run', run, 'EX', ttl)
     redis.call('DEL', p .. 'abort')
-    for i = 0, count - 1 do redis.call('DEL', p .. 'x:' .. i) end
+    redis.call('DEL', p .. 'x')
   end
 end
 local ab = redis.call('GET', p .. 'abort')
@@ -275,54 +277,17 @@ if cur >= 2 then before = redis.call('GET', p .. 'r:' .. (cur - 2)) end
 return {'ok', cur, last, before}
 "#;
 
-const ARRIVE: &str = r#"
-local p, t, w, n, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-if redis.call('EXISTS', p .. 'meta') == 0 then return {'lost'} end
-local ab = redis.call('GET', p .. 'abort')
-if ab then return {'abort', ab} end
-local rel = redis.call('GET', p .. 'r:' .. t)
-if rel then return {'released', rel} end
-local h = p .. 'p:' .. t
-redis.call('HSETNX', h, w, ARGV[6])
-redis.call('EXPIRE', h, ttl)
-if redis.call('HLEN', h) < n then return {'wait'} end
-redis.call('SET', p .. 'red:' .. t, w, 'EX', ttl)
-local fields = {}
-for i = 0, n - 1 do fields[i + 1] = tostring(i) end
-local parts = redis.call('HMGET', h, unpack(fields))
-table.insert(parts, 1, 'reduce')
-return parts
-"#;
+/// The scripts of a function's connection, in the order [`RedisStore::script`] names them.
+const SCRIPTS: [&str; 4] = [JOIN, DECIDE, RELEASE, ABORT];
 
-const RELEASE: &str = r#"
-local p, t, w, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if redis.call('EXISTS', p .. 'meta') == 0 then return 'lost' end
-if not redis.call('SET', p .. 'r:' .. t, ARGV[6], 'NX', 'EX', ttl) then return 'again' end
-for i = 0, n - 1 do
-  if i ~= w then
-    local q = p .. 'q:' .. t .. ':' .. i
-    redis.call('RPUSH', q, ARGV[6])
-    redis.call('EXPIRE', q, ttl)
-  end
-end
-if tonumber(t) then redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl) end
-redis.call('EXPIRE', p .. 'meta', ttl)
-redis.call('EXPIRE', p .. 'run', ttl)
-redis.call('DEL', p .. 'p:' .. t)
-return 'ok'
-"#;
-
-const ABORT: &str = r#"
-local p, n, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('SET', p .. 'abort', ARGV[4], 'NX', 'EX', ttl)
-local first = redis.call('GET', p .. 'abort')
-for i = 0, n - 1 do
-  local x = p .. 'x:' .. i
-  redis.call('RPUSH', x, first)
-  redis.call('EXPIRE', x, ttl)
-end
-return 'ok'
-"#;
+/// Loads [`SCRIPTS`] in one round trip.
+fn load_scripts(con: &mut Connection) -> Result<(), redis::RedisError> {
+    let mut pipe = redis::pipe();
+    for s in SCRIPTS {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(s);
+    }
+    pipe.query::<Value>(con).map(|_| ())
+}
 
 /// One function's connection to the job's state on Redis.
 pub struct RedisStore {
@@ -334,13 +299,15 @@ pub struct RedisStore {
     workers: u32,
     timeout: Duration,
     ttl: u64,
-    scripts: [Script; 4],
+    scripts: [Script; SCRIPTS.len()],
     stats: SyncStats,
     /// The job plan's fingerprint (empty: none given).
     plan: String,
     /// The run this function belongs to (empty: any), and whether it takes the job over.
     run: String,
     resume: bool,
+    /// Slept before every request ([`RedisStore::with_added_latency`]).
+    latency: Duration,
 }
 
 /// What a job's `meta` key holds: the function count and the plan's fingerprint.
@@ -407,16 +374,10 @@ impl RedisStore {
         timeout: Duration,
     ) -> Result<Self, RedisSetupError> {
         check_job_id(job)?;
-        // BLPOP waits up to `timeout` on the server; the socket allows a little more.
+        // XREAD waits up to `timeout` on the server; the socket allows a little more.
         let mut con = connect(url, timeout + Duration::from_secs(5))?;
-        let sources = [JOIN, ARRIVE, RELEASE, ABORT];
-        let scripts = sources.map(Script::new);
-        let mut pipe = redis::pipe();
-        for s in sources {
-            pipe.cmd("SCRIPT").arg("LOAD").arg(s);
-        }
-        pipe.query::<Value>(&mut con)
-            .map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
+        load_scripts(&mut con).map_err(|e| RedisSetupError::Command { url: redact(url), message: scrub(&e, url) })?;
+        let scripts = SCRIPTS.map(Script::new);
         Ok(Self {
             con,
             url: url.into(),
@@ -431,6 +392,7 @@ impl RedisStore {
             plan: String::new(),
             run: String::new(),
             resume: false,
+            latency: Duration::ZERO,
         })
     }
 
@@ -447,6 +409,21 @@ impl RedisStore {
         self.run = run.unwrap_or_default().to_string();
         self.resume = resume;
         self
+    }
+
+    /// Sleeps `latency` before every request this store sends: a network hop to a remote
+    /// Redis, simulated ([`super::simulate`]).
+    pub fn with_added_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Counts one request and waits out the simulated latency, if any.
+    fn request(&mut self) {
+        self.stats.round_trips += 1;
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
     }
 
     fn store_err(&self, at: &str, e: redis::RedisError) -> SyncError {
@@ -486,12 +463,12 @@ impl RedisStore {
     }
 
     fn script(&mut self, which: usize, args: &[&dyn ToArg]) -> Result<Value, redis::RedisError> {
+        self.request();
         let mut inv = self.scripts[which].prepare_invoke();
         inv.arg(&self.prefix);
         for a in args {
             a.add_to(&mut inv);
         }
-        self.stats.round_trips += 1;
         inv.invoke(&mut self.con)
     }
 
@@ -548,21 +525,10 @@ impl RedisStore {
         }
     }
 
-    /// Names the functions whose partial for iteration `t` is missing and, if none is, the
-    /// one that reduces it (one more round trip, only after a timeout).
-    fn missing(&mut self, t: u32) -> (Vec<u32>, Option<u32>) {
-        self.stats.round_trips += 1;
-        let t = round_key(t);
-        let (have, reducer): (Vec<String>, Option<u32>) = redis::pipe()
-            .cmd("HKEYS")
-            .arg(format!("{}p:{t}", self.prefix))
-            .cmd("GET")
-            .arg(format!("{}red:{t}", self.prefix))
-            .query(&mut self.con)
-            .unwrap_or_default();
-        let missing: Vec<u32> = (0..self.workers).filter(|w| !have.iter().any(|h| h == &w.to_string())).collect();
-        let reducer = if missing.is_empty() { reducer } else { None };
-        (missing, reducer)
+    /// Loads the scripts again (a server that restarted lost them).
+    fn load_scripts(&mut self) -> Result<(), redis::RedisError> {
+        self.request();
+        load_scripts(&mut self.con)
     }
 }
 
@@ -598,93 +564,6 @@ fn round_key(t: u32) -> String {
         "c".to_string()
     } else {
         t.to_string()
-    }
-}
-
-impl StateStore for RedisStore {
-    fn join(&mut self) -> Result<JoinPoint, SyncError> {
-        self.join_job()
-    }
-
-    fn arrive(&mut self, t: u32, w: u32, partial: &[f64]) -> Result<Arrival, SyncError> {
-        let at = format!("function {w} arriving at {}", round_name(t));
-        let (n, ttl, p) = (self.workers, self.ttl, encode_f64s(partial));
-        let t = round_key(t);
-        let v = self.script(1, &[&t, &w, &n, &ttl, &p]).map_err(|e| self.store_err(&at, e))?;
-        let Value::Array(items) = &v else { return Err(self.bad_reply(&at, &v)) };
-        match items.first().and_then(text).as_deref() {
-            Some("wait") => Ok(Arrival::Wait),
-            Some("lost") => Err(self.lost(&at)),
-            Some("abort") if items.len() == 2 => Err(self.aborted(&items[1])),
-            Some("released") if items.len() == 2 => {
-                bytes(&items[1]).and_then(decode_release).map(Arrival::Released).ok_or_else(|| self.bad_reply(&at, &v))
-            }
-            Some("reduce") if items.len() == n as usize + 1 => items[1..]
-                .iter()
-                .map(|x| bytes(x).and_then(decode_f64s))
-                .collect::<Option<Vec<_>>>()
-                .map(Arrival::Reduce)
-                .ok_or_else(|| self.bad_reply(&at, &v)),
-            _ => Err(self.bad_reply(&at, &v)),
-        }
-    }
-
-    fn release(&mut self, t: u32, release: &Release) -> Result<(), SyncError> {
-        // The reducer (this worker) needs no token of its own; every other worker gets one.
-        let at = format!("releasing {}", round_name(t));
-        let (n, ttl, r, me) = (self.workers, self.ttl, encode_release(release), self.worker);
-        let t = round_key(t);
-        let v = self.script(2, &[&t, &me, &n, &ttl, &r]).map_err(|e| self.store_err(&at, e))?;
-        match text(&v).as_deref() {
-            Some("ok") | Some("again") => Ok(()),
-            Some("lost") => Err(self.lost(&at)),
-            _ => Err(self.bad_reply(&at, &v)),
-        }
-    }
-
-    fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError> {
-        let at = format!("function {w} waiting for {}", round_name(t));
-        let started = Instant::now();
-        self.stats.round_trips += 1;
-        let q = format!("{}q:{}:{w}", self.prefix, round_key(t));
-        let x = format!("{}x:{w}", self.prefix);
-        let v: Value = redis::cmd("BLPOP")
-            .arg(&q)
-            .arg(&x)
-            .arg(self.timeout.as_secs_f64())
-            .query(&mut self.con)
-            .map_err(|e| self.store_err(&at, e))?;
-        self.stats.wait_s += started.elapsed().as_secs_f64();
-        match &v {
-            Value::Nil => {
-                let (missing, reducer) = self.missing(t);
-                Err(SyncError::Timeout {
-                    job: self.job.clone(),
-                    worker: w,
-                    iteration: t,
-                    timeout: self.timeout,
-                    missing,
-                    reducer,
-                })
-            }
-            Value::Array(kv) if kv.len() == 2 => {
-                if text(&kv[0]).as_deref() == Some(x.as_str()) {
-                    return Err(self.aborted(&kv[1]));
-                }
-                bytes(&kv[1]).and_then(decode_release).ok_or_else(|| self.bad_reply(&at, &v))
-            }
-            _ => Err(self.bad_reply(&at, &v)),
-        }
-    }
-
-    fn abort(&mut self, w: u32, reason: &str) {
-        let (n, ttl, msg) = (self.workers, self.ttl, format!("{w}\n{reason}"));
-        // Best effort: if Redis is gone, the others fail on their own.
-        let _ = self.script(3, &[&n, &ttl, &msg]);
-    }
-
-    fn stats(&self) -> SyncStats {
-        self.stats
     }
 }
 
