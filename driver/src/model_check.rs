@@ -98,6 +98,7 @@ mod tests {
             compute_s: 1.0,
             sync_s,
             round_trips: 2.0,
+            batch_rows: None,
         }
     }
 
