@@ -145,3 +145,25 @@ fn mini_batches_over_redis_equal_the_in_process_run() {
     let (g, w) = (floats(&processes["model"]["weights"]), floats(&threads["model"]["weights"]));
     assert_close("over Redis vs threads", &g, &w, 1e-9, 1e-12);
 }
+
+/// A CSV is read by byte ranges (local or in S3): its shards learn their global row numbers
+/// at the census, so its mini-batches are the `.npy`'s, in any configuration.
+#[test]
+fn mini_batches_of_a_csv_equal_those_of_the_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "logreg", "--batch-size", "300", "--max-iter", "25", "--optimizer", "adam", "--seed", "4"];
+    let run = |file: &str, workers: &str, inner: &str| {
+        let mut a = args.to_vec();
+        let data = fixture(file);
+        a.extend(["--data", data.to_str().unwrap(), "--workers", workers, "--inner", inner]);
+        run_json(dir.path(), &a)
+    };
+    let want = run("logreg.npy", "1", "1");
+    for (workers, inner) in [("1", "1"), ("3", "2"), ("7", "1")] {
+        let got = run("logreg.csv", workers, inner);
+        for (name, v) in want["model"].as_object().unwrap() {
+            let what = format!("csv {workers}x{inner}: {name}");
+            assert_close(&what, &floats(&got["model"][name]), &floats(v), 1e-9, 1e-12);
+        }
+    }
+}

@@ -126,9 +126,11 @@ pub fn failure(function: u32, iteration: Option<u32>, e: impl Classify) -> Funct
 struct Inner {
     inst: KernelInstance,
     shard: ShardHandle,
-    /// The global row number of the shard's first row, and its row count; None where the
-    /// rows were found by byte range (a CSV object), whose global numbers are not known.
+    /// The global rows of the shard; for rows found by byte range (a CSV), known only once
+    /// the census gave the function's first row ([`Function::place_rows`]).
     rows: Option<Range<u64>>,
+    /// Rows in the shard.
+    count: u64,
 }
 
 /// One function: its inner workers with their shards resident.
@@ -219,7 +221,7 @@ impl Function {
                         at = end;
                     }
                     let rows = Some(range.start + part.start..range.start + part.end);
-                    Ok((Inner { inst, shard, rows }, candidates))
+                    Ok((Inner { inst, shard, rows, count: part.end - part.start }, candidates))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
@@ -337,7 +339,7 @@ impl Function {
                         crate::data::s3::Part::Rows(r) => Some(r.clone()),
                         crate::data::s3::Part::Bytes(_) => None,
                     };
-                    Ok((Inner { inst, shard, rows: global }, rows, reader.fetched(), candidates))
+                    Ok((Inner { inst, shard, rows: global, count: rows }, rows, reader.fetched(), candidates))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
@@ -389,6 +391,17 @@ impl Function {
     /// The job's row count, once the census found it.
     pub fn set_total_rows(&mut self, total_rows: u64) {
         Arc::make_mut(&mut self.spec).shape.total_rows = total_rows;
+    }
+
+    /// Gives shards read by byte range (a CSV) their global row numbers, once the census
+    /// found this function's first row: the file's order is function by function, then inner
+    /// worker by inner worker, as the byte ranges are. Mini-batches need them.
+    pub fn place_rows(&mut self, first_row: u64) {
+        let mut at = first_row;
+        for i in &mut self.inners {
+            i.rows.get_or_insert(at..at + i.count);
+            at += i.count;
+        }
     }
 
     pub fn inner(&self) -> u32 {
@@ -669,8 +682,8 @@ pub enum KernelStepError {
     #[error(transparent)]
     Partials(#[from] PartialsMismatch),
     #[error(
-        "mini-batches choose rows by their global row numbers, which a CSV object in S3 (read by byte ranges) \
-         does not give: use a .npy object or a local file"
+        "mini-batches choose rows by their global row numbers, which rows read by byte range have only after \
+         the census"
     )]
     NoRowNumbers,
     #[error("the kernel's partial has {got} values but its sizes say {want}")]

@@ -134,6 +134,7 @@ fn first_model(
     };
     let census = census::meet(store, function.instance(), offer)?;
     function.set_total_rows(census.total_rows);
+    function.place_rows(census.row_offset(task.function));
     let resume = resume_point(task, joined, census.model.clone())?;
     Ok((resume, census))
 }
