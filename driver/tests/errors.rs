@@ -126,7 +126,7 @@ fn bad_csv_cells_rows_and_values() {
     fails_with(
         d.path(),
         &["run", "logreg", "--data", binary.to_str().unwrap()],
-        "kernel 'logreg' failed in shard.step: label 2 is not 0 or 1: give --classes C for labels 0..C-1",
+        "loading data rows 3 to 3: kernel 'logreg' failed in shard.append: label 2 in row 3 of the data is not 0 or 1: give --classes C for labels 0..C-1",
     );
 }
 
