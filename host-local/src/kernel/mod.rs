@@ -40,6 +40,7 @@ use wasmtime::Engine;
 mod cache;
 mod compiled;
 mod instance;
+pub(crate) mod rows;
 mod sandbox;
 mod source;
 mod stderr;
