@@ -34,7 +34,7 @@ pub(super) struct Bounds {
 /// every row still tells, from the distances it computes, how many rows the old bounds would
 /// have settled (a few flops per row), so the bounds come back once they would settle enough.
 /// Either way the step's partial and assignments are the same.
-const SCAN_ALL_BELOW: f64 = 0.35;
+const SCAN_ALL_BELOW: f64 = 0.25;
 
 /// An upper bound on `|s_j − (½‖c_j‖² − x·c_j)|`, the rounding error of a row's f32 score
 /// against any centroid (the f64 → f32 rounding of the centroids, the f32 half norms and the
@@ -365,8 +365,8 @@ mod tests {
         let (d, k) = (8, 16);
         let uniform = lcg_data(6000, d, 21);
         let full = full_scans(&uniform, d, k, 40);
-        // Full scans while the centroids move far, then bounds again (seen: 2, 3, 4).
-        assert!(full.len() >= 2 && full.iter().all(|&it| it < 20), "unclustered data: full scans at {full:?}");
+        // Full scans while the centroids move far, then bounds again (seen: 2).
+        assert!(!full.is_empty() && full.iter().all(|&it| it < 20), "unclustered data: full scans at {full:?}");
         lloyd_vs_hamerly(&uniform, d, k, &first_rows(&uniform, k, d), 12);
         let x = blobs(6000, d, k, 10.0, 1.0, 0.0, 5);
         let full = full_scans(&x, d, k, 30);
