@@ -68,6 +68,7 @@ fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
         data_etag: None,
         label_col: LabelCol::None,
         csv: Default::default(),
+        libsvm: Default::default(),
         s3_endpoint: None,
         params: vec![("k".into(), "3".into()), ("init".into(), "first".into())],
         functions: 1,

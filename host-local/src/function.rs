@@ -8,6 +8,8 @@
 //! `Store`. Every failure is a [`FunctionFailure`] naming the function, the iteration and
 //! the kind ([`FailureKind`]), so that hosts and drivers need no error downcasts.
 
+mod sparse;
+
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
@@ -254,6 +256,9 @@ impl Function {
         data: &Data,
         sample: Option<SamplePlan>,
     ) -> Result<Self, FunctionFailure> {
+        if let Data::Libsvm(file) = data {
+            return Self::load_libsvm(engine, spec, function, inner, file, sample);
+        }
         let Some((object, label)) = data.parted() else {
             let range = share(spec.shape.total_rows, spec.functions as u64, function as u64);
             return Self::load(engine, spec, function, inner, data, range, sample);

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::data::libsvm::LibsvmFormat;
 use crate::data::object::S3Connector;
 use crate::data::CsvFormat;
 use crate::data::Data;
@@ -34,6 +35,8 @@ pub struct JobPlan {
     pub label_col: LabelCol,
     /// A CSV's header line and delimiter.
     pub csv: CsvFormat,
+    /// How a LIBSVM file is read (its width fixed by the driver).
+    pub libsvm: LibsvmFormat,
     /// The S3-compatible endpoint the functions use (`None`: their own).
     pub s3_endpoint: Option<String>,
     pub params: Vec<Param>,
@@ -64,7 +67,7 @@ impl JobPlan {
         let model: Option<Vec<u64>> = self.model.as_ref().map(|m| m.iter().map(|v| v.to_bits()).collect());
         let what = serde_json::json!({
             "kernel": self.kernel, "kernel_sha256": self.kernel_sha256, "data": self.data,
-            "label_col": self.label_col, "csv": self.csv, "params": self.params, "functions": self.functions,
+            "label_col": self.label_col, "csv": self.csv, "libsvm": self.libsvm, "params": self.params, "functions": self.functions,
             "max_iter": self.max_iter, "model": model,
         });
         crate::kernel::sha256_hex(what.to_string().as_bytes())
@@ -83,6 +86,7 @@ impl JobPlan {
                 data_etag: self.data_etag.clone(),
                 label_col: self.label_col,
                 csv: self.csv,
+                libsvm: self.libsvm,
                 s3_endpoint: self.s3_endpoint.clone(),
                 kernel: self.kernel.clone(),
                 kernel_sha256: self.kernel_sha256.clone(),
@@ -343,6 +347,7 @@ mod tests {
             data_etag: None,
             label_col: LabelCol::None,
             csv: CsvFormat::default(),
+            libsvm: Default::default(),
             s3_endpoint: None,
             params: vec![("k".into(), "4".into())],
             functions: 3,

@@ -182,7 +182,7 @@ fn prepare(
     let data = match cx.data {
         Some(d) => d,
         None => {
-            opened = Data::open(&task.data, task.label_col, task.csv, s3, task.data_etag.as_deref())
+            opened = Data::open_with(&task.data, task.label_col, task.csv, task.libsvm, s3, task.data_etag.as_deref())
                 .map_err(|e| failure(f, None, e))?;
             &opened
         }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::data::libsvm::LibsvmFormat;
 use crate::data::{CsvFormat, LabelCol};
 use crate::kernel::{ClassCount, DataShape, KernelOrigin, Param, Sandbox};
 use crate::sync::model_ref::ModelRef;
@@ -72,6 +73,9 @@ pub struct FunctionTask {
     /// A CSV's header line and delimiter (default: none, `,`).
     #[serde(default, skip_serializing_if = "CsvFormat::is_default")]
     pub csv: CsvFormat,
+    /// How to read a LIBSVM file (`.svm`, `.libsvm`, `.svmlight`): index base, width, hashing.
+    #[serde(default, skip_serializing_if = "LibsvmFormat::is_default")]
+    pub libsvm: LibsvmFormat,
     /// An S3-compatible endpoint for `s3://` data and kernels (path-style addressing);
     /// `None`: the host's own (`AWS_ENDPOINT_URL_S3`, else AWS).
     #[serde(default, skip_serializing_if = "Option::is_none")]

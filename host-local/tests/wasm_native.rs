@@ -93,6 +93,7 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
         data_etag: None,
         label_col: label,
         csv: Default::default(),
+        libsvm: Default::default(),
         s3_endpoint: None,
         params: p.clone(),
         functions: 1,

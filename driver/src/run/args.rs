@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 
+use ifp_host::data::libsvm::LibsvmFormat;
 use ifp_host::data::object::S3Connector;
 use ifp_host::data::{read_table, CsvFormat, Data};
 use ifp_host::task::sandbox_from;
@@ -58,6 +59,57 @@ impl CsvArgs {
     }
 }
 
+/// How a LIBSVM file given as data is read (`.svm`, `.libsvm`, `.svmlight`).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct LibsvmArgs {
+    /// LIBSVM data: the number of features (an index at or beyond it is an error). Default:
+    /// one more than the largest index in the file, found by a pass over it.
+    #[arg(help_heading = "Data", long, value_name = "N", alias = "cols", conflicts_with = "hash_features",
+          value_parser = clap::value_parser!(u64).range(1..=1u64 << 32))]
+    pub features: Option<u64>,
+    /// LIBSVM data: hash unbounded feature indices into N = 2^k features (`2^20` or
+    /// `1048576`); values that meet at one feature are added.
+    #[arg(help_heading = "Data", long, value_name = "2^K", value_parser = parse_hash_features)]
+    pub hash_features: Option<u32>,
+    /// LIBSVM data: indices start at 0 (default: at 1, LIBSVM's convention).
+    #[arg(help_heading = "Data", long)]
+    pub zero_based: bool,
+}
+
+impl LibsvmArgs {
+    pub fn format(&self) -> LibsvmFormat {
+        LibsvmFormat { zero_based: self.zero_based, features: self.features, hash_bits: self.hash_features }
+    }
+
+    /// Refuses the options for data that is not LIBSVM (they would be silently ignored).
+    pub fn check_for(&self, data: &Data, location: &str) -> Result<()> {
+        if !matches!(data, Data::Libsvm(_)) && !self.format().is_default() {
+            bail!(
+                "--features, --hash-features and --zero-based apply to LIBSVM data (.svm, .libsvm, .svmlight); {location} is not one"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `2^k` or the power of two itself, for k in 1..=31: returns k.
+fn parse_hash_features(s: &str) -> Result<u32, String> {
+    let k = match s.strip_prefix("2^") {
+        Some(k) => k.parse::<u32>().map_err(|_| format!("expected 2^K or a power of two, got {s:?}"))?,
+        None => {
+            let n: u64 = s.parse().map_err(|_| format!("expected 2^K or a power of two, got {s:?}"))?;
+            if !n.is_power_of_two() {
+                return Err(format!("{n} is not a power of two (give 2^K)"));
+            }
+            n.trailing_zeros()
+        }
+    };
+    if !(1..=31).contains(&k) {
+        return Err(format!("2^{k} features: K must be between 1 and 31"));
+    }
+    Ok(k)
+}
+
 fn parse_delimiter(s: &str) -> Result<u8, String> {
     match s {
         "tab" | "\\t" | "\t" => Ok(b'\t'),
@@ -98,6 +150,8 @@ pub struct RunArgs {
     pub label_col: Option<LabelColArg>,
     #[command(flatten)]
     pub csv: CsvArgs,
+    #[command(flatten)]
+    pub libsvm: LibsvmArgs,
     /// Number of clusters (kmeans; default: the rows of --init-centroids, or 8).
     #[arg(help_heading = "K-means (kmeans)", long, value_parser = crate::whole_number)]
     pub k: Option<u64>,

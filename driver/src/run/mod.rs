@@ -150,8 +150,12 @@ fn run_job_from(
         (Some(_), Some(_)) => bail!("--data and data in memory are exclusive: give one"),
         (None, Some(given)) => given,
         (Some(p), None) => {
-            let data = Data::open(p, label, a.csv.format(), &s3, None)?;
+            let data = Data::open_with(p, label, a.csv.format(), a.libsvm.format(), &s3, None)?;
             a.csv.check_for(&data, p)?;
+            a.libsvm.check_for(&data, p)?;
+            if matches!(data, Data::Libsvm(_)) && a.label_col.is_some() {
+                bail!("--label-col applies to .npy and .csv data; in LIBSVM data ({p}) the label is the first field of every line");
+            }
             (data, p.clone())
         }
         (None, None) => {
@@ -218,6 +222,10 @@ fn run_job_from(
         data_etag: data.etag().map(str::to_string),
         label_col: label,
         csv: a.csv.format(),
+        libsvm: match &data {
+            Data::Libsvm(file) => file.format(),
+            _ => Default::default(),
+        },
         s3_endpoint: a.s3_endpoint.clone(),
         params,
         functions: a.functions,

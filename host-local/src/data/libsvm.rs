@@ -10,8 +10,8 @@
 //!
 //! A file is split like a CSV in S3 ([`super::s3`]): a part `[s, e)` of the bytes holds the
 //! lines that start after the first newline at or after `s` (from byte 0 for the first part)
-//! up to and including the line that crosses `e`, so any number of parts reads every line
-//! once. Errors name the line of the file (1-based, counting blank and comment lines), found
+//! up to and including the line that crosses or starts at `e` (an empty part holds none), so
+//! any number of parts reads every line once. Errors name the line of the file (1-based, counting blank and comment lines), found
 //! only when there is an error.
 
 use std::fs::File;
@@ -36,6 +36,9 @@ pub struct LibsvmFormat {
 }
 
 impl LibsvmFormat {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
     /// The width the rows have, when the format fixes it.
     pub fn width(&self) -> Option<u64> {
         self.hash_bits.map(|b| 1u64 << b).or(self.features)
@@ -193,39 +196,165 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
     move |error| DataError::Io { path: path.to_path_buf(), error }
 }
 
+/// Whether `location` (a path or an S3 key) names a LIBSVM file: `.svm`, `.libsvm` or
+/// `.svmlight`, in any case.
+pub fn is_libsvm(location: &str) -> bool {
+    let ext = location.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    matches!(ext.as_deref(), Some("svm" | "libsvm" | "svmlight"))
+}
+
+/// A local LIBSVM file whose width is known: from the format (`--features`, `--hash-features`)
+/// or, when it does not fix one, from a pass over the file for the largest index (as
+/// scikit-learn's `load_svmlight_file` does). Functions read it by parts ([`PartReader`]).
+#[derive(Clone, Debug)]
+pub struct LibsvmFile {
+    path: std::path::PathBuf,
+    size: u64,
+    /// The format with `features` set whenever hashing is not: every part has this width.
+    format: LibsvmFormat,
+}
+
+impl LibsvmFile {
+    pub fn open(path: &Path, format: LibsvmFormat) -> Result<Self, DataError> {
+        let size = std::fs::metadata(path).map_err(io_err(path))?.len();
+        let mut format = format;
+        if format.width().is_none() {
+            // The width the rows need: one pass, keeping no rows.
+            let mut r = PartReader::open(path, 0..size, format)?;
+            let mut width = 0;
+            loop {
+                let mut chunk = SparseRows::default();
+                if r.read_into(&mut chunk, 1 << 16)? == 0 {
+                    break;
+                }
+                width = width.max(chunk.width);
+            }
+            format.features = Some(width);
+        }
+        let file = Self { path: path.to_path_buf(), size, format };
+        let mut first = PartReader::open(path, 0..size, format)?;
+        if first.read_into(&mut SparseRows::default(), 1)? == 0 {
+            return Err(DataError::Empty { path: path.to_path_buf() });
+        }
+        if file.width() == 0 {
+            return Err(DataError::Libsvm {
+                path: path.to_path_buf(),
+                line: 1,
+                reason: "no row has a feature: give --features N".into(),
+            });
+        }
+        Ok(file)
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// The feature columns every row has.
+    pub fn width(&self) -> u64 {
+        self.format.width().unwrap_or(0)
+    }
+    /// The format with the width fixed, as functions must read the file.
+    pub fn format(&self) -> LibsvmFormat {
+        self.format
+    }
+    /// The reader of part `bytes` (line-aligned as the module doc says).
+    pub fn open_part(&self, bytes: Range<u64>) -> Result<PartReader, DataError> {
+        PartReader::open(&self.path, bytes, self.format)
+    }
+}
+
+/// The rows of one part of a local LIBSVM file, a chunk at a time (see the module doc for
+/// which lines a part holds): no more than a chunk is ever held.
+pub struct PartReader {
+    path: std::path::PathBuf,
+    r: BufReader<File>,
+    format: LibsvmFormat,
+    parser: LineParser,
+    start: u64,
+    at: u64,
+    end: u64,
+    line: Vec<u8>,
+}
+
+impl PartReader {
+    pub fn open(path: &Path, bytes: Range<u64>, format: LibsvmFormat) -> Result<Self, DataError> {
+        let mut f = File::open(path).map_err(io_err(path))?;
+        let size = f.metadata().map_err(io_err(path))?.len();
+        let end = bytes.end.min(size);
+        f.seek(SeekFrom::Start(bytes.start.min(size))).map_err(io_err(path))?;
+        let mut r = Self {
+            path: path.to_path_buf(),
+            r: BufReader::with_capacity(1 << 16, f),
+            format,
+            parser: LineParser::new(format),
+            start: bytes.start,
+            at: bytes.start,
+            end,
+            line: Vec::new(),
+        };
+        if bytes.start >= end {
+            // An empty part holds no line (the part before holds the line crossing its start).
+            r.at = u64::MAX;
+        } else if bytes.start > 0 {
+            // The line crossing the start (or starting at it) belongs to the part before.
+            r.at += r.r.read_until(b'\n', &mut r.line).map_err(io_err(path))? as u64;
+        }
+        Ok(r)
+    }
+
+    /// Appends up to `max_rows` rows to `out`; returns how many (0 at the end of the part).
+    pub fn read_into(&mut self, out: &mut SparseRows, max_rows: usize) -> Result<usize, DataError> {
+        out.width = out.width.max(self.format.width().unwrap_or(0));
+        let mut rows = 0;
+        // Every line that starts at or before the end (the last one runs past it to its
+        // newline): the part after skips exactly those.
+        while rows < max_rows && self.at <= self.end {
+            self.line.clear();
+            let n = self.r.read_until(b'\n', &mut self.line).map_err(io_err(&self.path))?;
+            if n == 0 {
+                break;
+            }
+            let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            match self.parser.parse(text, out) {
+                Ok(row) => rows += usize::from(row),
+                Err(reason) => {
+                    let line = line_at(&self.path, self.at);
+                    return Err(DataError::Libsvm { path: self.path.clone(), line, reason });
+                }
+            }
+            self.at += n as u64;
+        }
+        Ok(rows)
+    }
+
+    /// Bytes read so far (the part's own, and the line before it skipped at the start).
+    pub fn fetched(&self) -> u64 {
+        if self.at == u64::MAX {
+            0
+        } else {
+            self.at - self.start
+        }
+    }
+
+    /// The part's rows in all, estimated from `read` rows in the bytes read so far.
+    pub fn rows_hint(&self, read: u64) -> u64 {
+        let consumed = self.fetched();
+        if read == 0 || consumed == 0 {
+            return read;
+        }
+        let remaining = self.end.saturating_sub(self.start + consumed);
+        read + (remaining as f64 * read as f64 / consumed as f64 * 1.02).ceil() as u64
+    }
+}
+
 /// Reads the rows of part `bytes` of a local LIBSVM file (see the module doc for which lines
 /// a part holds).
 pub fn read_part(path: &Path, bytes: Range<u64>, format: LibsvmFormat) -> Result<SparseRows, DataError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let size = f.metadata().map_err(io_err(path))?.len();
     let mut out = SparseRows { width: format.width().unwrap_or(0), ..SparseRows::default() };
-    let end = bytes.end.min(size);
-    if bytes.start >= end {
-        return Ok(out);
-    }
-    f.seek(SeekFrom::Start(bytes.start)).map_err(io_err(path))?;
-    let mut r = BufReader::with_capacity(1 << 16, f);
-    let mut at = bytes.start;
-    let mut line = Vec::new();
-    if bytes.start > 0 {
-        // The line crossing the start belongs to the part before.
-        at += r.read_until(b'\n', &mut line).map_err(io_err(path))? as u64;
-    }
-    let mut parser = LineParser::new(format);
-    // Every line that starts before the end (the last one runs past it to its newline).
-    while at < end {
-        line.clear();
-        let n = r.read_until(b'\n', &mut line).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if let Err(reason) = parser.parse(text, &mut out) {
-            return Err(DataError::Libsvm { path: path.to_path_buf(), line: line_at(path, at), reason });
-        }
-        at += n as u64;
-    }
+    PartReader::open(path, bytes, format)?.read_into(&mut out, usize::MAX)?;
     Ok(out)
 }
 
@@ -361,6 +490,24 @@ mod tests {
             }
             assert_eq!(got.labels, want, "{parts} parts: labels");
             assert_eq!(got.indices, whole.indices, "{parts} parts: entries");
+        }
+        // Every cut point of two parts and of three (a cut at a line's first byte, on a newline,
+        // inside a \r\n, and empty parts), and cuts past the end.
+        let small: String = text.split_inclusive('\n').take(24).collect();
+        let want_small: Vec<f32> =
+            (small.lines()).filter_map(|l| l.split(' ').next().and_then(|t| t.trim().parse::<f32>().ok())).collect();
+        assert_eq!(want_small.len(), 22);
+        let q = d.path().join("small.svm");
+        std::fs::write(&q, &small).unwrap();
+        let len = small.len() as u64;
+        for a in 0..=len + 2 {
+            for b in [a, a + 1, a + 7, len] {
+                let mut labels = Vec::new();
+                for r in [0..a, a..b.max(a), b.max(a)..u64::MAX] {
+                    labels.extend(read_part(&q, r, Default::default()).unwrap().labels);
+                }
+                assert_eq!(labels, want_small, "cuts at {a} and {b}");
+            }
         }
         let bad = text.replace("\n150 3:1", "\n150 3:x");
         std::fs::write(&p, &bad).unwrap();

@@ -212,6 +212,8 @@ pub enum DataError {
     NotFinite { path: PathBuf, row: u64, col: usize, value: f64 },
     #[error("{path} line {line}: {reason}")]
     Libsvm { path: PathBuf, line: u64, reason: String },
+    #[error("{path}: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
     #[error("{path} holds no rows")]
     Empty { path: PathBuf },
     #[error("{path} has {cols} column(s); with the label in the last column it needs at least 2")]

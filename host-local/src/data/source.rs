@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::libsvm::{is_libsvm, LibsvmFile, LibsvmFormat};
 use super::lines::CsvLines;
 use super::local::DataFile;
 use super::object::{S3Connector, S3Url};
@@ -46,6 +47,9 @@ pub enum Data {
         data: ObjectData,
         label: LabelCol,
     },
+    /// A local LIBSVM file: sparse rows, each with its label, read by line-aligned byte
+    /// ranges straight into sparse shards (its rows are counted by the functions that read them).
+    Libsvm(LibsvmFile),
 }
 
 impl Data {
@@ -59,6 +63,28 @@ impl Data {
         s3: &S3Connector,
         etag: Option<&str>,
     ) -> Result<Data, DataError> {
+        Self::open_with(location, label, csv, LibsvmFormat::default(), s3, etag)
+    }
+
+    /// [`Data::open`], where a LIBSVM file (`.svm`, `.libsvm`, `.svmlight`) is read as
+    /// `libsvm` says (its label is always the first field of a line: `label` does not apply).
+    pub fn open_with(
+        location: &str,
+        label: LabelCol,
+        csv: CsvFormat,
+        libsvm: LibsvmFormat,
+        s3: &S3Connector,
+        etag: Option<&str>,
+    ) -> Result<Data, DataError> {
+        if is_libsvm(location) {
+            if S3Url::is_s3(location) {
+                return Err(DataError::Unsupported {
+                    path: location.into(),
+                    reason: "LIBSVM objects in S3 are not read yet: copy the file to local disk".into(),
+                });
+            }
+            return Ok(Data::Libsvm(LibsvmFile::open(Path::new(location), libsvm)?));
+        }
         if S3Url::is_s3(location) {
             let url = S3Url::parse(location)?;
             Ok(Data::Object { data: ObjectData::open_as(&s3.store()?, &url, etag, csv)?, label })
@@ -75,7 +101,7 @@ impl Data {
             Data::File { file, .. } => file.is_csv(),
             Data::Object { data, .. } => data.is_csv(),
             Data::Lines { .. } => true,
-            Data::Memory(_) | Data::External(_) => false,
+            Data::Memory(_) | Data::External(_) | Data::Libsvm(_) => false,
         }
     }
 
@@ -111,6 +137,10 @@ impl Data {
                 Ok(Rows::from_raw(file.read_raw(range)?, file.cols() as usize, *label))
             }
             Data::Object { data, label } => data.read(range, *label),
+            Data::Libsvm(file) => Err(DataError::Unsupported {
+                path: file.path().to_path_buf(),
+                reason: "LIBSVM rows are sparse: they are read by parts into sparse shards, never as dense rows".into(),
+            }),
         }
     }
 
@@ -141,6 +171,14 @@ impl Data {
                 has_labels: *label == LabelCol::Last,
                 total_rows: ROWS_UNKNOWN,
             },
+            Data::Libsvm(file) => DataShape {
+                cols: u32::try_from(file.width()).map_err(|_| DataError::Unsupported {
+                    path: file.path().to_path_buf(),
+                    reason: format!("{} features are more than 2^32 - 1: use --hash-features", file.width()),
+                })?,
+                has_labels: true,
+                total_rows: ROWS_UNKNOWN,
+            },
         })
     }
 
@@ -157,6 +195,12 @@ impl Data {
         };
         if wanted > 0 {
             match self {
+                Data::Libsvm(file) => {
+                    return Err(DataError::Unsupported {
+                        path: file.path().to_path_buf(),
+                        reason: format!("this algorithm starts from {wanted} sample rows, which sparse LIBSVM data does not give: use dense (.npy or .csv) data"),
+                    })
+                }
                 Data::Object { data, label } => {
                     let (_, raw) = data.read_all()?;
                     c.offer(&Rows::from_raw(raw, data.cols() as usize, *label));

@@ -6,16 +6,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 
-use super::bindings::{Kernel, KernelPre};
+use super::bindings::exports::ifp::kernel::{algorithm as v2, sparse as v2_sparse};
 use super::bindings_v1::exports::ifp::kernel::algorithm as v1;
 use super::bindings_v1::{Kernel as KernelV1, KernelPre as KernelPreV1};
 use super::sandbox::{call_deadline, describe, new_store, start_ticker};
 use super::{
     contract_of, sha256_hex, BatchPlan, ClassCount, ContractVersion, DataShape, HostState, KernelBytes, KernelSource,
-    LoadError, ModelField, ModelSizes, Param, RemoteKernels, Sample, SamplePlan, Sandbox, UniformSample, UpdateResult,
+    LoadError, ModelField, ModelSizes, Param, RemoteKernels, Sample, SamplePlan, Sandbox, SparseRows, UniformSample,
+    UpdateResult, SPARSE_INTERFACE,
 };
 
 /// An error raised by a kernel: a returned `Err`, a trap, a deadline or a memory cap.
@@ -27,9 +28,10 @@ pub struct KernelError {
     pub message: String,
 }
 
-/// A linked component, of one contract version or the other.
+/// A linked component, of one contract version or the other; a 0.2.0 one with the optional
+/// `sparse` interface or without.
 enum Pre {
-    V0_2(KernelPre<HostState>),
+    V0_2 { pre: InstancePre<HostState>, algorithm: v2::GuestIndices, sparse: Option<v2_sparse::GuestIndices> },
     V0_1(KernelPreV1<HostState>),
 }
 
@@ -134,7 +136,18 @@ impl KernelEngine {
             missing: vec![format!("{} with the contract's types ({e:#})", version.interface())],
         };
         let pre = match version {
-            ContractVersion::V0_2 => Pre::V0_2(KernelPre::new(pre).map_err(wrong_types)?),
+            ContractVersion::V0_2 => {
+                let algorithm = v2::GuestIndices::new(&pre).map_err(wrong_types)?;
+                // Absent, the kernel takes dense rows only; present, it must have the right types.
+                let sparse = match component.component_type().get_export(&engine, SPARSE_INTERFACE) {
+                    None => None,
+                    Some(_) => Some(v2_sparse::GuestIndices::new(&pre).map_err(|e| LoadError::WrongWorld {
+                        kernel: label.to_string(),
+                        missing: vec![format!("{SPARSE_INTERFACE} with the contract's types ({e:#})")],
+                    })?),
+                };
+                Pre::V0_2 { pre, algorithm, sparse }
+            }
             ContractVersion::V0_1 => Pre::V0_1(KernelPreV1::new(pre).map_err(wrong_types)?),
         };
         let ticker = sandbox.call_timeout.map(|_| start_ticker(&engine));
@@ -144,9 +157,14 @@ impl KernelEngine {
     /// The contract version the kernel implements.
     pub fn version(&self) -> ContractVersion {
         match self.pre {
-            Pre::V0_2(_) => ContractVersion::V0_2,
+            Pre::V0_2 { .. } => ContractVersion::V0_2,
             Pre::V0_1(_) => ContractVersion::V0_1,
         }
+    }
+
+    /// Whether the kernel exports the optional `sparse` interface (takes rows in CSR form).
+    pub fn takes_sparse(&self) -> bool {
+        matches!(self.pre, Pre::V0_2 { sparse: Some(_), .. })
     }
 
     /// The kernel's name in errors.
@@ -179,7 +197,11 @@ impl KernelEngine {
         let mut store = new_store(&self.engine, &self.sandbox);
         let deadline = call_deadline(&self.sandbox);
         let kernel = match &self.pre {
-            Pre::V0_2(p) => p.instantiate(&mut store).map(Bound::V0_2),
+            Pre::V0_2 { pre, algorithm, sparse } => pre.instantiate(&mut store).and_then(|i| {
+                let algorithm = algorithm.load(&mut store, &i)?;
+                let sparse = sparse.as_ref().map(|s| s.load(&mut store, &i)).transpose()?;
+                Ok(Bound::V0_2 { algorithm, sparse })
+            }),
             Pre::V0_1(p) => p.instantiate(&mut store).map(Bound::V0_1),
         };
         let kernel = kernel.map_err(|e| KernelError {
@@ -209,7 +231,7 @@ pub struct KernelInstance {
 
 /// An instance's exports, of one contract version or the other.
 enum Bound {
-    V0_2(Kernel),
+    V0_2 { algorithm: v2::Guest, sparse: Option<v2_sparse::Guest> },
     V0_1(KernelV1),
 }
 
@@ -227,8 +249,8 @@ macro_rules! call {
         }
         let $s = &mut $self.store;
         let r = match &$self.kernel {
-            Bound::V0_2(k) => {
-                let $g = k.ifp_kernel_algorithm();
+            Bound::V0_2 { algorithm, .. } => {
+                let $g = algorithm;
                 $v2
             }
             Bound::V0_1(k) => {
@@ -373,6 +395,24 @@ impl KernelInstance {
             g.shard().call_append(s, shard.0, features, labels)
         )?;
         r.map_err(|m| self.fail("shard.append", m))
+    }
+
+    /// Appends sparse rows (a kernel without the `sparse` interface refuses them).
+    pub fn append_sparse(&mut self, shard: ShardHandle, rows: &SparseRows, labels: &[f32]) -> Result<(), KernelError> {
+        let Bound::V0_2 { sparse: Some(sparse), .. } = &self.kernel else {
+            return Err(self.fail(
+                "shard.append-sparse",
+                format!("it does not export {SPARSE_INTERFACE}, so it takes dense rows only"),
+            ));
+        };
+        if let Some(d) = self.deadline {
+            self.store.set_epoch_deadline(d);
+        }
+        let r = sparse.call_append_sparse(&mut self.store, shard.0, rows, labels);
+        match r {
+            Ok(r) => r.map_err(|m| self.fail("shard.append-sparse", m)),
+            Err(e) => Err(self.fail("shard.append-sparse", describe(e, &self.store))),
+        }
     }
 
     pub fn rows(&mut self, shard: ShardHandle) -> Result<u64, KernelError> {

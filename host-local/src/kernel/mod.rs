@@ -8,7 +8,7 @@
 //! against the driver's ([`KernelBytes::check`]) so that no two functions run different bytes.
 //! Before anything runs, a component's exports are checked against the `ifp:kernel` world:
 //! version 0.2.0 (`wit/`: parameters in the shard constructor, sizes up front, mini-batches,
-//! a classifier's per-class counts)
+//! a classifier's per-class counts, and optionally sparse rows: [`SPARSE_INTERFACE`])
 //! or version 0.1.0 (`wit/v0.1.0`, which plugins built before 0.2.0 implement and which still
 //! runs, full batch only); a mismatch is refused with the list of what it lacks
 //! ([`LoadError::WrongWorld`]). [`ContractVersion`] says which one a kernel implements.
@@ -52,8 +52,10 @@ pub use sandbox::{HostState, Sandbox};
 pub use source::{sha256_hex, KernelBytes, KernelSource, LoadError, RemoteKernels, MAX_REMOTE_KERNEL_BYTES};
 
 mod bindings {
+    // The world with the optional `sparse` interface: its interfaces are bound one by one
+    // (`GuestIndices`), so a kernel without `sparse` links as well.
     wasmtime::component::bindgen!({
-        world: "kernel",
+        world: "sparse-kernel",
         path: "../wit",
         // The contract's records travel in tasks and reports (JSON) as they are.
         additional_derives: [serde::Serialize, serde::Deserialize],
@@ -72,6 +74,10 @@ mod bindings_v1 {
 pub use bindings::exports::ifp::kernel::algorithm::{
     BatchPlan, ClassCount, DataShape, ModelField, ModelSizes, Sample, SamplePlan, UniformSample, UpdateResult,
 };
+pub use bindings::exports::ifp::kernel::sparse::SparseRows;
+
+/// The optional interface through which a kernel takes sparse rows (`wit/sparse.wit`).
+pub const SPARSE_INTERFACE: &str = "ifp:kernel/sparse@0.2.0";
 
 // Written out: the type comes from `bindgen!`, whose derives apply to every contract type.
 #[allow(clippy::derivable_impls)]

@@ -1,5 +1,8 @@
 //! Glue between the `ifp:kernel` WIT world and a native [`Algorithm`]: [`Kernel<A>`]
-//! implements the generated guest traits for any algorithm, so a kernel crate is one line:
+//! implements the generated guest traits for any algorithm, so a kernel crate is one line.
+//! Every kernel built with it exports the optional `sparse` interface too (world
+//! `sparse-kernel`): an algorithm whose shard has no [`Shard::append_sparse`] refuses sparse
+//! rows with its default error.
 //!
 //! ```ignore
 //! type Component = ifp_kernel_guest::Kernel<ifp_kernel_math::KMeans>;
@@ -12,13 +15,14 @@ use std::marker::PhantomData;
 use ifp_kernel_math::{Algorithm, DataShape, SamplePlan, Shard};
 
 wit_bindgen::generate!({
-    world: "kernel",
+    world: "sparse-kernel",
     path: "../../wit",
     pub_export_macro: true,
     export_macro_name: "export",
 });
 
 use exports::ifp::kernel::algorithm as wit;
+use exports::ifp::kernel::sparse as wit_sparse;
 
 /// The component type for algorithm `A`.
 pub struct Kernel<A>(PhantomData<A>);
@@ -114,5 +118,19 @@ impl<A: Algorithm + 'static> wit::GuestShard for KernelShard<A> {
     fn score(&self, model: Vec<f64>) -> Result<Vec<wit::ClassCount>, String> {
         let counts = self.0.borrow_mut().score(&model)?;
         Ok(counts.into_iter().map(|c| wit::ClassCount { rows: c.rows, correct: c.correct }).collect())
+    }
+}
+
+impl<A: Algorithm + 'static> wit_sparse::Guest for Kernel<A> {
+    fn append_sparse(
+        target: wit::ShardBorrow<'_>,
+        rows: wit_sparse::SparseRows,
+        labels: Vec<f32>,
+    ) -> Result<(), String> {
+        let shard = target.get::<KernelShard<A>>();
+        if let Some(e) = &shard.1 {
+            return Err(e.clone());
+        }
+        shard.0.borrow_mut().append_sparse(&rows.offsets, &rows.indices, &rows.values, &labels)
     }
 }

@@ -12,6 +12,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod batch;
+pub mod csr;
 pub mod kmeans;
 pub mod logreg;
 pub mod params;
@@ -129,6 +130,19 @@ pub trait Shard {
         Ok(())
     }
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String>;
+    /// Appends rows in CSR form (the contract's optional `sparse` interface): row `r`'s
+    /// non-zeros are `indices[offsets[r]..offsets[r + 1]]` with the same range of `values`;
+    /// one label per row as in [`Shard::append`]. Algorithms without sparse rows refuse them.
+    fn append_sparse(
+        &mut self,
+        offsets: &[u32],
+        indices: &[u32],
+        values: &[f32],
+        labels: &[f32],
+    ) -> Result<(), String> {
+        let _ = (offsets, indices, values, labels);
+        Err("this kernel takes dense rows only (no sparse rows)".into())
+    }
     fn rows(&self) -> u64;
     fn step(&mut self, model: &[f64]) -> Result<Vec<f64>, String>;
     /// The partial of the shard's rows `rows` (indices into the shard, ascending) only: one

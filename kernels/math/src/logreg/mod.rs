@@ -33,7 +33,9 @@ use crate::{
 pub mod optim;
 pub mod score;
 pub mod softmax;
+pub mod sparse;
 
+use crate::csr::Csr;
 use optim::Optim;
 
 /// Parameter names logistic regression accepts, besides the optimiser's ([`optim::PARAMS`]).
@@ -259,14 +261,17 @@ impl Algorithm for LogReg {
     }
 
     fn new_shard(shape: DataShape) -> LogRegShard {
-        LogRegShard { d: shape.cols as usize, x: Vec::new(), y: Vec::new(), max_label: 0.0, layout: None }
+        LogRegShard { d: shape.cols as usize, x: Vec::new(), sparse: None, y: Vec::new(), max_label: 0.0, layout: None }
     }
 }
 
 /// A resident slice of labelled rows.
 pub struct LogRegShard {
     d: usize,
+    /// Dense rows, row-major (empty when the rows are sparse).
     x: Vec<f32>,
+    /// Sparse rows, when the shard was given them ([`crate::Shard::append_sparse`]).
+    sparse: Option<Csr>,
     y: Vec<f32>,
     /// The largest label appended, checked against the model's classes at each step.
     max_label: f32,
@@ -281,29 +286,44 @@ const BLOCK: usize = 64;
 
 impl crate::Shard for LogRegShard {
     fn reserve(&mut self, rows: usize) {
-        self.x.reserve_exact(rows * self.d);
+        // The feature storage is sized at the first append, once it is known whether the rows
+        // are dense or sparse (`rows × cols` floats would not fit for 2^20 sparse columns).
         self.y.reserve_exact(rows);
     }
 
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String> {
         let shape = DataShape { cols: self.d as u32, has_labels: true, total_rows: 0 };
         check_chunk(shape, features, labels)?;
-        // Labels are class numbers; f32 holds every whole number up to 2^24 exactly.
-        let class_number = |y: f32| y >= 0.0 && y.fract() == 0.0 && y < MAX_CLASSES as f32;
-        if let Some((i, y)) = labels.iter().enumerate().find(|(_, &y)| !class_number(y)) {
-            return Err(format!(
-                "label {y} in row {} of this chunk is not a class number (0 or 1, or 0..C-1 with --classes C)",
-                i + 1
-            ));
+        if self.sparse.is_some() {
+            return Err("this shard holds sparse rows: dense rows cannot be added to it".into());
         }
-        // A shard that knows the classes (contract 0.2.0) names the row of a label beyond them.
-        if let Some(c) = self.layout.map(Layout::classes) {
-            if let Some((i, &y)) = labels.iter().enumerate().find(|(_, &y)| y as usize >= c) {
-                return Err(not_a_class(y, &format!(" in row {} of this chunk", i + 1), c));
-            }
+        self.check_labels(labels)?;
+        if self.x.is_empty() {
+            self.x.reserve_exact(self.y.capacity().max(labels.len()) * self.d);
         }
-        self.max_label = labels.iter().fold(self.max_label, |m, &y| m.max(y));
         self.x.extend_from_slice(features);
+        self.y.extend_from_slice(labels);
+        Ok(())
+    }
+
+    fn append_sparse(
+        &mut self,
+        offsets: &[u32],
+        indices: &[u32],
+        values: &[f32],
+        labels: &[f32],
+    ) -> Result<(), String> {
+        if !self.x.is_empty() {
+            return Err("this shard holds dense rows: sparse rows cannot be added to it".into());
+        }
+        self.check_labels(labels)?;
+        let d = self.d;
+        let csr = self.sparse.get_or_insert_with(|| {
+            let mut c = Csr::default();
+            c.reserve_rows(self.y.capacity());
+            c
+        });
+        csr.append(d, offsets, indices, values, labels.len())?;
         self.y.extend_from_slice(labels);
         Ok(())
     }
@@ -335,7 +355,10 @@ impl crate::Shard for LogRegShard {
 
     fn score(&mut self, model: &[f64]) -> Result<Vec<ClassCount>, String> {
         let l = self.layout_of(model)?;
-        Ok(score::count(l, model, &self.x, &self.y))
+        Ok(match &self.sparse {
+            Some(csr) => sparse::count(l, model, csr, &self.y),
+            None => score::count(l, model, &self.x, &self.y),
+        })
     }
 }
 
@@ -350,7 +373,27 @@ fn not_a_class(label: f32, at: &str, classes: usize) -> String {
 }
 
 impl LogRegShard {
-    /// The partial of every row (`rows` None) or of the given rows.
+    /// Checks that every label is a class number (and one of the model's classes, when the
+    /// shard knows them), and keeps the largest.
+    fn check_labels(&mut self, labels: &[f32]) -> Result<(), String> {
+        // Labels are class numbers; f32 holds every whole number up to 2^24 exactly.
+        let class_number = |y: f32| y >= 0.0 && y.fract() == 0.0 && y < MAX_CLASSES as f32;
+        if let Some((i, y)) = labels.iter().enumerate().find(|(_, &y)| !class_number(y)) {
+            return Err(format!(
+                "label {y} in row {} of this chunk is not a class number (0 or 1, or 0..C-1 with --classes C)",
+                i + 1
+            ));
+        }
+        // A shard that knows the classes (contract 0.2.0) names the row of a label beyond them.
+        if let Some(c) = self.layout.map(Layout::classes) {
+            if let Some((i, &y)) = labels.iter().enumerate().find(|(_, &y)| y as usize >= c) {
+                return Err(not_a_class(y, &format!(" in row {} of this chunk", i + 1), c));
+            }
+        }
+        self.max_label = labels.iter().fold(self.max_label, |m, &y| m.max(y));
+        Ok(())
+    }
+
     /// The layout of `model`, once every label appended is one of its classes.
     fn layout_of(&self, model: &[f64]) -> Result<Layout, String> {
         let l = match self.layout {
@@ -366,8 +409,12 @@ impl LogRegShard {
         Ok(l)
     }
 
+    /// The partial of every row (`rows` None) or of the given rows.
     fn step_rows(&mut self, model: &[f64], rows: Option<&[u32]>) -> Result<Vec<f64>, String> {
         let l = self.layout_of(model)?;
+        if let Some(csr) = &self.sparse {
+            return Ok(sparse::step(l, csr, &self.y, rows, model));
+        }
         let (x, y) = match rows {
             None => (std::borrow::Cow::Borrowed(&self.x[..]), std::borrow::Cow::Borrowed(&self.y[..])),
             // A batch's rows, gathered so that the blocked loops below run on them unchanged.
