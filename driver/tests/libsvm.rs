@@ -71,3 +71,89 @@ fn bad_generator_arguments_get_one_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--nnz and --true-model apply to sparse-logreg"), "{err}");
 }
+
+/// Generates the LIBSVM and the dense `.npy` file of one seed in `dir`.
+fn generated_pair(dir: &std::path::Path, rows: &str, features: &str, nnz: &str) -> (String, String) {
+    let (svm, npy) = (dir.join("d.svm"), dir.join("d.npy"));
+    for out in [&svm, &npy] {
+        let args = ["gen", "sparse-logreg", "--rows", rows, "--features", features, "--nnz", nnz, "--seed", "9"];
+        let mut a = args.to_vec();
+        a.extend(["--out", out.to_str().unwrap()]);
+        ifp_ok(&a);
+    }
+    (svm.to_str().unwrap().to_string(), npy.to_str().unwrap().to_string())
+}
+
+#[test]
+fn dense_and_sparse_inputs_give_the_same_model_in_threads_and_worker_processes() {
+    let d = tempfile::tempdir().unwrap();
+    let (svm, npy) = generated_pair(d.path(), "3000", "400", "10");
+    let job = ["run", "logreg", "--learning-rate", "0.5", "--l2", "0.01", "--tol", "0", "--max-iter", "15"];
+    let run = |extra: &[&str]| {
+        let mut a = job.to_vec();
+        a.extend(extra);
+        run_json(d.path(), &a)
+    };
+    let dense = run(&["--data", &npy, "--functions", "1", "--inner", "1"]);
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    for extra in [
+        vec!["--functions", "3", "--inner", "2"],
+        vec!["--functions", "1", "--inner", "1", "--features", "400"],
+        vec!["--functions", "3", "--inner", "1", "--redis", &url],
+    ] {
+        let mut a = vec!["--data", svm.as_str()];
+        a.extend(&extra);
+        let sparse = run(&a);
+        assert_eq!(sparse["config"]["rows"], 3000, "{extra:?}");
+        assert_eq!(sparse["config"]["cols"], 400, "{extra:?}: the width found by a pass, or given");
+        for field in ["weights", "intercept"] {
+            let (got, want) = (floats(&sparse["model"][field]), floats(&dense["model"][field]));
+            assert_close(&format!("{field} with {extra:?}"), &got, &want, 0.0, 1e-9);
+        }
+        assert!(floats(&sparse["model"]["weights"]).iter().any(|w| w.abs() > 1e-3), "the model moved");
+    }
+}
+
+#[test]
+fn bad_libsvm_input_gets_one_line_naming_the_line() {
+    let d = tempfile::tempdir().unwrap();
+    let good = "1 1:0.5 3:2\n0 2:1\n";
+    let out = d.path().join("r.json");
+    for (text, extra, want) in [
+        (format!("{good}1 2:1 oops\n"), vec![], "line 3: 'oops' is not index:value"),
+        (format!("{good}0 2:1 7:1\n"), vec!["--features", "5"], "line 3: feature index 7 is beyond --features 5"),
+        (format!("{good}\n# c\n1 4:1 2:1\n"), vec![], "line 5: feature indices must increase within a row: 2 after 4"),
+        (format!("{good}yes 1:1\n"), vec![], "line 3: label 'yes' is not a number"),
+        (
+            format!("{good}1 0:1\n"),
+            vec![],
+            "line 3: feature index 0 is below the first index 1 (a 0-based file: give --zero-based)",
+        ),
+        (good.to_string(), vec!["--hash-features", "1000"], "1000 is not a power of two (give 2^K)"),
+        (good.to_string(), vec!["--label-col", "none"], "in LIBSVM data"),
+    ] {
+        let p = d.path().join("bad.svm");
+        std::fs::write(&p, &text).unwrap();
+        let mut a = vec!["run", "logreg", "--data", p.to_str().unwrap(), "--functions", "2", "--out"];
+        a.push(out.to_str().unwrap());
+        a.extend(&extra);
+        let o = ifp(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.trim().lines().count() == 1 && err.contains(want),
+            "{extra:?} {want}: {err}"
+        );
+        assert!(!out.exists(), "no result after an error ({want})");
+    }
+    let csv = d.path().join("x.csv");
+    std::fs::write(&csv, "1,2,1\n3,4,0\n").unwrap();
+    let o = ifp(&["run", "logreg", "--data", csv.to_str().unwrap(), "--zero-based"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("apply to LIBSVM data"), "{err}");
+    let svm = d.path().join("ok.svm");
+    std::fs::write(&svm, good).unwrap();
+    let o = ifp(&["run", "kmeans", "--data", svm.to_str().unwrap(), "--k", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.trim().lines().count() == 1 && err.contains("sparse"), "{err}");
+}

@@ -136,7 +136,8 @@ mod tests {
     #[test]
     fn malformed_chunks_are_refused_and_leave_the_rows_alone() {
         let mut c = Csr::default();
-        let cases: [(&[u32], &[u32], &[f32], usize, &str); 6] = [
+        type Case<'a> = (&'a [u32], &'a [u32], &'a [f32], usize, &'a str);
+        let cases: [Case; 6] = [
             (&[0, 1], &[5], &[1.0], 1, "feature index 5 in row 1 of this chunk is not below the 5 features"),
             (&[0, 2], &[3, 3], &[1.0, 1.0], 1, "feature indices do not increase in row 1 of this chunk (3 then 3)"),
             (&[0, 2, 1], &[1], &[1.0], 2, "sparse row offsets decrease at row 2 of this chunk (2 then 1)"),

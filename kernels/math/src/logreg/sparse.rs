@@ -103,8 +103,11 @@ mod tests {
     use super::*;
     use crate::{Algorithm, DataShape, LogReg, Param, Shard};
 
+    /// CSR offsets, indices and values, the same rows dense, and labels.
+    type Rows = (Vec<u32>, Vec<u32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
     /// Seeded rows over `d` columns with about a third of the entries non-zero, as CSR and dense.
-    fn rows(n: usize, d: usize, classes: u32, seed: u64) -> (Vec<u32>, Vec<u32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn rows(n: usize, d: usize, classes: u32, seed: u64) -> Rows {
         let mut rng = crate::rng::SplitMix64::new(seed);
         let (mut offsets, mut indices, mut values) = (vec![0u32], Vec::new(), Vec::new());
         let mut dense = vec![0f32; n * d];
