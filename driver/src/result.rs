@@ -176,14 +176,27 @@ pub fn print_summary(result: &Value, o: &JobOutcome, p: &Phases) {
     let max_trips = s["workers"].as_array().map_or(0.0, |ws| {
         ws.iter().map(|w| w["round_trips_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max)
     });
+    let max_bytes = s["workers"].as_array().map_or(0.0, |ws| {
+        ws.iter().map(|w| w["partial_bytes_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max)
+    });
     println!(
-        "per iteration: compute {:.2} ms, sync {:.3} ms ({}{} store, {:.2} round trips per function)",
+        "per iteration: compute {:.2} ms, sync {:.3} ms ({}{} store, {:.2} round trips and {} of partials per function)",
         p.compute_s / n * 1e3,
         p.sync_s / n * 1e3,
         s["store"].as_str().unwrap_or("?"),
         s["url"].as_str().map(|u| format!(" {u}")).unwrap_or_default(),
         max_trips,
+        human_bytes(max_bytes),
     );
+}
+
+/// `n` bytes for people: B, KB, MB (powers of 1000, one decimal above B).
+pub fn human_bytes(n: f64) -> String {
+    match n {
+        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} KB", n / 1e3),
+        n => format!("{n:.0} B"),
+    }
 }
 
 /// The `sync` section of the result: per iteration, every function's own time from its
@@ -194,7 +207,8 @@ pub fn sync_json(store: &str, url: Option<&str>, o: &JobOutcome) -> Value {
             let of = |r: &FunctionReport| r.iteration(t).cloned().unwrap_or_default();
             let wait: Vec<f64> = o.reports.iter().map(|r| of(r).sync_s).collect();
             let trips: Vec<u64> = o.reports.iter().map(|r| of(r).round_trips).collect();
-            json!({ "iteration": t, "partial_to_model_s": wait, "round_trips": trips })
+            let bytes: Vec<u64> = o.reports.iter().map(|r| of(r).partial_bytes).collect();
+            json!({ "iteration": t, "partial_to_model_s": wait, "round_trips": trips, "partial_bytes": bytes })
         })
         .collect();
     let n = o.iterations.max(1) as f64;
@@ -203,11 +217,13 @@ pub fn sync_json(store: &str, url: Option<&str>, o: &JobOutcome) -> Value {
         .iter()
         .map(|r| {
             let in_iterations: u64 = r.iterations.iter().map(|i| i.round_trips).sum();
+            let bytes: u64 = r.iterations.iter().map(|i| i.partial_bytes).sum();
             json!({
                 "worker": r.function,
                 "function": r.function,
                 "round_trips": r.sync.round_trips,
                 "round_trips_per_iteration": in_iterations as f64 / n,
+                "partial_bytes_per_iteration": bytes as f64 / n,
                 "wait_s": r.sync.wait_s,
                 "partial_to_model_s_per_iteration": r.iterations.iter().map(|i| i.sync_s).sum::<f64>() / n,
             })

@@ -157,3 +157,44 @@ fn bad_libsvm_input_gets_one_line_naming_the_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.trim().lines().count() == 1 && err.contains("sparse"), "{err}");
 }
+
+#[test]
+fn sparse_partials_travel_as_index_value_pairs_over_redis() {
+    let d = tempfile::tempdir().unwrap();
+    let (svm, npy) = generated_pair(d.path(), "600", "50000", "5");
+    let distinct = {
+        let rows = read_file(std::path::Path::new(&svm), LibsvmFormat::default()).unwrap();
+        let mut seen: Vec<u32> = rows.indices.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len() as f64
+    };
+    // A partial's non-zeros: at most one per feature seen, the intercept's sum, loss and rows.
+    let (most_nonzeros, dense_bytes) = (distinct + 3.0, 1.0 + 8.0 * 50_003.0);
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let mut by_input = Vec::new();
+    for data in [&svm, &npy] {
+        for functions in ["1", "3"] {
+            let a = ["run", "logreg", "--data", data, "--functions", functions, "--max-iter", "3", "--redis", &url];
+            let r = run_json(d.path(), &a);
+            let workers = r["sync"]["workers"].as_array().unwrap().clone();
+            let bytes: Vec<f64> = workers.iter().map(|w| w["partial_bytes_per_iteration"].as_f64().unwrap()).collect();
+            for &b in &bytes {
+                // (index u32, value f64) pairs and a 5-byte header: at most 2x 12 bytes per non-zero.
+                assert!(b >= 5.0 + 12.0 * 3.0 && b <= 5.0 + 12.0 * most_nonzeros, "{functions} functions: {bytes:?}");
+                assert!(b <= 2.0 * 12.0 * most_nonzeros && b < dense_bytes / 10.0, "{bytes:?} vs dense {dense_bytes}");
+            }
+            // Every feature seen is a non-zero of some function's partial (but for exact
+            // cancellations, which are rare).
+            let sent: f64 = bytes.iter().map(|b| (b - 5.0) / 12.0).sum();
+            assert!(sent >= 0.9 * distinct, "{functions} functions sent {sent} entries for {distinct} features");
+            let per_iteration = &r["sync"]["iterations"][0]["partial_bytes"];
+            assert_eq!(per_iteration.as_array().unwrap().len(), bytes.len());
+            by_input.push((functions, bytes));
+        }
+    }
+    // What travels depends on the values, not on whether they came from a dense file (with one
+    // function: with more, a LIBSVM file is split by bytes and a .npy by rows).
+    assert_eq!(by_input[0], by_input[2]);
+}

@@ -566,7 +566,7 @@ impl Function {
                     break;
                 }
             }
-            let trips0 = store.stats().round_trips;
+            let (trips0, bytes0) = (store.stats().round_trips, store.stats().partial_bytes);
             let c0 = Instant::now();
             let partial = match &batches {
                 None => self.step(&model),
@@ -613,6 +613,7 @@ impl Function {
                 sync_s: c1.elapsed().as_secs_f64(),
                 loss: release.loss,
                 round_trips: store.stats().round_trips - trips0,
+                partial_bytes: store.stats().partial_bytes - bytes0,
             };
             longest = longest.max(c0.elapsed());
             on_iteration(&it);

@@ -244,6 +244,10 @@ pub struct IterationReport {
     /// Requests this function sent to the state store during the iteration.
     #[serde(default)]
     pub round_trips: u64,
+    /// Bytes of partials this function sent to the store during the iteration (its own, and
+    /// a group's sum when it merged one): see [`crate::sync::codec`].
+    #[serde(default)]
+    pub partial_bytes: u64,
 }
 
 /// What the Lambda host adds about its invocation.

@@ -66,6 +66,7 @@ impl StateStore for InProcess {
             self.abort(w, CANCELLED);
         }
         self.stats.round_trips += 1;
+        self.stats.partial_bytes += super::codec::encoded_len(partial) as u64;
         let (lock, _) = &*self.shared;
         let mut s = lock.lock().unwrap();
         self.aborted(&s)?;

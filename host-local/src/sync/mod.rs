@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+pub mod codec;
 mod in_process;
 pub mod model_ref;
 pub mod redis;
@@ -159,6 +160,11 @@ pub struct SyncStats {
     pub round_trips: u64,
     /// Seconds spent blocked waiting for other workers.
     pub wait_s: f64,
+    /// Bytes of partials (and, for a group's merger, group sums) sent to the store, as
+    /// [`codec::encode_partial`] encodes them (the in-process store counts what a remote store
+    /// would carry).
+    #[serde(default)]
+    pub partial_bytes: u64,
 }
 
 /// The state store the functions of one job synchronise through.

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use redis::{Connection, Script, Value};
 
+use super::codec::{decode_partial, encode_partial};
 use super::{JoinPoint, Release, SyncError, SyncStats, CENSUS};
 
 mod rounds;
@@ -318,33 +319,24 @@ pub fn meta_value(functions: u32, plan: Option<&str>) -> String {
     }
 }
 
-/// Encodes a release: `[flags u8 | loss f64 | model f64...]`, little-endian.
+/// Encodes a release: `[flags u8 | loss f64 | model]`, little-endian, the model as a partial
+/// is ([`encode_partial`]: sparse while most of a large model is still zero).
 pub fn encode_release(r: &Release) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + 8 * r.model.len());
+    let model = encode_partial(&r.model);
+    let mut out = Vec::with_capacity(9 + model.len());
     out.push(r.converged as u8 | (r.stop as u8) << 1);
     out.extend_from_slice(&r.loss.to_le_bytes());
-    out.extend(r.model.iter().flat_map(|v| v.to_le_bytes()));
+    out.extend_from_slice(&model);
     out
 }
 
 /// Decodes [`encode_release`]'s bytes.
 pub fn decode_release(b: &[u8]) -> Option<Release> {
-    if b.len() < 9 || !(b.len() - 9).is_multiple_of(8) {
+    if b.len() < 10 {
         return None;
     }
     let loss = f64::from_le_bytes(b[1..9].try_into().ok()?);
-    Some(Release { model: decode_f64s(&b[9..])?, loss, converged: b[0] & 1 != 0, stop: b[0] & 2 != 0 })
-}
-
-fn encode_f64s(v: &[f64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn decode_f64s(b: &[u8]) -> Option<Vec<f64>> {
-    if !b.len().is_multiple_of(8) {
-        return None;
-    }
-    Some(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+    Some(Release { model: decode_partial(&b[9..])?, loss, converged: b[0] & 1 != 0, stop: b[0] & 2 != 0 })
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -388,7 +380,7 @@ impl RedisStore {
             timeout,
             ttl: key_ttl(timeout),
             scripts,
-            stats: SyncStats { round_trips: 2, wait_s: 0.0 },
+            stats: SyncStats { round_trips: 2, ..SyncStats::default() },
             plan: String::new(),
             run: String::new(),
             resume: false,
@@ -590,6 +582,13 @@ mod tests {
         );
         assert_eq!((d.loss, d.converged, d.stop), (0.25, true, false));
         assert!(decode_release(&[0; 10]).is_none(), "a truncated model is refused");
+        // A model that is mostly zeros travels sparse, and comes back the same.
+        let mut model = vec![0.0; 4096];
+        model[7] = 2.0;
+        let r = Release { model, loss: 1.0, converged: false, stop: true };
+        let b = encode_release(&r);
+        assert_eq!(b.len(), 9 + 5 + 12);
+        assert_eq!(decode_release(&b).unwrap(), r);
     }
 
     #[test]

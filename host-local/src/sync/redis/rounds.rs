@@ -27,8 +27,9 @@ use std::time::Instant;
 
 use redis::Value;
 
-use super::{bytes, decode_f64s, decode_release, encode_f64s, encode_release, round_key, text, RedisStore};
+use super::{bytes, decode_release, encode_release, round_key, text, RedisStore};
 use crate::function::sum_in_order;
+use crate::sync::codec::{decode_partial, encode_partial};
 use crate::sync::tree::Tree;
 use crate::sync::{round_name, Arrival, Release, StalledMerger, StateStore, SyncError, SyncStats, CENSUS};
 
@@ -106,7 +107,9 @@ impl RedisStore {
         let count = children.len() as u32;
         let sha = self.scripts[DECIDE_AT].get_hash().to_string();
         let mut pipe = redis::pipe();
-        pipe.cmd("HSETNX").arg(&h).arg(child).arg(encode_f64s(part)).ignore();
+        let encoded = encode_partial(part);
+        self.stats.partial_bytes += encoded.len() as u64;
+        pipe.cmd("HSETNX").arg(&h).arg(child).arg(encoded).ignore();
         pipe.cmd("EXPIRE").arg(&h).arg(self.ttl).ignore();
         pipe.cmd("EVALSHA")
             .arg(&sha)
@@ -139,7 +142,7 @@ impl RedisStore {
             Some("merge") => match &set {
                 Value::Array(parts) if parts.len() == count as usize => parts
                     .iter()
-                    .map(|x| bytes(x).and_then(decode_f64s))
+                    .map(|x| bytes(x).and_then(decode_partial))
                     .collect::<Option<Vec<_>>>()
                     .map(Step::Merge)
                     .ok_or_else(|| self.bad_reply(at, &set)),
@@ -166,7 +169,9 @@ impl RedisStore {
         let p = &self.prefix;
         let h = format!("{p}p:{t}:{node}");
         let mut pipe = redis::pipe();
-        pipe.cmd("HSETNX").arg(&h).arg(child).arg(encode_f64s(part)).ignore();
+        let encoded = encode_partial(part);
+        self.stats.partial_bytes += encoded.len() as u64;
+        pipe.cmd("HSETNX").arg(&h).arg(child).arg(encoded).ignore();
         pipe.cmd("EXPIRE").arg(&h).arg(self.ttl).ignore();
         pipe.cmd("HLEN").arg(&h);
         pipe.cmd("MGET").arg(format!("{p}meta")).arg(format!("{p}abort")).arg(format!("{p}r:{t}"));
