@@ -48,6 +48,10 @@ pub struct SweepArgs {
     /// up to F x M).
     #[arg(long)]
     pub max_inner: Option<u32>,
+    /// The loss whose time to reach each configuration reports ("to target s"; default: the
+    /// baseline's final loss plus 1% of it), to compare modes that converge differently.
+    #[arg(long, value_name = "LOSS")]
+    pub target_loss: Option<f64>,
     /// Runs per configuration.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
@@ -228,7 +232,12 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
         run_args: &a.run_args,
     };
     let results = runner::run_grid(&plan, &grid, a.repeat, &a.out_dir)?;
-    let rows = report::summarise(&results, arch.prices());
+    let target = a.target_loss.or_else(|| report::default_target(&results));
+    let rows = report::summarise(&results, arch.prices(), target);
+    if let Some(t) = target {
+        let from = if a.target_loss.is_some() { "--target-loss" } else { "the baseline's final loss + 1%" };
+        notes.push(format!("to target: seconds of iterations until the loss reached {t:.6e} ({from})"));
+    }
     if lambda {
         for r in rows.iter().filter(|r| r.memory_mb != lambda_memory_mb(r.inner)) {
             notes.push(format!(

@@ -63,6 +63,11 @@ pub struct Row {
     pub compute_ms: f64,
     pub sync_ms: f64,
     pub round_trips_per_iter: f64,
+    /// Kilobytes of partials per function per iteration (median run).
+    pub partial_kb_per_iter: f64,
+    /// Seconds of iterations until the loss first reached the sweep's target loss (median
+    /// over runs; empty when a run never reached it).
+    pub to_target_s: Option<f64>,
     pub iterations: u32,
     pub cost_usd: f64,
     /// `estimate` (billed duration from the functions' times) or `lambda` (what Lambda billed).
@@ -82,8 +87,20 @@ pub struct Row {
     pub median_run_total_s: f64,
 }
 
+/// Seconds of iterations until the loss first reached `target` (None: never).
+pub fn time_to_target(m: &Measure, target: f64) -> Option<f64> {
+    m.progress.iter().find(|(_, loss)| *loss <= target).map(|(s, _)| *s)
+}
+
+/// The default target loss: the baseline's final loss, plus 1% of it.
+pub fn default_target(results: &[(Config, Vec<Measure>)]) -> Option<f64> {
+    let last = results.first()?.1.first()?.progress.last()?.1;
+    last.is_finite().then(|| last + 0.01 * last.abs())
+}
+
 /// Summarises the measures of each configuration; the first configuration is the baseline.
-pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row> {
+/// `target`: the loss whose time to reach each row reports.
+pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices, target: Option<f64>) -> Vec<Row> {
     let base = &results[0].1;
     let base_total = median(&base.iter().map(|m| m.total_s).collect::<Vec<_>>());
     let base_model = &base[0].model;
@@ -132,6 +149,11 @@ pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row>
                 compute_ms: median(&pick(&|m| m.compute_s * 1e3)),
                 sync_ms: median(&pick(&|m| m.sync_s * 1e3)),
                 round_trips_per_iter: median(&pick(&|m| m.round_trips)),
+                partial_kb_per_iter: median(&pick(&|m| m.partial_bytes / 1e3)),
+                to_target_s: target.and_then(|t| {
+                    let times: Option<Vec<f64>> = ms.iter().map(|m| time_to_target(m, t)).collect();
+                    times.map(|ts| median(&ts))
+                }),
                 iterations: ms[0].iterations,
                 cost_usd: median(&costs),
                 cost_from: if billed { "lambda" } else { "estimate" },
@@ -146,12 +168,12 @@ pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row>
 /// The markdown table printed on screen and kept in the README.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| config | functions | inner | vCPUs | memory MB | total s (median) | min–max s | per-iter ms | load s | compute ms/iter | sync ms/iter | round trips/fn/iter | cost $ | improvement | same model |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    s.push_str("| config | functions | inner | vCPUs | memory MB | total s (median) | min–max s | per-iter ms | load s | compute ms/iter | sync ms/iter | round trips/fn/iter | partial KB/fn/iter | to target s | cost $ | improvement | same model |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.2} | {:.3} | {:.2} | {:.2} | {:.1} | {:.3e} | {:+.1}% | {} |",
+            "| {} | {} | {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.2} | {:.3} | {:.2} | {:.2} | {:.1} | {:.1} | {} | {:.3e} | {:+.1}% | {} |",
             r.config,
             r.functions,
             r.inner,
@@ -165,6 +187,8 @@ pub fn markdown(rows: &[Row]) -> String {
             r.compute_ms,
             r.sync_ms,
             r.round_trips_per_iter,
+            r.partial_kb_per_iter,
+            r.to_target_s.map_or("not reached".to_string(), |s| format!("{s:.3}")),
             r.cost_usd,
             r.improvement * 100.0,
             if r.consistent { "yes".to_string() } else { format!("NO (Δ {:.1e})", r.model_diff) }
@@ -384,6 +408,36 @@ mod tests {
     }
 
     #[test]
+    fn time_to_a_target_loss_is_the_first_iteration_that_reaches_it() {
+        let m = |progress: Vec<(f64, f64)>, bytes: f64| Measure {
+            progress,
+            partial_bytes: bytes,
+            iterations: 3,
+            function_s: vec![1.0],
+            total_s: 1.0,
+            ..Default::default()
+        };
+        let fast = m(vec![(0.1, 0.9), (0.2, 0.5), (0.3, 0.45)], 2000.0);
+        let slow = m(vec![(0.3, 0.9), (0.6, 0.7), (0.9, 0.49)], 4000.0);
+        assert_eq!(time_to_target(&fast, 0.5), Some(0.2));
+        assert_eq!(time_to_target(&slow, 0.5), Some(0.9));
+        assert_eq!(time_to_target(&slow, 0.4), None);
+        assert!(
+            (default_target(&[(Config { workers: 1, inner: 1 }, vec![fast.clone()])]).unwrap() - 0.4545).abs() < 1e-12
+        );
+        let results = vec![
+            (Config { workers: 1, inner: 1 }, vec![fast.clone(), slow.clone(), fast.clone()]),
+            (Config { workers: 2, inner: 1 }, vec![slow.clone()]),
+        ];
+        let rows = summarise(&results, Prices::X86_64, Some(0.5));
+        assert_eq!((rows[0].to_target_s, rows[1].to_target_s), (Some(0.2), Some(0.9)), "median over runs");
+        assert_eq!((rows[0].partial_kb_per_iter, rows[1].partial_kb_per_iter), (2.0, 4.0));
+        let rows = summarise(&results, Prices::X86_64, Some(0.46));
+        assert_eq!((rows[0].to_target_s, rows[1].to_target_s), (None, None), "a run that never reaches it");
+        assert!(markdown(&rows).contains("| not reached |"));
+    }
+
+    #[test]
     fn summary_flags_a_configuration_with_another_model() {
         let m = |t: f64, model: Vec<f64>| Measure {
             total_s: t,
@@ -398,7 +452,7 @@ mod tests {
             (Config { workers: 1, inner: 2 }, vec![m(2.0, vec![1.0, 2.0 + 1e-12])]),
             (Config { workers: 1, inner: 1 }, vec![m(8.0, vec![1.0, 2.1])]),
         ];
-        let rows = summarise(&results, Prices::X86_64);
+        let rows = summarise(&results, Prices::X86_64, None);
         assert_eq!(rows[0].total_s, 5.0);
         assert_eq!(rows[0].improvement, 0.0);
         assert!((rows[1].improvement - 0.6).abs() < 1e-12);
@@ -479,6 +533,8 @@ mod tests {
                 compute_ms: 0.0,
                 sync_ms: 0.0,
                 round_trips_per_iter: 2.0,
+                partial_kb_per_iter: 0.0,
+                to_target_s: None,
                 iterations: 10,
                 cost_usd: cost,
                 cost_from: "estimate",

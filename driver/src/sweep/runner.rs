@@ -35,6 +35,14 @@ pub struct Measure {
     pub sync_s: f64,
     /// Round trips to the state store per function per iteration (mean over functions).
     pub round_trips: f64,
+    /// Bytes of partials sent to the state store per function per iteration (mean over
+    /// functions): dense, or (index, value) pairs when sparse.
+    #[serde(default)]
+    pub partial_bytes: f64,
+    /// After each iteration: seconds of iterations so far (compute and sync) and the loss
+    /// that iteration reported, for the time to a target loss.
+    #[serde(skip)]
+    pub progress: Vec<(f64, f64)>,
     pub iterations: u32,
     /// Each function's duration (load + iterations), the Lambda billing input.
     pub function_s: Vec<f64>,
@@ -194,6 +202,21 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
         }
         _ => workers.iter().map(|w| f(&w["round_trips"])).sum::<f64>() / workers.len().max(1) as f64 / n,
     };
+    let partial_bytes = match v["sync"]["workers"].as_array() {
+        Some(ws) if !ws.is_empty() => {
+            ws.iter().map(|w| f(&w["partial_bytes_per_iteration"])).sum::<f64>() / ws.len() as f64
+        }
+        _ => 0.0,
+    };
+    let losses = v["losses"].as_array().map(|l| l.iter().map(f).collect::<Vec<_>>()).unwrap_or_default();
+    let progress = its
+        .iter()
+        .scan(0.0, |at, i| {
+            *at += f(&i["compute_s"]) + f(&i["sync_s"]);
+            Some(*at)
+        })
+        .zip(losses)
+        .collect();
     let mut model = Vec::new();
     if let Some(m) = v["model"].as_object() {
         let mut keys: Vec<_> = m.keys().collect();
@@ -231,6 +254,8 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
         compute_s: compute,
         sync_s: sync,
         round_trips: rt,
+        partial_bytes,
+        progress,
         iterations: v["iterations"].as_u64().unwrap_or(0) as u32,
         function_s: workers.iter().map(|w| f(&w["total_s"])).collect(),
         model,
