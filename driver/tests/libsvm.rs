@@ -3,6 +3,7 @@
 //! against the same pair in `python/tests/test_libsvm.py`); bad generator arguments get one
 //! line.
 
+use ifp_test_plugins as plugins;
 use ifp_testkit::*;
 
 use ifp_host::data::libsvm::{read_file, read_part, LibsvmFormat};
@@ -197,4 +198,34 @@ fn sparse_partials_travel_as_index_value_pairs_over_redis() {
     // What travels depends on the values, not on whether they came from a dense file (with one
     // function: with more, a LIBSVM file is split by bytes and a .npy by rows).
     assert_eq!(by_input[0], by_input[2]);
+}
+
+#[test]
+fn the_sparse_linreg_plugin_gives_the_dense_example_s_model_on_libsvm_data() {
+    let d = tempfile::tempdir().unwrap();
+    let (svm, npy) = generated_pair(d.path(), "2000", "300", "8");
+    let run = |kernel: &str, data: &str, extra: &[&str]| {
+        let mut a = vec!["run", "--kernel", kernel, "--data", data, "--param", "learning-rate=0.2", "--param", "tol=0"];
+        a.extend(["--max-iter", "20"]);
+        a.extend(extra);
+        run_json(d.path(), &a)
+    };
+    let want = run(plugins::LINREG, &npy, &["--label-col", "last", "--functions", "1"]);
+    assert_eq!(want["kernel_contract"], "ifp:kernel@0.1.0");
+    for (data, extra) in
+        [(&svm, vec!["--functions", "3", "--inner", "2"]), (&npy, vec!["--label-col", "last", "--functions", "2"])]
+    {
+        let got = run(plugins::LINREG_SPARSE, data, &extra);
+        assert_eq!(got["kernel_contract"], "ifp:kernel@0.2.0");
+        for field in ["weights", "intercept"] {
+            let (g, w) = (floats(&got["model"][field]), floats(&want["model"][field]));
+            assert_close(&format!("{field} from {data} with {extra:?}"), &g, &w, 0.0, 1e-9);
+        }
+        assert!((got["loss"].as_f64().unwrap() - want["loss"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    // The 0.1.0 example takes dense rows only: one line saying so.
+    let o = ifp(&["run", "--kernel", plugins::LINREG, "--data", &svm]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.trim().lines().count() == 1, "{err}");
+    assert!(err.contains("does not export ifp:kernel/sparse@0.2.0, so it takes dense rows only"), "{err}");
 }

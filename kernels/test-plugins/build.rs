@@ -10,6 +10,7 @@ mod build_guests;
 /// (constant, package).
 const PLUGINS: &[(&str, &str)] = &[
     ("LINREG", "ifp-plugin-linreg"),
+    ("LINREG_SPARSE", "ifp-plugin-linreg-sparse"),
     ("SPIN", "ifp-hostile-spin"),
     ("HOG", "ifp-hostile-hog"),
     ("PANIC", "ifp-hostile-panic"),
