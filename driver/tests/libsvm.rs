@@ -229,3 +229,61 @@ fn the_sparse_linreg_plugin_gives_the_dense_example_s_model_on_libsvm_data() {
     assert!(!o.status.success() && err.trim().lines().count() == 1, "{err}");
     assert!(err.contains("does not export ifp:kernel/sparse@0.2.0, so it takes dense rows only"), "{err}");
 }
+
+#[test]
+fn libsvm_in_s3_reads_every_row_once_and_trains_the_local_file_s_model() {
+    use ifp_host::data::libsvm::LibsvmFile;
+    use ifp_host::data::object::S3Url;
+    use ifp_host::data::s3::ObjectData;
+    let s = S3Server::start();
+    let d = tempfile::tempdir().unwrap();
+    let (svm, _) = generated_pair(d.path(), "3000", "400", "10");
+    let bytes = std::fs::read(&svm).unwrap();
+    let url = s.put("data/d.svm", &bytes);
+    // Every row exactly once, in order, for any number of parts.
+    let want = read_file(std::path::Path::new(&svm), LibsvmFormat::default()).unwrap();
+    let format = LibsvmFormat { features: Some(400), ..LibsvmFormat::default() };
+    let object = ObjectData::open_text(&s.store, &S3Url::parse(&url).unwrap(), None).unwrap();
+    let file = LibsvmFile::open_object(object, format).unwrap();
+    let size = bytes.len() as u64;
+    for parts in [1u64, 2, 3, 7] {
+        let mut got = ifp_host::data::libsvm::SparseRows::default();
+        for i in 0..parts {
+            let mut r = file.open_part(size * i / parts..size * (i + 1) / parts).unwrap();
+            r.read_into(&mut got, usize::MAX).unwrap();
+        }
+        assert_eq!((got.labels, got.indices), (want.labels.clone(), want.indices.clone()), "{parts} parts");
+    }
+    // The model: the local file's, in threads and in worker processes over Redis.
+    let job = ["run", "logreg", "--features", "400", "--learning-rate", "0.5", "--tol", "0", "--max-iter", "10"];
+    let run = |data: &str, extra: &[&str]| {
+        let mut a = job.to_vec();
+        a.extend(["--data", data]);
+        a.extend(extra);
+        s.run_json(d.path(), &a)
+    };
+    let local = run(&svm, &["--functions", "3", "--inner", "2"]);
+    let redis = RedisServer::start(None);
+    let redis_url = redis.url();
+    for extra in [vec!["--functions", "3", "--inner", "2"], vec!["--functions", "2", "--redis", &redis_url]] {
+        let got = run(&url, &extra);
+        assert_eq!(got["config"]["rows"], 3000, "{extra:?}");
+        for field in ["weights", "intercept"] {
+            let (g, w) = (floats(&got["model"][field]), floats(&local["model"][field]));
+            assert_close(&format!("{field} from S3 with {extra:?}"), &g, &w, 0.0, 1e-12);
+        }
+    }
+    // The width must be given for S3 (finding it would read the object once more), and a bad
+    // line is named by its number.
+    let o = s.ifp(&["run", "logreg", "--data", &url]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.trim().lines().count() == 1 && err.contains("give --features N"), "{err}");
+    let bad = s.put("data/bad.svm", b"1 1:1\n0 2:1\n1 3:one\n");
+    let o = s.ifp(&["run", "logreg", "--data", &bad, "--features", "5", "--functions", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.trim().lines().count() == 1
+            && err.contains("data/bad.svm line 3: value 'one' of feature 3 is not a number"),
+        "{err}"
+    );
+}

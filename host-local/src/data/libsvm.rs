@@ -17,7 +17,9 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use super::s3::ObjectData;
 
 use super::DataError;
 
@@ -203,24 +205,127 @@ pub fn is_libsvm(location: &str) -> bool {
     matches!(ext.as_deref(), Some("svm" | "libsvm" | "svmlight"))
 }
 
-/// A local LIBSVM file whose width is known: from the format (`--features`, `--hash-features`)
-/// or, when it does not fix one, from a pass over the file for the largest index (as
-/// scikit-learn's `load_svmlight_file` does). Functions read it by parts ([`PartReader`]).
+/// Where a LIBSVM file's bytes are.
+#[derive(Clone, Debug)]
+enum Origin {
+    Local(PathBuf),
+    Object(ObjectData),
+}
+
+/// Bytes looked at first when searching for a line end (doubling while the line goes on).
+const SEARCH_BYTES: u64 = 4 << 10;
+/// Bytes before an error's line in an S3 object up to which its line number is counted (one
+/// ranged GET); beyond, the error names the byte where the line starts.
+const COUNT_LINES_MAX_BYTES: u64 = 64 << 20;
+
+impl Origin {
+    fn name(&self) -> PathBuf {
+        match self {
+            Origin::Local(p) => p.clone(),
+            Origin::Object(o) => o.name().to_path_buf(),
+        }
+    }
+
+    fn size(&self) -> Result<u64, DataError> {
+        match self {
+            Origin::Local(p) => Ok(std::fs::metadata(p).map_err(io_err(p))?.len()),
+            Origin::Object(o) => Ok(o.size()),
+        }
+    }
+
+    /// Bytes `range` (clamped to the end).
+    fn bytes(&self, range: Range<u64>) -> Result<Vec<u8>, DataError> {
+        match self {
+            Origin::Local(p) => {
+                let mut f = File::open(p).map_err(io_err(p))?;
+                f.seek(SeekFrom::Start(range.start)).map_err(io_err(p))?;
+                let mut out = Vec::new();
+                f.take(range.end - range.start).read_to_end(&mut out).map_err(io_err(p))?;
+                Ok(out)
+            }
+            Origin::Object(o) => Ok(o.get_range(range.start..range.end.min(o.size()))?.to_vec()),
+        }
+    }
+
+    /// Where the part cut at `p` starts: just after the first newline at or after `p` (0 at
+    /// the start, the size at or past the end). A line that starts at `p` thus belongs to the
+    /// part before, which reads up to this same point.
+    fn cut(&self, p: u64, size: u64) -> Result<u64, DataError> {
+        if p == 0 || p >= size {
+            return Ok(p.min(size));
+        }
+        let (mut at, mut step) = (p, SEARCH_BYTES);
+        while at < size {
+            let b = self.bytes(at..(at + step).min(size))?;
+            if let Some(i) = memchr::memchr(b'\n', &b) {
+                return Ok(at + i as u64 + 1);
+            }
+            at += b.len() as u64;
+            step = (step * 2).min(1 << 20);
+        }
+        Ok(size)
+    }
+
+    /// A reader of bytes `range`.
+    fn reader(&self, range: Range<u64>) -> Result<Box<dyn BufRead + Send>, DataError> {
+        Ok(match self {
+            Origin::Local(p) => {
+                let mut f = File::open(p).map_err(io_err(p))?;
+                f.seek(SeekFrom::Start(range.start)).map_err(io_err(p))?;
+                Box::new(BufReader::with_capacity(1 << 16, f.take(range.end - range.start)))
+            }
+            Origin::Object(o) => Box::new(BufReader::with_capacity(1 << 16, o.range_reader(range))),
+        })
+    }
+
+    /// The error for `reason` on the line starting at byte `at`: named by its 1-based line
+    /// number (counted only now, when there is an error).
+    fn error(&self, at: u64, reason: String) -> DataError {
+        let path = self.name();
+        if matches!(self, Origin::Object(_)) && at > COUNT_LINES_MAX_BYTES {
+            return DataError::Libsvm { path, line: 0, reason: format!("(the line at byte {at}) {reason}") };
+        }
+        let line = self.bytes(0..at).map_or(0, |b| memchr::memchr_iter(b'\n', &b).count() as u64 + 1);
+        DataError::Libsvm { path, line, reason }
+    }
+}
+
+/// A LIBSVM file, local or in S3, whose width is known: from the format (`--features`,
+/// `--hash-features`) or, for a local file whose format does not fix one, from a pass over it
+/// for the largest index (as scikit-learn's `load_svmlight_file` does). Functions read it by
+/// parts ([`PartReader`]).
 #[derive(Clone, Debug)]
 pub struct LibsvmFile {
-    path: std::path::PathBuf,
+    origin: Origin,
     size: u64,
     /// The format with `features` set whenever hashing is not: every part has this width.
     format: LibsvmFormat,
 }
 
 impl LibsvmFile {
+    /// A local file.
     pub fn open(path: &Path, format: LibsvmFormat) -> Result<Self, DataError> {
-        let size = std::fs::metadata(path).map_err(io_err(path))?.len();
-        let mut format = format;
+        Self::open_origin(Origin::Local(path.to_path_buf()), format)
+    }
+
+    /// An S3 object (opened with [`ObjectData::open_text`]): its width must be given, a pass
+    /// over the object to find it would read it all once more.
+    pub fn open_object(object: ObjectData, format: LibsvmFormat) -> Result<Self, DataError> {
+        if format.width().is_none() {
+            return Err(DataError::Unsupported {
+                path: object.name().to_path_buf(),
+                reason: "give --features N (or --hash-features 2^K) for LIBSVM data in S3".into(),
+            });
+        }
+        Self::open_origin(Origin::Object(object), format)
+    }
+
+    fn open_origin(origin: Origin, format: LibsvmFormat) -> Result<Self, DataError> {
+        let size = origin.size()?;
+        let mut file = Self { origin, size, format };
         if format.width().is_none() {
             // The width the rows need: one pass, keeping no rows.
-            let mut r = PartReader::open(path, 0..size, format)?;
+            let mut r = file.open_part(0..size)?;
             let mut width = 0;
             loop {
                 let mut chunk = SparseRows::default();
@@ -229,27 +334,31 @@ impl LibsvmFile {
                 }
                 width = width.max(chunk.width);
             }
-            format.features = Some(width);
+            file.format.features = Some(width);
         }
-        let file = Self { path: path.to_path_buf(), size, format };
-        let mut first = PartReader::open(path, 0..size, format)?;
-        if first.read_into(&mut SparseRows::default(), 1)? == 0 {
-            return Err(DataError::Empty { path: path.to_path_buf() });
+        if file.open_part(0..size)?.read_into(&mut SparseRows::default(), 1)? == 0 {
+            return Err(DataError::Empty { path: file.origin.name() });
         }
         if file.width() == 0 {
-            return Err(DataError::Libsvm {
-                path: path.to_path_buf(),
-                line: 1,
-                reason: "no row has a feature: give --features N".into(),
-            });
+            let reason = "no row has a feature: give --features N".into();
+            return Err(DataError::Libsvm { path: file.origin.name(), line: 1, reason });
         }
         Ok(file)
     }
-    pub fn path(&self) -> &Path {
-        &self.path
+
+    /// The file's name in messages.
+    pub fn path(&self) -> PathBuf {
+        self.origin.name()
     }
     pub fn size(&self) -> u64 {
         self.size
+    }
+    /// The ETag of an S3 object (the version every function must read).
+    pub fn etag(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Object(o) => o.etag(),
+            Origin::Local(_) => None,
+        }
     }
     /// The feature columns every row has.
     pub fn width(&self) -> u64 {
@@ -259,60 +368,47 @@ impl LibsvmFile {
     pub fn format(&self) -> LibsvmFormat {
         self.format
     }
-    /// The reader of part `bytes` (line-aligned as the module doc says).
+    /// The reader of part `bytes` (its lines as the module doc says).
     pub fn open_part(&self, bytes: Range<u64>) -> Result<PartReader, DataError> {
-        PartReader::open(&self.path, bytes, self.format)
+        let start = self.origin.cut(bytes.start, self.size)?;
+        let end = self.origin.cut(bytes.end, self.size)?.max(start);
+        Ok(PartReader {
+            origin: self.origin.clone(),
+            r: self.origin.reader(start..end)?,
+            parser: LineParser::new(self.format),
+            width: self.format.width().unwrap_or(0),
+            start,
+            at: start,
+            end,
+            line: Vec::new(),
+        })
     }
 }
 
-/// The rows of one part of a local LIBSVM file, a chunk at a time (see the module doc for
-/// which lines a part holds): no more than a chunk is ever held.
+/// The rows of one part of a LIBSVM file, a chunk at a time: no more than a chunk is held.
 pub struct PartReader {
-    path: std::path::PathBuf,
-    r: BufReader<File>,
-    format: LibsvmFormat,
+    origin: Origin,
+    r: Box<dyn BufRead + Send>,
     parser: LineParser,
+    width: u64,
     start: u64,
+    /// The byte of the file where the next line starts.
     at: u64,
     end: u64,
     line: Vec<u8>,
 }
 
 impl PartReader {
-    pub fn open(path: &Path, bytes: Range<u64>, format: LibsvmFormat) -> Result<Self, DataError> {
-        let mut f = File::open(path).map_err(io_err(path))?;
-        let size = f.metadata().map_err(io_err(path))?.len();
-        let end = bytes.end.min(size);
-        f.seek(SeekFrom::Start(bytes.start.min(size))).map_err(io_err(path))?;
-        let mut r = Self {
-            path: path.to_path_buf(),
-            r: BufReader::with_capacity(1 << 16, f),
-            format,
-            parser: LineParser::new(format),
-            start: bytes.start,
-            at: bytes.start,
-            end,
-            line: Vec::new(),
-        };
-        if bytes.start >= end {
-            // An empty part holds no line (the part before holds the line crossing its start).
-            r.at = u64::MAX;
-        } else if bytes.start > 0 {
-            // The line crossing the start (or starting at it) belongs to the part before.
-            r.at += r.r.read_until(b'\n', &mut r.line).map_err(io_err(path))? as u64;
-        }
-        Ok(r)
-    }
-
     /// Appends up to `max_rows` rows to `out`; returns how many (0 at the end of the part).
     pub fn read_into(&mut self, out: &mut SparseRows, max_rows: usize) -> Result<usize, DataError> {
-        out.width = out.width.max(self.format.width().unwrap_or(0));
+        out.width = out.width.max(self.width);
         let mut rows = 0;
-        // Every line that starts at or before the end (the last one runs past it to its
-        // newline): the part after skips exactly those.
-        while rows < max_rows && self.at <= self.end {
+        while rows < max_rows && self.at < self.end {
             self.line.clear();
-            let n = self.r.read_until(b'\n', &mut self.line).map_err(io_err(&self.path))?;
+            let n = self
+                .r
+                .read_until(b'\n', &mut self.line)
+                .map_err(|error| DataError::Io { path: self.origin.name(), error })?;
             if n == 0 {
                 break;
             }
@@ -320,23 +416,16 @@ impl PartReader {
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             match self.parser.parse(text, out) {
                 Ok(row) => rows += usize::from(row),
-                Err(reason) => {
-                    let line = line_at(&self.path, self.at);
-                    return Err(DataError::Libsvm { path: self.path.clone(), line, reason });
-                }
+                Err(reason) => return Err(self.origin.error(self.at, reason)),
             }
             self.at += n as u64;
         }
         Ok(rows)
     }
 
-    /// Bytes read so far (the part's own, and the line before it skipped at the start).
+    /// Bytes of the part read so far.
     pub fn fetched(&self) -> u64 {
-        if self.at == u64::MAX {
-            0
-        } else {
-            self.at - self.start
-        }
+        self.at - self.start
     }
 
     /// The part's rows in all, estimated from `read` rows in the bytes read so far.
@@ -345,7 +434,7 @@ impl PartReader {
         if read == 0 || consumed == 0 {
             return read;
         }
-        let remaining = self.end.saturating_sub(self.start + consumed);
+        let remaining = self.end.saturating_sub(self.at);
         read + (remaining as f64 * read as f64 / consumed as f64 * 1.02).ceil() as u64
     }
 }
@@ -353,29 +442,17 @@ impl PartReader {
 /// Reads the rows of part `bytes` of a local LIBSVM file (see the module doc for which lines
 /// a part holds).
 pub fn read_part(path: &Path, bytes: Range<u64>, format: LibsvmFormat) -> Result<SparseRows, DataError> {
+    let origin = Origin::Local(path.to_path_buf());
+    let size = origin.size()?;
+    let file = LibsvmFile { origin, size, format };
     let mut out = SparseRows { width: format.width().unwrap_or(0), ..SparseRows::default() };
-    PartReader::open(path, bytes, format)?.read_into(&mut out, usize::MAX)?;
+    file.open_part(bytes.start.min(size)..bytes.end.min(size))?.read_into(&mut out, usize::MAX)?;
     Ok(out)
 }
 
 /// Reads every row of a local LIBSVM file.
 pub fn read_file(path: &Path, format: LibsvmFormat) -> Result<SparseRows, DataError> {
     read_part(path, 0..u64::MAX, format)
-}
-
-/// The 1-based line number of the line starting at byte `at` (read only to report an error).
-fn line_at(path: &Path, at: u64) -> u64 {
-    let Ok(f) = File::open(path) else { return 0 };
-    let mut r = BufReader::new(f.take(at));
-    let mut buf = [0u8; 1 << 16];
-    let mut lines = 1;
-    while let Ok(n) = r.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-    }
-    lines
 }
 
 #[cfg(test)]

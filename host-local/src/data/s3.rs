@@ -68,17 +68,12 @@ impl ObjectData {
         Self::open_as(store, url, etag, CsvFormat::default())
     }
 
-    /// [`ObjectData::open`] for a CSV laid out as `csv` says.
-    pub fn open_as(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>, csv: CsvFormat) -> Result<Self, DataError> {
-        let name = PathBuf::from(url.to_string());
-        let ext = url.extension();
-        if !matches!(ext.as_deref(), Some("npy" | "csv")) {
-            return Err(DataError::Extension { path: name });
-        }
+    /// The first bytes of `url` and its version, checked against `etag` (the version the job
+    /// started with).
+    fn pinned(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>) -> Result<(Bytes, Pin), DataError> {
         let (head, pin) = store.head_bytes(url, OPEN_BYTES, etag)?;
-        let size = pin.size;
-        if size == 0 {
-            return Err(DataError::Empty { path: name });
+        if pin.size == 0 {
+            return Err(DataError::Empty { path: PathBuf::from(url.to_string()) });
         }
         if let (Some(want), Some(got)) = (etag, pin.etag.as_deref()) {
             if want != got {
@@ -86,6 +81,48 @@ impl ObjectData {
                 return Err(ObjectError::Changed { url: url.clone(), what }.into());
             }
         }
+        Ok((head, pin))
+    }
+
+    /// Opens a text object read by byte ranges only ([`ObjectData::get_range`],
+    /// [`ObjectData::range_reader`]): a LIBSVM file ([`super::libsvm`]), whose lines the caller
+    /// parses. Its rows and columns are not known here.
+    pub fn open_text(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>) -> Result<Self, DataError> {
+        let (_, pin) = Self::pinned(store, url, etag)?;
+        let name = PathBuf::from(url.to_string());
+        let csv = CsvFormat::default();
+        Ok(Self {
+            store: store.clone(),
+            url: url.clone(),
+            name,
+            pin,
+            format: Format::Csv,
+            rows: None,
+            cols: 0,
+            csv,
+            data_start: 0,
+        })
+    }
+
+    /// Bytes `range` of the version opened (one ranged GET).
+    pub fn get_range(&self, range: Range<u64>) -> Result<Bytes, DataError> {
+        Ok(self.store.get_range(&self.url, range, Some(&self.pin))?)
+    }
+
+    /// Bytes `range` of the version opened, streamed by concurrent ranged GETs.
+    pub fn range_reader(&self, range: Range<u64>) -> RangeRead {
+        RangeRead::new(self.store.reader(&self.url, range, Some(&self.pin)))
+    }
+
+    /// [`ObjectData::open`] for a CSV laid out as `csv` says.
+    pub fn open_as(store: &Arc<S3Store>, url: &S3Url, etag: Option<&str>, csv: CsvFormat) -> Result<Self, DataError> {
+        let name = PathBuf::from(url.to_string());
+        let ext = url.extension();
+        if !matches!(ext.as_deref(), Some("npy" | "csv")) {
+            return Err(DataError::Extension { path: name });
+        }
+        let (head, pin) = Self::pinned(store, url, etag)?;
+        let size = pin.size;
         let mut data_start = 0;
         let (format, rows, cols) = if ext.as_deref() == Some("npy") {
             let need = npy_header_len(&name, &head)?;

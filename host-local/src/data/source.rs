@@ -47,8 +47,9 @@ pub enum Data {
         data: ObjectData,
         label: LabelCol,
     },
-    /// A local LIBSVM file: sparse rows, each with its label, read by line-aligned byte
-    /// ranges straight into sparse shards (its rows are counted by the functions that read them).
+    /// A LIBSVM file, local or in S3: sparse rows, each with its label, read by line-aligned
+    /// byte ranges straight into sparse shards (its rows are counted by the functions that
+    /// read them).
     Libsvm(LibsvmFile),
 }
 
@@ -78,10 +79,8 @@ impl Data {
     ) -> Result<Data, DataError> {
         if is_libsvm(location) {
             if S3Url::is_s3(location) {
-                return Err(DataError::Unsupported {
-                    path: location.into(),
-                    reason: "LIBSVM objects in S3 are not read yet: copy the file to local disk".into(),
-                });
+                let object = ObjectData::open_text(&s3.store()?, &S3Url::parse(location)?, etag)?;
+                return Ok(Data::Libsvm(LibsvmFile::open_object(object, libsvm)?));
             }
             return Ok(Data::Libsvm(LibsvmFile::open(Path::new(location), libsvm)?));
         }
@@ -119,6 +118,7 @@ impl Data {
     pub fn etag(&self) -> Option<&str> {
         match self {
             Data::Object { data, .. } => data.etag(),
+            Data::Libsvm(file) => file.etag(),
             _ => None,
         }
     }
