@@ -287,3 +287,41 @@ fn libsvm_in_s3_reads_every_row_once_and_trains_the_local_file_s_model() {
         "{err}"
     );
 }
+
+#[test]
+fn hashed_features_train_the_model_of_the_hashed_dense_rows() {
+    use npyz::WriterBuilder as _;
+    let d = tempfile::tempdir().unwrap();
+    let (svm, _) = generated_pair(d.path(), "1500", "5000", "12");
+    // The rows as the hashing reader sees them, written dense with the label last.
+    let format = LibsvmFormat { hash_bits: Some(8), ..LibsvmFormat::default() };
+    let rows = read_file(std::path::Path::new(&svm), format).unwrap();
+    assert_eq!(rows.width, 256);
+    let dense: Vec<f32> =
+        rows.to_dense().chunks(256).zip(&rows.labels).flat_map(|(x, &y)| x.iter().copied().chain([y])).collect();
+    let npy = d.path().join("hashed.npy");
+    let mut buf = Vec::new();
+    let mut w =
+        npyz::WriteOptions::<f32>::new().default_dtype().shape(&[1500, 257]).writer(&mut buf).begin_nd().unwrap();
+    w.extend(dense.iter().copied()).unwrap();
+    w.finish().unwrap();
+    std::fs::write(&npy, buf).unwrap();
+    let job = ["run", "logreg", "--learning-rate", "0.5", "--tol", "0", "--max-iter", "10"];
+    let run = |extra: &[&str]| {
+        let mut a = job.to_vec();
+        a.extend(extra);
+        run_json(d.path(), &a)
+    };
+    let want = run(&["--data", npy.to_str().unwrap()]);
+    for hashing in ["2^8", "256"] {
+        let got = run(&["--data", &svm, "--hash-features", hashing, "--functions", "2", "--inner", "2"]);
+        assert_eq!(got["config"]["cols"], 256);
+        assert_close(
+            &format!("--hash-features {hashing}"),
+            &floats(&got["model"]["weights"]),
+            &floats(&want["model"]["weights"]),
+            0.0,
+            1e-9,
+        );
+    }
+}
