@@ -325,3 +325,26 @@ fn hashed_features_train_the_model_of_the_hashed_dense_rows() {
         );
     }
 }
+
+#[test]
+fn mini_batches_of_sparse_rows_are_the_dense_file_s_batches() {
+    let d = tempfile::tempdir().unwrap();
+    let (svm, npy) = generated_pair(d.path(), "3000", "300", "8");
+    let job =
+        ["run", "logreg", "--batch-size", "256", "--max-iter", "30", "--optimizer", "adam", "--learning-rate", "0.05"];
+    let run = |extra: &[&str]| {
+        let mut a = job.to_vec();
+        a.extend(extra);
+        run_json(d.path(), &a)
+    };
+    let want = run(&["--data", &npy, "--functions", "1", "--inner", "1"]);
+    let got = run(&["--data", &svm, "--features", "300", "--functions", "3", "--inner", "2"]);
+    assert_close(
+        "mini-batch Adam weights",
+        &floats(&got["model"]["weights"]),
+        &floats(&want["model"]["weights"]),
+        0.0,
+        1e-9,
+    );
+    assert_eq!(got["iterations"], 30);
+}

@@ -95,3 +95,19 @@ def test_sparse_multiclass_logreg_equals_the_reference(ifp_bin, tmp_path):
     W, b = _sparse_gradient_descent(X, labels.astype(float), 0.3, 0.0, 20, classes)
     np.testing.assert_allclose(np.ravel(run["model"]["weights"]), W, rtol=0, atol=1e-6)
     np.testing.assert_allclose(run["model"]["intercept"], b, rtol=0, atol=1e-6)
+
+
+def test_the_python_estimator_fits_a_libsvm_file(ifp_bin, tmp_path):
+    """`LogisticRegression().fit("data.svm")`: the functions read the LIBSVM file themselves (the
+    width from a pass over it) and the model is the reference's."""
+    import ifp
+
+    svm = tmp_path / "p.svm"
+    args = ["gen", "sparse-logreg", "--rows", 2000, "--features", 800, "--nnz", 10, "--seed", 8]
+    subprocess.run([str(ifp_bin), *map(str, args), "--out", str(svm)], check=True)
+    X, y = load_svmlight_file(str(svm))
+    est = ifp.LogisticRegression(learning_rate=0.5, tol=0.0, max_iter=15, n_functions=2).fit(str(svm))
+    assert est.n_features_in_ == X.shape[1]
+    w, b = _sparse_gradient_descent(X, y, 0.5, 0.0, 15)
+    np.testing.assert_allclose(est.coef_.ravel(), w, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(est.intercept_, b, rtol=0, atol=1e-6)
