@@ -28,6 +28,9 @@ use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport}
 use crate::merge::add_counts;
 pub use crate::merge::{add_into, sum_in_order, PartialsMismatch};
 
+mod report;
+mod stale;
+
 /// What a function keeps between leaving and its time limit (to report and return).
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
 /// The next iteration is assumed to take up to this many times the longest one so far.
@@ -44,6 +47,8 @@ pub struct JobSpec {
     pub shape: DataShape,
     pub max_iter: u32,
     pub functions: u32,
+    /// Stale-synchronous rounds ([`crate::sync::stale`]): 0 is synchronous.
+    pub staleness: u32,
 }
 
 /// Where a function enters a job: iteration `iteration` with `model`; `previous` is the
@@ -503,6 +508,9 @@ impl Function {
                     )
                 })?;
             }
+            if self.spec.staleness > 0 {
+                return self.run_stale(store, resume, want_assignments, on_iteration);
+            }
             self.run_iterations(store, resume.iteration, resume.model, want_assignments, deadline, on_iteration)
         })();
         if let Err(e) = &r {
@@ -527,17 +535,7 @@ impl Function {
         let mut longest = std::time::Duration::ZERO;
         let spec = self.spec.clone();
         let f = self.function;
-        let mut report = FunctionReport {
-            function: f,
-            inner: self.inner(),
-            rows: self.rows,
-            shape: spec.shape,
-            joined_at: first,
-            load_s: self.load_s,
-            bytes_fetched: self.bytes_fetched,
-            share_bytes: self.share_bytes,
-            ..Default::default()
-        };
+        let mut report = self.new_report(first);
         let (batches, sizes) = {
             let inst = self.instance();
             let b = inst.plan_batches(&spec.params, spec.shape).map_err(|e| failure(f, Some(first), e))?;
@@ -549,6 +547,7 @@ impl Function {
         }
         // The visiting order of the current epoch, made again when the epoch changes.
         let mut order: Option<(u64, Vec<u64>)> = None;
+        let delay = crate::test_delay::of(f)?;
         for t in first..spec.max_iter {
             if let Some(d) = deadline {
                 if Instant::now() + longest.mul_f64(LONGEST_FACTOR) + DEADLINE_MARGIN >= d {
@@ -563,6 +562,7 @@ impl Function {
             }
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
+            delay.map(std::thread::sleep);
             let partial = match &batches {
                 None => self.step(&model),
                 Some(plan) => {
@@ -608,6 +608,7 @@ impl Function {
                 sync_s: c1.elapsed().as_secs_f64(),
                 loss: release.loss,
                 round_trips: store.stats().round_trips - trips0,
+                staleness: None,
             };
             longest = longest.max(c0.elapsed());
             on_iteration(&it);
@@ -618,21 +619,7 @@ impl Function {
                 break;
             }
         }
-        if want_assignments && !report.continuation {
-            // Assign every row under the final model (the last step used the previous one).
-            let last = report.iterations.last().map(|i| i.iteration);
-            self.step(&model).map_err(|e| failure(f, last, e))?;
-            report.assignments = Some(self.assignments().map_err(|e| failure(f, last, e))?);
-        }
-        if !report.continuation {
-            // The accuracy on the training data: each function counts over its own rows.
-            let last = report.iterations.last().map(|i| i.iteration);
-            report.class_counts = self.score(&model).map_err(|e| failure(f, last, e))?;
-        }
-        report.model = model;
-        report.sync = store.stats();
-        report.total_s = started.elapsed().as_secs_f64() + self.load_s;
-        Ok(report)
+        self.finish(report, model, want_assignments, store, started)
     }
 }
 

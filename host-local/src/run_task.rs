@@ -203,6 +203,7 @@ fn prepare(
         shape,
         max_iter: task.max_iter,
         functions: task.functions,
+        staleness: task.staleness,
     });
     let inner = task.inner.unwrap_or(cx.default_inner);
     let function = Function::load_share(&engine, spec, f, inner, data, sample)?;

@@ -127,6 +127,14 @@ pub struct FunctionTask {
     /// This run continues a job another run started (`ifp run --resume`): the plan must match.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume: bool,
+    /// Stale-synchronous rounds: a function may run up to this many rounds ahead of the
+    /// slowest ([`crate::sync::stale`]); 0 (the default, left out of the JSON) is synchronous.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub staleness: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 fn default_sync_timeout() -> f64 {
@@ -240,6 +248,9 @@ pub struct IterationReport {
     /// Requests this function sent to the state store during the iteration.
     #[serde(default)]
     pub round_trips: u64,
+    /// Stale-synchronous runs only: how old the partials the round summed were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<crate::sync::stale::Staleness>,
 }
 
 /// What the Lambda host adds about its invocation.

@@ -241,6 +241,7 @@ fn run_job_from(
         model: model0,
         run: Some(new_job_id()),
         resume: a.resume,
+        staleness: a.staleness,
     };
     if a.resume && a.redis.is_none() && a.backend == Platform::Local {
         bail!("--resume continues a job kept in Redis: give --redis URL (or --backend lambda)");

@@ -19,6 +19,7 @@ mod in_process;
 pub mod model_ref;
 pub mod redis;
 pub mod simulate;
+pub mod stale;
 pub mod tree;
 
 pub use in_process::{InProcess, CANCELLED};
@@ -178,4 +179,8 @@ pub trait StateStore: Send {
     fn abort(&mut self, w: u32, reason: &str);
     /// Counters so far.
     fn stats(&self) -> SyncStats;
+    /// The same store running stale-synchronous rounds ([`stale`]), if it can.
+    fn stale(&mut self) -> Option<&mut dyn stale::StaleStore> {
+        None
+    }
 }

@@ -1,0 +1,135 @@
+//! One function's loop in a stale-synchronous job (`staleness` > 0, see [`crate::sync::stale`]):
+//! step on the newest model it has not stepped on, deliver the partial labelled with that
+//! model's version, reduce the round if the delivery completes it, else take the newest model
+//! (at once when late, or after waiting for the next release). Every round released since the
+//! model it stepped on becomes one iteration of its report, with the staleness that round saw,
+//! so every function's history covers every round.
+
+use std::time::Instant;
+
+use super::{failure, Function, KernelStepError, Resume};
+use crate::sync::stale::{Delivered, RoundRecord, Took};
+use crate::sync::tree::FLAT;
+use crate::sync::{Release, StateStore};
+use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport};
+
+impl Function {
+    /// Iterates with stale-synchronous rounds from the first model until the kernel converges
+    /// or `max_iter` rounds were released.
+    pub(super) fn run_stale(
+        &mut self,
+        store: &mut dyn StateStore,
+        resume: Resume,
+        want_assignments: bool,
+        on_iteration: &mut dyn FnMut(&IterationReport),
+    ) -> Result<FunctionReport, FunctionFailure> {
+        let started = Instant::now();
+        let spec = self.spec.clone();
+        let (f, bound) = (self.function, spec.staleness);
+        let bad = |m: String| FunctionFailure::new(FailureKind::BadInput, Some(f), Some(resume.iteration), m);
+        if resume.iteration > 0 {
+            return Err(bad(format!(
+                "a function cannot rejoin a stale-synchronous job mid-way (the job is at iteration {})",
+                resume.iteration
+            )));
+        }
+        if spec.functions > FLAT {
+            return Err(bad(format!(
+                "staleness {bound} needs at most {FLAT} functions (rounds summed without groups), got {}",
+                spec.functions
+            )));
+        }
+        if store.stale().is_none() {
+            return Err(bad(format!("staleness {bound}: this state store runs synchronous rounds only")));
+        }
+        let sizes = {
+            let inst = self.instance();
+            if inst.plan_batches(&spec.params, spec.shape).map_err(|e| failure(f, Some(0), e))?.is_some() {
+                return Err(bad(format!(
+                    "staleness {bound} needs a full-batch kernel: mini-batch runs are synchronous"
+                )));
+            }
+            inst.sizes(&spec.params, spec.shape).map_err(|e| failure(f, Some(0), e))?
+        };
+        let delay = crate::test_delay::of(f)?;
+        let mut report = self.new_report(0);
+        // The version of the model this function steps on next, and the model.
+        let (mut v, mut model) = (0u32, resume.model);
+        loop {
+            let trips0 = store.stats().round_trips;
+            let c0 = Instant::now();
+            delay.map(std::thread::sleep);
+            let partial = self
+                .step(&model)
+                .and_then(|p| match sizes {
+                    Some(z) if p.len() != z.partial as usize => {
+                        Err(KernelStepError::Size { got: p.len(), want: z.partial })
+                    }
+                    _ => Ok(p),
+                })
+                .map_err(|e| failure(f, Some(v), e))?;
+            let c1 = Instant::now();
+            let stale = store.stale().expect("checked above");
+            let delivered = stale.deliver(f, v, &partial, bound).map_err(|e| failure(f, Some(v), e))?;
+            let took = match delivered {
+                Delivered { reduce: Some(r), took } => {
+                    let (base_version, base, mut records) = match took {
+                        Some(tk) => (tk.version, tk.release.model, tk.records),
+                        None => (v, model, Vec::new()),
+                    };
+                    if r.t != base_version {
+                        let m = format!("asked to reduce round {} on model version {base_version}", r.t);
+                        return Err(FunctionFailure::new(FailureKind::Host, Some(f), Some(r.t), m));
+                    }
+                    let total =
+                        self.pool.install(|| super::sum_in_order(&r.parts)).map_err(|e| failure(f, Some(r.t), e))?;
+                    let u = self
+                        .instance()
+                        .update(&spec.params, spec.shape, &base, &total)
+                        .map_err(|e| failure(f, Some(r.t), e))?;
+                    let stop = u.converged || r.t + 1 >= spec.max_iter;
+                    let release = Release { model: u.model, loss: u.loss, converged: u.converged, stop };
+                    let stale = store.stale().expect("checked above");
+                    stale.release_round(r.t, &release, &r.staleness).map_err(|e| failure(f, Some(r.t), e))?;
+                    records.push(RoundRecord { loss: release.loss, staleness: r.staleness });
+                    Took { version: r.t + 1, release, records }
+                }
+                Delivered { took: Some(tk), reduce: None } => tk,
+                Delivered { took: None, reduce: None } => {
+                    stale.await_newer(f, v, bound).map_err(|e| failure(f, Some(v), e))?
+                }
+            };
+            if took.records.len() as u32 != took.version - v {
+                let m = format!(
+                    "model version {} after {v} came with {} rounds' records",
+                    took.version,
+                    took.records.len()
+                );
+                return Err(FunctionFailure::new(FailureKind::Host, Some(f), Some(v), m));
+            }
+            // The round of the model it stepped on carries this step's timings; rounds it did
+            // not step in (reduced while it was busy) only their loss and staleness.
+            let round_trips = store.stats().round_trips - trips0;
+            for (i, rec) in took.records.into_iter().enumerate() {
+                let own = i == 0;
+                let it = IterationReport {
+                    iteration: v + i as u32,
+                    compute_s: if own { (c1 - c0).as_secs_f64() } else { 0.0 },
+                    sync_s: if own { c1.elapsed().as_secs_f64() } else { 0.0 },
+                    loss: rec.loss,
+                    round_trips: if own { round_trips } else { 0 },
+                    staleness: Some(rec.staleness),
+                };
+                on_iteration(&it);
+                report.iterations.push(it);
+            }
+            v = took.version;
+            model = took.release.model;
+            report.converged = took.release.converged;
+            if took.release.stop {
+                break;
+            }
+        }
+        self.finish(report, model, want_assignments, store, started)
+    }
+}
