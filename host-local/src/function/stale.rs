@@ -90,7 +90,7 @@ impl Function {
                     let stop = u.converged || r.t + 1 >= spec.max_iter;
                     let release = Release { model: u.model, loss: u.loss, converged: u.converged, stop };
                     let stale = store.stale().expect("checked above");
-                    stale.release_round(r.t, &release, &r.staleness).map_err(|e| failure(f, Some(r.t), e))?;
+                    stale.release_round(r.t, &release, &r.staleness, bound).map_err(|e| failure(f, Some(r.t), e))?;
                     records.push(RoundRecord { loss: release.loss, staleness: r.staleness });
                     Took { version: r.t + 1, release, records }
                 }

@@ -33,6 +33,7 @@ use redis::{Connection, Script, Value};
 use super::{JoinPoint, Release, SyncError, SyncStats, CENSUS};
 
 mod rounds;
+mod stale;
 
 use rounds::{ABORT, DECIDE, RELEASE};
 
@@ -278,7 +279,7 @@ return {'ok', cur, last, before}
 "#;
 
 /// The scripts of a function's connection, in the order [`RedisStore::script`] names them.
-const SCRIPTS: [&str; 4] = [JOIN, DECIDE, RELEASE, ABORT];
+const SCRIPTS: [&str; 6] = [JOIN, DECIDE, RELEASE, ABORT, stale::DELIVER, stale::RELEASE_ROUND];
 
 /// Loads [`SCRIPTS`] in one round trip.
 fn load_scripts(con: &mut Connection) -> Result<(), redis::RedisError> {

@@ -137,7 +137,7 @@ pub trait StaleStore {
     /// Delivers function `w`'s partial on model version `v`, under staleness bound `bound`.
     fn deliver(&mut self, w: u32, v: u32, partial: &[f64], bound: u32) -> Result<Delivered, SyncError>;
     /// Publishes the reduction of round `t` (model `t + 1`) and what the round saw.
-    fn release_round(&mut self, t: u32, release: &Release, staleness: &Staleness) -> Result<(), SyncError>;
+    fn release_round(&mut self, t: u32, release: &Release, staleness: &Staleness, bound: u32) -> Result<(), SyncError>;
     /// Blocks until a model newer than version `v` is released, and takes it.
     fn await_newer(&mut self, w: u32, v: u32, bound: u32) -> Result<Took, SyncError>;
 }
@@ -189,7 +189,7 @@ impl StaleStore for InProcess {
         Ok(Delivered { took, reduce })
     }
 
-    fn release_round(&mut self, t: u32, release: &Release, staleness: &Staleness) -> Result<(), SyncError> {
+    fn release_round(&mut self, t: u32, release: &Release, staleness: &Staleness, _: u32) -> Result<(), SyncError> {
         self.stats.round_trips += 1;
         let (lock, cv) = &*self.shared;
         let mut s = lock.lock().unwrap();
@@ -278,7 +278,7 @@ mod tests {
         let d = b.deliver(1, 0, &[10.0], 1).unwrap();
         let r = d.reduce.expect("the last delivery completes round 0");
         assert_eq!((r.t, r.parts.clone(), r.staleness.clone()), (0, vec![vec![1.0], vec![10.0]], Staleness::default()));
-        b.release_round(0, &rel(0.5, false), &r.staleness).unwrap();
+        b.release_round(0, &rel(0.5, false), &r.staleness, 1).unwrap();
         let took = a.await_newer(0, 0, 1).unwrap();
         assert_eq!((took.version, took.release.model.clone()), (1, vec![0.5]));
         // Function 1 is slow on M1; function 0 delivers on M1: round 1 reuses function 1's old partial.
@@ -286,7 +286,7 @@ mod tests {
         let r = d.reduce.expect("a fresh partial and one a version old: reduce");
         assert_eq!((r.t, r.parts.clone()), (1, vec![vec![2.0], vec![10.0]]));
         assert_eq!(r.staleness, Staleness { max: 1, stale_functions: vec![1] });
-        a.release_round(1, &rel(1.5, false), &r.staleness).unwrap();
+        a.release_round(1, &rel(1.5, false), &r.staleness, 1).unwrap();
         // Function 0 on M2 must now wait: function 1's partial would be 2 versions old.
         let d = a.deliver(0, 2, &[3.0], 1).unwrap();
         assert!(d.took.is_none() && d.reduce.is_none());
@@ -298,7 +298,7 @@ mod tests {
         let r = d.reduce.expect("round 2 is complete");
         assert_eq!((r.t, r.parts.clone(), r.staleness.clone()), (2, vec![vec![3.0], vec![20.0]], r.staleness.clone()));
         assert_eq!(r.staleness, Staleness { max: 1, stale_functions: vec![1] });
-        b.release_round(2, &rel(2.5, true), &r.staleness).unwrap();
+        b.release_round(2, &rel(2.5, true), &r.staleness, 1).unwrap();
         let took = a.await_newer(0, 2, 1).unwrap();
         assert!(took.release.stop);
         // After the stop nothing is reduced any more.

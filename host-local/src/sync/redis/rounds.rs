@@ -366,4 +366,8 @@ impl StateStore for RedisStore {
     fn stats(&self) -> SyncStats {
         self.stats
     }
+
+    fn stale(&mut self) -> Option<&mut dyn crate::sync::stale::StaleStore> {
+        Some(self)
+    }
 }

@@ -1,0 +1,251 @@
+//! Stale-synchronous rounds on Redis ([`crate::sync::stale`]): the same rule as the
+//! in-process store, decided by one small script so that a delivery and the decision are one
+//! atomic step. Keys (besides `cur`, `r:{t}`, `s:{t}`, `abort` and `x` of the synchronous
+//! protocol, with the same meaning):
+//!
+//! | key | what |
+//! | --- | --- |
+//! | `sv` | hash `function → version` of its newest partial |
+//! | `sp` | hash `function → newest partial` (raw little-endian `f64`) |
+//! | `in` | the copy of `sp` the reducer of the current round sums (made by the script, `COPY`) |
+//! | `red` | the function reducing the current round |
+//! | `sh` | hash `round → record` (loss, oldest partial's age, stale functions' mask) |
+//! | `stop` | set by the release that says stop: no round is reduced after it |
+//!
+//! A delivery is one `MULTI` (`HSET sp`, then the script, which records the version and, if
+//! the round is complete, claims it and copies `sp` to `in`); partials never pass through Lua.
+//! The reducer fetches `in` (one more round trip), a late function the newest release and the
+//! records of the rounds it missed (one more). Waiting is `XREAD BLOCK` on `s:{v}` and `x`, as
+//! in the synchronous protocol; the stream entry carries the release and its record.
+
+use std::time::Instant;
+
+use redis::Value;
+
+use super::{bytes, decode_f64s, decode_release, encode_f64s, encode_release, text, RedisStore};
+use crate::sync::stale::{holding_up, Delivered, ReduceRound, RoundRecord, StaleStore, Staleness, Took};
+use crate::sync::{Release, SyncError};
+
+/// The decision of a delivery (small arguments and results only).
+pub(super) const DELIVER: &str = r#"
+local p, w, v, bound, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local s = redis.call('MGET', p .. 'meta', p .. 'abort', p .. 'cur', p .. 'red', p .. 'stop')
+if not s[1] then return {'lost'} end
+if s[2] then return {'abort', s[2]} end
+local cur = tonumber(s[3] or '0')
+redis.call('HSET', p .. 'sv', w, v)
+redis.call('EXPIRE', p .. 'sv', ttl)
+redis.call('EXPIRE', p .. 'sp', ttl)
+if s[4] or s[5] then return {'no', cur} end
+local fields = {}
+for i = 0, n - 1 do fields[#fields + 1] = i end
+local vs = redis.call('HMGET', p .. 'sv', unpack(fields))
+local fresh, oldest, mask = false, 0, 0
+for i = 1, n do
+  local x = tonumber(vs[i])
+  if not x then return {'no', cur} end
+  local lag = cur - x
+  if lag < 0 or lag > bound then return {'no', cur} end
+  if lag == 0 then
+    fresh = true
+  else
+    mask = mask + 2 ^ (i - 1)
+    if lag > oldest then oldest = lag end
+  end
+end
+if not fresh then return {'no', cur} end
+redis.call('SET', p .. 'red', w, 'EX', ttl)
+redis.call('COPY', p .. 'sp', p .. 'in', 'REPLACE')
+redis.call('EXPIRE', p .. 'in', ttl)
+return {'reduce', cur, oldest, mask}
+"#;
+
+/// The release of a round: `r:{t}` if absent, its record, the stream entry that wakes the
+/// waiting functions, `cur`, and the end of the claim.
+pub(super) const RELEASE_ROUND: &str = r#"
+local p, t, ttl, stop, prev = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[6], ARGV[7]
+if redis.call('EXISTS', p .. 'meta') == 0 then return 'lost' end
+if not redis.call('SET', p .. 'r:' .. t, ARGV[4], 'NX', 'EX', ttl) then return 'again' end
+redis.call('HSET', p .. 'sh', t, ARGV[5])
+local s = p .. 's:' .. t
+redis.call('XADD', s, '1-1', 'r', ARGV[4], 'h', ARGV[5])
+for _, k in ipairs({s, p .. 'sh', p .. 'meta', p .. 'run', p .. 'sv', p .. 'sp'}) do redis.call('EXPIRE', k, ttl) end
+redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl)
+redis.call('DEL', p .. 'red', p .. 'in')
+if stop == '1' then redis.call('SET', p .. 'stop', '1', 'EX', ttl) end
+if prev ~= '' then redis.call('DEL', p .. 's:' .. prev) end
+return 'ok'
+"#;
+
+/// Where the scripts sit in [`RedisStore`]'s scripts.
+pub(super) const DELIVER_AT: usize = 4;
+const RELEASE_ROUND_AT: usize = 5;
+
+fn int(v: &Value) -> Option<u32> {
+    match v {
+        Value::Int(i) => u32::try_from(*i).ok(),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+impl RedisStore {
+    /// The newest release (model version `cur`) and the records of rounds `v..cur`.
+    fn take_since(&mut self, v: u32, cur: u32, at: &str) -> Result<Took, SyncError> {
+        let p = &self.prefix;
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(format!("{p}r:{}", cur - 1));
+        pipe.cmd("HMGET").arg(format!("{p}sh")).arg((v..cur).collect::<Vec<_>>());
+        self.request();
+        let (rel, recs): (Value, Vec<Value>) = pipe.query(&mut self.con).map_err(|e| self.store_err(at, e))?;
+        let release = match &rel {
+            Value::Nil => return Err(self.lost(at)),
+            r => bytes(r).and_then(decode_release).ok_or_else(|| self.bad_reply(at, r))?,
+        };
+        let records = recs
+            .iter()
+            .map(|r| bytes(r).and_then(RoundRecord::decode).ok_or_else(|| self.lost(at)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Took { version: cur, release, records })
+    }
+
+    /// The functions' newest versions and `cur`, to name the ones holding a round up.
+    fn versions(&mut self) -> (u32, Vec<Option<u32>>) {
+        self.request();
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(format!("{}cur", self.prefix));
+        pipe.cmd("HMGET").arg(format!("{}sv", self.prefix)).arg((0..self.workers).collect::<Vec<_>>());
+        match pipe.query::<(Value, Vec<Value>)>(&mut self.con) {
+            Ok((cur, vs)) => (int(&cur).unwrap_or(0), vs.iter().map(int).collect()),
+            Err(_) => (0, Vec::new()),
+        }
+    }
+}
+
+impl StaleStore for RedisStore {
+    fn deliver(&mut self, w: u32, v: u32, partial: &[f64], bound: u32) -> Result<Delivered, SyncError> {
+        let at = format!("function {w} delivering its partial on model {v}");
+        let sha = self.scripts[DELIVER_AT].get_hash().to_string();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HSET").arg(format!("{}sp", self.prefix)).arg(w).arg(encode_f64s(partial)).ignore();
+        pipe.cmd("EVALSHA").arg(&sha).arg(0).arg(&self.prefix).arg(w).arg(v).arg(bound).arg(self.workers).arg(self.ttl);
+        self.request();
+        let (decision,): (Value,) = match pipe.query(&mut self.con) {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // The server lost its scripts (it restarted): load them, and deliver once more.
+                self.load_scripts().map_err(|e| self.store_err(&at, e))?;
+                pipe.query(&mut self.con).map_err(|e| self.store_err(&at, e))?
+            }
+            r => r.map_err(|e| self.store_err(&at, e))?,
+        };
+        let Value::Array(items) = &decision else { return Err(self.bad_reply(&at, &decision)) };
+        let (kind, cur) = (items.first().and_then(text), items.get(1).and_then(int));
+        match (kind.as_deref(), cur) {
+            (Some("lost"), _) => Err(self.lost(&at)),
+            (Some("abort"), _) if items.len() == 2 => Err(self.aborted(&items[1])),
+            (Some("no"), Some(cur)) if v < cur => {
+                Ok(Delivered { took: Some(self.take_since(v, cur, &at)?), reduce: None })
+            }
+            (Some("no"), Some(_)) => Ok(Delivered::default()),
+            (Some("reduce"), Some(t)) if items.len() == 4 => {
+                let (oldest, mask) = (int(&items[2]), int(&items[3]));
+                let staleness = Staleness::from_mask(oldest.unwrap_or(0), mask.unwrap_or(0));
+                self.request();
+                let parts: Vec<Value> = redis::cmd("HMGET")
+                    .arg(format!("{}in", self.prefix))
+                    .arg((0..self.workers).collect::<Vec<_>>())
+                    .query(&mut self.con)
+                    .map_err(|e| self.store_err(&at, e))?;
+                let parts = parts
+                    .iter()
+                    .map(|x| bytes(x).and_then(decode_f64s))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| self.lost(&at))?;
+                let took = if v < t { Some(self.take_since(v, t, &at)?) } else { None };
+                Ok(Delivered { took, reduce: Some(ReduceRound { t, parts, staleness }) })
+            }
+            _ => Err(self.bad_reply(&at, &decision)),
+        }
+    }
+
+    fn release_round(&mut self, t: u32, release: &Release, staleness: &Staleness, bound: u32) -> Result<(), SyncError> {
+        let at = format!("releasing iteration {t}");
+        let record = RoundRecord { loss: release.loss, staleness: staleness.clone() }.encode();
+        let (ttl, rel, stop) = (self.ttl, encode_release(release), if release.stop { "1" } else { "0" }.to_string());
+        // A function waiting on round `u` holds a partial of version `u`, so no round after
+        // `u + bound` is released before it wakes: the stream of round `t − bound − 1` is read
+        // no more.
+        let prev = t.checked_sub(bound + 1).map(|u| u.to_string()).unwrap_or_default();
+        let key = t.to_string();
+        let v = self
+            .script(RELEASE_ROUND_AT, &[&key, &ttl, &rel, &record, &stop, &prev])
+            .map_err(|e| self.store_err(&at, e))?;
+        match text(&v).as_deref() {
+            Some("ok") | Some("again") => Ok(()),
+            Some("lost") => Err(self.lost(&at)),
+            _ => Err(self.bad_reply(&at, &v)),
+        }
+    }
+
+    fn await_newer(&mut self, w: u32, v: u32, bound: u32) -> Result<Took, SyncError> {
+        let at = format!("function {w} waiting for iteration {v}");
+        self.request();
+        let started = Instant::now();
+        let s = format!("{}s:{v}", self.prefix);
+        let x = format!("{}x", self.prefix);
+        let reply: Value = redis::cmd("XREAD")
+            .arg("BLOCK")
+            .arg(self.timeout.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&s)
+            .arg(&x)
+            .arg("0-0")
+            .arg("0-0")
+            .query(&mut self.con)
+            .map_err(|e| self.store_err(&at, e))?;
+        self.stats.wait_s += started.elapsed().as_secs_f64();
+        if reply == Value::Nil {
+            let (cur, versions) = self.versions();
+            return Err(SyncError::Timeout {
+                job: self.job.clone(),
+                worker: w,
+                iteration: cur,
+                timeout: self.timeout,
+                missing: holding_up(cur, bound, &versions),
+                merger: None,
+                reducer: None,
+            });
+        }
+        // [[stream, [[id, [field, value, ...]]]], ...]: the first entry's fields by name.
+        let fields = |name: &str| -> Option<Vec<Value>> {
+            let Value::Array(streams) = &reply else { return None };
+            streams.iter().find_map(|st| match st {
+                Value::Array(kv) if kv.len() == 2 && text(&kv[0]).as_deref() == Some(name) => match &kv[1] {
+                    Value::Array(es) => match es.first() {
+                        Some(Value::Array(e)) if e.len() == 2 => match &e[1] {
+                            Value::Array(fv) => Some(fv.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            })
+        };
+        if let Some(fv) = fields(&s) {
+            let field =
+                |k: &str| fv.chunks(2).find(|c| c.len() == 2 && text(&c[0]).as_deref() == Some(k)).map(|c| &c[1]);
+            let release = field("r").and_then(bytes).and_then(decode_release);
+            let record = field("h").and_then(bytes).and_then(RoundRecord::decode);
+            return match (release, record) {
+                (Some(release), Some(record)) => Ok(Took { version: v + 1, release, records: vec![record] }),
+                _ => Err(self.bad_reply(&at, &reply)),
+            };
+        }
+        match fields(&x).and_then(|fv| fv.get(1).cloned()) {
+            Some(a) => Err(self.aborted(&a)),
+            None => Err(self.bad_reply(&at, &reply)),
+        }
+    }
+}
