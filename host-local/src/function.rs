@@ -18,8 +18,8 @@ use crate::data::sample::SampleCollector;
 use crate::data::{share, Data, DataError};
 use crate::kernel::rows::{rows_of, rows_of_the_data};
 use crate::kernel::{
-    ClassCount, DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, Param, SamplePlan,
-    ShardHandle,
+    ClassCount, DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, ModelSizes, Param,
+    SamplePlan, ShardHandle,
 };
 use crate::sync::redis::RedisSetupError;
 use crate::sync::{Arrival, Release, StateStore, SyncError};
@@ -562,7 +562,7 @@ impl Function {
             }
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
-            delay.map(std::thread::sleep);
+            std::thread::sleep(delay.unwrap_or_default());
             let partial = match &batches {
                 None => self.step(&model),
                 Some(plan) => {
@@ -576,14 +576,7 @@ impl Function {
                     self.step_batch(&model, &rows)
                 }
             };
-            let partial = partial
-                .and_then(|p| match sizes {
-                    Some(z) if p.len() != z.partial as usize => {
-                        Err(KernelStepError::Size { got: p.len(), want: z.partial })
-                    }
-                    _ => Ok(p),
-                })
-                .map_err(|e| failure(f, Some(t), e))?;
+            let partial = partial.and_then(|p| of_size(p, sizes)).map_err(|e| failure(f, Some(t), e))?;
             let c1 = Instant::now();
             // A group's merger sums its group inside `arrive`: on this function's pool.
             let arrival = self.pool.install(|| store.arrive(t, f, &partial));
@@ -620,6 +613,16 @@ impl Function {
             }
         }
         self.finish(report, model, want_assignments, store, started)
+    }
+}
+
+/// `partial`, if it has the length the kernel's `sizes` give (if it gives them).
+fn of_size(partial: Vec<f64>, sizes: Option<ModelSizes>) -> Result<Vec<f64>, KernelStepError> {
+    match sizes {
+        Some(z) if partial.len() != z.partial as usize => {
+            Err(KernelStepError::Size { got: partial.len(), want: z.partial })
+        }
+        _ => Ok(partial),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::{failure, Function, KernelStepError, Resume};
+use super::{failure, of_size, Function, Resume};
 use crate::sync::stale::{Delivered, RoundRecord, Took};
 use crate::sync::tree::FLAT;
 use crate::sync::{Release, StateStore};
@@ -58,16 +58,8 @@ impl Function {
         loop {
             let trips0 = store.stats().round_trips;
             let c0 = Instant::now();
-            delay.map(std::thread::sleep);
-            let partial = self
-                .step(&model)
-                .and_then(|p| match sizes {
-                    Some(z) if p.len() != z.partial as usize => {
-                        Err(KernelStepError::Size { got: p.len(), want: z.partial })
-                    }
-                    _ => Ok(p),
-                })
-                .map_err(|e| failure(f, Some(v), e))?;
+            std::thread::sleep(delay.unwrap_or_default());
+            let partial = self.step(&model).and_then(|p| of_size(p, sizes)).map_err(|e| failure(f, Some(v), e))?;
             let c1 = Instant::now();
             let stale = store.stale().expect("checked above");
             let delivered = stale.deliver(f, v, &partial, bound).map_err(|e| failure(f, Some(v), e))?;

@@ -18,10 +18,9 @@
 //! records of the rounds it missed (one more). Waiting is `XREAD BLOCK` on `s:{v}` and `x`, as
 //! in the synchronous protocol; the stream entry carries the release and its record.
 
-use std::time::Instant;
-
 use redis::Value;
 
+use super::rounds::stream_fields;
 use super::{bytes, decode_f64s, decode_release, encode_f64s, encode_release, text, RedisStore};
 use crate::sync::stale::{holding_up, Delivered, ReduceRound, RoundRecord, StaleStore, Staleness, Took};
 use crate::sync::{Release, SyncError};
@@ -189,22 +188,8 @@ impl StaleStore for RedisStore {
 
     fn await_newer(&mut self, w: u32, v: u32, bound: u32) -> Result<Took, SyncError> {
         let at = format!("function {w} waiting for iteration {v}");
-        self.request();
-        let started = Instant::now();
         let s = format!("{}s:{v}", self.prefix);
-        let x = format!("{}x", self.prefix);
-        let reply: Value = redis::cmd("XREAD")
-            .arg("BLOCK")
-            .arg(self.timeout.as_millis().max(1) as u64)
-            .arg("STREAMS")
-            .arg(&s)
-            .arg(&x)
-            .arg("0-0")
-            .arg("0-0")
-            .query(&mut self.con)
-            .map_err(|e| self.store_err(&at, e))?;
-        self.stats.wait_s += started.elapsed().as_secs_f64();
-        if reply == Value::Nil {
+        let Some(reply) = self.read_stream(&s, &at)? else {
             let (cur, versions) = self.versions();
             return Err(SyncError::Timeout {
                 job: self.job.clone(),
@@ -215,25 +200,8 @@ impl StaleStore for RedisStore {
                 merger: None,
                 reducer: None,
             });
-        }
-        // [[stream, [[id, [field, value, ...]]]], ...]: the first entry's fields by name.
-        let fields = |name: &str| -> Option<Vec<Value>> {
-            let Value::Array(streams) = &reply else { return None };
-            streams.iter().find_map(|st| match st {
-                Value::Array(kv) if kv.len() == 2 && text(&kv[0]).as_deref() == Some(name) => match &kv[1] {
-                    Value::Array(es) => match es.first() {
-                        Some(Value::Array(e)) if e.len() == 2 => match &e[1] {
-                            Value::Array(fv) => Some(fv.clone()),
-                            _ => None,
-                        },
-                        _ => None,
-                    },
-                    _ => None,
-                },
-                _ => None,
-            })
         };
-        if let Some(fv) = fields(&s) {
+        if let Some(fv) = stream_fields(&reply, &s) {
             let field =
                 |k: &str| fv.chunks(2).find(|c| c.len() == 2 && text(&c[0]).as_deref() == Some(k)).map(|c| &c[1]);
             let release = field("r").and_then(bytes).and_then(decode_release);
@@ -243,7 +211,7 @@ impl StaleStore for RedisStore {
                 _ => Err(self.bad_reply(&at, &reply)),
             };
         }
-        match fields(&x).and_then(|fv| fv.get(1).cloned()) {
+        match stream_fields(&reply, &format!("{}x", self.prefix)).and_then(|fv| fv.get(1).cloned()) {
             Some(a) => Err(self.aborted(&a)),
             None => Err(self.bad_reply(&at, &reply)),
         }
