@@ -47,21 +47,38 @@ fn reference(outcome: &JobOutcome) -> Option<&FunctionReport> {
 /// Per iteration: the slowest function's compute, and the sync time (a restarted function
 /// reports only the iterations since it rejoined, so iterations are found by number, never
 /// by position).
+///
+/// `elapsed_s`: when the reference function had the model after the iteration, from the start
+/// of its iterations (the sum of its own iteration times so far).
 pub fn iteration_timings(outcome: &JobOutcome) -> Vec<Value> {
     let full = reference(outcome);
+    let mut elapsed = 0.0;
     (0..outcome.iterations)
         .map(|t| {
             let of = |r: &FunctionReport| r.iteration(t).cloned();
             let compute = outcome.reports.iter().filter_map(of).map(|i| i.compute_s).fold(0.0, f64::max);
             let r0 = full.and_then(of).unwrap_or_default();
             let sync = iteration_sync(&r0, compute);
-            let mut it = json!({ "iteration": t, "compute_s": compute, "sync_s": sync, "loss": r0.loss });
+            elapsed += r0.compute_s + r0.sync_s;
+            let mut it = json!({
+                "iteration": t, "compute_s": compute, "sync_s": sync, "loss": r0.loss, "elapsed_s": elapsed,
+            });
             if let Some(s) = &r0.staleness {
                 it["staleness"] = json!(s);
             }
             it
         })
         .collect()
+}
+
+/// When the loss first was at most `target` (`ifp run --target-loss`): the iteration whose
+/// entering model had it, and `elapsed_s` at its end ([`iteration_timings`]); nulls if never.
+pub fn time_to_target(result: &Value, target: f64) -> Value {
+    let its = result["timing"]["iterations"].as_array().map(Vec::as_slice).unwrap_or_default();
+    match its.iter().find(|i| i["loss"].as_f64().is_some_and(|l| l <= target)) {
+        Some(i) => json!({ "loss": target, "iteration": i["iteration"], "elapsed_s": i["elapsed_s"] }),
+        None => json!({ "loss": target, "iteration": null, "elapsed_s": null }),
+    }
 }
 
 /// A stale-synchronous run's summary (`None`: synchronous): the bound, the oldest partial
@@ -195,6 +212,15 @@ pub fn print_summary(result: &Value, o: &JobOutcome, p: &Phases) {
         "time: {:.3} s = kernel {:.3} + data {:.3} + init {:.3} + load {:.3} + compute {:.3} + sync {:.3} + start-up and other {:.3} + write {:.3}",
         p.total_s(), p.kernel_s, p.data_s, p.init_s, p.load_s, p.compute_s, p.sync_s, p.other_s, p.write_s,
     );
+    if let Some(t) = result["time_to_target"].as_object() {
+        match t["elapsed_s"].as_f64() {
+            Some(s) => println!(
+                "target loss {}: reached at iteration {} after {s:.3} s of iterations",
+                t["loss"], t["iteration"]
+            ),
+            None => println!("target loss {}: not reached", t["loss"]),
+        }
+    }
     if let Some(st) = result["staleness"].as_object() {
         println!(
             "staleness (bound {}): {} of {} rounds summed stale partials, the oldest {} rounds old",

@@ -166,6 +166,11 @@ pub struct RunArgs {
     /// Seconds a function waits for the others in one iteration before failing the job.
     #[arg(help_heading = "Functions", long, default_value_t = 60.0)]
     pub sync_timeout: f64,
+    /// Also report when the loss first was at most this value (`time_to_target` in the
+    /// result: the iteration, and the seconds of iterations until then), to compare runs
+    /// (e.g. --staleness) by time to a target loss.
+    #[arg(help_heading = "Output", long, value_name = "LOSS", allow_negative_numbers = true, value_parser = parse_target_loss)]
+    pub target_loss: Option<f64>,
     /// Stale-synchronous parallel: a function may run up to S rounds ahead of the slowest,
     /// whose newest partial is reused meanwhile (at most S rounds old). 0 (the default) is
     /// synchronous, bit for bit; with S > 0 the model depends on timing. Full-batch kernels,
@@ -386,6 +391,14 @@ pub(super) fn check_args(a: &RunArgs, has_data: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--target-loss`: a finite number.
+fn parse_target_loss(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err("expected a finite number".into()),
+    }
 }
 
 /// `--staleness`: a whole number of rounds, at most 1000.

@@ -376,6 +376,9 @@ fn run_job_from(
     let phases = Phases::of(kernel_s, data_s, &outcome);
     result["timing"]["phases"] = phases.json();
     result["timing"]["wall_s"] = json!(phases.total_s());
+    if let Some(l) = a.target_loss {
+        result["time_to_target"] = crate::result::time_to_target(&result, l);
+    }
     if let Some(r) = lambda_report {
         result["lambda"] = r;
     }
