@@ -78,7 +78,7 @@ impl RoundRecord {
 }
 
 /// The newest model, taken by a function after it delivered a partial on version `v`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Took {
     /// The taken model's version (`> v`).
     pub version: u32,
@@ -89,7 +89,7 @@ pub struct Took {
 }
 
 /// A round this function reduces: the parts to sum in order, and what the round saw.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReduceRound {
     pub t: u32,
     pub parts: Vec<Vec<f64>>,
@@ -97,7 +97,7 @@ pub struct ReduceRound {
 }
 
 /// The answer to a delivery.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Delivered {
     /// The delivery was late (a newer model was out): the newest one, taken.
     pub took: Option<Took>,
@@ -152,8 +152,8 @@ pub(super) struct StaleState {
     newest: Option<Release>,
     /// One per released round.
     records: Vec<RoundRecord>,
-    /// A function is reducing round `cur`.
-    reducing: bool,
+    /// The function reducing round `cur`, if one is.
+    reducing: Option<u32>,
     stopped: bool,
 }
 
@@ -180,9 +180,9 @@ impl StaleStore for InProcess {
         st.partials[w as usize] = partial.to_vec();
         let took = st.took_since(v);
         let mut reduce = None;
-        if !st.stopped && !st.reducing {
+        if !st.stopped && st.reducing.is_none() {
             if let Some(staleness) = ready(st.cur, bound, &st.versions) {
-                st.reducing = true;
+                st.reducing = Some(w);
                 reduce = Some(ReduceRound { t: st.cur, parts: st.partials.clone(), staleness });
             }
         }
@@ -198,7 +198,7 @@ impl StaleStore for InProcess {
             st.cur = t + 1;
             st.newest = Some(release.clone());
             st.records.push(RoundRecord { loss: release.loss, staleness: staleness.clone() });
-            st.reducing = false;
+            st.reducing = None;
             st.stopped = release.stop;
         }
         cv.notify_all();
@@ -226,7 +226,7 @@ impl StaleStore for InProcess {
                     timeout: self.timeout,
                     missing: holding_up(st.cur, bound, &st.versions),
                     merger: None,
-                    reducer: None,
+                    reducer: st.reducing,
                 });
             }
             s = cv.wait_timeout(s, left).unwrap().0;
@@ -303,5 +303,18 @@ mod tests {
         assert!(took.release.stop);
         // After the stop nothing is reduced any more.
         assert!(b.deliver(1, 3, &[1.0], 1).unwrap().reduce.is_none());
+    }
+
+    #[test]
+    fn a_function_waiting_on_a_straggler_times_out_naming_it() {
+        let mut a = InProcess::new("job-s", 3, Duration::from_millis(50));
+        let mut b = a.clone();
+        a.deliver(0, 0, &[1.0], 2).unwrap();
+        b.deliver(1, 0, &[1.0], 2).unwrap();
+        let e = a.await_newer(0, 0, 2).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "job job-s: function 0 timed out after 50ms waiting for iteration 0 (function 2 never arrived: it died or stalled)"
+        );
     }
 }

@@ -107,15 +107,18 @@ impl RedisStore {
         Ok(Took { version: cur, release, records })
     }
 
-    /// The functions' newest versions and `cur`, to name the ones holding a round up.
-    fn versions(&mut self) -> (u32, Vec<Option<u32>>) {
+    /// `cur`, the functions' newest versions and the function reducing round `cur`, to name
+    /// the ones holding the round up (one more round trip, only after a timeout).
+    fn versions(&mut self) -> (u32, Vec<Option<u32>>, Option<u32>) {
         self.request();
+        let p = &self.prefix;
         let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(format!("{}cur", self.prefix));
-        pipe.cmd("HMGET").arg(format!("{}sv", self.prefix)).arg((0..self.workers).collect::<Vec<_>>());
-        match pipe.query::<(Value, Vec<Value>)>(&mut self.con) {
-            Ok((cur, vs)) => (int(&cur).unwrap_or(0), vs.iter().map(int).collect()),
-            Err(_) => (0, Vec::new()),
+        pipe.cmd("GET").arg(format!("{p}cur"));
+        pipe.cmd("HMGET").arg(format!("{p}sv")).arg((0..self.workers).collect::<Vec<_>>());
+        pipe.cmd("GET").arg(format!("{p}red"));
+        match pipe.query::<(Value, Vec<Value>, Value)>(&mut self.con) {
+            Ok((cur, vs, red)) => (int(&cur).unwrap_or(0), vs.iter().map(int).collect(), int(&red)),
+            Err(_) => (0, Vec::new(), None),
         }
     }
 }
@@ -190,7 +193,7 @@ impl StaleStore for RedisStore {
         let at = format!("function {w} waiting for iteration {v}");
         let s = format!("{}s:{v}", self.prefix);
         let Some(reply) = self.read_stream(&s, &at)? else {
-            let (cur, versions) = self.versions();
+            let (cur, versions, reducer) = self.versions();
             return Err(SyncError::Timeout {
                 job: self.job.clone(),
                 worker: w,
@@ -198,7 +201,7 @@ impl StaleStore for RedisStore {
                 timeout: self.timeout,
                 missing: holding_up(cur, bound, &versions),
                 merger: None,
-                reducer: None,
+                reducer,
             });
         };
         if let Some(fv) = stream_fields(&reply, &s) {
