@@ -178,7 +178,7 @@ enum Doing {
 #[test]
 fn the_redis_store_decides_every_delivery_as_the_in_process_store() {
     use ifp_host::sync::redis::RedisStore;
-    use ifp_host::sync::stale::{Delivered, StaleStore};
+    use ifp_host::sync::stale::Delivered;
     use ifp_host::sync::{InProcess, Release, StateStore};
     use std::time::Duration;
 
