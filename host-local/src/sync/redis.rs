@@ -279,7 +279,7 @@ return {'ok', cur, last, before}
 "#;
 
 /// The scripts of a function's connection, in the order [`RedisStore::script`] names them.
-const SCRIPTS: [&str; 6] = [JOIN, DECIDE, RELEASE, ABORT, stale::DELIVER, stale::RELEASE_ROUND];
+const SCRIPTS: [&str; 4] = [JOIN, DECIDE, RELEASE, ABORT];
 
 /// Loads [`SCRIPTS`] in one round trip.
 fn load_scripts(con: &mut Connection) -> Result<(), redis::RedisError> {
@@ -309,6 +309,8 @@ pub struct RedisStore {
     resume: bool,
     /// Slept before every request ([`RedisStore::with_added_latency`]).
     latency: Duration,
+    /// The stale-synchronous scripts are loaded ([`stale`]: only jobs that use them).
+    stale_loaded: bool,
 }
 
 /// What a job's `meta` key holds: the function count and the plan's fingerprint.
@@ -394,6 +396,7 @@ impl RedisStore {
             run: String::new(),
             resume: false,
             latency: Duration::ZERO,
+            stale_loaded: false,
         })
     }
 

@@ -18,7 +18,9 @@
 //! records of the rounds it missed (one more). Waiting is `XREAD BLOCK` on `s:{v}` and `x`, as
 //! in the synchronous protocol; the stream entry carries the release and its record.
 
-use redis::Value;
+use std::sync::OnceLock;
+
+use redis::{Script, Value};
 
 use super::rounds::stream_fields;
 use super::{bytes, decode_f64s, decode_release, encode_f64s, encode_release, text, RedisStore};
@@ -76,9 +78,12 @@ if prev ~= '' then redis.call('DEL', p .. 's:' .. prev) end
 return 'ok'
 "#;
 
-/// Where the scripts sit in [`RedisStore`]'s scripts.
-pub(super) const DELIVER_AT: usize = 4;
-const RELEASE_ROUND_AT: usize = 5;
+/// [`DELIVER`] and [`RELEASE_ROUND`], loaded on a connection's first delivery (synchronous
+/// jobs never load them).
+fn scripts() -> &'static [Script; 2] {
+    static SCRIPTS: OnceLock<[Script; 2]> = OnceLock::new();
+    SCRIPTS.get_or_init(|| [Script::new(DELIVER), Script::new(RELEASE_ROUND)])
+}
 
 fn int(v: &Value) -> Option<u32> {
     match v {
@@ -126,20 +131,26 @@ impl RedisStore {
 impl StaleStore for RedisStore {
     fn deliver(&mut self, w: u32, v: u32, partial: &[f64], bound: u32) -> Result<Delivered, SyncError> {
         let at = format!("function {w} delivering its partial on model {v}");
-        let sha = self.scripts[DELIVER_AT].get_hash().to_string();
+        if !self.stale_loaded {
+            self.request();
+            let mut load = redis::pipe();
+            for s in [DELIVER, RELEASE_ROUND] {
+                load.cmd("SCRIPT").arg("LOAD").arg(s);
+            }
+            load.query::<Value>(&mut self.con).map_err(|e| self.store_err(&at, e))?;
+            self.stale_loaded = true;
+        }
+        let sha = scripts()[0].get_hash().to_string();
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.cmd("HSET").arg(format!("{}sp", self.prefix)).arg(w).arg(encode_f64s(partial)).ignore();
         pipe.cmd("EVALSHA").arg(&sha).arg(0).arg(&self.prefix).arg(w).arg(v).arg(bound).arg(self.workers).arg(self.ttl);
         self.request();
-        let (decision,): (Value,) = match pipe.query(&mut self.con) {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                // The server lost its scripts (it restarted): load them, and deliver once more.
-                self.load_scripts().map_err(|e| self.store_err(&at, e))?;
-                pipe.query(&mut self.con).map_err(|e| self.store_err(&at, e))?
-            }
-            r => r.map_err(|e| self.store_err(&at, e))?,
-        };
+        // A server that lost the script (it restarted) lost the job's keys too.
+        let (decision,): (Value,) = pipe.query(&mut self.con).map_err(|e| match e.kind() {
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => self.lost(&at),
+            _ => self.store_err(&at, e),
+        })?;
         let Value::Array(items) = &decision else { return Err(self.bad_reply(&at, &decision)) };
         let (kind, cur) = (items.first().and_then(text), items.get(1).and_then(int));
         match (kind.as_deref(), cur) {
@@ -178,9 +189,17 @@ impl StaleStore for RedisStore {
         // `u + bound` is released before it wakes: the stream of round `t − bound − 1` is read
         // no more.
         let prev = t.checked_sub(bound + 1).map(|u| u.to_string()).unwrap_or_default();
-        let key = t.to_string();
-        let v = self
-            .script(RELEASE_ROUND_AT, &[&key, &ttl, &rel, &record, &stop, &prev])
+        self.request();
+        let v: Value = scripts()[1]
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(t)
+            .arg(ttl)
+            .arg(rel)
+            .arg(record)
+            .arg(stop)
+            .arg(prev)
+            .invoke(&mut self.con)
             .map_err(|e| self.store_err(&at, e))?;
         match text(&v).as_deref() {
             Some("ok") | Some("again") => Ok(()),
