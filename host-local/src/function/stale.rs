@@ -62,9 +62,17 @@ impl Function {
             let partial = self.step(&model).and_then(|p| of_size(p, sizes)).map_err(|e| failure(f, Some(v), e))?;
             let c1 = Instant::now();
             let stale = store.stale().expect("checked above");
-            let delivered = stale.deliver(f, v, &partial, bound).map_err(|e| failure(f, Some(v), e))?;
+            let mut delivered = stale.deliver(f, v, &partial, bound, false).map_err(|e| failure(f, Some(v), e))?;
+            if delivered.hold {
+                // Functions the round is due to wait for may still deliver: wait for them as
+                // long as this step took, then reduce without them.
+                delivered = match stale.await_within(f, v, c1 - c0).map_err(|e| failure(f, Some(v), e))? {
+                    Some(tk) => Delivered { took: Some(tk), ..Default::default() },
+                    None => stale.deliver(f, v, &partial, bound, true).map_err(|e| failure(f, Some(v), e))?,
+                };
+            }
             let took = match delivered {
-                Delivered { reduce: Some(r), took } => {
+                Delivered { reduce: Some(r), took, .. } => {
                     let (base_version, base, mut records) = match took {
                         Some(tk) => (tk.version, tk.release.model, tk.records),
                         None => (v, model, Vec::new()),
@@ -86,10 +94,8 @@ impl Function {
                     records.push(RoundRecord { loss: release.loss, staleness: r.staleness });
                     Took { version: r.t + 1, release, records }
                 }
-                Delivered { took: Some(tk), reduce: None } => tk,
-                Delivered { took: None, reduce: None } => {
-                    stale.await_newer(f, v, bound).map_err(|e| failure(f, Some(v), e))?
-                }
+                Delivered { took: Some(tk), .. } => tk,
+                Delivered { took: None, .. } => stale.await_newer(f, v, bound).map_err(|e| failure(f, Some(v), e))?,
             };
             if took.records.len() as u32 != took.version - v {
                 let m = format!(

@@ -23,7 +23,7 @@
 //! at once (`XREAD BLOCK … STREAMS s:{t} x 0-0 0-0`: a waiter that comes late still finds
 //! the entry, and the abort stream `x` is read in the same call).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
@@ -249,14 +249,14 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// `XREAD BLOCK` (up to the sync timeout) on stream `s` and the job's abort stream `x`,
+    /// `XREAD BLOCK` (up to `block`) on stream `s` and the job's abort stream `x`,
     /// from their first entry: the reply, or `None` on timeout.
-    pub(super) fn read_stream(&mut self, s: &str, at: &str) -> Result<Option<Value>, SyncError> {
+    pub(super) fn read_stream(&mut self, s: &str, block: Duration, at: &str) -> Result<Option<Value>, SyncError> {
         self.request();
         let started = Instant::now();
         let v: Value = redis::cmd("XREAD")
             .arg("BLOCK")
-            .arg(self.timeout.as_millis().max(1) as u64)
+            .arg(block.as_millis().max(1) as u64)
             .arg("STREAMS")
             .arg(s)
             .arg(format!("{}x", self.prefix))
@@ -347,7 +347,7 @@ impl StateStore for RedisStore {
     fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError> {
         let at = format!("function {w} waiting for {}", round_name(t));
         let s = format!("{}s:{}", self.prefix, round_key(t));
-        let Some(v) = self.read_stream(&s, &at)? else {
+        let Some(v) = self.read_stream(&s, self.timeout, &at)? else {
             let (missing, merger, reducer) = self.missing(t);
             return Err(SyncError::Timeout {
                 job: self.job.clone(),

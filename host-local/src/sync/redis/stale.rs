@@ -6,6 +6,7 @@
 //! | key | what |
 //! | --- | --- |
 //! | `sv` | hash `function → version` of its newest partial |
+//! | `sd` | hash `function → round it is due in` (absent: 0) |
 //! | `sp` | hash `function → newest partial` (raw little-endian `f64`) |
 //! | `in` | the copy of `sp` the reducer of the current round sums (made by the script, `COPY`) |
 //! | `red` | the function reducing the current round |
@@ -19,6 +20,7 @@
 //! in the synchronous protocol; the stream entry carries the release and its record.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use redis::{Script, Value};
 
@@ -29,7 +31,7 @@ use crate::sync::{Release, SyncError};
 
 /// The decision of a delivery (small arguments and results only).
 pub(super) const DELIVER: &str = r#"
-local p, w, v, bound, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local p, w, v, bound, n, ttl, force = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local s = redis.call('MGET', p .. 'meta', p .. 'abort', p .. 'cur', p .. 'red', p .. 'stop')
 if not s[1] then return {'lost'} end
 if s[2] then return {'abort', s[2]} end
@@ -41,7 +43,8 @@ if s[4] or s[5] then return {'no', cur} end
 local fields = {}
 for i = 0, n - 1 do fields[#fields + 1] = i end
 local vs = redis.call('HMGET', p .. 'sv', unpack(fields))
-local fresh, oldest, mask = false, 0, 0
+local due = redis.call('HMGET', p .. 'sd', unpack(fields))
+local fresh, busy, oldest, mask = false, false, 0, 0
 for i = 1, n do
   local x = tonumber(vs[i])
   if not x then return {'no', cur} end
@@ -52,9 +55,11 @@ for i = 1, n do
   else
     mask = mask + 2 ^ (i - 1)
     if lag > oldest then oldest = lag end
+    if (tonumber(due[i]) or 0) >= cur then busy = true end
   end
 end
 if not fresh then return {'no', cur} end
+if busy and force ~= '1' then return {'hold', cur} end
 redis.call('SET', p .. 'red', w, 'EX', ttl)
 redis.call('COPY', p .. 'sp', p .. 'in', 'REPLACE')
 redis.call('EXPIRE', p .. 'in', ttl)
@@ -68,9 +73,14 @@ local p, t, ttl, stop, prev = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[6], ARGV
 if redis.call('EXISTS', p .. 'meta') == 0 then return 'lost' end
 if not redis.call('SET', p .. 'r:' .. t, ARGV[4], 'NX', 'EX', ttl) then return 'again' end
 redis.call('HSET', p .. 'sh', t, ARGV[5])
+local due, vs, red = {}, redis.call('HGETALL', p .. 'sv'), redis.call('GET', p .. 'red')
+for i = 1, #vs, 2 do
+  if vs[i + 1] == t or vs[i] == red then due[#due + 1] = vs[i]; due[#due + 1] = tonumber(t) + 1 end
+end
+if #due > 0 then redis.call('HSET', p .. 'sd', unpack(due)) end
 local s = p .. 's:' .. t
 redis.call('XADD', s, '1-1', 'r', ARGV[4], 'h', ARGV[5])
-for _, k in ipairs({s, p .. 'sh', p .. 'meta', p .. 'run', p .. 'sv', p .. 'sp'}) do redis.call('EXPIRE', k, ttl) end
+for _, k in ipairs({s, p .. 'sh', p .. 'sd', p .. 'meta', p .. 'run', p .. 'sv', p .. 'sp'}) do redis.call('EXPIRE', k, ttl) end
 redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl)
 redis.call('DEL', p .. 'red', p .. 'in')
 if stop == '1' then redis.call('SET', p .. 'stop', '1', 'EX', ttl) end
@@ -129,7 +139,7 @@ impl RedisStore {
 }
 
 impl StaleStore for RedisStore {
-    fn deliver(&mut self, w: u32, v: u32, partial: &[f64], bound: u32) -> Result<Delivered, SyncError> {
+    fn deliver(&mut self, w: u32, v: u32, partial: &[f64], bound: u32, force: bool) -> Result<Delivered, SyncError> {
         let at = format!("function {w} delivering its partial on model {v}");
         if !self.stale_loaded {
             self.request();
@@ -144,7 +154,16 @@ impl StaleStore for RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.cmd("HSET").arg(format!("{}sp", self.prefix)).arg(w).arg(encode_f64s(partial)).ignore();
-        pipe.cmd("EVALSHA").arg(&sha).arg(0).arg(&self.prefix).arg(w).arg(v).arg(bound).arg(self.workers).arg(self.ttl);
+        pipe.cmd("EVALSHA")
+            .arg(&sha)
+            .arg(0)
+            .arg(&self.prefix)
+            .arg(w)
+            .arg(v)
+            .arg(bound)
+            .arg(self.workers)
+            .arg(self.ttl)
+            .arg(u8::from(force));
         self.request();
         // A server that lost the script (it restarted) lost the job's keys too.
         let (decision,): (Value,) = pipe.query(&mut self.con).map_err(|e| match e.kind() {
@@ -156,10 +175,11 @@ impl StaleStore for RedisStore {
         match (kind.as_deref(), cur) {
             (Some("lost"), _) => Err(self.lost(&at)),
             (Some("abort"), _) if items.len() == 2 => Err(self.aborted(&items[1])),
-            (Some("no"), Some(cur)) if v < cur => {
-                Ok(Delivered { took: Some(self.take_since(v, cur, &at)?), reduce: None })
+            (Some("no" | "hold"), Some(cur)) if v < cur => {
+                Ok(Delivered { took: Some(self.take_since(v, cur, &at)?), ..Default::default() })
             }
             (Some("no"), Some(_)) => Ok(Delivered::default()),
+            (Some("hold"), Some(_)) => Ok(Delivered { hold: true, ..Default::default() }),
             (Some("reduce"), Some(t)) if items.len() == 4 => {
                 let (oldest, mask) = (int(&items[2]), int(&items[3]));
                 let staleness = Staleness::from_mask(oldest.unwrap_or(0), mask.unwrap_or(0));
@@ -175,7 +195,7 @@ impl StaleStore for RedisStore {
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| self.lost(&at))?;
                 let took = if v < t { Some(self.take_since(v, t, &at)?) } else { None };
-                Ok(Delivered { took, reduce: Some(ReduceRound { t, parts, staleness }) })
+                Ok(Delivered { took, reduce: Some(ReduceRound { t, parts, staleness }), hold: false })
             }
             _ => Err(self.bad_reply(&at, &decision)),
         }
@@ -210,8 +230,7 @@ impl StaleStore for RedisStore {
 
     fn await_newer(&mut self, w: u32, v: u32, bound: u32) -> Result<Took, SyncError> {
         let at = format!("function {w} waiting for iteration {v}");
-        let s = format!("{}s:{v}", self.prefix);
-        let Some(reply) = self.read_stream(&s, &at)? else {
+        let Some(took) = self.read_release(v, self.timeout, &at)? else {
             let (cur, versions, reducer) = self.versions();
             return Err(SyncError::Timeout {
                 job: self.job.clone(),
@@ -223,19 +242,33 @@ impl StaleStore for RedisStore {
                 reducer,
             });
         };
+        Ok(took)
+    }
+
+    fn await_within(&mut self, w: u32, v: u32, grace: Duration) -> Result<Option<Took>, SyncError> {
+        let at = format!("function {w} waiting a grace period for iteration {v}");
+        self.read_release(v, grace, &at)
+    }
+}
+
+impl RedisStore {
+    /// The release of round `v` from its stream, waiting up to `block` (`None`: none came).
+    fn read_release(&mut self, v: u32, block: Duration, at: &str) -> Result<Option<Took>, SyncError> {
+        let s = format!("{}s:{v}", self.prefix);
+        let Some(reply) = self.read_stream(&s, block, at)? else { return Ok(None) };
         if let Some(fv) = stream_fields(&reply, &s) {
             let field =
                 |k: &str| fv.chunks(2).find(|c| c.len() == 2 && text(&c[0]).as_deref() == Some(k)).map(|c| &c[1]);
             let release = field("r").and_then(bytes).and_then(decode_release);
             let record = field("h").and_then(bytes).and_then(RoundRecord::decode);
             return match (release, record) {
-                (Some(release), Some(record)) => Ok(Took { version: v + 1, release, records: vec![record] }),
-                _ => Err(self.bad_reply(&at, &reply)),
+                (Some(release), Some(record)) => Ok(Some(Took { version: v + 1, release, records: vec![record] })),
+                _ => Err(self.bad_reply(at, &reply)),
             };
         }
         match stream_fields(&reply, &format!("{}x", self.prefix)).and_then(|fv| fv.get(1).cloned()) {
             Some(a) => Err(self.aborted(&a)),
-            None => Err(self.bad_reply(&at, &reply)),
+            None => Err(self.bad_reply(at, &reply)),
         }
     }
 }
