@@ -87,8 +87,11 @@ impl Function {
                         .instance()
                         .update(&spec.params, spec.shape, &base, &total)
                         .map_err(|e| failure(f, Some(r.t), e))?;
-                    let stop = u.converged || r.t + 1 >= spec.max_iter;
-                    let release = Release { model: u.model, loss: u.loss, converged: u.converged, stop };
+                    // Old partials repeated make a small step look like convergence: only a
+                    // round of fresh partials only may stop the job on it.
+                    let converged = u.converged && r.staleness.max == 0;
+                    let stop = converged || r.t + 1 >= spec.max_iter;
+                    let release = Release { model: u.model, loss: u.loss, converged, stop };
                     let stale = store.stale().expect("checked above");
                     stale.release_round(r.t, &release, &r.staleness, bound).map_err(|e| failure(f, Some(r.t), e))?;
                     records.push(RoundRecord { loss: release.loss, staleness: r.staleness });
