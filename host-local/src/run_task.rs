@@ -56,6 +56,11 @@ pub fn run_task(
 ) -> Result<FunctionReport, FunctionFailure> {
     task.validate()?;
     let f = task.function;
+    if task.staleness > 0 && cx.deadline.is_some() {
+        // A stale job cannot be left and rejoined at a time limit (a Lambda invocation's).
+        let m = format!("staleness {} is not supported where functions have a time limit (Lambda)", task.staleness);
+        return Err(FunctionFailure::new(FailureKind::BadInput, Some(f), None, m));
+    }
     let (mut store, joined) = connect(task, cx)?;
     // The task's S3 endpoint, where it names one the host does not use.
     let own_s3 = match &task.s3_endpoint {

@@ -574,6 +574,19 @@ mod tests {
         .unwrap()
     }
 
+    /// The staleness bound travels in the task and is left out when 0 (synchronous), so the
+    /// JSON of every synchronous task is unchanged.
+    #[test]
+    fn staleness_is_left_out_of_the_task_when_zero() {
+        let mut t = task();
+        assert_eq!(t.staleness, 0);
+        assert!(!serde_json::to_string(&t).unwrap().contains("staleness"));
+        t.staleness = 2;
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains(r#""staleness":2"#), "{json}");
+        assert_eq!(serde_json::from_str::<FunctionTask>(&json).unwrap().staleness, 2);
+    }
+
     /// The CSV layout travels in the task (the delimiter as a character) and is left out
     /// when it is the default; a delimiter of more than one character is refused.
     #[test]

@@ -11,7 +11,9 @@
 //! arrives after the release gets [`Arrival::Released`] at once.
 //!
 //! [`InProcess`] implements this for workers that are threads of one process;
-//! [`redis::RedisStore`] for workers that are separate processes or functions.
+//! [`redis::RedisStore`] for workers that are separate processes or functions. Both also run
+//! stale-synchronous rounds ([`stale`], `--staleness S`), where a function may run up to `S`
+//! rounds ahead of the slowest.
 
 use std::time::Duration;
 
