@@ -64,6 +64,9 @@ pub struct Row {
     pub sync_ms: f64,
     pub round_trips_per_iter: f64,
     pub iterations: u32,
+    /// Median seconds of iterations to the loss `ifp run --target-loss` asked for (None: not
+    /// asked, or some repeat never reached it).
+    pub to_target_s: Option<f64>,
     pub cost_usd: f64,
     /// `estimate` (billed duration from the functions' times) or `lambda` (what Lambda billed).
     pub cost_from: &'static str,
@@ -133,6 +136,7 @@ pub fn summarise(results: &[(Config, Vec<Measure>)], prices: Prices) -> Vec<Row>
                 sync_ms: median(&pick(&|m| m.sync_s * 1e3)),
                 round_trips_per_iter: median(&pick(&|m| m.round_trips)),
                 iterations: ms[0].iterations,
+                to_target_s: ms.iter().map(|m| m.to_target_s).collect::<Option<Vec<_>>>().map(|t| median(&t)),
                 cost_usd: median(&costs),
                 cost_from: if billed { "lambda" } else { "estimate" },
                 improvement: improvement(base_total, total),
@@ -176,6 +180,14 @@ pub fn markdown(rows: &[Row]) -> String {
 /// Prints the table, the notes (emulation, warnings) and the consistency verdict.
 pub fn print(rows: &[Row], notes: &[String], out_dir: &Path) {
     println!("{}", markdown(rows));
+    // `-- --target-loss L` (e.g. with and without `--staleness`): time to that loss.
+    if rows.iter().any(|r| r.to_target_s.is_some()) {
+        let t: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} {}", r.config, r.to_target_s.map_or("not reached".into(), |s| format!("{s:.3} s"))))
+            .collect();
+        println!("time to the target loss (median, seconds of iterations): {}", t.join(", "));
+    }
     for n in notes {
         println!("{n}");
     }
@@ -480,6 +492,7 @@ mod tests {
                 sync_ms: 0.0,
                 round_trips_per_iter: 2.0,
                 iterations: 10,
+                to_target_s: None,
                 cost_usd: cost,
                 cost_from: "estimate",
                 improvement: 0.0,
@@ -545,5 +558,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn time_to_the_target_loss_is_the_median_of_repeats_that_all_reached_it() {
+        let m = |to_target_s: Option<f64>| Measure {
+            total_s: 1.0,
+            iterations: 10,
+            function_s: vec![1.0],
+            to_target_s,
+            ..Default::default()
+        };
+        let results = vec![
+            (Config { workers: 2, inner: 1 }, vec![m(Some(3.0)), m(Some(1.0)), m(Some(2.0))]),
+            (Config { workers: 1, inner: 2 }, vec![m(Some(1.0)), m(None)]),
+            (Config { workers: 1, inner: 1 }, vec![m(None)]),
+        ];
+        let rows = summarise(&results, Prices::X86_64);
+        assert_eq!(rows.iter().map(|r| r.to_target_s).collect::<Vec<_>>(), vec![Some(2.0), None, None]);
     }
 }

@@ -36,6 +36,9 @@ pub struct Measure {
     /// Round trips to the state store per function per iteration (mean over functions).
     pub round_trips: f64,
     pub iterations: u32,
+    /// Seconds of iterations until the loss was at most `ifp run --target-loss` (None: not
+    /// asked, or not reached).
+    pub to_target_s: Option<f64>,
     /// Each function's duration (load + iterations), the Lambda billing input.
     pub function_s: Vec<f64>,
     #[serde(skip)]
@@ -232,6 +235,7 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
         sync_s: sync,
         round_trips: rt,
         iterations: v["iterations"].as_u64().unwrap_or(0) as u32,
+        to_target_s: v["time_to_target"]["elapsed_s"].as_f64(),
         function_s: workers.iter().map(|w| f(&w["total_s"])).collect(),
         model,
     })
