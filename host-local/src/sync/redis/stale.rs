@@ -14,10 +14,13 @@
 //! | `stop` | set by the release that says stop: no round is reduced after it |
 //!
 //! A delivery is one `MULTI` (`HSET sp`, then the script, which records the version and, if
-//! the round is complete, claims it and copies `sp` to `in`); partials never pass through Lua.
-//! The reducer fetches `in` (one more round trip), a late function the newest release and the
-//! records of the rounds it missed (one more). Waiting is `XREAD BLOCK` on `s:{v}` and `x`, as
-//! in the synchronous protocol; the stream entry carries the release and its record.
+//! the round can be reduced, claims it and copies `sp` to `in`, or answers `hold` when it waits
+//! for functions due in it); partials never pass through Lua. The reducer fetches `in` (one
+//! more round trip), a late function the newest release and the records of the rounds it
+//! missed (one more). Waiting is `XREAD BLOCK` on `s:{v}` and `x`, as in the synchronous
+//! protocol (for a grace period: at most that long, then the delivery again, forced); the
+//! stream entry carries the release and its record. The release script makes the functions
+//! that delivered on the round's model, and the reducer, due in the next round (`sd`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
