@@ -129,12 +129,8 @@ pub struct FunctionTask {
     pub resume: bool,
     /// Stale-synchronous rounds: a function may run up to this many rounds ahead of the
     /// slowest ([`crate::sync::stale`]); 0 (the default, left out of the JSON) is synchronous.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::sync::stale::is_synchronous")]
     pub staleness: u32,
-}
-
-fn is_zero(v: &u32) -> bool {
-    *v == 0
 }
 
 fn default_sync_timeout() -> f64 {
@@ -572,19 +568,6 @@ mod tests {
             r#"{"job":"j","worker":0,"workers":1,"data":"d.npy","kernel":"kmeans","params":{"k":8,"init":"first","tol":0.5,"x":true},"max_iter":3}"#,
         )
         .unwrap()
-    }
-
-    /// The staleness bound travels in the task and is left out when 0 (synchronous), so the
-    /// JSON of every synchronous task is unchanged.
-    #[test]
-    fn staleness_is_left_out_of_the_task_when_zero() {
-        let mut t = task();
-        assert_eq!(t.staleness, 0);
-        assert!(!serde_json::to_string(&t).unwrap().contains("staleness"));
-        t.staleness = 2;
-        let json = serde_json::to_string(&t).unwrap();
-        assert!(json.contains(r#""staleness":2"#), "{json}");
-        assert_eq!(serde_json::from_str::<FunctionTask>(&json).unwrap().staleness, 2);
     }
 
     /// The CSV layout travels in the task (the delimiter as a character) and is left out

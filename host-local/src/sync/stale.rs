@@ -35,6 +35,11 @@ use std::time::{Duration, Instant};
 use super::in_process::{InProcess, Shared};
 use super::{Release, SyncError};
 
+/// A staleness bound of 0: synchronous rounds (left out of a task's JSON).
+pub fn is_synchronous(bound: &u32) -> bool {
+    *bound == 0
+}
+
 /// What one round saw: the oldest partial's age in versions, and the functions whose
 /// partial was not fresh (function order).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -379,5 +384,21 @@ mod tests {
             e,
             "job job-s: function 0 timed out after 50ms waiting for iteration 0 (function 2 never arrived: it died or stalled)"
         );
+    }
+
+    /// The staleness bound travels in the task and is left out when 0 (synchronous), so the
+    /// JSON of every synchronous task is unchanged.
+    #[test]
+    fn staleness_is_left_out_of_the_task_when_zero() {
+        let mut t: crate::task::FunctionTask = serde_json::from_str(
+            r#"{"job":"j","function":0,"functions":1,"data":"d.npy","kernel":"logreg","max_iter":3}"#,
+        )
+        .unwrap();
+        assert_eq!(t.staleness, 0);
+        assert!(!serde_json::to_string(&t).unwrap().contains("staleness"));
+        t.staleness = 2;
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains(r#""staleness":2"#), "{json}");
+        assert_eq!(serde_json::from_str::<crate::task::FunctionTask>(&json).unwrap().staleness, 2);
     }
 }
