@@ -148,6 +148,7 @@ impl Case {
             shape: self.shape(),
             max_iter: 1,
             functions: 1,
+            staleness: 0,
         });
         let n = self.rows.len() as u64;
         Function::load(engine, spec, 0, inner as u32, &Data::Memory(self.rows.clone()), 0..n, None)

@@ -47,17 +47,53 @@ fn reference(outcome: &JobOutcome) -> Option<&FunctionReport> {
 /// Per iteration: the slowest function's compute, and the sync time (a restarted function
 /// reports only the iterations since it rejoined, so iterations are found by number, never
 /// by position).
+///
+/// `elapsed_s`: when the reference function had the model after the iteration, from the start
+/// of its iterations (the sum of its own iteration times so far).
 pub fn iteration_timings(outcome: &JobOutcome) -> Vec<Value> {
     let full = reference(outcome);
+    let mut elapsed = 0.0;
     (0..outcome.iterations)
         .map(|t| {
             let of = |r: &FunctionReport| r.iteration(t).cloned();
             let compute = outcome.reports.iter().filter_map(of).map(|i| i.compute_s).fold(0.0, f64::max);
             let r0 = full.and_then(of).unwrap_or_default();
             let sync = iteration_sync(&r0, compute);
-            json!({ "iteration": t, "compute_s": compute, "sync_s": sync, "loss": r0.loss })
+            elapsed += r0.compute_s + r0.sync_s;
+            let mut it = json!({
+                "iteration": t, "compute_s": compute, "sync_s": sync, "loss": r0.loss, "elapsed_s": elapsed,
+            });
+            if let Some(s) = &r0.staleness {
+                it["staleness"] = json!(s);
+            }
+            it
         })
         .collect()
+}
+
+/// When the loss first was at most `target` (`ifp run --target-loss`): the iteration whose
+/// entering model had it, and `elapsed_s` at its end ([`iteration_timings`]); nulls if never.
+pub fn time_to_target(result: &Value, target: f64) -> Value {
+    let its = result["timing"]["iterations"].as_array().map(Vec::as_slice).unwrap_or_default();
+    match its.iter().find(|i| i["loss"].as_f64().is_some_and(|l| l <= target)) {
+        Some(i) => json!({ "loss": target, "iteration": i["iteration"], "elapsed_s": i["elapsed_s"] }),
+        None => json!({ "loss": target, "iteration": null, "elapsed_s": null }),
+    }
+}
+
+/// A stale-synchronous run's summary (`None`: synchronous): the bound, the oldest partial
+/// any round summed, and how many rounds reused stale partials.
+pub fn staleness_json(cfg: &JobPlan, o: &JobOutcome) -> Option<Value> {
+    if cfg.staleness == 0 {
+        return None;
+    }
+    let seen: Vec<_> = reference(o)?.iterations.iter().filter_map(|i| i.staleness.as_ref()).collect();
+    Some(json!({
+        "bound": cfg.staleness,
+        "rounds": seen.len(),
+        "max": seen.iter().map(|s| s.max).max().unwrap_or(0),
+        "rounds_with_stale": seen.iter().filter(|s| s.max > 0).count(),
+    }))
 }
 
 /// Where the wall time of a run went (see the module doc); the parts add up to the total.
@@ -113,7 +149,7 @@ pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobPlan, o: &JobOutco
     let model: Map<String, Value> = o.fields.iter().map(|f| (f.name.clone(), field_json(f))).collect();
     let params: Map<String, Value> = cfg.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     let load_s = o.reports.iter().map(|r| r.load_s).fold(0.0, f64::max);
-    json!({
+    let mut v = json!({
         "algorithm": algorithm,
         "job": cfg.job,
         "data": data_name,
@@ -150,7 +186,11 @@ pub fn result_json(algorithm: &str, data_name: &str, cfg: &JobPlan, o: &JobOutco
             "function": r.function, "attempt": a.attempt, "joined_at": a.joined_at,
             "iterations": a.iterations, "outcome": a.outcome, "reason": a.reason, "ended_s": a.ended_s,
         }))).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(s) = staleness_json(cfg, o) {
+        v["staleness"] = s;
+    }
+    v
 }
 
 /// The summary: the outcome, where the time went (parts that add up to the total), and the
@@ -172,6 +212,21 @@ pub fn print_summary(result: &Value, o: &JobOutcome, p: &Phases) {
         "time: {:.3} s = kernel {:.3} + data {:.3} + init {:.3} + load {:.3} + compute {:.3} + sync {:.3} + start-up and other {:.3} + write {:.3}",
         p.total_s(), p.kernel_s, p.data_s, p.init_s, p.load_s, p.compute_s, p.sync_s, p.other_s, p.write_s,
     );
+    if let Some(t) = result["time_to_target"].as_object() {
+        match t["elapsed_s"].as_f64() {
+            Some(s) => println!(
+                "target loss {}: reached at iteration {} after {s:.3} s of iterations",
+                t["loss"], t["iteration"]
+            ),
+            None => println!("target loss {}: not reached", t["loss"]),
+        }
+    }
+    if let Some(st) = result["staleness"].as_object() {
+        println!(
+            "staleness (bound {}): {} of {} rounds summed stale partials, the oldest {} rounds old",
+            st["bound"], st["rounds_with_stale"], st["rounds"], st["max"]
+        );
+    }
     let s = &result["sync"];
     let max_trips = s["workers"].as_array().map_or(0.0, |ws| {
         ws.iter().map(|w| w["round_trips_per_iteration"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max)

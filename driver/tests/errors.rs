@@ -33,16 +33,11 @@ fn fails_with(dir: &Path, args: &[&str], expected: &str) {
     } else if args.first() == Some(&"run") {
         a.extend(["--out", &o]);
     }
-    let r = ifp(&a);
-    let stderr = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success(), "{args:?} succeeded; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got: {stderr}");
-    assert!(lines[0].contains(expected), "{args:?}: {:?} does not contain {expected:?}", lines[0]);
-    let parts: Vec<&str> = lines[0].split(": ").collect();
+    let line = failure_line(&a);
+    assert!(line.contains(expected), "{args:?}: {line:?} does not contain {expected:?}");
+    let parts: Vec<&str> = line.split(": ").collect();
     for (i, p) in parts.iter().enumerate() {
-        assert!(!parts[i + 1..].contains(p), "{args:?}: {:?} says {p:?} twice", lines[0]);
+        assert!(!parts[i + 1..].contains(p), "{args:?}: {line:?} says {p:?} twice");
     }
     assert!(!out.exists() && !labels.exists(), "{args:?} left an output file behind");
     let leftovers: Vec<_> = std::fs::read_dir(dir)

@@ -81,6 +81,7 @@ fn one_function_with_memory_sized_inner_workers_matches_the_local_engine() {
         model: None,
         run: None,
         resume: false,
+        staleness: 0,
     };
     let local = run_in_process(engine, &plan, &Data::File { file, label: LabelCol::None }, &|_, _| {}).unwrap();
     assert_eq!(r.model, local.model, "same data, same split, same sums: the same bits");

@@ -20,8 +20,8 @@ use crate::data::sample::SampleCollector;
 use crate::data::{share, Data, DataError};
 use crate::kernel::rows::{rows_of, rows_of_the_data};
 use crate::kernel::{
-    ClassCount, DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, Param, SamplePlan,
-    ShardHandle,
+    ClassCount, DataShape, GetError, KernelEngine, KernelError, KernelInstance, LoadError, ModelSizes, Param,
+    SamplePlan, ShardHandle,
 };
 use crate::sync::redis::RedisSetupError;
 use crate::sync::{Arrival, Release, StateStore, SyncError};
@@ -29,6 +29,9 @@ use crate::task::{FailureKind, FunctionFailure, FunctionReport, IterationReport}
 
 use crate::merge::add_counts;
 pub use crate::merge::{add_into, sum_in_order, PartialsMismatch};
+
+mod report;
+mod stale;
 
 /// What a function keeps between leaving and its time limit (to report and return).
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
@@ -46,6 +49,8 @@ pub struct JobSpec {
     pub shape: DataShape,
     pub max_iter: u32,
     pub functions: u32,
+    /// Stale-synchronous rounds ([`crate::sync::stale`]): 0 is synchronous.
+    pub staleness: u32,
 }
 
 /// Where a function enters a job: iteration `iteration` with `model`; `previous` is the
@@ -508,6 +513,9 @@ impl Function {
                     )
                 })?;
             }
+            if self.spec.staleness > 0 {
+                return self.run_stale(store, resume, want_assignments, on_iteration);
+            }
             self.run_iterations(store, resume.iteration, resume.model, want_assignments, deadline, on_iteration)
         })();
         if let Err(e) = &r {
@@ -532,17 +540,7 @@ impl Function {
         let mut longest = std::time::Duration::ZERO;
         let spec = self.spec.clone();
         let f = self.function;
-        let mut report = FunctionReport {
-            function: f,
-            inner: self.inner(),
-            rows: self.rows,
-            shape: spec.shape,
-            joined_at: first,
-            load_s: self.load_s,
-            bytes_fetched: self.bytes_fetched,
-            share_bytes: self.share_bytes,
-            ..Default::default()
-        };
+        let mut report = self.new_report(first);
         let (batches, sizes) = {
             let inst = self.instance();
             let b = inst.plan_batches(&spec.params, spec.shape).map_err(|e| failure(f, Some(first), e))?;
@@ -554,6 +552,7 @@ impl Function {
         }
         // The visiting order of the current epoch, made again when the epoch changes.
         let mut order: Option<(u64, Vec<u64>)> = None;
+        let delay = crate::test_delay::of(f)?;
         for t in first..spec.max_iter {
             if let Some(d) = deadline {
                 if Instant::now() + longest.mul_f64(LONGEST_FACTOR) + DEADLINE_MARGIN >= d {
@@ -568,6 +567,7 @@ impl Function {
             }
             let (trips0, bytes0) = (store.stats().round_trips, store.stats().partial_bytes);
             let c0 = Instant::now();
+            std::thread::sleep(delay.unwrap_or_default());
             let partial = match &batches {
                 None => self.step(&model),
                 Some(plan) => {
@@ -581,14 +581,7 @@ impl Function {
                     self.step_batch(&model, &rows)
                 }
             };
-            let partial = partial
-                .and_then(|p| match sizes {
-                    Some(z) if p.len() != z.partial as usize => {
-                        Err(KernelStepError::Size { got: p.len(), want: z.partial })
-                    }
-                    _ => Ok(p),
-                })
-                .map_err(|e| failure(f, Some(t), e))?;
+            let partial = partial.and_then(|p| of_size(p, sizes)).map_err(|e| failure(f, Some(t), e))?;
             let c1 = Instant::now();
             // A group's merger sums its group inside `arrive`: on this function's pool.
             let arrival = self.pool.install(|| store.arrive(t, f, &partial));
@@ -614,6 +607,7 @@ impl Function {
                 loss: release.loss,
                 round_trips: store.stats().round_trips - trips0,
                 partial_bytes: store.stats().partial_bytes - bytes0,
+                staleness: None,
             };
             longest = longest.max(c0.elapsed());
             on_iteration(&it);
@@ -624,21 +618,17 @@ impl Function {
                 break;
             }
         }
-        if want_assignments && !report.continuation {
-            // Assign every row under the final model (the last step used the previous one).
-            let last = report.iterations.last().map(|i| i.iteration);
-            self.step(&model).map_err(|e| failure(f, last, e))?;
-            report.assignments = Some(self.assignments().map_err(|e| failure(f, last, e))?);
+        self.finish(report, model, want_assignments, store, started)
+    }
+}
+
+/// `partial`, if it has the length the kernel's `sizes` give (if it gives them).
+fn of_size(partial: Vec<f64>, sizes: Option<ModelSizes>) -> Result<Vec<f64>, KernelStepError> {
+    match sizes {
+        Some(z) if partial.len() != z.partial as usize => {
+            Err(KernelStepError::Size { got: partial.len(), want: z.partial })
         }
-        if !report.continuation {
-            // The accuracy on the training data: each function counts over its own rows.
-            let last = report.iterations.last().map(|i| i.iteration);
-            report.class_counts = self.score(&model).map_err(|e| failure(f, last, e))?;
-        }
-        report.model = model;
-        report.sync = store.stats();
-        report.total_s = started.elapsed().as_secs_f64() + self.load_s;
-        Ok(report)
+        _ => Ok(partial),
     }
 }
 

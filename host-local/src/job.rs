@@ -57,6 +57,8 @@ pub struct JobPlan {
     pub run: Option<String>,
     /// Take over a job id another run started (its plan must be this one).
     pub resume: bool,
+    /// Stale-synchronous rounds: how far a function may run ahead of the slowest (0: none).
+    pub staleness: u32,
 }
 
 impl JobPlan {
@@ -65,11 +67,15 @@ impl JobPlan {
     /// store refuses a function of another plan under the same job id.
     pub fn fingerprint(&self) -> String {
         let model: Option<Vec<u64>> = self.model.as_ref().map(|m| m.iter().map(|v| v.to_bits()).collect());
-        let what = serde_json::json!({
+        let mut what = serde_json::json!({
             "kernel": self.kernel, "kernel_sha256": self.kernel_sha256, "data": self.data,
             "label_col": self.label_col, "csv": self.csv, "libsvm": self.libsvm, "params": self.params, "functions": self.functions,
             "max_iter": self.max_iter, "model": model,
         });
+        // The model of a stale run depends on it; synchronous plans keep their fingerprint.
+        if self.staleness > 0 {
+            what["staleness"] = self.staleness.into();
+        }
         crate::kernel::sha256_hex(what.to_string().as_bytes())
     }
 
@@ -103,6 +109,7 @@ impl JobPlan {
                 plan_sha256: Some(plan.clone()),
                 run: self.run.clone(),
                 resume: self.resume,
+                staleness: self.staleness,
             })
             .collect()
     }
@@ -360,6 +367,7 @@ mod tests {
             model: Some(vec![1.0, f64::NAN]),
             run: None,
             resume: false,
+            staleness: 0,
         }
     }
 

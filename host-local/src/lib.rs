@@ -35,6 +35,7 @@ pub mod merge;
 pub mod run_task;
 pub mod sync;
 pub mod task;
+pub mod test_delay;
 
 /// Lets large freed buffers (downloaded S3 parts, append chunks) go back to the OS at once.
 /// glibc raises its mmap threshold to the size of the largest block freed so far (up to 32

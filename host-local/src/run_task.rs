@@ -56,6 +56,11 @@ pub fn run_task(
 ) -> Result<FunctionReport, FunctionFailure> {
     task.validate()?;
     let f = task.function;
+    if task.staleness > 0 && cx.deadline.is_some() {
+        // A stale job cannot be left and rejoined at a time limit (a Lambda invocation's).
+        let m = format!("staleness {} is not supported where functions have a time limit (Lambda)", task.staleness);
+        return Err(FunctionFailure::new(FailureKind::BadInput, Some(f), None, m));
+    }
     let (mut store, joined) = connect(task, cx)?;
     // The task's S3 endpoint, where it names one the host does not use.
     let own_s3 = match &task.s3_endpoint {
@@ -203,6 +208,7 @@ fn prepare(
         shape,
         max_iter: task.max_iter,
         functions: task.functions,
+        staleness: task.staleness,
     });
     let inner = task.inner.unwrap_or(cx.default_inner);
     let function = Function::load_share(&engine, spec, f, inner, data, sample)?;

@@ -131,6 +131,10 @@ pub struct FunctionTask {
     /// This run continues a job another run started (`ifp run --resume`): the plan must match.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume: bool,
+    /// Stale-synchronous rounds: a function may run up to this many rounds ahead of the
+    /// slowest ([`crate::sync::stale`]); 0 (the default, left out of the JSON) is synchronous.
+    #[serde(default, skip_serializing_if = "crate::sync::stale::is_synchronous")]
+    pub staleness: u32,
 }
 
 fn default_sync_timeout() -> f64 {
@@ -248,6 +252,9 @@ pub struct IterationReport {
     /// a group's sum when it merged one): see [`crate::sync::codec`].
     #[serde(default)]
     pub partial_bytes: u64,
+    /// Stale-synchronous runs only: how old the partials the round summed were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<crate::sync::stale::Staleness>,
 }
 
 /// What the Lambda host adds about its invocation.

@@ -106,6 +106,7 @@ fn check<A: Algorithm>(algo: &str, file: &str, label: LabelCol, p: Vec<Param>, m
         model: None,
         run: None,
         resume: false,
+        staleness: 0,
     };
     let wasm = run_in_process(std::sync::Arc::new(engine), &plan, &data, &|_, _| {}).unwrap();
     let (native_model, native_iters) = native_run::<A>(&p, shape, &rows, model0, max_iter);

@@ -47,6 +47,7 @@ pub(super) fn converge(
         shape,
         max_iter: CONVERGE_MAX_ITER,
         functions: 1,
+        staleness: 0,
     });
     let data = Data::Memory(rows.clone());
     let mut times = Vec::new();
@@ -159,8 +160,14 @@ pub(super) fn iterate(
 ) -> Result<(f64, Vec<f64>)> {
     let engine = KernelEngine::builtin(kernel, Sandbox::default())?;
     let shape = DataShape { cols: rows.cols as u32, has_labels: rows.has_labels(), total_rows: rows.len() as u64 };
-    let spec =
-        Arc::new(JobSpec { job: "bench".into(), params: params.to_vec(), shape, max_iter: u32::MAX, functions: 1 });
+    let spec = Arc::new(JobSpec {
+        job: "bench".into(),
+        params: params.to_vec(),
+        shape,
+        max_iter: u32::MAX,
+        functions: 1,
+        staleness: 0,
+    });
     let mut f = Function::load(&engine, spec, 0, inner as u32, &Data::Memory(rows.clone()), 0..shape.total_rows, None)?;
     f.instance().validate(params, shape)?;
     let mut times = Vec::new();

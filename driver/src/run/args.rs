@@ -220,6 +220,17 @@ pub struct RunArgs {
     /// Seconds a function waits for the others in one iteration before failing the job.
     #[arg(help_heading = "Functions", long, default_value_t = 60.0)]
     pub sync_timeout: f64,
+    /// Also report when the loss first was at most this value (`time_to_target` in the
+    /// result: the iteration, and the seconds of iterations until then), to compare runs
+    /// (e.g. --staleness) by time to a target loss.
+    #[arg(help_heading = "Output", long, value_name = "LOSS", allow_negative_numbers = true, value_parser = parse_target_loss)]
+    pub target_loss: Option<f64>,
+    /// Stale-synchronous parallel: a function may run up to S rounds ahead of the slowest,
+    /// whose newest partial is reused meanwhile (at most S rounds old). 0 (the default) is
+    /// synchronous, bit for bit; with S > 0 the model depends on timing. Full-batch kernels,
+    /// at most 16 functions, not with --backend lambda.
+    #[arg(help_heading = "Functions", long, value_name = "S", default_value_t = 0, value_parser = parse_staleness)]
+    pub staleness: u32,
     /// Job id (default: generated). An id in use is refused, unless --resume is given.
     #[arg(help_heading = "Functions", long)]
     pub job: Option<String>,
@@ -412,5 +423,42 @@ pub(super) fn check_args(a: &RunArgs, has_data: bool) -> Result<()> {
     if !(a.sync_timeout.is_finite() && a.sync_timeout > 0.0) {
         bail!("--sync-timeout must be a positive number of seconds, got {}", a.sync_timeout);
     }
+    if a.staleness > 0 {
+        let flat = ifp_host::sync::tree::FLAT;
+        if a.backend == Platform::Lambda {
+            bail!("--staleness {} is not supported with --backend lambda (its functions leave and come back at their time limit)", a.staleness);
+        }
+        if a.functions > flat {
+            bail!("--staleness {} needs at most {flat} functions, got --functions {}", a.staleness, a.functions);
+        }
+        if a.batch_size.is_some() {
+            bail!(
+                "--staleness {} needs full-batch iterations: mini-batch runs (--batch-size) are synchronous",
+                a.staleness
+            );
+        }
+        if a.resume {
+            bail!(
+                "--staleness {} cannot --resume: a function cannot rejoin a stale-synchronous job mid-way",
+                a.staleness
+            );
+        }
+    }
     Ok(())
+}
+
+/// `--target-loss`: a finite number.
+fn parse_target_loss(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err("expected a finite number".into()),
+    }
+}
+
+/// `--staleness`: a whole number of rounds, at most 1000.
+fn parse_staleness(s: &str) -> Result<u32, String> {
+    match crate::whole_number(s)? {
+        n if n <= 1000 => Ok(n as u32),
+        n => Err(format!("at most 1000 rounds, got {n}")),
+    }
 }

@@ -249,6 +249,7 @@ fn run_job_from(
         model: model0,
         run: Some(new_job_id()),
         resume: a.resume,
+        staleness: a.staleness,
     };
     if a.resume && a.redis.is_none() && a.backend == Platform::Local {
         bail!("--resume continues a job kept in Redis: give --redis URL (or --backend lambda)");
@@ -383,6 +384,9 @@ fn run_job_from(
     let phases = Phases::of(kernel_s, data_s, &outcome);
     result["timing"]["phases"] = phases.json();
     result["timing"]["wall_s"] = json!(phases.total_s());
+    if let Some(l) = a.target_loss {
+        result["time_to_target"] = crate::result::time_to_target(&result, l);
+    }
     if let Some(r) = lambda_report {
         result["lambda"] = r;
     }

@@ -232,10 +232,17 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
         run_args: &a.run_args,
     };
     let results = runner::run_grid(&plan, &grid, a.repeat, &a.out_dir)?;
-    let target = a.target_loss.or_else(|| report::default_target(&results));
+    // The sweep's own --target-loss, else the runs' (`-- --target-loss L`), else the default.
+    let run_target =
+        a.run_args.iter().position(|x| x == "--target-loss").and_then(|i| a.run_args.get(i + 1)?.parse().ok());
+    let target = a.target_loss.or(run_target).or_else(|| report::default_target(&results));
     let rows = report::summarise(&results, arch.prices(), target);
     if let Some(t) = target {
-        let from = if a.target_loss.is_some() { "--target-loss" } else { "the baseline's final loss + 1%" };
+        let from = match (a.target_loss, run_target) {
+            (Some(_), _) => "--target-loss",
+            (None, Some(_)) => "the runs' --target-loss",
+            _ => "the baseline's final loss + 1%",
+        };
         notes.push(format!("to target: seconds of iterations until the loss reached {t:.6e} ({from})"));
     }
     if lambda {

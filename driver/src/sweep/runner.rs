@@ -39,8 +39,8 @@ pub struct Measure {
     /// functions): dense, or (index, value) pairs when sparse.
     #[serde(default)]
     pub partial_bytes: f64,
-    /// After each iteration: seconds of iterations so far (compute and sync) and the loss
-    /// that iteration reported, for the time to a target loss.
+    /// After each iteration: seconds of iterations so far (`timing.iterations[].elapsed_s`)
+    /// and the loss that iteration reported, for the time to a target loss.
     #[serde(skip)]
     pub progress: Vec<(f64, f64)>,
     pub iterations: u32,
@@ -208,15 +208,8 @@ pub fn measure_from_result(v: &serde_json::Value) -> Result<Measure> {
         }
         _ => 0.0,
     };
-    let losses = v["losses"].as_array().map(|l| l.iter().map(f).collect::<Vec<_>>()).unwrap_or_default();
-    let progress = its
-        .iter()
-        .scan(0.0, |at, i| {
-            *at += f(&i["compute_s"]) + f(&i["sync_s"]);
-            Some(*at)
-        })
-        .zip(losses)
-        .collect();
+    // When the reference function had each iteration's model, and that iteration's loss.
+    let progress = its.iter().map(|i| (f(&i["elapsed_s"]), i["loss"].as_f64().unwrap_or(f64::NAN))).collect();
     let mut model = Vec::new();
     if let Some(m) = v["model"].as_object() {
         let mut keys: Vec<_> = m.keys().collect();

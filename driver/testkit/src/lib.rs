@@ -27,5 +27,5 @@ pub use lambda::{rie_path, Emulator};
 pub use ports::{free_port, start_on_free_port, wait_for_port};
 pub use procs::processes_with_arg;
 pub use proxy::{ByteProxy, ProxyMode};
-pub use run::{ifp, ifp_aws, ifp_aws_child, ifp_ok, run_json};
+pub use run::{failure_line, ifp, ifp_aws, ifp_aws_child, ifp_ok, run_json};
 pub use s3::{test_credentials, S3Server, BUCKET, KEY, SECRET};

@@ -44,6 +44,18 @@ pub fn ifp_ok(args: &[&str]) -> Output {
     o
 }
 
+/// Runs `ifp` with `args`, which must fail as bad input does: a non-zero exit, no panic, and
+/// exactly one line on stderr, which is returned.
+pub fn failure_line(args: &[&str]) -> String {
+    let r = ifp(args);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "{args:?} succeeded; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got: {stderr}");
+    lines[0].to_string()
+}
+
 /// Runs `ifp run ... --out FILE` and returns the parsed result.
 pub fn run_json(dir: &Path, args: &[&str]) -> Value {
     let out = dir.join(format!("result-{}.json", rand_suffix()));

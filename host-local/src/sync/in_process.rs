@@ -19,19 +19,21 @@ struct Iteration {
 }
 
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     iterations: HashMap<u32, Iteration>,
     aborted: Option<(u32, String)>,
+    /// The rounds of a stale-synchronous job ([`super::stale`]).
+    pub(super) stale: super::stale::StaleState,
 }
 
 /// The in-process store: workers are threads sharing one [`InProcess`] (cloned per worker).
 #[derive(Clone)]
 pub struct InProcess {
-    job: String,
-    workers: usize,
-    timeout: Duration,
-    shared: Arc<(Mutex<Shared>, Condvar)>,
-    stats: SyncStats,
+    pub(super) job: String,
+    pub(super) workers: usize,
+    pub(super) timeout: Duration,
+    pub(super) shared: Arc<(Mutex<Shared>, Condvar)>,
+    pub(super) stats: SyncStats,
     /// Set by the embedding program (Ctrl-C in Python) to stop the job between iterations.
     cancel: Option<Arc<AtomicBool>>,
 }
@@ -52,7 +54,7 @@ impl InProcess {
         self
     }
 
-    fn aborted(&self, s: &Shared) -> Result<(), SyncError> {
+    pub(super) fn aborted(&self, s: &Shared) -> Result<(), SyncError> {
         match &s.aborted {
             Some((w, r)) => Err(SyncError::Aborted { job: self.job.clone(), worker: *w, reason: r.clone() }),
             None => Ok(()),
@@ -152,6 +154,10 @@ impl StateStore for InProcess {
 
     fn stats(&self) -> SyncStats {
         self.stats
+    }
+
+    fn stale(&mut self) -> Option<&mut dyn super::stale::StaleStore> {
+        Some(self)
     }
 }
 

@@ -11,7 +11,9 @@
 //! arrives after the release gets [`Arrival::Released`] at once.
 //!
 //! [`InProcess`] implements this for workers that are threads of one process;
-//! [`redis::RedisStore`] for workers that are separate processes or functions.
+//! [`redis::RedisStore`] for workers that are separate processes or functions. Both also run
+//! stale-synchronous rounds ([`stale`], `--staleness S`), where a function may run up to `S`
+//! rounds ahead of the slowest.
 
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ mod in_process;
 pub mod model_ref;
 pub mod redis;
 pub mod simulate;
+pub mod stale;
 pub mod tree;
 
 pub use in_process::{InProcess, CANCELLED};
@@ -184,4 +187,8 @@ pub trait StateStore: Send {
     fn abort(&mut self, w: u32, reason: &str);
     /// Counters so far.
     fn stats(&self) -> SyncStats;
+    /// The same store running stale-synchronous rounds ([`stale`]), if it can.
+    fn stale(&mut self) -> Option<&mut dyn stale::StaleStore> {
+        None
+    }
 }

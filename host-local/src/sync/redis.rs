@@ -34,6 +34,7 @@ use super::codec::{decode_partial, encode_partial};
 use super::{JoinPoint, Release, SyncError, SyncStats, CENSUS};
 
 mod rounds;
+mod stale;
 
 use rounds::{ABORT, DECIDE, RELEASE};
 
@@ -309,6 +310,8 @@ pub struct RedisStore {
     resume: bool,
     /// Slept before every request ([`RedisStore::with_added_latency`]).
     latency: Duration,
+    /// The stale-synchronous scripts are loaded ([`stale`]: only jobs that use them).
+    stale_loaded: bool,
 }
 
 /// What a job's `meta` key holds: the function count and the plan's fingerprint.
@@ -385,6 +388,7 @@ impl RedisStore {
             run: String::new(),
             resume: false,
             latency: Duration::ZERO,
+            stale_loaded: false,
         })
     }
 

@@ -23,7 +23,7 @@
 //! at once (`XREAD BLOCK … STREAMS s:{t} x 0-0 0-0`: a waiter that comes late still finds
 //! the entry, and the abort stream `x` is read in the same call).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
@@ -253,6 +253,50 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// `XREAD BLOCK` (up to `block`) on stream `s` and the job's abort stream `x`,
+    /// from their first entry: the reply, or `None` on timeout.
+    pub(super) fn read_stream(&mut self, s: &str, block: Duration, at: &str) -> Result<Option<Value>, SyncError> {
+        self.request();
+        let started = Instant::now();
+        let v: Value = redis::cmd("XREAD")
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(s)
+            .arg(format!("{}x", self.prefix))
+            .arg("0-0")
+            .arg("0-0")
+            .query(&mut self.con)
+            .map_err(|e| self.store_err(at, e))?;
+        self.stats.wait_s += started.elapsed().as_secs_f64();
+        match v {
+            Value::Nil => Ok(None),
+            Value::Array(_) => Ok(Some(v)),
+            other => Err(self.bad_reply(at, &other)),
+        }
+    }
+}
+
+/// The fields and values of stream `name`'s first entry in an `XREAD` reply
+/// (`[[stream, [[id, [field, value, ...]]]], ...]`).
+pub(super) fn stream_fields(reply: &Value, name: &str) -> Option<Vec<Value>> {
+    let Value::Array(streams) = reply else { return None };
+    streams.iter().find_map(|st| match st {
+        Value::Array(kv) if kv.len() == 2 && text(&kv[0]).as_deref() == Some(name) => match &kv[1] {
+            Value::Array(es) => match es.first() {
+                Some(Value::Array(e)) if e.len() == 2 => match &e[1] {
+                    Value::Array(fv) => Some(fv.clone()),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// Where [`DECIDE`] sits in [`RedisStore`]'s scripts.
 pub(super) const DECIDE_AT: usize = 1;
 
@@ -307,52 +351,22 @@ impl StateStore for RedisStore {
 
     fn await_release(&mut self, t: u32, w: u32) -> Result<Release, SyncError> {
         let at = format!("function {w} waiting for {}", round_name(t));
-        self.request();
-        let started = Instant::now();
         let s = format!("{}s:{}", self.prefix, round_key(t));
+        let Some(v) = self.read_stream(&s, self.timeout, &at)? else {
+            let (missing, merger, reducer) = self.missing(t);
+            return Err(SyncError::Timeout {
+                job: self.job.clone(),
+                worker: w,
+                iteration: t,
+                timeout: self.timeout,
+                missing,
+                merger,
+                reducer,
+            });
+        };
+        // The release first, if both are there.
+        let entry = |name: &str| stream_fields(&v, name).filter(|fv| fv.len() == 2).map(|fv| fv[1].clone());
         let x = format!("{}x", self.prefix);
-        let v: Value = redis::cmd("XREAD")
-            .arg("BLOCK")
-            .arg(self.timeout.as_millis().max(1) as u64)
-            .arg("STREAMS")
-            .arg(&s)
-            .arg(&x)
-            .arg("0-0")
-            .arg("0-0")
-            .query(&mut self.con)
-            .map_err(|e| self.store_err(&at, e))?;
-        self.stats.wait_s += started.elapsed().as_secs_f64();
-        let Value::Array(streams) = &v else {
-            if v == Value::Nil {
-                let (missing, merger, reducer) = self.missing(t);
-                return Err(SyncError::Timeout {
-                    job: self.job.clone(),
-                    worker: w,
-                    iteration: t,
-                    timeout: self.timeout,
-                    missing,
-                    merger,
-                    reducer,
-                });
-            }
-            return Err(self.bad_reply(&at, &v));
-        };
-        // [[stream, [[id, [field, value]]]], ...]: the release first, if both are there.
-        let entry = |name: &str| {
-            streams.iter().find_map(|st| match st {
-                Value::Array(kv) if kv.len() == 2 && text(&kv[0]).as_deref() == Some(name) => match &kv[1] {
-                    Value::Array(es) => match es.first() {
-                        Some(Value::Array(e)) if e.len() == 2 => match &e[1] {
-                            Value::Array(fv) if fv.len() == 2 => Some(fv[1].clone()),
-                            _ => None,
-                        },
-                        _ => None,
-                    },
-                    _ => None,
-                },
-                _ => None,
-            })
-        };
         if let Some(r) = entry(&s) {
             return bytes(&r).and_then(decode_release).ok_or_else(|| self.bad_reply(&at, &v));
         }
@@ -370,5 +384,9 @@ impl StateStore for RedisStore {
 
     fn stats(&self) -> SyncStats {
         self.stats
+    }
+
+    fn stale(&mut self) -> Option<&mut dyn crate::sync::stale::StaleStore> {
+        Some(self)
     }
 }
