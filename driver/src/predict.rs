@@ -13,13 +13,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
+use ifp_host::data::libsvm::{LibsvmFormat, SparseRows};
 use ifp_host::data::object::S3Connector;
 use ifp_host::data::{CsvFormat, Data, LabelCol, Rows};
 use npyz::WriterBuilder as _;
 use serde_json::{json, Value};
 
 use crate::output::{write_atomic, TableFormat};
-use crate::run::{CsvArgs, LabelColArg};
+use crate::run::{CsvArgs, LabelColArg, LibsvmArgs};
 
 /// Rows read and predicted at a time.
 const CHUNK_ROWS: u64 = 1 << 15;
@@ -42,9 +43,58 @@ pub struct PredictArgs {
     pub label_col: Option<LabelColArg>,
     #[command(flatten)]
     pub csv: CsvArgs,
+    /// LIBSVM data (.svm, .libsvm, .svmlight: the label first on every line) is read sparse,
+    /// with the model's features as `--features` unless hashing is given.
+    #[command(flatten)]
+    pub libsvm: LibsvmArgs,
     /// An S3-compatible endpoint for `s3://` data.
     #[arg(long)]
     pub s3_endpoint: Option<String>,
+}
+
+/// One row: dense features, or a sparse row's non-zeros `(indices, values)`.
+#[derive(Clone, Copy)]
+pub enum Row<'a> {
+    Dense(&'a [f32]),
+    Sparse(&'a [u32], &'a [f32]),
+}
+
+impl Row<'_> {
+    /// `w · x` in f64.
+    fn dot(self, w: &[f64]) -> f64 {
+        match self {
+            Row::Dense(x) => w.iter().zip(x).map(|(w, &x)| w * x as f64).sum::<f64>(),
+            Row::Sparse(idx, val) => idx.iter().zip(val).map(|(&i, &v)| w[i as usize] * v as f64).sum::<f64>(),
+        }
+    }
+}
+
+/// Rows read at a time: dense rows, or sparse rows (LIBSVM), with their labels if any.
+pub enum Chunk {
+    Dense(Rows),
+    Sparse(SparseRows),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Dense(r) => r.len(),
+            Chunk::Sparse(s) => s.len(),
+        }
+    }
+    /// Row `i` and its label, if the rows have labels.
+    pub fn row(&self, i: usize) -> (Row<'_>, Option<f32>) {
+        match self {
+            Chunk::Dense(r) => {
+                let (x, y) = r.slice(i..i + 1);
+                (Row::Dense(x), y.first().copied())
+            }
+            Chunk::Sparse(s) => {
+                let (idx, val) = s.row(i);
+                (Row::Sparse(idx, val), Some(s.labels[i]))
+            }
+        }
+    }
 }
 
 /// A trained model, ready to score rows.
@@ -117,10 +167,12 @@ impl Model {
     }
 
     /// The prediction of one row: its class or cluster, then (logreg) the probabilities.
-    fn predict(&self, x: &[f32], out: &mut Vec<f64>) -> usize {
-        let dot = |w: &[f64]| w.iter().zip(x).map(|(w, &x)| w * x as f64).sum::<f64>();
+    /// A k-means model takes dense rows only (`ifp predict` refuses sparse data for it).
+    fn predict(&self, x: Row<'_>, out: &mut Vec<f64>) -> usize {
+        let dot = |w: &[f64]| x.dot(w);
         match self {
             Model::KMeans { d, centroids } => {
+                let Row::Dense(x) = x else { unreachable!("k-means on sparse rows is refused up front") };
                 let dist = |c: &[f64]| c.iter().zip(x).map(|(c, &x)| (x as f64 - c).powi(2)).sum::<f64>();
                 let best = centroids.chunks_exact(*d).map(dist).enumerate().min_by(|a, b| a.1.total_cmp(&b.1));
                 let k = best.map_or(0, |(k, _)| k);
@@ -230,9 +282,9 @@ pub fn test_accuracy(model: &Model, data: &Data, path: &str) -> Result<Accuracy>
     let (mut at, mut values) = (0u64, Vec::new());
     for_each_chunk(data, rows, LabelCol::Last, |chunk| {
         for i in 0..chunk.len() {
-            let (x, y) = chunk.slice(i..i + 1);
+            let (x, y) = chunk.row(i);
             at += 1;
-            let y = y[0];
+            let y = y.expect("labelled rows");
             if !(y >= 0.0 && y.fract() == 0.0 && (y as usize) < classes) {
                 bail!("--test-data {path}: label {y} in row {at} is not a class of the model (0..{})", classes - 1);
             }
@@ -245,9 +297,16 @@ pub fn test_accuracy(model: &Model, data: &Data, path: &str) -> Result<Accuracy>
 }
 
 /// Opens `--test-data` for a model of `cols` features: the label must be the last column; a
-/// CSV is laid out as `csv` says (the training data's `--header`/`--delimiter`).
-pub fn open_test_data(path: &str, cols: u32, csv: CsvFormat, s3: &S3Connector) -> Result<Data> {
-    let data = Data::open(path, LabelCol::Last, csv, s3, None).with_context(|| format!("--test-data {path}"))?;
+/// CSV is laid out as `csv` says (the training data's `--header`/`--delimiter`), a LIBSVM
+/// file as `libsvm` does (the training data's index base and hashing; `cols` features).
+pub fn open_test_data(path: &str, cols: u32, csv: CsvFormat, libsvm: LibsvmFormat, s3: &S3Connector) -> Result<Data> {
+    let libsvm = with_width(libsvm, cols as u64);
+    let data =
+        Data::open_with(path, LabelCol::Last, csv, libsvm, s3, None).with_context(|| format!("--test-data {path}"))?;
+    if matches!(data, Data::Libsvm(_)) {
+        // Its width is the model's: an index beyond it was refused as it was read.
+        return Ok(data);
+    }
     let shape = data.shape().with_context(|| format!("--test-data {path}"))?;
     if shape.cols != cols {
         bail!(
@@ -265,22 +324,40 @@ enum Sink<'a> {
     Csv(&'a mut dyn Write),
 }
 
+/// `format` with `width` features, unless it hashes (then its own width must be the model's).
+fn with_width(format: LibsvmFormat, width: u64) -> LibsvmFormat {
+    match format.hash_bits {
+        Some(_) => format,
+        None => LibsvmFormat { features: Some(width), ..format },
+    }
+}
+
 /// Calls `each` on the data's rows, a chunk at a time, in row order.
-fn for_each_chunk(data: &Data, rows: u64, label: LabelCol, mut each: impl FnMut(Rows) -> Result<()>) -> Result<()> {
+fn for_each_chunk(data: &Data, rows: u64, label: LabelCol, mut each: impl FnMut(Chunk) -> Result<()>) -> Result<()> {
+    if let Data::Libsvm(file) = data {
+        let mut reader = file.open_part(0..file.size())?;
+        loop {
+            let mut chunk = SparseRows::default();
+            if reader.read_into(&mut chunk, CHUNK_ROWS as usize)? == 0 {
+                return Ok(());
+            }
+            each(Chunk::Sparse(chunk))?;
+        }
+    }
     if let Some((object, _)) = data.parted() {
         // One stream over the whole object or file (a CSV read by row ranges would start
         // from its first byte for every chunk).
         let part = object.part(0, 1, 0, 1);
         let mut reader = object.open_part(&part)?;
         while let Some(chunk) = reader.next_rows(CHUNK_ROWS, label)? {
-            each(chunk)?;
+            each(Chunk::Dense(chunk))?;
         }
         return Ok(());
     }
     let mut at = 0;
     while at < rows {
         let end = (at + CHUNK_ROWS).min(rows);
-        each(data.read(at..end)?)?;
+        each(Chunk::Dense(data.read(at..end)?))?;
         at = end;
     }
     Ok(())
@@ -294,9 +371,24 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
     let model = Model::read(&a.model)?;
     let s3 = S3Connector::new(a.s3_endpoint.clone());
     let d = model.features();
-    // The column count decides whether there is a label, unless the flag says.
-    let unlabelled = Data::open(&a.data, LabelCol::None, a.csv.format(), &s3, None)?;
+    // The column count decides whether there is a label, unless the flag says (LIBSVM data
+    // always has its label first).
+    if let Some(f) = a.libsvm.features.filter(|&f| f != d as u64) {
+        bail!("--features {f}, but the model has {d} features");
+    }
+    let libsvm = with_width(a.libsvm.format(), d as u64);
+    let unlabelled = Data::open_with(&a.data, LabelCol::None, a.csv.format(), libsvm, &s3, None)?;
     a.csv.check_for(&unlabelled, &a.data)?;
+    a.libsvm.check_for(&unlabelled, &a.data)?;
+    if matches!(unlabelled, Data::Libsvm(_)) {
+        if matches!(model, Model::KMeans { .. }) {
+            bail!("--data {}: LIBSVM rows are sparse, and a k-means model predicts dense rows only", a.data);
+        }
+        if a.label_col.is_some() {
+            bail!("--label-col applies to .npy and .csv data; in LIBSVM data ({}) the label is the first field of every line", a.data);
+        }
+    }
+    let sparse = matches!(unlabelled, Data::Libsvm(_));
     let unlabelled = unlabelled.shape()?;
     let label = match a.label_col {
         Some(LabelColArg::Last) => LabelCol::Last,
@@ -304,7 +396,11 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
         None if unlabelled.cols as usize == d + 1 => LabelCol::Last,
         None => LabelCol::None,
     };
-    let data = Data::open(&a.data, label, a.csv.format(), &s3, None)?;
+    let data = if sparse {
+        Data::open_with(&a.data, label, a.csv.format(), libsvm, &s3, None)?
+    } else {
+        Data::open(&a.data, label, a.csv.format(), &s3, None)?
+    };
     let shape = data.shape()?;
     if shape.cols as usize != d {
         bail!("--data {} has {} feature columns but the model has {d}", a.data, shape.cols);
@@ -341,10 +437,10 @@ pub fn predict_cmd(a: PredictArgs) -> Result<()> {
         let mut values = Vec::with_capacity(cols);
         for_each_chunk(&data, shape.total_rows, label, |chunk| {
             for i in 0..chunk.len() {
-                let (x, y) = chunk.slice(i..i + 1);
+                let (x, y) = chunk.row(i);
                 values.clear();
                 let class = model.predict(x, &mut values);
-                if let (Some(acc), Some(&y)) = (accuracy.as_mut(), y.first()) {
+                if let (Some(acc), Some(y)) = (accuracy.as_mut(), y) {
                     acc.add(y, class);
                 }
                 match &mut sink {

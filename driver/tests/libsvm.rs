@@ -348,3 +348,40 @@ fn mini_batches_of_sparse_rows_are_the_dense_file_s_batches() {
     );
     assert_eq!(got["iterations"], 30);
 }
+
+#[test]
+fn predictions_and_held_out_accuracy_on_libsvm_data_are_those_of_the_dense_rows() {
+    let d = tempfile::tempdir().unwrap();
+    let (svm, npy) = generated_pair(d.path(), "1200", "200", "6");
+    let (train, model) = (d.path().join("train.json"), d.path().join("m.json"));
+    let common = ["run", "logreg", "--learning-rate", "1", "--max-iter", "30", "--tol", "0", "--quiet"];
+    let mut a = common.to_vec();
+    a.extend(["--data", &svm, "--test-data", &svm, "--features", "200", "--out", model.to_str().unwrap()]);
+    ifp_ok(&a);
+    let mut a = common.to_vec();
+    a.extend(["--data", &npy, "--test-data", &npy, "--out", train.to_str().unwrap()]);
+    ifp_ok(&a);
+    let (mut sparse, mut dense) = (load_json(&model), load_json(&train));
+    for r in [&mut sparse, &mut dense] {
+        r["accuracy"]["test"]["data"] = serde_json::Value::Null;
+    }
+    assert_eq!(sparse["accuracy"]["test"], dense["accuracy"]["test"], "held-out counts");
+    assert_eq!(sparse["accuracy"]["test"]["rows"], 1200);
+    let predict = |data: &str, out: &str| {
+        let o = d.path().join(out);
+        let a = ["predict", "--model", model.to_str().unwrap(), "--data", data, "--out", o.to_str().unwrap()];
+        ifp_ok(&a);
+        std::fs::read_to_string(o).unwrap()
+    };
+    let (from_sparse, from_dense) = (predict(&svm, "s.csv"), predict(&npy, "d.csv"));
+    assert_eq!(from_sparse.lines().count(), 1200);
+    for (s, t) in from_sparse.lines().zip(from_dense.lines()) {
+        let parse = |l: &str| l.split(',').map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>();
+        assert_close("class and probabilities", &parse(s), &parse(t), 0.0, 1e-12);
+    }
+    let bad =
+        ["predict", "--model", model.to_str().unwrap(), "--data", &svm, "--out", "/tmp/x.csv", "--features", "100"];
+    let o = ifp(&bad);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--features 100, but the model has 200 features"), "{err}");
+}

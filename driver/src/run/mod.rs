@@ -187,7 +187,7 @@ fn run_job_from(
     params.extend(a.params.iter().cloned());
     // Held-out data is checked now (its columns), and read once the model is trained.
     let test_data = match &a.test_data {
-        Some(p) => Some((crate::predict::open_test_data(p, shape.cols, a.csv.format(), &s3)?, p)),
+        Some(p) => Some((crate::predict::open_test_data(p, shape.cols, a.csv.format(), a.libsvm.format(), &s3)?, p)),
         None => None,
     };
     let algorithm = match kind {
