@@ -54,7 +54,7 @@ pub struct PredictArgs {
 
 /// One row: dense features, or a sparse row's non-zeros `(indices, values)`.
 #[derive(Clone, Copy)]
-pub enum Row<'a> {
+enum Row<'a> {
     Dense(&'a [f32]),
     Sparse(&'a [u32], &'a [f32]),
 }
@@ -70,20 +70,20 @@ impl Row<'_> {
 }
 
 /// Rows read at a time: dense rows, or sparse rows (LIBSVM), with their labels if any.
-pub enum Chunk {
+enum Chunk {
     Dense(Rows),
     Sparse(SparseRows),
 }
 
 impl Chunk {
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         match self {
             Chunk::Dense(r) => r.len(),
             Chunk::Sparse(s) => s.len(),
         }
     }
     /// Row `i` and its label, if the rows have labels.
-    pub fn row(&self, i: usize) -> (Row<'_>, Option<f32>) {
+    fn row(&self, i: usize) -> (Row<'_>, Option<f32>) {
         match self {
             Chunk::Dense(r) => {
                 let (x, y) = r.slice(i..i + 1);
