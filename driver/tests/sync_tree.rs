@@ -148,7 +148,7 @@ fn a_merger_that_never_passes_its_group_on_is_named_in_the_timeout() {
     // Function 19 completes group 1, and so merges it, then dies before it arrives at the
     // root: the state it leaves (the module's key layout: its partial written, the complete
     // group renamed to `in:` with itself as merger), made by hand.
-    let bytes: Vec<u8> = partial(19).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bytes = ifp_host::sync::codec::encode_partial(&partial(19));
     let mut con = redis.con();
     let _: () = redis::pipe()
         .cmd("HSETNX")
