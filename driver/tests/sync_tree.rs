@@ -189,3 +189,41 @@ fn the_simulation_runs_256_functions_with_a_few_commands_each() {
     assert!((256 * 5..256 * 12).contains(&s.commands), "{s:?}");
     assert!(s.bytes_in >= 256 * 610 * 8, "every partial went in: {s:?}");
 }
+
+#[test]
+fn a_release_streams_only_the_changed_coordinates_to_waiters_that_hold_the_model_before() {
+    use ifp_host::sync::CENSUS;
+    let redis = RedisServer::start(None);
+    let url = redis.url();
+    let mut stores: Vec<RedisStore> =
+        (0..2).map(|f| RedisStore::connect(&url, "delta", f, 2, Duration::from_secs(5)).unwrap()).collect();
+    stores.iter_mut().for_each(|s| {
+        s.join().unwrap();
+    });
+    // The census: function 1 waits, function 0 reduces and releases the first model.
+    let m0: Vec<f64> = (0..10_000).map(|i| (i % 7) as f64 - 3.0).collect();
+    let release = |model: Vec<f64>| Release { model, loss: 1.0, converged: false, stop: false };
+    assert!(matches!(stores[1].arrive(CENSUS, 1, &[1.0]).unwrap(), Arrival::Wait));
+    assert!(matches!(stores[0].arrive(CENSUS, 0, &[1.0]).unwrap(), Arrival::Reduce(_)));
+    stores[0].release(CENSUS, &release(m0.clone())).unwrap();
+    assert_eq!(stores[1].await_release(CENSUS, 1).unwrap().model, m0);
+    // Iteration 0 changes three weights (a mini-batch's features): the stream carries them.
+    let mut m1 = m0.clone();
+    for i in [5, 700, 9_999] {
+        m1[i] += 0.125;
+    }
+    assert!(matches!(stores[1].arrive(0, 1, &[1.0]).unwrap(), Arrival::Wait));
+    assert!(matches!(stores[0].arrive(0, 0, &[1.0]).unwrap(), Arrival::Reduce(_)));
+    stores[0].release(0, &release(m1.clone())).unwrap();
+    let entry: redis::Value =
+        redis::cmd("XRANGE").arg("ifp:{delta}:s:0").arg("-").arg("+").query(&mut redis.con()).unwrap();
+    let streamed = format!("{entry:?}");
+    let whole: Vec<u8> = redis::cmd("GET").arg("ifp:{delta}:r:0").query(&mut redis.con()).unwrap();
+    assert!(whole.len() > 9 + 8 * 9_000, "r: keeps the whole release ({} bytes)", whole.len());
+    assert!(streamed.len() < 2_000, "the stream holds 3 changes, not 10,000 values: {streamed}");
+    let got = stores[1].await_release(0, 1).unwrap();
+    assert!(got.model.iter().zip(&m1).all(|(a, b)| a.to_bits() == b.to_bits()), "the changes applied bit for bit");
+    // A store that did not see the model before (a rejoined function) reads the whole release.
+    let mut fresh = RedisStore::connect(&url, "delta", 1, 2, Duration::from_secs(5)).unwrap();
+    assert_eq!(fresh.await_release(0, 1).unwrap().model, m1);
+}

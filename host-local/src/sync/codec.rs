@@ -68,6 +68,53 @@ pub fn decode_partial(b: &[u8]) -> Option<Vec<f64>> {
     }
 }
 
+/// The coordinates of `new` whose bits differ from `base`, as `'U'`, the length, then
+/// `(index u32, new value f64)` pairs: what a function that holds `base` needs to get `new`
+/// bit for bit. `None` when that is not smaller than [`encode_partial`] of `new` (or the
+/// lengths differ). A mini-batch step changes only the weights of its rows' features.
+pub fn encode_changes(base: &[f64], new: &[f64]) -> Option<Vec<u8>> {
+    if base.len() != new.len() || new.len() > u32::MAX as usize {
+        return None;
+    }
+    let changed = base.iter().zip(new).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    if SPARSE_HEADER + SPARSE_ENTRY * changed >= encoded_len(new) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(SPARSE_HEADER + SPARSE_ENTRY * changed);
+    out.push(b'U');
+    out.extend_from_slice(&(new.len() as u32).to_le_bytes());
+    for (i, (a, b)) in base.iter().zip(new).enumerate() {
+        if a.to_bits() != b.to_bits() {
+            out.extend_from_slice(&(i as u32).to_le_bytes());
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+    }
+    Some(out)
+}
+
+/// Whether `b` is [`encode_changes`]'s bytes (which need the base to decode).
+pub fn is_changes(b: &[u8]) -> bool {
+    b.first() == Some(&b'U')
+}
+
+/// `base` with [`encode_changes`]'s bytes applied (`None`: not such bytes, or for another
+/// length).
+pub fn apply_changes(base: &[f64], b: &[u8]) -> Option<Vec<f64>> {
+    let rest = b.strip_prefix(b"U")?;
+    if rest.len() < 4 || !(rest.len() - 4).is_multiple_of(SPARSE_ENTRY) {
+        return None;
+    }
+    if u32::from_le_bytes(rest[..4].try_into().ok()?) as usize != base.len() {
+        return None;
+    }
+    let mut out = base.to_vec();
+    for e in rest[4..].chunks_exact(SPARSE_ENTRY) {
+        let i = u32::from_le_bytes(e[..4].try_into().ok()?) as usize;
+        *out.get_mut(i)? = f64::from_le_bytes(e[4..].try_into().ok()?);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +129,24 @@ mod tests {
         assert_eq!((b[0], b.len(), encoded_len(&v)), (b'S', 5 + 3 * 12, 5 + 3 * 12));
         let back = decode_partial(&b).unwrap();
         assert!(back.iter().zip(&v).all(|(a, b)| a.to_bits() == b.to_bits()), "bit for bit, -0.0 included");
+    }
+
+    #[test]
+    fn a_model_that_changed_in_few_places_travels_as_its_changes() {
+        let base: Vec<f64> = (0..1000).map(|i| i as f64 * 0.5 - 3.0).collect();
+        let mut new = base.clone();
+        new[10] = 7.25;
+        new[999] = -0.0 * new[999].signum();
+        new[500] = f64::NAN;
+        let b = encode_changes(&base, &new).unwrap();
+        assert!(is_changes(&b) && b.len() == 5 + 3 * 12, "{}", b.len());
+        let got = apply_changes(&base, &b).unwrap();
+        assert!(got.iter().zip(&new).all(|(a, b)| a.to_bits() == b.to_bits()), "bit for bit");
+        assert_eq!(decode_partial(&b), None, "changes need their base");
+        assert_eq!(apply_changes(&base[..999], &b), None, "another length");
+        // Everything changed: the plain encoding is smaller, so no changes are made.
+        let moved: Vec<f64> = base.iter().map(|v| v + 1.0).collect();
+        assert_eq!(encode_changes(&base, &moved), None);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use redis::{Connection, Script, Value};
 
-use super::codec::{decode_partial, encode_partial};
+use super::codec::{apply_changes, decode_partial, encode_changes, encode_partial, is_changes};
 use super::{JoinPoint, Release, SyncError, SyncStats, CENSUS};
 
 mod rounds;
@@ -310,6 +310,9 @@ pub struct RedisStore {
     resume: bool,
     /// Slept before every request ([`RedisStore::with_added_latency`]).
     latency: Duration,
+    /// The round and model of the last release this function released or waited for: the
+    /// base the next release's changes apply to ([`encode_release_from`]).
+    base: Option<(u32, Vec<f64>)>,
     /// The stale-synchronous scripts are loaded ([`stale`]: only jobs that use them).
     stale_loaded: bool,
 }
@@ -331,6 +334,28 @@ pub fn encode_release(r: &Release) -> Vec<u8> {
     out.extend_from_slice(&r.loss.to_le_bytes());
     out.extend_from_slice(&model);
     out
+}
+
+/// A release whose model is given as its changes from `base` (the model of the release
+/// before, which every waiter stepped on) when that is smaller ([`encode_changes`]), else as
+/// [`encode_release`] gives it.
+pub fn encode_release_from(r: &Release, base: &[f64]) -> Vec<u8> {
+    let Some(model) = encode_changes(base, &r.model) else { return encode_release(r) };
+    let mut out = Vec::with_capacity(9 + model.len());
+    out.push(r.converged as u8 | (r.stop as u8) << 1);
+    out.extend_from_slice(&r.loss.to_le_bytes());
+    out.extend_from_slice(&model);
+    out
+}
+
+/// Decodes [`encode_release_from`]'s bytes with the base they were made from (`None`: not
+/// such bytes; a release made by [`encode_release`] needs no base).
+pub fn decode_release_from(b: &[u8], base: &[f64]) -> Option<Release> {
+    if b.len() < 10 || !is_changes(&b[9..]) {
+        return decode_release(b);
+    }
+    let loss = f64::from_le_bytes(b[1..9].try_into().ok()?);
+    Some(Release { model: apply_changes(base, &b[9..])?, loss, converged: b[0] & 1 != 0, stop: b[0] & 2 != 0 })
 }
 
 /// Decodes [`encode_release`]'s bytes.
@@ -389,6 +414,7 @@ impl RedisStore {
             resume: false,
             latency: Duration::ZERO,
             stale_loaded: false,
+            base: None,
         })
     }
 

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use super::{bytes, decode_release, encode_release, round_key, text, RedisStore};
+use super::{
+    bytes, decode_release, decode_release_from, encode_release, encode_release_from, round_key, text, RedisStore,
+};
 use crate::function::sum_in_order;
 use crate::sync::codec::{decode_partial, encode_partial};
 use crate::sync::tree::Tree;
@@ -59,7 +61,7 @@ local p, t, ttl, groups, prev = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(AR
 if redis.call('EXISTS', p .. 'meta') == 0 then return 'lost' end
 if not redis.call('SET', p .. 'r:' .. t, ARGV[6], 'NX', 'EX', ttl) then return 'again' end
 local s = p .. 's:' .. t
-redis.call('XADD', s, '1-1', 'r', ARGV[6])
+redis.call('XADD', s, '1-1', 'r', ARGV[7])
 redis.call('EXPIRE', s, ttl)
 if tonumber(t) then redis.call('SET', p .. 'cur', tonumber(t) + 1, 'EX', ttl) end
 redis.call('EXPIRE', p .. 'meta', ttl)
@@ -297,6 +299,31 @@ pub(super) fn stream_fields(reply: &Value, name: &str) -> Option<Vec<Value>> {
     })
 }
 
+/// The round whose release's model round `t` steps on.
+fn before(t: u32) -> Option<u32> {
+    match t {
+        CENSUS => None,
+        0 => Some(CENSUS),
+        t => Some(t - 1),
+    }
+}
+
+impl RedisStore {
+    /// Round `t`'s whole release (`r:`), for a waiter that does not hold the model its
+    /// streamed changes apply to (one more round trip; `None`: not there any more).
+    fn whole_release(&mut self, t: u32, at: &str) -> Result<Option<Release>, SyncError> {
+        self.request();
+        let v: Value = redis::cmd("GET")
+            .arg(format!("{}r:{}", self.prefix, round_key(t)))
+            .query(&mut self.con)
+            .map_err(|e| self.store_err(at, e))?;
+        match v {
+            Value::Nil => Err(self.lost(at)),
+            other => Ok(bytes(&other).and_then(decode_release)),
+        }
+    }
+}
+
 /// Where [`DECIDE`] sits in [`RedisStore`]'s scripts.
 pub(super) const DECIDE_AT: usize = 1;
 
@@ -340,8 +367,15 @@ impl StateStore for RedisStore {
             t => round_key(t - 1),
         };
         let (ttl, r) = (self.ttl, encode_release(release));
+        // Waiters stepped on the release before's model: the stream gives them its changes
+        // when that is smaller (`r:` keeps the whole release, for late and rejoining functions).
+        let streamed = match &self.base {
+            Some((b, model)) if Some(*b) == before(t) => encode_release_from(release, model),
+            _ => r.clone(),
+        };
         let key = round_key(t);
-        let v = self.script(2, &[&key, &ttl, &groups, &prev, &r]).map_err(|e| self.store_err(&at, e))?;
+        let v = self.script(2, &[&key, &ttl, &groups, &prev, &r, &streamed]).map_err(|e| self.store_err(&at, e))?;
+        self.base = Some((t, release.model.clone()));
         match text(&v).as_deref() {
             Some("ok") | Some("again") => Ok(()),
             Some("lost") => Err(self.lost(&at)),
@@ -368,7 +402,15 @@ impl StateStore for RedisStore {
         let entry = |name: &str| stream_fields(&v, name).filter(|fv| fv.len() == 2).map(|fv| fv[1].clone());
         let x = format!("{}x", self.prefix);
         if let Some(r) = entry(&s) {
-            return bytes(&r).and_then(decode_release).ok_or_else(|| self.bad_reply(&at, &v));
+            let b = bytes(&r).ok_or_else(|| self.bad_reply(&at, &v))?;
+            let release = match &self.base {
+                Some((round, model)) if Some(*round) == before(t) => decode_release_from(b, model),
+                _ if b.len() > 9 && crate::sync::codec::is_changes(&b[9..]) => self.whole_release(t, &at)?,
+                _ => decode_release(b),
+            }
+            .ok_or_else(|| self.bad_reply(&at, &v))?;
+            self.base = Some((t, release.model.clone()));
+            return Ok(release);
         }
         match entry(&x) {
             Some(a) => Err(self.aborted(&a)),
