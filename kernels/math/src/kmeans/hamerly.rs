@@ -49,15 +49,12 @@ const SCAN_ALL_BELOW: f64 = 0.25;
 /// and `k = 16`: 123 blocks of 512 rows).
 const SAMPLE_EVERY: usize = 16;
 
-/// What a block scanned with bounds counts as settled.
-#[derive(Clone, Copy)]
-enum Count {
-    None,
-    /// Rows whose old bounds, moved by the centroids' movement, would have settled them.
-    Moved,
-    /// Rows whose new upper bound the triangle inequality alone settles.
-    Half,
-}
+/// When the triangle inequality alone (a row's distance to its centroid below half the
+/// distance from that centroid to the nearest other) settles at least this share of a full
+/// scan's sample, the other blocks get upper bounds only (their lower bounds 0): the second
+/// best score per row is not worth its cost when so few rows would need it (they get it when
+/// first scored).
+const UPPER_ONLY_ABOVE: f64 = 0.9;
 
 /// An upper bound on `|s_j − (½‖c_j‖² − x·c_j)|`, the rounding error of a row's f32 score
 /// against any centroid (the f64 → f32 rounding of the centroids, the f32 half norms and the
@@ -183,23 +180,25 @@ impl KMeansShard {
         if full {
             // The sample blocks first, with bounds, to learn whether bounds will pay off; then
             // every block in order, the others with bounds only if so.
-            let (mut sample_rows, mut sample_settled) = (0u64, 0u64);
-            let count = if fresh { Count::Half } else { Count::Moved };
+            let (mut sample_rows, mut moved, mut half) = (0u64, 0u64, 0u64);
             for bi in (0..blocks).step_by(SAMPLE_EVERY) {
                 let rows = bi * b..((bi + 1) * b).min(n);
                 sample_rows += rows.len() as u64;
-                let (c, s) = self.bounds_block(&mut st, bi, rows, centroids, &margin, &moves, count);
-                changed += c;
-                sample_settled += s;
+                let c = self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, true);
+                changed += c.0;
+                moved += c.1;
+                half += c.2;
             }
-            let build = sample_settled as f64 >= SCAN_ALL_BELOW * sample_rows as f64;
+            let share = |rows: u64| rows as f64 / sample_rows.max(1) as f64;
+            let build = share(if fresh { half } else { moved }) >= SCAN_ALL_BELOW;
+            let upper_only = share(half) >= UPPER_ONLY_ABOVE;
             for bi in 0..blocks {
                 let rows = bi * b..((bi + 1) * b).min(n);
                 if bi % SAMPLE_EVERY != 0 {
-                    changed += if build {
-                        self.bounds_block(&mut st, bi, rows, centroids, &margin, &moves, Count::None).0
-                    } else {
-                        self.lloyd_block(rows, centroids, &mut st.blocks[bi * stride..(bi + 1) * stride])
+                    changed += match (build, upper_only) {
+                        (false, _) => self.lloyd_block(rows, centroids, &mut st.blocks[bi * stride..(bi + 1) * stride]),
+                        (true, false) => self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, false).0,
+                        (true, true) => self.bounds_block::<1>(&mut st, bi, rows, centroids, &margin, &moves, false).0,
                     };
                 }
                 add_to(out, &st.blocks[bi * stride..(bi + 1) * stride]);
@@ -248,7 +247,7 @@ impl KMeansShard {
                 }
                 let o = g * ROWS_PER_BLOCK;
                 let m = group.len();
-                centroids.assign_rows::<true>(&buf[..m * d], &mut best[o..o + m], &mut top[o..o + m]);
+                centroids.assign_rows::<2>(&buf[..m * d], &mut best[o..o + m], &mut top[o..o + m]);
             }
             self.scored += todo.len() as u64;
             for (t, &row) in todo.iter().enumerate() {
@@ -292,11 +291,14 @@ impl KMeansShard {
     }
 
     /// Scores every row of block `bi` (`rows`) as Lloyd's scan does, rebuilds the rows' bounds
-    /// from their two best scores and the block's sums (added while each group's rows are in
-    /// cache, in row order from zero); returns the rows that changed centroid and the rows
-    /// `count` finds settled.
+    /// from their two best scores (`SCORES = 2`; with 1, from the best alone and lower bounds
+    /// 0) and the block's sums (added while each group's rows are in cache, in row order from
+    /// zero). Returns the rows that changed centroid and, with `count`, the rows whose old
+    /// bounds, moved by the centroids' movement and with the upper bound tightened to this
+    /// scan's distance, would have settled them; then the rows whose new upper bound the
+    /// triangle inequality alone settles (lower bound 0, no centroid moving).
     #[allow(clippy::too_many_arguments)]
-    fn bounds_block(
+    fn bounds_block<const SCORES: u8>(
         &mut self,
         st: &mut Bounds,
         bi: usize,
@@ -304,34 +306,28 @@ impl KMeansShard {
         centroids: &Centroids,
         margin: &Margin,
         moves: &Moves,
-        count: Count,
-    ) -> (u64, u64) {
+        count: bool,
+    ) -> (u64, u64, u64) {
         let (d, k) = (self.d, centroids.k);
         let stride = k * d + 2 * k;
         let slot = &mut st.blocks[bi * stride..(bi + 1) * stride];
         let (mut best, mut top) = ([0u32; ROWS_PER_BLOCK], [[0.0f32; 2]; ROWS_PER_BLOCK]);
-        let (mut changed, mut settled_rows) = (0u64, 0u64);
+        let (mut changed, mut moved, mut half) = (0u64, 0u64, 0u64);
         slot.fill(0.0);
         for g0 in rows.clone().step_by(ROWS_PER_BLOCK) {
             let g1 = (g0 + ROWS_PER_BLOCK).min(rows.end);
             let (best, top) = (&mut best[..g1 - g0], &mut top[..g1 - g0]);
-            centroids.assign_rows::<true>(&self.x[g0 * d..g1 * d], best, top);
+            centroids.assign_rows::<SCORES>(&self.x[g0 * d..g1 * d], best, top);
             for (o, (&j, &t)) in best.iter().zip(top.iter()).enumerate() {
                 let row = g0 + o;
                 let (sq, old) = (self.sqnorm[row], self.labels[row]);
                 let e = margin.of(sq);
                 let (upper, lower) = bounds_of(t, sq, e);
-                settled_rows += match count {
-                    Count::None => false,
-                    // Would the old bounds, moved and with the upper bound tightened (to this
-                    // scan's distance), have settled the row?
-                    Count::Moved => {
-                        old == j && moves.settles(moves.lower(st.lower[row], j as usize), upper, j as usize, e)
-                    }
-                    // Would the new bounds settle it if no centroid moved but its lower
-                    // bound dropped to the triangle inequality's?
-                    Count::Half => moves.settles(0.0, upper, j as usize, e),
-                } as u64;
+                if count {
+                    let a = j as usize;
+                    moved += (old == j && moves.settles(moves.lower(st.lower[row], a), upper, a, e)) as u64;
+                    half += moves.settles(0.0, upper, a, e) as u64;
+                }
                 st.upper[row] = upper;
                 st.lower[row] = lower;
                 changed += (old != j) as u64;
@@ -339,7 +335,7 @@ impl KMeansShard {
                 add_row(slot, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
             }
         }
-        (changed, settled_rows)
+        (changed, moved, half)
     }
 
     /// Recomputes, in row order from zero, the sums, counts and sums of squared norms of the
@@ -507,6 +503,26 @@ mod tests {
         lloyd_vs_hamerly(&x, d, k, &first_rows(&x, k, d), 15);
         let full = full_scans(&x, d, k, 15);
         assert!(!full.is_empty(), "no full scan after the first step: the test does not exercise them");
+    }
+
+    /// Far-apart blobs from one row of each (as k-means++ starts): the first step's sample
+    /// finds the triangle inequality settling nearly every row, so the other blocks get upper
+    /// bounds only; the steps after it still equal Lloyd's and skip nearly every row.
+    #[test]
+    fn hamerly_equals_lloyd_with_upper_bounds_only_after_a_start_inside_each_blob() {
+        let (d, k) = (4, 6);
+        let x = blobs(40 * block_rows(k), d, k, 100.0, 1.0, 0.0, 17);
+        let mut start: Vec<f64> = Vec::new();
+        for r in x.chunks_exact(d) {
+            let far = |c: &[f64]| c.iter().zip(r).map(|(a, &b)| (a - b as f64).powi(2)).sum::<f64>() > 100.0;
+            if start.len() < k * d && start.chunks_exact(d).all(far) {
+                start.extend(r.iter().map(|&v| v as f64));
+            }
+        }
+        assert_eq!(start.len(), k * d, "the blobs are not far apart");
+        let (iters, scored, all) = lloyd_vs_hamerly(&x, d, k, &start, 10);
+        let n = x.len() / d;
+        assert!(scored < n as u64 + (all - n as u64) / 20, "Hamerly scored {scored} of {all} rows in {iters} iterations");
     }
 
     #[test]

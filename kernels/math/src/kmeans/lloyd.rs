@@ -42,7 +42,7 @@ pub(super) fn scan_block(
     slot.fill(0.0);
     for g0 in rows.clone().step_by(ROWS_PER_BLOCK) {
         let g1 = (g0 + ROWS_PER_BLOCK).min(rows.end);
-        centroids.assign_rows::<false>(&x[g0 * d..g1 * d], &mut best[..g1 - g0], &mut []);
+        centroids.assign_rows::<0>(&x[g0 * d..g1 * d], &mut best[..g1 - g0], &mut []);
         for (o, &j) in best[..g1 - g0].iter().enumerate() {
             let row = g0 + o;
             changed += (labels[row] != j) as u64;
