@@ -145,10 +145,13 @@ impl Moves {
 /// margin `e`: (upper, lower).
 #[inline(always)]
 fn bounds_of([s0, s1]: [f32; 2], sq: f64, e: f64) -> (f64, f64) {
-    (
-        max_f64(2.0 * (s0 as f64 + e) + sq, 0.0).sqrt() * (1.0 + 1e-12),
-        max_f64(2.0 * (s1 as f64 - e) + sq, 0.0).sqrt() * (1.0 - 1e-12),
-    )
+    (upper_of(s0, sq, e), max_f64(2.0 * (s1 as f64 - e) + sq, 0.0).sqrt() * (1.0 - 1e-12))
+}
+
+/// The upper bound of [`bounds_of`] alone, from the smallest score `s0`.
+#[inline(always)]
+fn upper_of(s0: f32, sq: f64, e: f64) -> f64 {
+    max_f64(2.0 * (s0 as f64 + e) + sq, 0.0).sqrt() * (1.0 + 1e-12)
 }
 
 impl KMeansShard {
@@ -298,6 +301,7 @@ impl KMeansShard {
     /// scan's distance, would have settled them; then the rows whose new upper bound the
     /// triangle inequality alone settles (lower bound 0, no centroid moving).
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn bounds_block<const SCORES: u8>(
         &mut self,
         st: &mut Bounds,
@@ -322,7 +326,7 @@ impl KMeansShard {
                 let row = g0 + o;
                 let (sq, old) = (self.sqnorm[row], self.labels[row]);
                 let e = margin.of(sq);
-                let (upper, lower) = bounds_of(t, sq, e);
+                let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
                 if count {
                     let a = j as usize;
                     moved += (old == j && moves.settles(moves.lower(st.lower[row], a), upper, a, e)) as u64;
@@ -522,7 +526,10 @@ mod tests {
         assert_eq!(start.len(), k * d, "the blobs are not far apart");
         let (iters, scored, all) = lloyd_vs_hamerly(&x, d, k, &start, 10);
         let n = x.len() / d;
-        assert!(scored < n as u64 + (all - n as u64) / 20, "Hamerly scored {scored} of {all} rows in {iters} iterations");
+        assert!(
+            scored < n as u64 + (all - n as u64) / 20,
+            "Hamerly scored {scored} of {all} rows in {iters} iterations"
+        );
     }
 
     #[test]
