@@ -184,10 +184,11 @@ impl KMeansShard {
             // The sample blocks first, with bounds, to learn whether bounds will pay off; then
             // every block in order, the others with bounds only if so.
             let (mut sample_rows, mut moved, mut half) = (0u64, 0u64, 0u64);
+            let mut scratch = (vec![0u32; b], vec![[0.0f32; 2]; b]);
             for bi in (0..blocks).step_by(SAMPLE_EVERY) {
                 let rows = bi * b..((bi + 1) * b).min(n);
                 sample_rows += rows.len() as u64;
-                let c = self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, true);
+                let c = self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, true, &mut scratch);
                 changed += c.0;
                 moved += c.1;
                 half += c.2;
@@ -200,8 +201,12 @@ impl KMeansShard {
                 if bi % SAMPLE_EVERY != 0 {
                     changed += match (build, upper_only) {
                         (false, _) => self.lloyd_block(rows, centroids, &mut st.blocks[bi * stride..(bi + 1) * stride]),
-                        (true, false) => self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, false).0,
-                        (true, true) => self.bounds_block::<1>(&mut st, bi, rows, centroids, &margin, &moves, false).0,
+                        (true, false) => {
+                            self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
+                        }
+                        (true, true) => {
+                            self.bounds_block::<1>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
+                        }
                     };
                 }
                 add_to(out, &st.blocks[bi * stride..(bi + 1) * stride]);
@@ -214,6 +219,34 @@ impl KMeansShard {
             self.bounds = Some(st);
             return changed;
         }
+        let (changed, settled_rows) = self.bounded_step(&mut st, model, centroids, &margin, &moves, out);
+        st.prev.clear();
+        st.prev.extend_from_slice(&model[..k * d]);
+        st.scan_all_next = (settled_rows as f64) < SCAN_ALL_BELOW * n as f64;
+        self.scanned_all = false;
+        self.bounds = Some(st);
+        changed
+    }
+
+    /// The rows whose bounds do not settle them are gathered and scored; the sums of a block
+    /// are recomputed only for the clusters its moved rows left or joined. Returns the rows
+    /// that changed centroid and the rows the bounds settled. (On its own, so that the margin
+    /// and the movements reach the row loop as read-only values the compiler keeps in
+    /// registers: inlined, the wasm build reloaded them for every row.)
+    #[inline(never)]
+    fn bounded_step(
+        &mut self,
+        st: &mut Bounds,
+        model: &[f64],
+        centroids: &Centroids,
+        margin: &Margin,
+        moves: &Moves,
+        out: &mut [f64],
+    ) -> (u64, u64) {
+        let (d, k, n) = (self.d, centroids.k, self.sqnorm.len());
+        let b = block_rows(k);
+        let stride = k * d + 2 * k;
+        let mut changed = 0u64;
         // Rows the bounds settle.
         let mut settled_rows = 0u64;
         let mut dirty = vec![false; k];
@@ -278,12 +311,7 @@ impl KMeansShard {
             }
             add_to(out, slot);
         }
-        st.prev.clear();
-        st.prev.extend_from_slice(&model[..k * d]);
-        st.scan_all_next = (settled_rows as f64) < SCAN_ALL_BELOW * n as f64;
-        self.scanned_all = false;
-        self.bounds = Some(st);
-        changed
+        (changed, settled_rows)
     }
 
     /// [`scan_block`] of `rows`, compiled on its own (inlined into the step's loop, the
@@ -295,8 +323,8 @@ impl KMeansShard {
 
     /// Scores every row of block `bi` (`rows`) as Lloyd's scan does, rebuilds the rows' bounds
     /// from their two best scores (`SCORES = 2`; with 1, from the best alone and lower bounds
-    /// 0) and the block's sums (added while each group's rows are in cache, in row order from
-    /// zero). Returns the rows that changed centroid and, with `count`, the rows whose old
+    /// 0) and the block's sums (in row order from zero); `scratch` holds a block's best
+    /// centroids and scores. Returns the rows that changed centroid and, with `count`, the rows whose old
     /// bounds, moved by the centroids' movement and with the upper bound tightened to this
     /// scan's distance, would have settled them; then the rows whose new upper bound the
     /// triangle inequality alone settles (lower bound 0, no centroid moving).
@@ -311,33 +339,31 @@ impl KMeansShard {
         margin: &Margin,
         moves: &Moves,
         count: bool,
+        scratch: &mut (Vec<u32>, Vec<[f32; 2]>),
     ) -> (u64, u64, u64) {
         let (d, k) = (self.d, centroids.k);
         let stride = k * d + 2 * k;
         let slot = &mut st.blocks[bi * stride..(bi + 1) * stride];
-        let (mut best, mut top) = ([0u32; ROWS_PER_BLOCK], [[0.0f32; 2]; ROWS_PER_BLOCK]);
         let (mut changed, mut moved, mut half) = (0u64, 0u64, 0u64);
+        // The whole block in one scan (per group of rows, the wasm build ran more
+        // instructions), then its rows (now in L2) row by row.
+        let (best, top) = (&mut scratch.0[..rows.len()], &mut scratch.1[..rows.len()]);
+        centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], best, top);
         slot.fill(0.0);
-        for g0 in rows.clone().step_by(ROWS_PER_BLOCK) {
-            let g1 = (g0 + ROWS_PER_BLOCK).min(rows.end);
-            let (best, top) = (&mut best[..g1 - g0], &mut top[..g1 - g0]);
-            centroids.assign_rows::<SCORES>(&self.x[g0 * d..g1 * d], best, top);
-            for (o, (&j, &t)) in best.iter().zip(top.iter()).enumerate() {
-                let row = g0 + o;
-                let (sq, old) = (self.sqnorm[row], self.labels[row]);
-                let e = margin.of(sq);
-                let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
-                if count {
-                    let a = j as usize;
-                    moved += (old == j && moves.settles(moves.lower(st.lower[row], a), upper, a, e)) as u64;
-                    half += moves.settles(0.0, upper, a, e) as u64;
-                }
-                st.upper[row] = upper;
-                st.lower[row] = lower;
-                changed += (old != j) as u64;
-                self.labels[row] = j;
-                add_row(slot, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
+        for (row, (&j, &t)) in rows.zip(best.iter().zip(top.iter())) {
+            let (sq, old) = (self.sqnorm[row], self.labels[row]);
+            let e = margin.of(sq);
+            let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
+            if count {
+                let a = j as usize;
+                moved += (old == j && moves.settles(moves.lower(st.lower[row], a), upper, a, e)) as u64;
+                half += moves.settles(0.0, upper, a, e) as u64;
             }
+            st.upper[row] = upper;
+            st.lower[row] = lower;
+            changed += (old != j) as u64;
+            self.labels[row] = j;
+            add_row(slot, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
         }
         (changed, moved, half)
     }
