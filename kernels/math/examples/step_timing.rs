@@ -66,7 +66,9 @@ fn main() {
     drop(s);
 
     // Unclustered data (standard normal rows, the first k rows as centroids): the bounds
-    // settle few rows while the centroids move far; 12 steps of Lloyd and of the default.
+    // settle few rows while the centroids move far. A Lloyd and a default (Hamerly) shard step
+    // the same models side by side for 12 steps, `runs` times; each step is timed on both, and
+    // the steps Hamerly scans in full (after the first) give the full-scan / Lloyd ratio.
     let mut rng = SplitMix64::new(3);
     let normal = |r: &mut SplitMix64| {
         let (u, v) = (r.next_f64().max(1e-300), r.next_f64());
@@ -75,23 +77,45 @@ fn main() {
     let x: Vec<f32> = (0..n * d).map(|_| normal(&mut rng)).collect();
     let shape = DataShape { cols: d as u32, has_labels: false, total_rows: n as u64 };
     let params = vec![("k".to_string(), k.to_string())];
-    for (name, code) in [("lloyd", 0.0), ("hamerly", 1.0)] {
-        let mut s = KMeans::new_shard(shape);
-        s.append(&x, &[]).unwrap();
-        let mut m: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).chain([code]).collect();
-        let (t, mut step_ms, mut scored) = (Instant::now(), Vec::new(), Vec::new());
-        for _ in 0..12 {
-            let ts = Instant::now();
-            let p = s.step(&m).unwrap();
-            step_ms.push((ts.elapsed().as_secs_f64() * 1e3).round());
-            scored.push(s.scored_rows());
+    let (mut total, mut full_ratios) = ([0.0f64; 2], Vec::new());
+    let runs = repeats.div_ceil(3);
+    for run in 0..runs {
+        let new = || {
+            let mut s = KMeans::new_shard(shape);
+            s.append(&x, &[]).unwrap();
+            s
+        };
+        let (mut lloyd, mut ham) = (new(), new());
+        let mut m: Vec<f64> = x[..k * d].iter().map(|&v| v as f64).chain([1.0]).collect();
+        let (mut step_ms, mut scored) = (Vec::new(), Vec::new());
+        for it in 0..12 {
+            let t = Instant::now();
+            let p = ham.step(&m).unwrap();
+            let h = t.elapsed().as_secs_f64() * 1e3;
+            let ml: Vec<f64> = m[..k * d].iter().copied().chain([0.0]).collect();
+            let t = Instant::now();
+            std::hint::black_box(lloyd.step(&ml).unwrap());
+            let l = t.elapsed().as_secs_f64() * 1e3;
+            (total[0], total[1]) = (total[0] + l, total[1] + h);
+            if it > 0 && ham.scanned_all() {
+                full_ratios.push(h / l);
+            }
+            step_ms.push([l.round(), h.round()]);
+            scored.push(ham.scored_rows());
             m = KMeans::update(&params, shape, &m, &p).unwrap().model;
         }
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        println!(
-            "native 12 steps on unclustered data from the first rows, {name}: {ms:.1} ms, rows scored per step {scored:?}, ms per step {step_ms:?}"
-        );
+        if run == 0 {
+            println!("native 12 steps on unclustered data from the first rows: rows Hamerly scored per step {scored:?}, ms per step [Lloyd, Hamerly] {step_ms:?}");
+        }
     }
+    full_ratios.sort_by(f64::total_cmp);
+    println!(
+        "  {runs} runs: Lloyd {:.1} ms, Hamerly {:.1} ms per 12 steps; Hamerly's {} full scans after the first step / Lloyd's step: median {:.3}",
+        total[0] / runs as f64,
+        total[1] / runs as f64,
+        full_ratios.len(),
+        full_ratios.get(full_ratios.len() / 2).copied().unwrap_or(f64::NAN)
+    );
 
     // k-means to convergence on k blobs (centres uniform in ±10, unit-variance noise) from
     // k-means++ centroids picked from the first 10,000 rows (as `ifp bench` does) and the

@@ -44,30 +44,31 @@ impl Centroids {
         Self { d, k, t, half_norm }
     }
 
-    /// Assigns every row of the contiguous `rows` (`best.len()` rows); with `TOP2`, also
-    /// writes each row's smallest and second smallest score (over all other centroids) to `top`.
+    /// Assigns every row of the contiguous `rows` (`best.len()` rows); with `SCORES = 2`, also
+    /// writes each row's smallest and second smallest score (over all other centroids) to
+    /// `top`, with `SCORES = 1` the smallest and −∞, with `SCORES = 0` nothing.
     #[inline(always)]
-    pub(super) fn assign_rows<const TOP2: bool>(&self, rows: &[f32], best: &mut [u32], top: &mut [[f32; 2]]) {
+    pub(super) fn assign_rows<const SCORES: u8>(&self, rows: &[f32], best: &mut [u32], top: &mut [[f32; 2]]) {
         const R: usize = ROWS_PER_BLOCK;
         let (d, n) = (self.d, best.len());
         let mut i = 0;
         while i + R <= n {
-            let top: &mut [[f32; 2]] = if TOP2 { &mut top[i..i + R] } else { &mut [] };
-            self.assign::<R, TOP2>(&rows[i * d..(i + R) * d], &mut best[i..i + R], top);
+            let top: &mut [[f32; 2]] = if SCORES > 0 { &mut top[i..i + R] } else { &mut [] };
+            self.assign::<R, SCORES>(&rows[i * d..(i + R) * d], &mut best[i..i + R], top);
             i += R;
         }
-        let top: &mut [[f32; 2]] = if TOP2 { &mut top[i..n] } else { &mut [] };
+        let top: &mut [[f32; 2]] = if SCORES > 0 { &mut top[i..n] } else { &mut [] };
         match n - i {
-            1 => self.assign::<1, TOP2>(&rows[i * d..n * d], &mut best[i..n], top),
-            2 => self.assign::<2, TOP2>(&rows[i * d..n * d], &mut best[i..n], top),
+            1 => self.assign::<1, SCORES>(&rows[i * d..n * d], &mut best[i..n], top),
+            2 => self.assign::<2, SCORES>(&rows[i * d..n * d], &mut best[i..n], top),
             _ => {}
         }
     }
 
     /// Writes into `best[r]` the index of the closest centroid to row `r` of `rows`
-    /// (the first one on ties); with `TOP2`, `top[r]` gets the two smallest scores.
+    /// (the first one on ties); `top[r]` gets its scores as [`Self::assign_rows`] says.
     #[inline(always)]
-    fn assign<const R: usize, const TOP2: bool>(&self, rows: &[f32], best: &mut [u32], top: &mut [[f32; 2]]) {
+    fn assign<const R: usize, const SCORES: u8>(&self, rows: &[f32], best: &mut [u32], top: &mut [[f32; 2]]) {
         let d = self.d;
         let mut best_score = [f32::INFINITY; R];
         let mut second = [f32::INFINITY; R];
@@ -86,7 +87,7 @@ impl Centroids {
                 let m = s[0].min(s[1]).min(s[2].min(s[3])).hmin();
                 let mv = F32x4::splat(m);
                 let mask = || s[0].eq_mask(mv) | s[1].eq_mask(mv) << 4 | s[2].eq_mask(mv) << 8 | s[3].eq_mask(mv) << 12;
-                if TOP2 {
+                if SCORES == 2 {
                     // The chunk's second smallest score (a tie with the smallest counts), merged
                     // with the smallest two so far: the best score among the other centroids.
                     let m2 = if mask().count_ones() >= 2 {
@@ -104,9 +105,9 @@ impl Centroids {
                 }
             }
         }
-        if TOP2 {
+        if SCORES > 0 {
             for r in 0..R {
-                top[r] = [best_score[r], second[r]];
+                top[r] = [best_score[r], if SCORES == 2 { second[r] } else { f32::NEG_INFINITY }];
             }
         }
     }

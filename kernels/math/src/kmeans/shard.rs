@@ -4,6 +4,7 @@
 use super::hamerly::Bounds;
 use super::scan::Centroids;
 use super::{split_model, Layout};
+use crate::simd::add_widened;
 use crate::{check_chunk, DataShape};
 
 /// A resident slice of rows for k-means, with the last assignment of each row and, under
@@ -58,6 +59,16 @@ impl KMeansShard {
     pub fn scanned_all(&self) -> bool {
         self.scanned_all
     }
+}
+
+/// Adds one row (`x`, of squared norm `sq`) assigned to cluster `j` to a block's
+/// `[sums (k·d) | counts (k) | sumsq (k)]`.
+#[inline(always)]
+pub(super) fn add_row(slot: &mut [f64], k: usize, j: usize, x: &[f32], sq: f64) {
+    let d = x.len();
+    add_widened(&mut slot[j * d..(j + 1) * d], x);
+    slot[k * d + j] += 1.0;
+    slot[k * d + k + j] += sq;
 }
 
 /// `out[..slot.len()] += slot` (a block's `[sums | counts | sumsq]` is the partial's prefix).
