@@ -64,7 +64,7 @@ impl Row<'_> {
     fn dot(self, w: &[f64]) -> f64 {
         match self {
             Row::Dense(x) => w.iter().zip(x).map(|(w, &x)| w * x as f64).sum::<f64>(),
-            Row::Sparse(idx, val) => idx.iter().zip(val).map(|(&i, &v)| w[i as usize] * v as f64).sum::<f64>(),
+            Row::Sparse(idx, val) => ifp_kernel_math::csr::dot(w, idx, val),
         }
     }
 }

@@ -233,8 +233,11 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<()> {
     };
     let results = runner::run_grid(&plan, &grid, a.repeat, &a.out_dir)?;
     // The sweep's own --target-loss, else the runs' (`-- --target-loss L`), else the default.
-    let run_target =
-        a.run_args.iter().position(|x| x == "--target-loss").and_then(|i| a.run_args.get(i + 1)?.parse().ok());
+    let run_target = a.run_args.iter().enumerate().find_map(|(i, x)| match x.strip_prefix("--target-loss") {
+        Some("") => a.run_args.get(i + 1)?.parse().ok(),
+        Some(v) => v.strip_prefix('=')?.parse().ok(),
+        None => None,
+    });
     let target = a.target_loss.or(run_target).or_else(|| report::default_target(&results));
     let rows = report::summarise(&results, arch.prices(), target);
     if let Some(t) = target {

@@ -369,12 +369,13 @@ impl StateStore for RedisStore {
         let (ttl, r) = (self.ttl, encode_release(release));
         // Waiters stepped on the release before's model: the stream gives them its changes
         // when that is smaller (`r:` keeps the whole release, for late and rejoining functions).
-        let streamed = match &self.base {
-            Some((b, model)) if Some(*b) == before(t) => encode_release_from(release, model),
-            _ => r.clone(),
+        let changes = match &self.base {
+            Some((b, model)) if Some(*b) == before(t) => Some(encode_release_from(release, model)),
+            _ => None,
         };
+        let streamed = changes.as_ref().unwrap_or(&r);
         let key = round_key(t);
-        let v = self.script(2, &[&key, &ttl, &groups, &prev, &r, &streamed]).map_err(|e| self.store_err(&at, e))?;
+        let v = self.script(2, &[&key, &ttl, &groups, &prev, &r, streamed]).map_err(|e| self.store_err(&at, e))?;
         self.base = Some((t, release.model.clone()));
         match text(&v).as_deref() {
             Some("ok") | Some("again") => Ok(()),

@@ -13,14 +13,20 @@ use crate::ClassCount;
 /// The predicted class of the row `x` under `model` (whose first values are the weights and
 /// intercepts of layout `l`).
 pub fn predict(l: Layout, model: &[f64], x: &[f32]) -> usize {
+    predict_with(l, model, |w| dot_widened(w, x))
+}
+
+/// [`predict`] for a row given by its dot product with one weight vector (`dot(w) = w·x`):
+/// dense or sparse rows alike.
+pub fn predict_with(l: Layout, model: &[f64], dot: impl Fn(&[f64]) -> f64) -> usize {
     let (d, c) = (l.d, l.vectors);
     let (w, b) = (&model[..c * d], &model[c * d..c * d + c]);
     if c == 1 {
-        return usize::from(dot_widened(w, x) + b[0] >= 0.0);
+        return usize::from(dot(w) + b[0] >= 0.0);
     }
     let mut best = (0, f64::NEG_INFINITY);
     for k in 0..c {
-        let z = dot_widened(&w[k * d..(k + 1) * d], x) + b[k];
+        let z = dot(&w[k * d..(k + 1) * d]) + b[k];
         if z > best.1 {
             best = (k, z);
         }

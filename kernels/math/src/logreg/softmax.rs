@@ -28,18 +28,9 @@ pub fn step(l: Layout, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
                 *ek = dot_widened(&w[k * d..(k + 1) * d], row) + b[k];
                 zmax = max_f64(*ek, zmax);
             }
-            let yk = yi as usize;
-            let zy = e[yk] - zmax;
-            let mut sum = 0.0;
-            for ek in e.iter_mut() {
-                *ek = exp_nonpositive(*ek - zmax);
-                sum += *ek;
-            }
-            // `sum ≥ 1` (the maximum's own term), so the logarithm is finite.
-            loss += sum.ln() - zy;
-            let inv = 1.0 / sum;
+            loss += residuals(&mut e, zmax, yi as usize);
             for (k, &ek) in e.iter().enumerate() {
-                r[k * BLOCK + i] = ek * inv - (k == yk) as u8 as f64;
+                r[k * BLOCK + i] = ek;
             }
         }
         let rows = yb.len();
@@ -52,6 +43,24 @@ pub fn step(l: Layout, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
     out[c * (d + 1)] = loss;
     out[c * (d + 1) + 1] = y.len() as f64;
     out
+}
+
+/// Turns the class scores `z` (their maximum `zmax`) of a row labelled `yk` into its residuals
+/// `softmax(z)_k − [k = yk]`, in place; returns the row's cross-entropy `ln Σ e^{z_k} − z_yk`.
+#[inline]
+pub fn residuals(z: &mut [f64], zmax: f64, yk: usize) -> f64 {
+    let zy = z[yk] - zmax;
+    let mut sum = 0.0;
+    for zk in z.iter_mut() {
+        *zk = exp_nonpositive(*zk - zmax);
+        sum += *zk;
+    }
+    let inv = 1.0 / sum;
+    for (k, zk) in z.iter_mut().enumerate() {
+        *zk = *zk * inv - (k == yk) as u8 as f64;
+    }
+    // `sum ≥ 1` (the maximum's own term), so the logarithm is finite.
+    sum.ln() - zy
 }
 
 #[cfg(test)]

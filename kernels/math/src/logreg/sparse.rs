@@ -37,17 +37,8 @@ pub fn step(l: Layout, x: &Csr, y: &[f32], rows: Option<&[u32]>, model: &[f64]) 
             *ek = dot(&w[k * d..(k + 1) * d], idx, val) + b[k];
             zmax = max_f64(*ek, zmax);
         }
-        let yk = y[r] as usize;
-        let zy = e[yk] - zmax;
-        let mut sum = 0.0;
-        for ek in e.iter_mut() {
-            *ek = exp_nonpositive(*ek - zmax);
-            sum += *ek;
-        }
-        loss += sum.ln() - zy;
-        let inv = 1.0 / sum;
-        for (k, &ek) in e.iter().enumerate() {
-            let res = ek * inv - (k == yk) as u8 as f64;
+        loss += super::softmax::residuals(&mut e, zmax, y[r] as usize);
+        for (k, &res) in e.iter().enumerate() {
             axpy(&mut out[k * d..(k + 1) * d], res, idx, val);
             out[c * d + k] += res;
         }
@@ -74,26 +65,12 @@ pub fn step(l: Layout, x: &Csr, y: &[f32], rows: Option<&[u32]>, model: &[f64]) 
 /// Per class, the rows of `x` labelled with it and those of them `model` predicts right (as
 /// [`super::score::count`] for dense rows).
 pub fn count(l: Layout, model: &[f64], x: &Csr, y: &[f32]) -> Vec<ClassCount> {
-    let (d, c) = (l.d, l.vectors);
-    let (w, b) = (&model[..c * d], &model[c * d..c * d + c]);
     let mut out = vec![ClassCount::default(); l.classes()];
     for (r, &label) in y.iter().enumerate() {
         let (idx, val) = x.row(r);
-        let predicted = if c == 1 {
-            usize::from(dot(w, idx, val) + b[0] >= 0.0)
-        } else {
-            let mut best = (0, f64::NEG_INFINITY);
-            for k in 0..c {
-                let z = dot(&w[k * d..(k + 1) * d], idx, val) + b[k];
-                if z > best.1 {
-                    best = (k, z);
-                }
-            }
-            best.0
-        };
         let k = label as usize;
         out[k].rows += 1;
-        out[k].correct += u64::from(predicted == k);
+        out[k].correct += u64::from(super::score::predict_with(l, model, |w| dot(w, idx, val)) == k);
     }
     out
 }
