@@ -57,6 +57,11 @@ impl KernelEngine {
             .wasm_relaxed_simd(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed)
             .epoch_interruption(sandbox.call_timeout.is_some());
+        // `IFP_PERFMAP=1`: write /tmp/perf-PID.map, so that `perf record` / `perf report` name
+        // the kernels' compiled functions (for profiling a kernel; costs nothing otherwise).
+        if std::env::var_os("IFP_PERFMAP").is_some_and(|v| v == "1") {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         c
     }
 

@@ -45,6 +45,20 @@ mod imp {
         pub fn min(self, o: Self) -> Self {
             Self(f32x4_pmin(self.0, o.0))
         }
+        #[inline(always)]
+        pub fn max(self, o: Self) -> Self {
+            Self(f32x4_pmax(self.0, o.0))
+        }
+        /// The smallest lane and the second smallest (equal to it when it occurs twice), by a
+        /// sorting network on lane pairs: no masks, no branches.
+        #[inline(always)]
+        pub fn two_min(self) -> (f32, f32) {
+            let sh = i32x4_shuffle::<2, 3, 0, 1>(self.0, self.0);
+            let (p, q) = (f32x4_pmin(self.0, sh), f32x4_pmax(self.0, sh));
+            let (p1, q1) = (i32x4_shuffle::<1, 0, 3, 2>(p, p), i32x4_shuffle::<1, 0, 3, 2>(q, q));
+            let second = f32x4_pmin(f32x4_pmax(p, p1), f32x4_pmin(q, q1));
+            (f32x4_extract_lane::<0>(f32x4_pmin(p, p1)), f32x4_extract_lane::<0>(second))
+        }
         /// Bit `l` is set when lane `l` of `self` equals that of `o`.
         #[inline(always)]
         pub fn eq_mask(self, o: Self) -> u32 {
@@ -55,11 +69,6 @@ mod imp {
             let s = f32x4_pmin(self.0, i32x4_shuffle::<2, 3, 0, 1>(self.0, self.0));
             let s = f32x4_pmin(s, i32x4_shuffle::<1, 0, 3, 2>(s, s));
             f32x4_extract_lane::<0>(s)
-        }
-        /// Lanes equal to `m` replaced by +∞.
-        #[inline(always)]
-        pub fn drop_eq(self, m: Self) -> Self {
-            Self(v128_bitselect(f32x4_splat(f32::INFINITY), self.0, f32x4_eq(self.0, m.0)))
         }
         #[inline(always)]
         pub fn to_array(self) -> [f32; 4] {
@@ -141,6 +150,21 @@ mod imp {
             Self(core::array::from_fn(|l| if o.0[l] < self.0[l] { o.0[l] } else { self.0[l] }))
         }
         #[inline(always)]
+        pub fn max(self, o: Self) -> Self {
+            // Same semantics as wasm's pmax: `self < o ? o : self`.
+            Self(core::array::from_fn(|l| if self.0[l] < o.0[l] { o.0[l] } else { self.0[l] }))
+        }
+        /// The smallest lane and the second smallest (equal to it when it occurs twice), by the
+        /// same sorting network as the wasm backend's.
+        #[inline(always)]
+        pub fn two_min(self) -> (f32, f32) {
+            let v = self.0;
+            let sh = Self([v[2], v[3], v[0], v[1]]);
+            let (p, q) = (self.min(sh), self.max(sh));
+            let (p1, q1) = (Self([p.0[1], p.0[0], p.0[3], p.0[2]]), Self([q.0[1], q.0[0], q.0[3], q.0[2]]));
+            (p.min(p1).0[0], p.max(p1).min(q.min(q1)).0[0])
+        }
+        #[inline(always)]
         pub fn eq_mask(self, o: Self) -> u32 {
             (0..4).fold(0, |m, l| m | (((self.0[l] == o.0[l]) as u32) << l))
         }
@@ -149,11 +173,6 @@ mod imp {
             let s = self.min(Self([self.0[2], self.0[3], self.0[0], self.0[1]]));
             let s = s.min(Self([s.0[1], s.0[0], s.0[3], s.0[2]]));
             s.0[0]
-        }
-        /// Lanes equal to `m` replaced by +∞.
-        #[inline(always)]
-        pub fn drop_eq(self, m: Self) -> Self {
-            Self(core::array::from_fn(|l| if self.0[l] == m.0[l] { f32::INFINITY } else { self.0[l] }))
         }
         #[inline(always)]
         pub fn to_array(self) -> [f32; 4] {
