@@ -232,17 +232,22 @@ impl KMeansShard {
             }
             let build = share(if fresh { half } else { moved }) >= SCAN_ALL_BELOW;
             let upper_only = share(half) >= UPPER_ONLY_ABOVE;
+            // Without bounds, the other blocks' sums go through one spare slot (nothing will
+            // reuse them: the next step scans every row again).
+            let mut spare = if build { Vec::new() } else { vec![0.0; stride] };
             for bi in 0..blocks {
                 let rows = bi * b..((bi + 1) * b).min(n);
-                if bi % SAMPLE_EVERY != 0 {
-                    changed += match (build, upper_only) {
-                        (false, _) => self.lloyd_block(rows, centroids, &mut st.blocks[bi * stride..(bi + 1) * stride]),
-                        (true, false) => {
-                            self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
-                        }
-                        (true, true) => {
-                            self.bounds_block::<1>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
-                        }
+                let sample = bi % SAMPLE_EVERY == 0;
+                if !sample && !build {
+                    changed += self.lloyd_block(rows, centroids, &mut spare);
+                    add_to(out, &spare);
+                    continue;
+                }
+                if !sample {
+                    changed += if upper_only {
+                        self.bounds_block::<1>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
+                    } else {
+                        self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
                     };
                 }
                 add_to(out, &st.blocks[bi * stride..(bi + 1) * stride]);
