@@ -410,29 +410,27 @@ impl KMeansShard {
         let stride = k * d + 2 * k;
         let slot = &mut st.blocks[bi * stride..(bi + 1) * stride];
         let (mut changed, mut moved, mut half) = (0u64, 0u64, 0u64);
-        // Per group of rows, as Lloyd's scan: each row's bounds and sums while it is in L1.
-        let (best, top) = (&mut scratch.0, &mut scratch.1);
+        // The whole block in one scan, then its rows (now in L2) row by row: per group of
+        // rows, the values the row loop keeps (the margin's) would be live across the scoring
+        // loop and take registers from its accumulators (the wasm build ran ~20 % more
+        // instructions than Lloyd's step).
+        let (best, top) = (&mut scratch.0[..rows.len()], &mut scratch.1[..rows.len()]);
+        centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], best, top);
         slot.fill(0.0);
-        for g0 in rows.clone().step_by(ROWS_PER_BLOCK) {
-            let g1 = (g0 + ROWS_PER_BLOCK).min(rows.end);
-            let m = g1 - g0;
-            centroids.assign_rows::<SCORES>(&self.x[g0 * d..g1 * d], &mut best[..m], &mut top[..m]);
-            for (o, (&j, &t)) in best[..m].iter().zip(top[..m].iter()).enumerate() {
-                let row = g0 + o;
-                let (sq, old) = (self.sqnorm[row], self.labels[row]);
-                let e = margin.of(sq);
-                let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
-                if count {
-                    let a = j as usize;
-                    moved += (old == j && moves.settles(moves.lower(st.lower[row], a), upper, a, e)) as u64;
-                    half += moves.settles(0.0, upper, a, e) as u64;
-                }
-                st.upper[row] = upper;
-                st.lower[row] = lower;
-                changed += (old != j) as u64;
-                self.labels[row] = j;
-                add_row(slot, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
+        for (row, (&j, &t)) in rows.zip(best.iter().zip(top.iter())) {
+            let (sq, old) = (self.sqnorm[row], self.labels[row]);
+            let e = margin.of(sq);
+            let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
+            if count {
+                let a = j as usize;
+                moved += (old == j && moves.settles(moves.lower(st.lower[row], a), upper, a, e)) as u64;
+                half += moves.settles(0.0, upper, a, e) as u64;
             }
+            st.upper[row] = upper;
+            st.lower[row] = lower;
+            changed += (old != j) as u64;
+            self.labels[row] = j;
+            add_row(slot, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
         }
         (changed, moved, half)
     }
