@@ -98,6 +98,26 @@ impl Centroids {
         for r in 0..R {
             best[r] = first[r].2;
         }
+        if self.k > CHUNK {
+            self.later_chunks::<R, SCORES>(rows, best, &mut best_score, &mut second);
+        }
+        if SCORES > 0 {
+            for r in 0..R {
+                top[r] = [best_score[r], if SCORES == 2 { second[r] } else { f32::NEG_INFINITY }];
+            }
+        }
+    }
+
+    /// The chunks after the first, merged into the running minima (for `k > 16`; not inlined,
+    /// so that the callers of [`Self::assign`] carry one copy of the scoring loop each).
+    #[inline(never)]
+    fn later_chunks<const R: usize, const SCORES: u8>(
+        &self,
+        rows: &[f32],
+        best: &mut [u32],
+        best_score: &mut [f32; R],
+        second: &mut [f32; R],
+    ) {
         for c in 1..self.k.div_ceil(CHUNK) {
             let next = self.chunk::<R, SCORES>(c, rows);
             for r in 0..R {
@@ -111,11 +131,6 @@ impl Centroids {
                     best_score[r] = m;
                     best[r] = j;
                 }
-            }
-        }
-        if SCORES > 0 {
-            for r in 0..R {
-                top[r] = [best_score[r], if SCORES == 2 { second[r] } else { f32::NEG_INFINITY }];
             }
         }
     }
