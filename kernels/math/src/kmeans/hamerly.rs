@@ -17,12 +17,10 @@ use crate::simd::max_f64;
 pub(super) struct Bounds {
     /// The centroids the bounds refer to (`k × d`).
     prev: Vec<f64>,
-    upper: Vec<f64>,
-    lower: Vec<f64>,
-    /// Per block of [`block_rows`] rows: `[sums (k·d) | counts (k) | sumsq (k)]` of its rows
-    /// under their current assignment, so that blocks (or clusters of a block) whose rows kept
-    /// their centroid need no new pass over their rows.
-    blocks: Vec<f64>,
+    /// The shard's rows when the bounds were made.
+    rows: usize,
+    /// Per block of [`block_rows`] rows, its rows' bounds and sums.
+    blocks: Vec<Block>,
     /// Score every row in the next step (Lloyd's full scan): the bounds settled fewer than
     /// [`SCAN_ALL_BELOW`] of the rows last time. Then only the sample blocks' bounds (every
     /// [`SAMPLE_EVERY`]-th block) are sure to be valid.
@@ -30,6 +28,31 @@ pub(super) struct Bounds {
     /// Only the sample blocks' bounds are valid: the last full scan gave the other blocks
     /// Lloyd's scan alone.
     stale: bool,
+}
+
+/// One block's rows' bounds and sums, allocated when the block first gets bounds: a full scan
+/// that builds none writes only its sample blocks' (allocating every block's up front cost a
+/// fresh shard ~4,700 page faults, ~12 ms per million rows, in the first step).
+#[derive(Default)]
+struct Block {
+    /// Per row, `upper[i] ≥ ‖x_i − c_a‖` and `lower[i] ≤ ‖x_i − c_j‖` for every other `j`.
+    upper: Vec<f64>,
+    lower: Vec<f64>,
+    /// `[sums (k·d) | counts (k) | sumsq (k)]` of its rows under their current assignment, so
+    /// that blocks (or clusters of a block) whose rows kept their centroid need no new pass
+    /// over their rows.
+    sums: Vec<f64>,
+}
+
+impl Block {
+    /// The block's storage for `rows` rows and partials of `stride` values, allocated (zero)
+    /// on first use and kept as it is after.
+    fn ready(&mut self, rows: usize, stride: usize) -> &mut Self {
+        if self.sums.len() != stride || self.upper.len() != rows {
+            (self.upper, self.lower, self.sums) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; stride]);
+        }
+        self
+    }
 }
 
 /// The share of rows the bounds must settle for the next step to test bounds row by row;
@@ -43,8 +66,13 @@ pub(super) struct Bounds {
 /// of their rows the old bounds, moved, would have settled (in the first step: how many the
 /// new bounds would settle with no lower bound but the triangle inequality's). Only when that
 /// share reaches this threshold does it build bounds for the other blocks too (the two best
-/// scores per row, two square roots and two stores: ~10 % of a scan); otherwise they get
-/// Lloyd's scan alone, and the next step scans every row again.
+/// scores per row, two square roots and two stores: 12 % more wasm instructions than Lloyd's
+/// step); otherwise they get Lloyd's scan alone, and the next step scans every row again.
+///
+/// In the wasm build a bounded step costs about 0.45 of a Lloyd step when it settles 95 % of
+/// the rows (reading the bounds, and the rows it tightens, scores or sums again), and more
+/// than a whole one when it leaves 25-40 % unsettled (unclustered rows in their 8th-11th
+/// steps: 1.2-1.5x), hence 60 % (it was 25 %).
 const SCAN_ALL_BELOW: f64 = 0.6;
 
 /// A full scan's sample: every `SAMPLE_EVERY`-th block of the shard (the first always) keeps
@@ -61,17 +89,18 @@ const UPPER_ONLY_ABOVE: f64 = 0.9;
 
 /// A step that was to scan every row (after bounds that settled too few) takes a bounded step
 /// after all when its sample finds that the old bounds, moved, would have settled at least
-/// this share of the rows (e.g. the third step from the first rows on blobs: ~60 %, where the
-/// second settled ~17 %). It needs the bounds of every block, so not after a full scan that
-/// gave most blocks Lloyd's scan alone.
+/// this share of the rows (the centroids stopped travelling). It needs the bounds of every
+/// block, so not after a full scan that gave most blocks Lloyd's scan alone. (At 50 %, the
+/// third step from the first rows on blobs, which would settle ~60 %, ran 1.18x a Lloyd step
+/// as a bounded step, against 1.10x as a full scan building bounds.)
 const BOUNDED_ABOVE: f64 = 0.75;
 
 /// A block of a bounded step whose bounds (moved, the upper bound then tightened) leave more
-/// than this share of its rows unsettled is scored whole, as a full scan scores a block with bounds (two best scores per
-/// row, the block's sums in the same pass): gathering the rows and summing the block's
-/// clusters again cost more than the skipped rows save (the
-/// second step from the first rows, where most centroids still travel far, took 1.6x a Lloyd
-/// step).
+/// than this share of its rows unsettled is scored whole, as a full scan scores a block with
+/// bounds (two best scores per row, the block's sums in the same pass): gathering the rows
+/// and summing the block's clusters again cost more than the skipped rows save (the second
+/// step from the first rows on blobs, where most centroids still travel far, took 1.6-2.0x a
+/// Lloyd step, now 0.95-1.05x).
 const RESCAN_BLOCK_ABOVE: f64 = 0.5;
 
 /// A block whose moved bounds (before tightening) leave more than this share of its rows
@@ -187,12 +216,11 @@ impl KMeansShard {
         let stride = k * d + 2 * k;
         let blocks = n.div_ceil(b);
         let mut st = match self.bounds.take() {
-            Some(st) if st.prev.len() == k * d && st.upper.len() == n && st.blocks.len() == blocks * stride => st,
+            Some(st) if st.prev.len() == k * d && st.rows == n => st,
             _ => Bounds {
                 prev: Vec::new(),
-                upper: vec![0.0; n],
-                lower: vec![0.0; n],
-                blocks: vec![0.0; blocks * stride],
+                rows: n,
+                blocks: (0..blocks).map(|_| Block::default()).collect(),
                 scan_all_next: false,
                 stale: false,
             },
@@ -250,7 +278,7 @@ impl KMeansShard {
                         self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
                     };
                 }
-                add_to(out, &st.blocks[bi * stride..(bi + 1) * stride]);
+                add_to(out, &st.blocks[bi].sums);
             }
             st.prev.clear();
             st.prev.extend_from_slice(&model[..k * d]);
@@ -300,17 +328,20 @@ impl KMeansShard {
         let mut buf = vec![0.0f32; ROWS_PER_BLOCK * d];
         for (bi, b0) in (0..n).step_by(b).enumerate() {
             let b1 = (b0 + b).min(n);
+            let blk = &mut st.blocks[bi];
             if skip_sample && bi % SAMPLE_EVERY == 0 {
-                add_to(out, &st.blocks[bi * stride..(bi + 1) * stride]);
+                add_to(out, &blk.sums);
                 continue;
             }
+            debug_assert_eq!(blk.sums.len(), stride, "a bounded step needs every block's bounds");
+            let (upper, lower) = (&mut blk.upper, &mut blk.lower);
             // The bounds moved by the centroids' movement: the rows they do not settle.
             todo.clear();
             for row in b0..b1 {
                 let a = self.labels[row] as usize;
-                let u = (st.upper[row] + moves.mv[a]) * (1.0 + 1e-15);
-                let lo = moves.lower(st.lower[row], a);
-                (st.upper[row], st.lower[row]) = (u, lo);
+                let u = (upper[row - b0] + moves.mv[a]) * (1.0 + 1e-15);
+                let lo = moves.lower(lower[row - b0], a);
+                (upper[row - b0], lower[row - b0]) = (u, lo);
                 if !moves.settles(lo, u, a, margin.of(self.sqnorm[row])) {
                     todo.push(row);
                 }
@@ -326,8 +357,8 @@ impl KMeansShard {
                 let (sq, xr) = (self.sqnorm[row], &self.x[row * d..(row + 1) * d]);
                 let e = margin.of(sq);
                 let u = upper_of(centroids.score_one(xr, a), sq, e);
-                st.upper[row] = u;
-                if !moves.settles(st.lower[row], u, a, e) {
+                upper[row - b0] = u;
+                if !moves.settles(lower[row - b0], u, a, e) {
                     todo[kept] = row;
                     kept += 1;
                 }
@@ -337,10 +368,11 @@ impl KMeansShard {
             if todo.len() as f64 > RESCAN_BLOCK_ABOVE * (b1 - b0) as f64 {
                 self.scored += (b1 - b0) as u64;
                 changed += self.bounds_block::<2>(st, bi, b0..b1, centroids, margin, moves, false, &mut scratch).0;
-                add_to(out, &st.blocks[bi * stride..(bi + 1) * stride]);
+                add_to(out, &st.blocks[bi].sums);
                 continue;
             }
-            let slot = &mut st.blocks[bi * stride..(bi + 1) * stride];
+            let blk = &mut st.blocks[bi];
+            let slot = &mut blk.sums;
             let (best, top) = (&mut scratch.0, &mut scratch.1);
             for (g, group) in todo.chunks(ROWS_PER_BLOCK).enumerate() {
                 for (r, &row) in group.iter().enumerate() {
@@ -354,7 +386,7 @@ impl KMeansShard {
             for (t, &row) in todo.iter().enumerate() {
                 let j = best[t];
                 let sq = self.sqnorm[row];
-                (st.upper[row], st.lower[row]) = bounds_of(top[t], sq, margin.of(sq));
+                (blk.upper[row - b0], blk.lower[row - b0]) = bounds_of(top[t], sq, margin.of(sq));
                 let old = self.labels[row];
                 if old != j {
                     changed += 1;
@@ -408,7 +440,7 @@ impl KMeansShard {
     ) -> (u64, u64, u64) {
         let (d, k) = (self.d, centroids.k);
         let stride = k * d + 2 * k;
-        let slot = &mut st.blocks[bi * stride..(bi + 1) * stride];
+        let (b0, blk) = (rows.start, st.blocks[bi].ready(rows.len(), stride));
         let (mut changed, mut moved, mut half) = (0u64, 0u64, 0u64);
         // The whole block in one scan, then its rows (now in L2) row by row: per group of
         // rows, the values the row loop keeps (the margin's) would be live across the scoring
@@ -416,21 +448,21 @@ impl KMeansShard {
         // instructions than Lloyd's step).
         let (best, top) = (&mut scratch.0[..rows.len()], &mut scratch.1[..rows.len()]);
         centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], best, top);
-        slot.fill(0.0);
+        blk.sums.fill(0.0);
         for (row, (&j, &t)) in rows.zip(best.iter().zip(top.iter())) {
             let (sq, old) = (self.sqnorm[row], self.labels[row]);
             let e = margin.of(sq);
             let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
             if count {
                 let a = j as usize;
-                moved += (old == j && moves.settles(moves.lower(st.lower[row], a), upper, a, e)) as u64;
+                moved += (old == j && moves.settles(moves.lower(blk.lower[row - b0], a), upper, a, e)) as u64;
                 half += moves.settles(0.0, upper, a, e) as u64;
             }
-            st.upper[row] = upper;
-            st.lower[row] = lower;
+            blk.upper[row - b0] = upper;
+            blk.lower[row - b0] = lower;
             changed += (old != j) as u64;
             self.labels[row] = j;
-            add_row(slot, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
+            add_row(&mut blk.sums, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
         }
         (changed, moved, half)
     }
