@@ -115,13 +115,16 @@ def main():
             for p in threadpool_info()
         ]
         kmeans_fit(x, c0, 2)  # warm-up: imports, thread pools, page faults
-        per_iter, iters12 = [], None
+        per_iter, iters12, fits = [], None, {"t2": [], "t12": []}
         for _ in range(repeats):
             t2, _ = kmeans_fit(x, c0, 2)
             t12, km = kmeans_fit(x, c0, 12)
             iters12 = int(km.n_iter_)
             per_iter.append((t12 - t2) / 10.0)
+            fits["t2"].append(t2)
+            fits["t12"].append(t12)
         out["kmeans_iter_s"] = per_iter
+        out["kmeans_iter_fits"] = fits
         out["kmeans_n_iter_12"] = iters12
         _, km2 = kmeans_fit(x, c0, 2)
         out["kmeans_centers_2"] = km2.cluster_centers_.astype(float).ravel().tolist()
@@ -129,12 +132,15 @@ def main():
         out["peers"] = {name: version for name, (version, _) in found.items()}
         for name, (_, fit) in found.items():
             fit(x, c0, 2, 0.0)  # warm-up
-            per_iter = []
+            per_iter, fits = [], {"t2": [], "t12": []}
             for _ in range(repeats):
                 t2 = fit(x, c0, 2, 0.0)[0]
                 t12 = fit(x, c0, 12, 0.0)[0]
                 per_iter.append((t12 - t2) / 10.0)
+                fits["t2"].append(t2)
+                fits["t12"].append(t12)
             out[f"kmeans_iter_{name}_s"] = per_iter
+            out[f"kmeans_iter_{name}_fits"] = fits
 
         w = (0.01 * (np.arange(xl.shape[1]) - xl.shape[1] / 2)).astype(np.float32)
         b = np.float32(0.1)

@@ -173,7 +173,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         None => println!("{what:<60} {:>10} {:>12} {:>8} {target:>8}", ms(o), "-", "-"),
     };
     let (sk, np) = match &theirs {
-        Some(v) => (Some(secs(v, "kmeans_iter_s")?), Some(secs(v, "logreg_step_s")?)),
+        Some(v) => (Some(iter_secs(v, "kmeans_iter")?), Some(secs(v, "logreg_step_s")?)),
         None => (None, None),
     };
     row("k-means Lloyd iteration vs scikit-learn", ours.kmeans_iter, sk, "<= 1.0");
@@ -181,7 +181,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         [("sklearnex", "scikit-learn-intelex", "<= 1.5"), ("faiss", "faiss (full Lloyd pass)", "-")]
     {
         if let Some(t) = theirs.as_ref().filter(|v| v["peers"].get(peer).is_some()) {
-            let t = secs(t, &format!("kmeans_iter_{peer}_s"))?;
+            let t = iter_secs(t, &format!("kmeans_iter_{peer}"))?;
             row(&format!("k-means Lloyd iteration vs {label}"), ours.kmeans_iter, Some(t), target);
         }
     }
@@ -384,10 +384,18 @@ mod tests {
         assert_eq!(timed("b", &mut [3.0, 1.0, 2.0, 2.5]), 2.25);
         assert_eq!(timed("c", &mut [1.0, 1.5]), 1.25);
         // `--fastest`: the fastest repeat instead (the only test that sets it).
+        // An iteration from fits of 12 and 2 iterations: the median difference, or with
+        // `--fastest` the fastest 12-iteration fit less the fastest 2-iteration one (the
+        // smallest difference, from the repeat with the slow 2-iteration fit, would be 0.2).
+        let fits =
+            serde_json::json!({"k_s": [0.4, 0.2, 0.3], "k_fits": {"t2": [1.0, 3.0, 0.9], "t12": [5.0, 5.0, 4.5]}});
+        assert_eq!(iter_secs(&fits, "k").unwrap(), 0.3);
         FASTEST.store(true, std::sync::atomic::Ordering::Relaxed);
         let fastest = timed("d", &mut [3.0, 1.5, 2.0, 2.5]);
+        let fastest_iter = iter_secs(&fits, "k");
         FASTEST.store(false, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(fastest, 1.5);
+        assert!((fastest_iter.unwrap() - 0.36).abs() < 1e-12);
         let (w, what) = WIDEST.lock().unwrap().clone();
         assert_eq!((w, what.as_str()), (3.0, "b"));
     }

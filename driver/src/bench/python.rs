@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context as _, Result};
 use serde_json::Value;
 
-use super::measure::{timed, CONVERGE_TOL};
+use super::measure::{timed, CONVERGE_TOL, FASTEST};
 
 /// The Python side (scikit-learn and numpy timings).
 pub(super) const BENCH_PY: &str = include_str!("bench.py");
@@ -155,6 +155,27 @@ pub(super) fn secs(v: &Value, key: &str) -> Result<f64> {
         .collect();
     ensure!(!xs.is_empty(), "python result '{key}' is empty");
     Ok(timed(&format!("python's {key}"), &mut xs))
+}
+
+/// A per-iteration time that `bench.py` measured as the difference of a 12-iteration and a
+/// 2-iteration fit, / 10: the median of the repeats' differences, or with `--fastest` the
+/// fastest 12-iteration fit less the fastest 2-iteration one (the smallest difference would
+/// reward a repeat whose 2-iteration fit was slowed down; it could be negative).
+pub(super) fn iter_secs(v: &Value, key: &str) -> Result<f64> {
+    let median = secs(v, &format!("{key}_s"))?;
+    if !FASTEST.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(median);
+    }
+    let fastest = |fits: &str| -> Result<f64> {
+        v[format!("{key}_fits")][fits]
+            .as_array()
+            .with_context(|| format!("python result lacks '{key}_fits.{fits}'"))?
+            .iter()
+            .filter_map(Value::as_f64)
+            .reduce(f64::min)
+            .with_context(|| format!("python result '{key}_fits.{fits}' is empty"))
+    };
+    Ok((fastest("t12")? - fastest("t2")?) / 10.0)
 }
 
 /// One peer's runs to convergence from one start, as `bench.py` reported them.
