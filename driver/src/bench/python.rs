@@ -162,6 +162,7 @@ pub(super) fn secs(v: &Value, key: &str) -> Result<f64> {
 /// fastest 12-iteration fit less the fastest 2-iteration one (the smallest difference would
 /// reward a repeat whose 2-iteration fit was slowed down; it could be negative).
 pub(super) fn iter_secs(v: &Value, key: &str) -> Result<f64> {
+    // Read in both modes: it also notes the repeats' spread for the busy-machine warning.
     let median = secs(v, &format!("{key}_s"))?;
     if !FASTEST.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(median);

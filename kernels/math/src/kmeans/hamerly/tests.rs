@@ -1,0 +1,224 @@
+//! Hamerly's step against Lloyd's, bit for bit, on data and model sequences that take each
+//! of its paths.
+
+use super::super::fixtures::{lcg_data, shape, with_code};
+use super::super::KMeans;
+use super::*;
+use crate::rng::SplitMix64;
+use crate::{Algorithm, Shard};
+
+/// `k` blobs in `d` dimensions around centres uniform in ±`spread`, shifted by `offset`,
+/// with uniform noise of half-width `noise`.
+fn blobs(n: usize, d: usize, k: usize, spread: f64, noise: f64, offset: f64, seed: u64) -> Vec<f32> {
+    let mut r = SplitMix64::new(seed);
+    let centres: Vec<f64> = (0..k * d).map(|_| offset + (r.next_f64() * 2.0 - 1.0) * spread).collect();
+    let mut x = Vec::with_capacity(n * d);
+    for _ in 0..n {
+        let c = r.below(k as u64) as usize;
+        x.extend((0..d).map(|i| (centres[c * d + i] + (r.next_f64() * 2.0 - 1.0) * noise) as f32));
+    }
+    x
+}
+
+/// Runs Lloyd and Hamerly side by side from the same centroids and asserts that every
+/// step's partial and assignments are bit-identical, the models equal and the iteration
+/// counts the same; at iteration 3 a fresh Hamerly shard replays the previous model (as a
+/// host that rebuilt a shard does) and must agree too. Returns (iterations, rows Hamerly
+/// scored in total, rows Lloyd scored in total).
+fn lloyd_vs_hamerly(x: &[f32], d: usize, k: usize, start: &[f64], max_iter: usize) -> (usize, u64, u64) {
+    let n = x.len() / d;
+    let sh = shape(d as u32, n as u64);
+    let ps = vec![("k".to_string(), k.to_string()), ("tol".to_string(), "0".to_string())];
+    let new = || {
+        let mut s = KMeansShard::new(sh);
+        s.append(x, &[]).unwrap();
+        s
+    };
+    let (mut lloyd, mut ham) = (new(), new());
+    let (mut ml, mut mh) = (with_code(start, 0.0), with_code(start, 1.0));
+    let (mut scored, mut prev_h) = (0u64, mh.clone());
+    for it in 0..max_iter {
+        if it == 3 {
+            ham = new();
+            ham.step(&prev_h).unwrap();
+        }
+        let pl = lloyd.step(&ml).unwrap();
+        let ph = ham.step(&mh).unwrap();
+        scored += ham.scored_rows();
+        assert_eq!(lloyd.scored_rows(), n as u64);
+        assert!(pl.iter().zip(&ph).all(|(a, b)| a.to_bits() == b.to_bits()), "partials differ at iteration {it}");
+        assert_eq!(lloyd.assignments(), ham.assignments(), "assignments differ at iteration {it}");
+        let ul = KMeans::update(&ps, sh, &ml, &pl).unwrap();
+        let uh = KMeans::update(&ps, sh, &mh, &ph).unwrap();
+        assert_eq!(ul.model[..k * d], uh.model[..k * d], "models differ after iteration {it}");
+        assert_eq!(ul.converged, uh.converged);
+        prev_h = mh;
+        (ml, mh) = (ul.model, uh.model);
+        if ul.converged {
+            return (it + 1, scored, (n * (it + 1)) as u64);
+        }
+    }
+    (max_iter, scored, (n * max_iter) as u64)
+}
+
+fn first_rows(x: &[f32], k: usize, d: usize) -> Vec<f64> {
+    x[..k * d].iter().map(|&v| v as f64).collect()
+}
+
+#[test]
+fn hamerly_equals_lloyd_on_blobs_and_skips_most_rows() {
+    let (n, d, k) = (3000, 5, 8);
+    let x = blobs(n, d, k, 10.0, 1.0, 0.0, 5);
+    let (iters, scored, all) = lloyd_vs_hamerly(&x, d, k, &first_rows(&x, k, d), 50);
+    assert!(iters >= 3, "too few iterations ({iters}) to exercise the bounds");
+    assert!(scored * 2 < all, "Hamerly scored {scored} of {all} rows: the bounds skip nothing");
+}
+
+/// The steps Hamerly's shard scans in full, after the first, over `iters` iterations
+/// (checked against Lloyd by [`lloyd_vs_hamerly`] in the other tests).
+fn full_scans(x: &[f32], d: usize, k: usize, iters: usize) -> Vec<usize> {
+    let sh = shape(d as u32, (x.len() / d) as u64);
+    let ps = vec![("k".to_string(), k.to_string()), ("tol".to_string(), "0".to_string())];
+    let mut s = KMeansShard::new(sh);
+    s.append(x, &[]).unwrap();
+    let mut m = with_code(&first_rows(x, k, d), 1.0);
+    let mut full = Vec::new();
+    for it in 0..iters {
+        let p = s.step(&m).unwrap();
+        if s.scanned_all() && it > 0 {
+            full.push(it);
+        }
+        m = KMeans::update(&ps, sh, &m, &p).unwrap().model;
+    }
+    full
+}
+
+/// Where the bounds settle few rows (unclustered data, centroids moving far) the next
+/// steps scan every row as Lloyd does, and test the bounds again once they would settle
+/// enough; on well-separated blobs they keep skipping rows.
+#[test]
+fn bounds_that_settle_few_rows_give_way_to_full_scans_and_come_back() {
+    let (d, k) = (8, 16);
+    let uniform = lcg_data(6000, d, 21);
+    let full = full_scans(&uniform, d, k, 40);
+    // Full scans while the centroids move far, then mostly bounded steps (seen: full
+    // scans at 1-5, 11 and 22).
+    let bounded_late = (20..40).filter(|it| !full.contains(it)).count();
+    assert!(full.first().is_some_and(|&it| it < 5) && bounded_late >= 15, "unclustered data: full scans at {full:?}");
+    lloyd_vs_hamerly(&uniform, d, k, &first_rows(&uniform, k, d), 12);
+    let x = blobs(6000, d, k, 10.0, 1.0, 0.0, 5);
+    let full = full_scans(&x, d, k, 30);
+    assert!(full.iter().all(|&it| it < 10), "blobs: full scans late, at {full:?}");
+}
+
+/// Enough rows for several sample blocks (every 16th of 40): the full scans that give the
+/// other blocks Lloyd's scan alone, the ones that build their bounds again, and the steps
+/// after them keep Lloyd's partials bit for bit.
+#[test]
+fn hamerly_equals_lloyd_across_full_scans_with_and_without_bounds() {
+    let (d, k) = (4, 16);
+    let x = lcg_data(40 * block_rows(k) - 100, d, 31);
+    assert_eq!(block_rows(k), 512);
+    lloyd_vs_hamerly(&x, d, k, &first_rows(&x, k, d), 15);
+    let full = full_scans(&x, d, k, 15);
+    assert!(!full.is_empty(), "no full scan after the first step: the test does not exercise them");
+}
+
+/// Far-apart blobs from one row of each (as k-means++ starts): the first step's sample
+/// finds the triangle inequality settling nearly every row, so the other blocks get upper
+/// bounds only; the steps after it still equal Lloyd's and skip nearly every row.
+#[test]
+fn hamerly_equals_lloyd_with_upper_bounds_only_after_a_start_inside_each_blob() {
+    let (d, k) = (4, 6);
+    let x = blobs(40 * block_rows(k), d, k, 100.0, 1.0, 0.0, 17);
+    let start = one_row_per_blob(&x, d, k);
+    let (iters, scored, all) = lloyd_vs_hamerly(&x, d, k, &start, 10);
+    let n = x.len() / d;
+    assert!(scored < n as u64 + (all - n as u64) / 20, "Hamerly scored {scored} of {all} rows in {iters} iterations");
+}
+
+/// The first `k` rows at least 10 apart: one row of each of `k` far-apart blobs.
+fn one_row_per_blob(x: &[f32], d: usize, k: usize) -> Vec<f64> {
+    let mut start: Vec<f64> = Vec::new();
+    for r in x.chunks_exact(d) {
+        let far = |c: &[f64]| c.iter().zip(r).map(|(a, &b)| (a - b as f64).powi(2)).sum::<f64>() > 100.0;
+        if start.len() < k * d && start.chunks_exact(d).all(far) {
+            start.extend(r.iter().map(|&v| v as f64));
+        }
+    }
+    assert_eq!(start.len(), k * d, "the blobs are not far apart");
+    start
+}
+
+/// Centroids that jump between blobs after bounds were built (not a Lloyd sequence): the
+/// moved bounds settle nothing, so the bounded step scores every block whole without
+/// tightening; back at the start, full scans rebuild bounds that then settle most rows.
+/// Every step's partial and assignments stay Lloyd's.
+#[test]
+fn hamerly_equals_lloyd_when_centroids_jump_between_blobs() {
+    let (d, k) = (4, 6);
+    let x = blobs(40 * block_rows(k), d, k, 100.0, 1.0, 0.0, 23);
+    let n = x.len() / d;
+    let start = one_row_per_blob(&x, d, k);
+    let mut rotated = start[d..].to_vec();
+    rotated.extend_from_slice(&start[..d]);
+    let sh = shape(d as u32, n as u64);
+    let new = || {
+        let mut s = KMeansShard::new(sh);
+        s.append(&x, &[]).unwrap();
+        s
+    };
+    let (mut lloyd, mut ham) = (new(), new());
+    let mut scored = Vec::new();
+    for (it, m) in [&start, &rotated, &start, &start, &start].into_iter().enumerate() {
+        let pl = lloyd.step(&with_code(m, 0.0)).unwrap();
+        let ph = ham.step(&with_code(m, 1.0)).unwrap();
+        assert!(pl.iter().zip(&ph).all(|(a, b)| a.to_bits() == b.to_bits()), "partials differ at step {it}");
+        assert_eq!(lloyd.assignments(), ham.assignments(), "assignments differ at step {it}");
+        scored.push((ham.scored_rows(), ham.scanned_all()));
+    }
+    // The jump is a bounded step that scores every row; in the end bounds settle most.
+    assert_eq!(scored[1], (n as u64, false), "steps: {scored:?}");
+    assert!(!scored[4].1 && scored[4].0 * 10 < n as u64, "steps: {scored:?}");
+}
+
+#[test]
+fn hamerly_equals_lloyd_on_uniform_data_and_many_chunks_and_odd_widths() {
+    for &(n, d, k, seed) in &[(2000, 3, 7, 1), (1500, 17, 33, 2), (1200, 1, 4, 3), (900, 32, 16, 4)] {
+        let x = lcg_data(n, d, seed);
+        lloyd_vs_hamerly(&x, d, k, &first_rows(&x, k, d), 40);
+    }
+}
+
+#[test]
+fn hamerly_equals_lloyd_with_ties_and_duplicate_points_and_centroids() {
+    // Coordinates in {0, 1, 2}: many identical rows and exactly equidistant centroids;
+    // the first rows repeat, so some initial centroids coincide.
+    let mut r = SplitMix64::new(11);
+    let x: Vec<f32> = (0..2000 * 2).map(|_| r.below(3) as f32).collect();
+    let mut start = first_rows(&x, 6, 2);
+    let first = [start[0], start[1]];
+    start[2..4].copy_from_slice(&first);
+    lloyd_vs_hamerly(&x, 2, 6, &start, 30);
+    // Centroids midway between grid points: every row ties between two or more of them.
+    lloyd_vs_hamerly(&x, 2, 4, &[0.5, 0.5, 1.5, 0.5, 0.5, 1.5, 1.5, 1.5], 30);
+}
+
+#[test]
+fn hamerly_equals_lloyd_far_from_the_origin() {
+    // Blobs around 10⁴ with unit spread: the f32 scores lose most of their digits to
+    // cancellation, so only the rounding margin keeps the bounds honest.
+    let (d, k) = (8, 5);
+    let x = blobs(2500, d, k, 3.0, 1.5, 1e4, 9);
+    lloyd_vs_hamerly(&x, d, k, &first_rows(&x, k, d), 40);
+}
+
+#[test]
+fn hamerly_equals_lloyd_for_one_cluster_and_one_cluster_per_row() {
+    let x = blobs(700, 3, 4, 5.0, 1.0, 0.0, 3);
+    let (_, scored, _) = lloyd_vs_hamerly(&x, 3, 1, &first_rows(&x, 1, 3), 10);
+    assert_eq!(scored, 700, "with k = 1 only the first step scores rows");
+    let x = lcg_data(40, 3, 8);
+    let (iters, _, _) = lloyd_vs_hamerly(&x, 3, 40, &first_rows(&x, 40, 3), 10);
+    assert!(iters <= 2, "every row is its own centroid: converged after {iters} iterations");
+}
