@@ -101,10 +101,11 @@ fn bounds_that_settle_few_rows_give_way_to_full_scans_and_come_back() {
     let (d, k) = (8, 16);
     let uniform = lcg_data(6000, d, 21);
     let full = full_scans(&uniform, d, k, 40);
-    // Full scans while the centroids move far, then mostly bounded steps (seen: full
-    // scans at 1-5, 11 and 22).
+    // Full scans while the centroids move far, then bounded steps between full scans that
+    // build the bounds again (seen: full scans at 1-6, then two in every four steps up to 30,
+    // and 36).
     let bounded_late = (20..40).filter(|it| !full.contains(it)).count();
-    assert!(full.first().is_some_and(|&it| it < 5) && bounded_late >= 15, "unclustered data: full scans at {full:?}");
+    assert!(full.first().is_some_and(|&it| it < 5) && bounded_late >= 10, "unclustered data: full scans at {full:?}");
     lloyd_vs_hamerly(&uniform, d, k, &first_rows(&uniform, k, d), 12);
     let x = blobs(6000, d, k, 10.0, 1.0, 0.0, 5);
     let full = full_scans(&x, d, k, 30);
