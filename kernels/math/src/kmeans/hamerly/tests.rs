@@ -223,3 +223,31 @@ fn hamerly_equals_lloyd_for_one_cluster_and_one_cluster_per_row() {
     let (iters, _, _) = lloyd_vs_hamerly(&x, 3, 40, &first_rows(&x, 40, 3), 10);
     assert!(iters <= 2, "every row is its own centroid: converged after {iters} iterations");
 }
+
+/// Bounds stored back-projected (as of the block's last rebuild) come back no tighter than
+/// they went in, and stay valid as the block's growth and drop go on: the upper bound at least
+/// `u` plus what grew since, the lower bound at most `lo` minus what dropped, over magnitudes
+/// from 1e-6 to 1e5 and growths up to ten times the bounds.
+#[test]
+fn back_projected_bounds_stay_valid_under_rounding() {
+    let mut r = SplitMix64::new(7);
+    for _ in 0..200_000 {
+        let scale = 10f64.powi(r.below(12) as i32 - 6);
+        let (u, lo) = (r.next_f64() * scale, r.next_f64() * scale);
+        let mut b = Block {
+            upper: vec![0.0],
+            lower: vec![0.0],
+            grown: vec![r.next_f64() * scale * 10.0],
+            dropped: vec![r.next_f64() * scale * 10.0],
+            sums: Vec::new(),
+        };
+        b.store(0, 0, u, lo);
+        assert!(moved_upper(b.upper[0], b.grown[0]) >= u, "upper {u} stored at growth {}", b.grown[0]);
+        assert!(b.lower(0, 0) <= lo, "lower {lo} stored at drop {}", b.dropped[0]);
+        let (g, dr) = (r.next_f64() * scale, r.next_f64() * scale);
+        let moves = Moves { mv: vec![g], half: vec![f64::INFINITY], m1: dr, m1j: usize::MAX, m2: 0.0 };
+        b.advance(&moves);
+        assert!(moved_upper(b.upper[0], b.grown[0]) >= u + g, "upper {u} grown by {g}");
+        assert!(b.lower(0, 0) <= lo - dr, "lower {lo} dropped by {dr}");
+    }
+}
