@@ -9,8 +9,9 @@ use crate::simd::max_f64;
 /// Per-row distance bounds (Hamerly 2010) and per-block statistics, valid for the centroids
 /// of the previous step.
 ///
-/// `upper[i] ≥ ‖x_i − c_a‖` for the row's assigned centroid `a`, `lower[i] ≤ ‖x_i − c_j‖` for
-/// every other `j`, in exact arithmetic on the f64 centroids. A step keeps a row's assignment
+/// Per row an upper bound on `‖x_i − c_a‖` for the row's assigned centroid `a` and a lower
+/// bound on `‖x_i − c_j‖` for every other `j`, in exact arithmetic on the f64 centroids (stored
+/// as of the row's block's last rebuild, see [`Block`]). A step keeps a row's assignment
 /// without scoring it only when the bounds prove that the f32 scores of the full scan would
 /// pick the same centroid, with the scan's worst-case rounding error (see [`Margin`]) taken
 /// off; any row the bounds do not settle is scored exactly as Lloyd's scan scores it.
