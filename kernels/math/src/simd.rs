@@ -92,6 +92,46 @@ mod imp {
             Self(f64x2_splat(x))
         }
         #[inline(always)]
+        pub fn new(a: f64, b: f64) -> Self {
+            Self(f64x2(a, b))
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [f64; 2] {
+            [f64x2_extract_lane::<0>(self.0), f64x2_extract_lane::<1>(self.0)]
+        }
+        #[inline(always)]
+        pub fn abs(self) -> Self {
+            Self(f64x2_abs(self.0))
+        }
+        #[inline(always)]
+        pub fn negated(self) -> Self {
+            Self(f64x2_neg(self.0))
+        }
+        /// Per lane `self < o ? o : self` (wasm's `pmax`).
+        #[inline(always)]
+        pub fn max(self, o: Self) -> Self {
+            Self(f64x2_pmax(self.0, o.0))
+        }
+        /// Per lane `self < o ? a : b`.
+        #[inline(always)]
+        pub fn select_lt(self, o: Self, a: Self, b: Self) -> Self {
+            Self(v128_bitselect(a.0, b.0, f64x2_lt(self.0, o.0)))
+        }
+        /// Per lane the f64 whose bits are `(bits(self) − c) << 52`.
+        #[inline(always)]
+        pub fn int_sub_shl52(self, c: i64) -> Self {
+            Self(i64x2_shl(i64x2_sub(self.0, i64x2_splat(c)), 52))
+        }
+        #[inline(always)]
+        pub(super) fn ops(a: Self, b: Self, op: super::Op) -> Self {
+            Self(match op {
+                super::Op::Add => f64x2_add(a.0, b.0),
+                super::Op::Sub => f64x2_sub(a.0, b.0),
+                super::Op::Mul => f64x2_mul(a.0, b.0),
+                super::Op::Div => f64x2_div(a.0, b.0),
+            })
+        }
+        #[inline(always)]
         pub fn load(s: &[f64], i: usize) -> Self {
             let s = &s[i..i + 2];
             // SAFETY: two f64s; unaligned load.
@@ -191,6 +231,43 @@ mod imp {
             Self([x; 2])
         }
         #[inline(always)]
+        pub fn new(a: f64, b: f64) -> Self {
+            Self([a, b])
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [f64; 2] {
+            self.0
+        }
+        #[inline(always)]
+        pub fn abs(self) -> Self {
+            Self(self.0.map(f64::abs))
+        }
+        #[inline(always)]
+        pub fn negated(self) -> Self {
+            Self(self.0.map(|v| -v))
+        }
+        #[inline(always)]
+        pub fn max(self, o: Self) -> Self {
+            Self(core::array::from_fn(|l| if self.0[l] < o.0[l] { o.0[l] } else { self.0[l] }))
+        }
+        #[inline(always)]
+        pub fn select_lt(self, o: Self, a: Self, b: Self) -> Self {
+            Self(core::array::from_fn(|l| if self.0[l] < o.0[l] { a.0[l] } else { b.0[l] }))
+        }
+        #[inline(always)]
+        pub fn int_sub_shl52(self, c: i64) -> Self {
+            Self(self.0.map(|v| f64::from_bits(((v.to_bits() as i64).wrapping_sub(c) << 52) as u64)))
+        }
+        #[inline(always)]
+        pub(super) fn ops(a: Self, b: Self, op: super::Op) -> Self {
+            Self(core::array::from_fn(|l| match op {
+                super::Op::Add => a.0[l] + b.0[l],
+                super::Op::Sub => a.0[l] - b.0[l],
+                super::Op::Mul => a.0[l] * b.0[l],
+                super::Op::Div => a.0[l] / b.0[l],
+            }))
+        }
+        #[inline(always)]
         pub fn load(s: &[f64], i: usize) -> Self {
             Self(s[i..i + 2].try_into().unwrap())
         }
@@ -215,6 +292,32 @@ mod imp {
 }
 
 pub use imp::{F32x4, F64x2};
+
+/// The arithmetic operators of [`F64x2`] (lane by lane, never fused), so that code generic
+/// over `f64` and `F64x2` (the logistic step's `e^t`) is written once.
+#[derive(Clone, Copy)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+macro_rules! f64x2_op {
+    ($tr:ident, $f:ident, $op:ident) => {
+        impl core::ops::$tr for F64x2 {
+            type Output = Self;
+            #[inline(always)]
+            fn $f(self, o: Self) -> Self {
+                F64x2::ops(self, o, Op::$op)
+            }
+        }
+    };
+}
+f64x2_op!(Add, add, Add);
+f64x2_op!(Sub, sub, Sub);
+f64x2_op!(Mul, mul, Mul);
+f64x2_op!(Div, div, Div);
 
 /// `a.min(b)` as one compare and select (equal to it unless `b` is NaN; a NaN `a` gives `b`).
 /// On wasm32, Rust's NaN-ignoring `f32::min` and `f64::max` compile to calls of
@@ -317,31 +420,74 @@ pub fn axpy_block_widened(acc: &mut [f64], r: &[f64], x: &[f32]) {
 /// `Σ w[c] * x[c]` in f64 with `x` widened, in a fixed order (two lanes, then tail).
 #[inline(always)]
 pub fn dot_widened(w: &[f64], x: &[f32]) -> f64 {
-    let d = x.len();
+    dot_widened_rows(w, [x])[0]
+}
+
+/// [`dot_widened`] of `R` rows of the same length at once, each row's sum in the same order
+/// as alone (so bit for bit the same): the rows share each load of `w`.
+#[inline(always)]
+pub fn dot_widened_rows<const R: usize>(w: &[f64], xs: [&[f32]; R]) -> [f64; R] {
+    let d = xs[0].len();
     let w = &w[..d];
-    let mut a = F64x2::splat(0.0);
-    let mut b = F64x2::splat(0.0);
+    let xs: [&[f32]; R] = core::array::from_fn(|r| &xs[r][..d]);
+    let mut a = [F64x2::splat(0.0); R];
+    let mut b = [F64x2::splat(0.0); R];
     // Exact chunks, so the loads need no bounds checks (the indexed loop kept two per four
     // columns), eight columns per trip (cranelift does not unroll). Lanes 0-1 of every four
     // columns go to `a` and lanes 2-3 to `b`, in column order, whatever the chunk size.
-    let (mut x8s, mut w8s) = (x.chunks_exact(8), w.chunks_exact(8));
-    for (x8, w8) in (&mut x8s).zip(&mut w8s) {
-        let (l0, h0) = F32x4::load(x8, 0).to_f64();
-        let (l1, h1) = F32x4::load(x8, 4).to_f64();
-        a = F64x2::mul_add(F64x2::load(w8, 0), l0, a);
-        b = F64x2::mul_add(F64x2::load(w8, 2), h0, b);
-        a = F64x2::mul_add(F64x2::load(w8, 4), l1, a);
-        b = F64x2::mul_add(F64x2::load(w8, 6), h1, b);
+    let (w8s, w4s) = (w.chunks_exact(8), w.chunks_exact(8).remainder().chunks_exact(4));
+    let tail = w4s.remainder().len();
+    for (c, w8) in w8s.enumerate() {
+        let (w0, w1, w2, w3) = (F64x2::load(w8, 0), F64x2::load(w8, 2), F64x2::load(w8, 4), F64x2::load(w8, 6));
+        for r in 0..R {
+            let x8 = &xs[r][8 * c..8 * c + 8];
+            let (l0, h0) = F32x4::load(x8, 0).to_f64();
+            let (l1, h1) = F32x4::load(x8, 4).to_f64();
+            a[r] = F64x2::mul_add(w0, l0, a[r]);
+            b[r] = F64x2::mul_add(w1, h0, b[r]);
+            a[r] = F64x2::mul_add(w2, l1, a[r]);
+            b[r] = F64x2::mul_add(w3, h1, b[r]);
+        }
     }
-    let (mut xs, mut ws) = (x8s.remainder().chunks_exact(4), w8s.remainder().chunks_exact(4));
-    for (x4, w4) in (&mut xs).zip(&mut ws) {
-        let (lo, hi) = F32x4::load(x4, 0).to_f64();
-        a = F64x2::mul_add(F64x2::load(w4, 0), lo, a);
-        b = F64x2::mul_add(F64x2::load(w4, 2), hi, b);
+    let c4 = d - tail - 4 * w4s.len();
+    for w4 in w4s {
+        let (w0, w1) = (F64x2::load(w4, 0), F64x2::load(w4, 2));
+        for r in 0..R {
+            let (lo, hi) = F32x4::load(&xs[r][c4..c4 + 4], 0).to_f64();
+            a[r] = F64x2::mul_add(w0, lo, a[r]);
+            b[r] = F64x2::mul_add(w1, hi, b[r]);
+        }
     }
-    let mut s = a.add(b).hsum();
-    for (&xc, &wc) in xs.remainder().iter().zip(ws.remainder()) {
-        s += wc * xc as f64;
+    core::array::from_fn(|r| {
+        let mut s = a[r].add(b[r]).hsum();
+        for (&xc, &wc) in xs[r][d - tail..].iter().zip(&w[d - tail..]) {
+            s += wc * xc as f64;
+        }
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two rows at once give each row's single-row sum bit for bit (so that a row's score
+    /// does not depend on the row it is paired with), and that sum is the f64 dot product
+    /// within its rounding bound, for widths around the 8- and 4-column chunks.
+    #[test]
+    fn dot_of_two_rows_is_each_rows_dot_bit_for_bit() {
+        let mut rng = crate::rng::SplitMix64::new(11);
+        for d in 0..27 {
+            let w: Vec<f64> = (0..d).map(|_| rng.next_f64() * 4.0 - 2.0).collect();
+            let x: Vec<f32> = (0..2 * d).map(|_| (rng.next_f64() * 6.0 - 3.0) as f32).collect();
+            let (x0, x1) = (&x[..d], &x[d..]);
+            let [a, b] = dot_widened_rows(&w, [x0, x1]);
+            for (got, row) in [(a, x0), (b, x1)] {
+                assert_eq!(got.to_bits(), dot_widened(&w, row).to_bits(), "d = {d}");
+                let exact: f64 = w.iter().zip(row).map(|(&w, &x)| w * x as f64).sum();
+                let scale: f64 = w.iter().zip(row).map(|(&w, &x)| (w * x as f64).abs()).sum();
+                assert!((got - exact).abs() <= 1e-15 * (d as f64 + 1.0) * scale, "d = {d}: {got} vs {exact}");
+            }
+        }
     }
-    s
 }

@@ -24,18 +24,20 @@
 //! libm, which in the wasm build is a scalar, uninlinable library function.
 
 use crate::params::Params;
-use crate::simd::{axpy_block_widened, dot_widened, max_f64};
+use crate::simd::{axpy_block_widened, dot_widened, dot_widened_rows, F64x2};
 use crate::{
     check_chunk, check_len, Algorithm, BatchPlan, ClassCount, DataShape, ModelField, Param, SamplePlan, Sizes,
     UpdateResult,
 };
 
+pub mod exp;
 pub mod optim;
 pub mod score;
 pub mod softmax;
 pub mod sparse;
 
 use crate::csr::Csr;
+pub use exp::{exp_nonpositive, exp_nonpositive_x2};
 use optim::Optim;
 
 /// Parameter names logistic regression accepts, besides the optimiser's ([`optim::PARAMS`]).
@@ -430,86 +432,68 @@ impl LogRegShard {
 
 /// The binary partial `[Σ r·x | Σ r | Σ loss | rows]` of rows `x` (row-major, `d` columns)
 /// with labels `y` under `model` (whose first `d + 1` values are `w` and `b`).
+///
+/// Per block of rows, first every row's `z = w·x + b` (two rows at a time), then the rows' terms two at a time,
+/// one per lane (`e^−|z|`, the division and the loss terms were scalar f64 code, a third of
+/// the step's instructions), then the block's `Σ r·x`.
 fn binary_step(d: usize, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
     let (w, b) = (&model[..d], model[d]);
     let mut out = vec![0.0; d + 3];
-    let mut loss = 0.0;
-    let mut rsum = 0.0;
-    let mut r = [0.0f64; BLOCK];
+    let (mut loss, mut rsum, mut ln_sum) = (F64x2::splat(0.0), F64x2::splat(0.0), 0.0);
+    let (mut z, mut r) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
     for (xb, yb) in x.chunks(BLOCK * d).zip(y.chunks(BLOCK)) {
-        // `Σ ln(1 + e_i)` as the log of the block's product: one logarithm per block
-        // instead of one per row. Each factor is in (1, 2], so 64 of them cannot
-        // overflow, and the product's rounding (≤ 64 ulp) moves the sum by < 1e-14.
-        let mut prod = 1.0f64;
-        for (i, (x, &y)) in xb.chunks_exact(d).zip(yb).enumerate() {
-            let z = dot_widened(w, x) + b;
-            let y = y as f64;
-            let e = exp_nonpositive(-z.abs());
-            let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-            prod *= 1.0 + e;
-            loss += max_f64(z, 0.0) - y * z;
-            r[i] = p - y;
-            rsum += r[i];
+        let m = yb.len();
+        // Two rows at a time, sharing the loads of `w`.
+        let mut pairs = xb.chunks_exact(2 * d);
+        for (z, x2) in z.chunks_exact_mut(2).zip(&mut pairs) {
+            let [z0, z1] = dot_widened_rows(w, [&x2[..d], &x2[d..]]);
+            (z[0], z[1]) = (z0 + b, z1 + b);
         }
-        loss += prod.ln();
-        axpy_block_widened(&mut out[..d], &r[..yb.len()], xb);
+        if m % 2 == 1 {
+            z[m - 1] = dot_widened(w, pairs.remainder()) + b;
+        }
+        // `Σ ln(1 + e_i)` as the log of the block's product: one logarithm per block
+        // instead of one per row. Each factor is in (1, 2], so the 64 of a block cannot
+        // overflow, and the product's rounding (≤ 64 ulp) moves the sum by < 1e-14.
+        let mut prod = F64x2::splat(1.0);
+        let mut i = 0;
+        while i < m {
+            // A lone last row takes both lanes; the second lane's terms are then dropped.
+            let j = (i + 1).min(m - 1);
+            let (zv, yv) = (F64x2::new(z[i], z[j]), F64x2::new(yb[i] as f64, yb[j] as f64));
+            let (den, l, rv) = binary_terms(zv, yv);
+            let [r0, r1] = rv.to_array();
+            r[i] = r0;
+            if j > i {
+                r[j] = r1;
+                (prod, loss, rsum) = (prod * den, loss + l, rsum + rv);
+            } else {
+                let lane0 = |v: F64x2, pad: f64| F64x2::new(v.to_array()[0], pad);
+                (prod, loss, rsum) = (prod * lane0(den, 1.0), loss + lane0(l, 0.0), rsum + lane0(rv, 0.0));
+            }
+            i += 2;
+        }
+        let [p0, p1] = prod.to_array();
+        ln_sum += (p0 * p1).ln();
+        axpy_block_widened(&mut out[..d], &r[..m], xb);
     }
-    out[d] = rsum;
-    out[d + 1] = loss;
+    out[d] = rsum.to_array().iter().sum();
+    out[d + 1] = loss.to_array().iter().sum::<f64>() + ln_sum;
     out[d + 2] = y.len() as f64;
     out
 }
 
-/// `e^t` for `t ≤ 0` (NaN gives NaN): `t = k ln 2 + r` with `|r| ≤ ln 2 / 2`, `e^r` by its
-/// Taylor polynomial of degree 13 (truncation below 1e-17 relative), scaled by `2^k`. Below
-/// `t = −708` (where `2^k` would be subnormal) it returns 0: the true value is under 4e-308.
-///
-/// Branch-free apart from that cut-off: `k` is read from the bits of the rounding sum rather
-/// than converted with a (saturating, hence checked) float-to-int cast, and the polynomial is
-/// evaluated by Estrin's scheme, four dependent multiply-adds deep instead of Horner's 13,
-/// so that the rows of a block overlap.
+/// Two rows' logistic terms from their scores `z` and labels `y`: `1 + e^−|z|` (the factor
+/// whose logarithm the loss needs), the rest of the loss `max(z, 0) − y·z` and the residual
+/// `σ(z) − y`.
 #[inline(always)]
-pub fn exp_nonpositive(t: f64) -> f64 {
-    // fdlibm's split of ln 2: the high part has trailing zero bits, so `k · LN2_HI` is exact.
-    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
-    const INV_LN2: f64 = core::f64::consts::LOG2_E;
-    // Adding 1.5·2^52 rounds to the nearest integer (no SSE4.1 `round` needed), and leaves that
-    // integer in the low bits: every sum here lies in [2^52, 2^53), where the ulp is 1.
-    const SHIFT: f64 = 6_755_399_441_055_744.0;
-    if t < -708.0 {
-        return 0.0;
-    }
-    let y = t * INV_LN2 + SHIFT;
-    let kf = y - SHIFT;
-    let k = (y.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
-    let r = (t - kf * LN2_HI) - kf * LN2_LO;
-    // 1/n! for n = 0..=13.
-    const C: [f64; 14] = [
-        1.0,
-        1.0,
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362880.0,
-        1.0 / 3628800.0,
-        1.0 / 39916800.0,
-        1.0 / 479001600.0,
-        1.0 / 6227020800.0,
-    ];
-    let (r2, r4) = (r * r, (r * r) * (r * r));
-    let r8 = r4 * r4;
-    let p = |i: usize| C[i] + C[i + 1] * r;
-    let q0 = p(0) + p(2) * r2;
-    let q1 = p(4) + p(6) * r2;
-    let q2 = p(8) + p(10) * r2;
-    let q3 = p(12);
-    let e = (q0 + q1 * r4) + (q2 + q3 * r4) * r8;
-    e * f64::from_bits(((k + 1023) as u64) << 52)
+fn binary_terms(z: F64x2, y: F64x2) -> (F64x2, F64x2, F64x2) {
+    let (zero, one) = (F64x2::splat(0.0), F64x2::splat(1.0));
+    let e = exp_nonpositive_x2(z.abs().negated());
+    let den = one + e;
+    // σ(z) = 1 / (1 + e^−z) for z ≥ 0, e^z / (1 + e^z) below.
+    let p = z.select_lt(zero, e, one) / den;
+    (den, zero.max(z) - y * z, p - y)
 }
 
 #[cfg(test)]
@@ -545,24 +529,6 @@ mod tests {
         assert!((u.model[1] - (0.0 - 0.5 * (r0 + r1) / 2.0)).abs() < 1e-15);
         assert!((u.loss - want_loss / 2.0).abs() < 1e-15);
         assert!(!u.converged, "no previous loss yet");
-    }
-
-    #[test]
-    fn exp_nonpositive_is_within_two_ulp_of_libm() {
-        let mut t = 0.0f64;
-        let mut worst = 0.0f64;
-        while t > -720.0 {
-            let (got, want) = (exp_nonpositive(t), t.exp());
-            if t >= -708.0 {
-                worst = worst.max((got - want).abs() / want);
-            } else {
-                assert!(got == 0.0 && want < 4e-308, "t = {t}: {got} vs {want}");
-            }
-            t -= 0.000_731_3;
-        }
-        assert!(worst <= 4.5e-16, "worst relative error {worst:e}");
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert!(exp_nonpositive(f64::NAN).is_nan());
     }
 
     #[test]
