@@ -3,7 +3,7 @@
 
 use super::lloyd::scan_block;
 use super::scan::{Centroids, ROWS_PER_BLOCK};
-use super::shard::{add_row, add_to, block_rows, KMeansShard};
+use super::shard::{add_row, add_to, block_rows, Grouping, KMeansShard};
 use crate::simd::max_f64;
 
 /// Per-row distance bounds (Hamerly 2010) and per-block statistics, valid for the centroids
@@ -338,11 +338,12 @@ impl KMeansShard {
             // Without bounds, the other blocks' sums go through one spare slot (nothing will
             // reuse them: the next step scans every row again).
             let mut spare = if build { Vec::new() } else { vec![0.0; stride] };
+            let mut group = Grouping::default();
             for bi in 0..blocks {
                 let rows = bi * b..((bi + 1) * b).min(n);
                 let sample = bi % SAMPLE_EVERY == 0;
                 if !sample && !build {
-                    changed += self.lloyd_block(rows, centroids, &mut spare);
+                    changed += self.lloyd_block(rows, centroids, &mut spare, &mut scratch.0, &mut group);
                     add_to(out, &spare);
                     continue;
                 }
@@ -497,8 +498,15 @@ impl KMeansShard {
     /// [`scan_block`] of `rows`, compiled on its own (inlined into the step's loop, the
     /// same scan ran ~7 % more instructions per row than Lloyd's).
     #[inline(never)]
-    fn lloyd_block(&mut self, rows: core::ops::Range<usize>, centroids: &Centroids, slot: &mut [f64]) -> u64 {
-        scan_block(&self.x, self.d, &self.sqnorm, &mut self.labels, rows, centroids, slot)
+    fn lloyd_block(
+        &mut self,
+        rows: core::ops::Range<usize>,
+        centroids: &Centroids,
+        slot: &mut [f64],
+        best: &mut [u32],
+        group: &mut Grouping,
+    ) -> u64 {
+        scan_block(&self.x, self.d, &self.sqnorm, &mut self.labels, rows, centroids, slot, best, group)
     }
 
     /// Scores every row of block `bi` (`rows`) as Lloyd's scan does, rebuilds the rows' bounds

@@ -4,7 +4,7 @@
 use super::hamerly::Bounds;
 use super::scan::Centroids;
 use super::{split_model, Layout};
-use crate::simd::add_widened;
+use crate::simd::{add_rows_widened, add_widened};
 use crate::{check_chunk, DataShape};
 
 /// A resident slice of rows for k-means, with the last assignment of each row and, under
@@ -69,6 +69,51 @@ pub(super) fn add_row(slot: &mut [f64], k: usize, j: usize, x: &[f32], sq: f64) 
     add_widened(&mut slot[j * d..(j + 1) * d], x);
     slot[k * d + j] += 1.0;
     slot[k * d + k + j] += sq;
+}
+
+/// Writes a block's `[sums (k·d) | counts (k) | sumsq (k)]` to `slot`: its rows (`x`, row-major,
+/// with squared norms `sqnorm`) under their centroids `best`. Bit for bit the sums of
+/// [`add_row`] row by row from zero (each cluster's rows in row order), but each cluster's
+/// sums stay in registers across its rows: the rows are first grouped by cluster (a counting
+/// sort into `order`, `starts` per cluster). Row by row, every row loaded and stored its
+/// cluster's sums: ~30 % of the wasm instructions of Lloyd's step.
+#[inline(always)]
+pub(super) fn block_sums(slot: &mut [f64], k: usize, x: &[f32], sqnorm: &[f64], best: &[u32], group: &mut Grouping) {
+    let d = x.len() / best.len().max(1);
+    let Grouping { order, starts } = group;
+    starts.clear();
+    starts.resize(k + 1, 0);
+    for &j in best {
+        starts[j as usize + 1] += 1;
+    }
+    for j in 0..k {
+        starts[j + 1] += starts[j];
+    }
+    order.resize(best.len(), 0);
+    for (i, &j) in best.iter().enumerate() {
+        // `starts[j]` is the next free place of cluster `j` (it ends at cluster `j + 1`'s
+        // start, which the pass below restores).
+        order[starts[j as usize] as usize] = i as u32;
+        starts[j as usize] += 1;
+    }
+    let (sums, rest) = slot.split_at_mut(k * d);
+    let (counts, sumsq) = rest.split_at_mut(k);
+    sums.fill(0.0);
+    let mut from = 0;
+    for j in 0..k {
+        let rows = &order[from..starts[j] as usize];
+        add_rows_widened(&mut sums[j * d..(j + 1) * d], x, rows);
+        counts[j] = rows.len() as f64;
+        sumsq[j] = rows.iter().fold(0.0, |s, &i| s + sqnorm[i as usize]);
+        from = starts[j] as usize;
+    }
+}
+
+/// Scratch of [`block_sums`]: a block's rows grouped by cluster.
+#[derive(Default)]
+pub(super) struct Grouping {
+    order: Vec<u32>,
+    starts: Vec<u32>,
 }
 
 /// `out[..slot.len()] += slot` (a block's `[sums | counts | sumsq]` is the partial's prefix).
