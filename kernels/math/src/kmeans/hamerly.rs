@@ -3,7 +3,7 @@
 
 use super::lloyd::scan_block;
 use super::scan::{Centroids, ROWS_PER_BLOCK};
-use super::shard::{add_row, add_to, block_rows, Grouping, KMeansShard};
+use super::shard::{add_row, add_to, block_rows, block_sums, Grouping, KMeansShard};
 use crate::simd::max_f64;
 
 /// Per-row distance bounds (Hamerly 2010) and per-block statistics, valid for the centroids
@@ -307,7 +307,7 @@ impl KMeansShard {
             // The sample blocks first, with bounds, to learn whether bounds will pay off; then
             // every block in order, the others with bounds only if so.
             let (mut sample_rows, mut moved, mut half) = (0u64, 0u64, 0u64);
-            let mut scratch = (vec![0u32; b], vec![[0.0f32; 2]; b]);
+            let mut scratch = (vec![0u32; b], vec![[0.0f32; 2]; b], Grouping::default());
             for bi in (0..blocks).step_by(SAMPLE_EVERY) {
                 let rows = bi * b..((bi + 1) * b).min(n);
                 sample_rows += rows.len() as u64;
@@ -338,12 +338,11 @@ impl KMeansShard {
             // Without bounds, the other blocks' sums go through one spare slot (nothing will
             // reuse them: the next step scans every row again).
             let mut spare = if build { Vec::new() } else { vec![0.0; stride] };
-            let mut group = Grouping::default();
             for bi in 0..blocks {
                 let rows = bi * b..((bi + 1) * b).min(n);
                 let sample = bi % SAMPLE_EVERY == 0;
                 if !sample && !build {
-                    changed += self.lloyd_block(rows, centroids, &mut spare, &mut scratch.0, &mut group);
+                    changed += self.lloyd_block(rows, centroids, &mut spare, &mut scratch.0, &mut scratch.2);
                     add_to(out, &spare);
                     continue;
                 }
@@ -404,7 +403,7 @@ impl KMeansShard {
         // Per centroid, what the row loop reads: the block's growth of upper bounds, drop of
         // lower bounds, and the distance to the nearest other centroid (one bounds check).
         let mut per = vec![[0.0f64; 3]; k];
-        let mut scratch = (vec![0u32; b], vec![[0.0f32; 2]; b]);
+        let mut scratch = (vec![0u32; b], vec![[0.0f32; 2]; b], Grouping::default());
         let mut buf = vec![0.0f32; ROWS_PER_BLOCK * d];
         for (bi, b0) in (0..n).step_by(b).enumerate() {
             let b1 = (b0 + b).min(n);
@@ -527,7 +526,7 @@ impl KMeansShard {
         margin: &Margin,
         moves: &Moves,
         count: bool,
-        scratch: &mut (Vec<u32>, Vec<[f32; 2]>),
+        scratch: &mut (Vec<u32>, Vec<[f32; 2]>, Grouping),
     ) -> (u64, u64, u64) {
         let (d, k) = (self.d, centroids.k);
         let stride = k * d + 2 * k;
@@ -537,14 +536,14 @@ impl KMeansShard {
             // The old bounds, moved by this step, for the count.
             blk.advance(moves);
         }
-        // The whole block in one scan, then its rows (now in L2) row by row: per group of
+        // The whole block in one scan, then its rows' bounds (now in L2) row by row and its
+        // sums cluster by cluster ([`block_sums`]). Scanning a group of rows at a time, per group of
         // rows, the values the row loop keeps (the margin's) would be live across the scoring
         // loop and take registers from its accumulators (the wasm build ran ~20 % more
         // instructions than Lloyd's step).
         let (best, top) = (&mut scratch.0[..rows.len()], &mut scratch.1[..rows.len()]);
         centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], best, top);
-        blk.sums.fill(0.0);
-        for (row, (&j, &t)) in rows.zip(best.iter().zip(top.iter())) {
+        for (row, (&j, &t)) in rows.clone().zip(best.iter().zip(top.iter())) {
             let (sq, old) = (self.sqnorm[row], self.labels[row]);
             let e = margin.of(sq);
             let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
@@ -557,8 +556,9 @@ impl KMeansShard {
             blk.lower[row - b0] = lower;
             changed += (old != j) as u64;
             self.labels[row] = j;
-            add_row(&mut blk.sums, k, j as usize, &self.x[row * d..(row + 1) * d], sq);
         }
+        let x = &self.x[rows.start * d..rows.end * d];
+        block_sums(&mut blk.sums, k, x, &self.sqnorm[rows.start..rows.end], best, &mut scratch.2);
         // The bounds are as of now.
         blk.grown.fill(0.0);
         blk.dropped.fill(0.0);
