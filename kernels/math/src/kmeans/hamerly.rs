@@ -537,10 +537,10 @@ impl KMeansShard {
             blk.advance(moves);
         }
         // The whole block in one scan, then its rows' bounds (now in L2) row by row and its
-        // sums cluster by cluster ([`block_sums`]). Scanning a group of rows at a time, per group of
-        // rows, the values the row loop keeps (the margin's) would be live across the scoring
-        // loop and take registers from its accumulators (the wasm build ran ~20 % more
-        // instructions than Lloyd's step).
+        // sums cluster by cluster ([`block_sums`]). Scanning a group of rows at a time instead,
+        // the values the row loop keeps (the margin's) would be live across the scoring loop
+        // and take registers from its accumulators (the wasm build ran ~20 % more instructions
+        // than Lloyd's step).
         let (best, top) = (&mut scratch.0[..rows.len()], &mut scratch.1[..rows.len()]);
         centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], best, top);
         for (row, (&j, &t)) in rows.clone().zip(best.iter().zip(top.iter())) {
