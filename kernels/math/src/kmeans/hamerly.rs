@@ -3,7 +3,7 @@
 
 use super::lloyd::scan_block;
 use super::scan::{Centroids, ROWS_PER_BLOCK};
-use super::shard::{add_row, add_to, block_rows, block_sums, Grouping, KMeansShard};
+use super::shard::{add_to, block_rows, block_sums, cluster_sums, Grouping, KMeansShard};
 use crate::simd::max_f64;
 
 /// Per-row distance bounds (Hamerly 2010) and per-block statistics, valid for the centroids
@@ -483,7 +483,9 @@ impl KMeansShard {
                 }
             }
             if !dirty_list.is_empty() {
-                Self::sums_into(&self.x, &self.sqnorm, &self.labels, d, b0..b1, k, &mut blk.sums, &dirty);
+                // The dirty clusters' sums again, in row order from zero.
+                let (x, sq) = (&self.x[b0 * d..b1 * d], &self.sqnorm[b0..b1]);
+                cluster_sums(&mut blk.sums, k, x, sq, &self.labels[b0..b1], |j| dirty[j], &mut scratch.2);
                 for &c in &dirty_list {
                     dirty[c] = false;
                 }
@@ -563,33 +565,6 @@ impl KMeansShard {
         blk.grown.fill(0.0);
         blk.dropped.fill(0.0);
         (changed, moved, half)
-    }
-
-    /// Recomputes, in row order from zero, the sums, counts and sums of squared norms of the
-    /// rows in `rows` for the clusters marked dirty.
-    #[allow(clippy::too_many_arguments)]
-    fn sums_into(
-        x: &[f32],
-        sqnorm: &[f64],
-        labels: &[u32],
-        d: usize,
-        rows: core::ops::Range<usize>,
-        k: usize,
-        slot: &mut [f64],
-        dirty: &[bool],
-    ) {
-        let (counts, sumsq) = (k * d, k * d + k);
-        for j in (0..k).filter(|&j| dirty[j]) {
-            slot[j * d..(j + 1) * d].fill(0.0);
-            slot[counts + j] = 0.0;
-            slot[sumsq + j] = 0.0;
-        }
-        for row in rows {
-            let j = labels[row] as usize;
-            if dirty[j] {
-                add_row(slot, k, j, &x[row * d..(row + 1) * d], sqnorm[row]);
-            }
-        }
     }
 }
 
