@@ -24,7 +24,7 @@
 //! libm, which in the wasm build is a scalar, uninlinable library function.
 
 use crate::params::Params;
-use crate::simd::{axpy_block_widened, dot_widened, dot_widened_rows, F64x2};
+use crate::simd::{axpy_block_widened, dot_widened, dot_widened_rows, F32x4, F64x2};
 use crate::{
     check_chunk, check_len, Algorithm, BatchPlan, ClassCount, DataShape, ModelField, Param, SamplePlan, Sizes,
     UpdateResult,
@@ -457,6 +457,17 @@ fn binary_step(d: usize, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
         // overflow, and the product's rounding (≤ 64 ulp) moves the sum by < 1e-14.
         let mut prod = F64x2::splat(1.0);
         let mut i = 0;
+        // Four rows per trip, two pairs sharing each of the residual's vector constants (which
+        // cranelift keeps spilled outside the loop and reloads at each use).
+        while i + 4 <= m {
+            let (y0, y1) = F32x4::load(yb, i).to_f64();
+            let (z0, z1) = (F64x2::load(&z, i), F64x2::load(&z, i + 2));
+            let ((d0, l0, r0), (d1, l1, r1)) = (binary_terms(z0, y0), binary_terms(z1, y1));
+            r0.store(&mut r, i);
+            r1.store(&mut r, i + 2);
+            (prod, loss, rsum) = (prod * d0 * d1, loss + l0 + l1, rsum + r0 + r1);
+            i += 4;
+        }
         while i < m {
             // A lone last row takes both lanes; the second lane's terms are then dropped.
             let j = (i + 1).min(m - 1);
