@@ -84,7 +84,7 @@ pub(super) fn cluster_sums(
     keep: impl Fn(usize) -> bool,
     group: &mut Grouping,
 ) {
-    let d = x.len() / best.len().max(1);
+    let d = (slot.len() - 2 * k) / k.max(1);
     let Grouping { order, starts } = group;
     starts.clear();
     starts.resize(k + 1, 0);
