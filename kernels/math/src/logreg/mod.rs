@@ -433,9 +433,9 @@ impl LogRegShard {
 /// The binary partial `[Σ r·x | Σ r | Σ loss | rows]` of rows `x` (row-major, `d` columns)
 /// with labels `y` under `model` (whose first `d + 1` values are `w` and `b`).
 ///
-/// Per block of rows, first every row's `z = w·x + b` (two rows at a time), then the rows' terms two at a time,
-/// one per lane (`e^−|z|`, the division and the loss terms were scalar f64 code, a third of
-/// the step's instructions), then the block's `Σ r·x`.
+/// Per block of rows, first every row's `z = w·x + b` (two rows at a time), then the rows'
+/// terms in two f64 lanes, four rows per trip (`e^−|z|`, the division and the loss terms were
+/// scalar code), then the block's `Σ r·x`.
 fn binary_step(d: usize, x: &[f32], y: &[f32], model: &[f64]) -> Vec<f64> {
     let (w, b) = (&model[..d], model[d]);
     let mut out = vec![0.0; d + 3];
