@@ -112,6 +112,15 @@ pub(super) fn spread(v: &[f64]) -> f64 {
 /// Whether [`timed`] reports the fastest repeat instead of the median (`ifp bench --fastest`).
 pub(super) static FASTEST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Held by the tests that call [`timed`]: [`FASTEST`] and [`WIDEST`] are process-wide, and a test
+/// setting `FASTEST` while another read it made the reader take the fastest repeat instead of
+/// the median (a flaky failure of `peer_runs_take_the_median_of_each_peer`).
+#[cfg(test)]
+pub(super) fn timing_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The median (with [`FASTEST`] set, the fastest) of the repeats of measure `what`, noting
 /// their spread (see [`WIDEST`]): on a shared machine a busy neighbour shows up as repeats far
 /// apart.

@@ -377,6 +377,7 @@ mod tests {
 
     #[test]
     fn spread_is_slowest_over_fastest_and_the_widest_is_kept() {
+        let _timing = measure::timing_test_lock();
         assert_eq!(spread(&[2.0, 3.0, 1.5]), 2.0);
         assert_eq!(spread(&[4.0]), 1.0);
         assert_eq!(spread(&[]), 1.0);

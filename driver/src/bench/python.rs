@@ -226,6 +226,7 @@ mod tests {
     /// centroids; a start the script did not run is an error naming it.
     #[test]
     fn peer_runs_take_the_median_of_each_peer() {
+        let _timing = super::super::measure::timing_test_lock();
         let v = serde_json::json!({"converge_first": {
             "lloyd": {"s": [1.1, 1.0, 1.05], "n_iter": 7, "centers": [1.0, 2.0]},
             "faiss": {"s": [0.5], "n_iter": 9, "centers": [1.5, 2.5]}
