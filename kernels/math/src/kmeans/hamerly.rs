@@ -46,7 +46,7 @@ pub(super) struct Bounds {
 #[derive(Default)]
 struct Block {
     /// Per row, `upper[i] + grown[a] ≥ ‖x_i − c_a‖` and `lower[i] − dropped[a] ≤ ‖x_i − c_j‖`
-    /// for every other `j`, with `a` the row's centroid.
+    /// for every other `j`, with `a` the row's centroid (`lower[i]` is never negative).
     upper: Vec<f64>,
     lower: Vec<f64>,
     /// Per centroid, how far the upper bounds of its rows grew since the block's bounds were
@@ -103,16 +103,58 @@ impl Block {
     }
 }
 
-/// A stored upper bound moved by its centroid's growth `g` (the sum's rounding covered).
+/// A stored upper bound moved by its centroid's growth `g`: `(stored + g) (1 + 1e-15)`, whose
+/// guard (~4.5 ulp) covers the three roundings (≤ 1.5 ulp) of this form.
 #[inline(always)]
 fn moved_upper(stored: f64, g: f64) -> f64 {
-    (stored + g) * (1.0 + 1e-15)
+    stored * (1.0 + 1e-15) + g * (1.0 + 1e-15)
 }
 
 /// A stored lower bound moved by its drop `dr` (the difference's rounding covered).
 #[inline(always)]
 fn moved_lower(stored: f64, dr: f64) -> f64 {
     (stored - dr) - (stored.abs() + dr) * 1e-15
+}
+
+/// [`moved_lower`] of a stored bound that is not negative (as [`Block::store`] stores them):
+/// `stored (1 − 1e-15) − dr (1 + 1e-15)`, the same guard without the absolute value.
+#[inline(always)]
+fn moved_lower_nonneg(stored: f64, dr: f64) -> f64 {
+    stored * (1.0 - 1e-15) - dr * (1.0 + 1e-15)
+}
+
+/// Writes to the front of `open` the rows `i` of a block whose bounds, moved by the block's
+/// movements, do not settle their centroid, and returns how many: `labels`, `sqnorm` and the
+/// block's stored bounds are its rows', `per[a]` holds centroid `a`'s growth and drop and
+/// twice the distance to its nearest centroid, and `α ‖x‖² + β` is four times the row's margin
+/// ([`Margin::four_times_affine`]). `open` holds at least the block's rows.
+///
+/// On its own and without a call in its loop (no `Vec::push`), so that the row loop keeps its
+/// values in registers: inlined into the bounded step, or calling `push`'s growth path, the
+/// wasm build kept 8 values on the stack (no XMM register survives a call) and ran ~45
+/// instructions per settled row.
+#[inline(never)]
+fn unsettled(
+    labels: &[u32],
+    sqnorm: &[f64],
+    blk: &Block,
+    per: &[[f64; 3]],
+    (alpha, beta): (f64, f64),
+    open: &mut [u32],
+) -> usize {
+    let mut n = 0;
+    let rows = labels.iter().zip(sqnorm).zip(blk.upper.iter().zip(&blk.lower));
+    for (i, ((&a, &sq), (&up, &lw))) in rows.enumerate() {
+        let [g, dr, near] = per[a as usize];
+        let (u, lo) = (moved_upper(up, g), moved_lower_nonneg(lw, dr));
+        let l = max_f64(lo, near - u);
+        let settled = l >= 0.0 && l * l - u * u > alpha * sq + beta;
+        if let Some(slot) = open.get_mut(n) {
+            *slot = i as u32;
+        }
+        n += !settled as usize;
+    }
+    n
 }
 
 /// The share of rows the bounds must settle for the next step to test bounds row by row;
@@ -199,6 +241,15 @@ impl Margin {
     fn of(&self, sq: f64) -> f64 {
         let c2 = self.cmax * self.cmax;
         self.kappa * (0.5 * (sq + c2) + c2) + 2e-13 * (sq + c2)
+    }
+
+    /// `(α, β)` with `α ‖x‖² + β ≥ 4 ·` [`Self::of`]`(‖x‖²)`: the margin is affine in `‖x‖²`,
+    /// so a row loop needs one multiply-add instead of its five operations (the `1e-12` covers
+    /// the rounding of either form).
+    fn four_times_affine(&self) -> (f64, f64) {
+        let c2 = self.cmax * self.cmax;
+        let up = 1.0 + 1e-12;
+        ((2.0 * self.kappa + 8e-13) * up, (6.0 * self.kappa + 8e-13) * c2 * up)
     }
 }
 
@@ -400,9 +451,11 @@ impl KMeansShard {
         let mut dirty = vec![false; k];
         let mut dirty_list: Vec<usize> = Vec::with_capacity(k);
         let mut todo: Vec<usize> = Vec::with_capacity(b);
+        let mut open = vec![0u32; b];
         // Per centroid, what the row loop reads: the block's growth of upper bounds, drop of
         // lower bounds, and the distance to the nearest other centroid (one bounds check).
         let mut per = vec![[0.0f64; 3]; k];
+        let (alpha, beta) = margin.four_times_affine();
         let mut scratch = (vec![0u32; b], vec![[0.0f32; 2]; b], Grouping::default());
         let mut buf = vec![0.0f32; ROWS_PER_BLOCK * d];
         for (bi, b0) in (0..n).step_by(b).enumerate() {
@@ -418,17 +471,11 @@ impl KMeansShard {
                 *p = [blk.grown[a], blk.dropped[a], 2.0 * moves.half[a]];
             }
             // The bounds moved by the centroids' movement (read, not written back): the rows
-            // they do not settle. (`Moves::settles` over zipped slices: one bounds check per
-            // row; indexing each slice took twice the wasm instructions per row.)
+            // they do not settle ([`unsettled`]: the slices zipped, one bounds check per row;
+            // indexing each slice took twice the wasm instructions per row).
+            let n = unsettled(&self.labels[b0..b1], &self.sqnorm[b0..b1], blk, &per, (alpha, beta), &mut open);
             todo.clear();
-            let rows = self.labels[b0..b1].iter().zip(&self.sqnorm[b0..b1]).zip(blk.upper.iter().zip(&blk.lower));
-            for (i, ((&a, &sq), (&up, &lw))) in rows.enumerate() {
-                let [g, dr, near] = per[a as usize];
-                let (u, lo) = (moved_upper(up, g), moved_lower(lw, dr));
-                if !settled(max_f64(lo, near - u), u, margin.of(sq)) {
-                    todo.push(b0 + i);
-                }
-            }
+            todo.extend(open[..n].iter().map(|&i| b0 + i as usize));
             // Tighten the others' upper bounds to their distance (from an f32 score and its
             // rounding margin) and test them again; unless nearly every row is left, when the
             // whole block is scored anyway.
