@@ -157,6 +157,34 @@ fn unsettled(
     n
 }
 
+/// Stores the bounds of a block's scored rows (`best` their centroids, `top` their smallest
+/// two scores; with `SCORES = 1` the smallest and lower bounds 0) as valid now into
+/// `upper`/`lower`, and their centroids into `labels`; returns how many rows changed centroid.
+/// On its own, with the slices zipped (no bounds checks) and nothing else live in its loop:
+/// in `bounds_block`'s row loop, beside the sample blocks' count, the wasm build kept values
+/// on the stack and checked four indices per row.
+#[inline(never)]
+fn store_bounds<const SCORES: u8>(
+    best: &[u32],
+    top: &[[f32; 2]],
+    sqnorm: &[f64],
+    labels: &mut [u32],
+    (upper, lower): (&mut [f64], &mut [f64]),
+    margin: &Margin,
+) -> u64 {
+    let (alpha, beta) = margin.four_times_affine();
+    let mut changed = 0u64;
+    let rows = best.iter().zip(top).zip(sqnorm).zip(labels.iter_mut()).zip(upper.iter_mut().zip(lower.iter_mut()));
+    for ((((&j, &t), &sq), label), (up, lo)) in rows {
+        // Above the row's margin (four times it, quartered).
+        let e = 0.25 * (alpha * sq + beta);
+        (*up, *lo) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
+        changed += (*label != j) as u64;
+        *label = j;
+    }
+    changed
+}
+
 /// The share of rows the bounds must settle for the next step to test bounds row by row;
 /// below it, a step scores every row in the SIMD scan as Lloyd's does (testing a row's
 /// bounds, tightening its upper bound, scoring it apart and summing its block's clusters
@@ -580,7 +608,7 @@ impl KMeansShard {
         let (d, k) = (self.d, centroids.k);
         let stride = k * d + 2 * k;
         let (b0, blk) = (rows.start, st.blocks[bi].ready(rows.len(), k, stride));
-        let (mut changed, mut moved, mut half) = (0u64, 0u64, 0u64);
+        let (mut moved, mut half) = (0u64, 0u64);
         if count {
             // The old bounds, moved by this step, for the count.
             blk.advance(moves);
@@ -592,20 +620,24 @@ impl KMeansShard {
         // than Lloyd's step).
         let (best, top) = (&mut scratch.0[..rows.len()], &mut scratch.1[..rows.len()]);
         centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], best, top);
-        for (row, (&j, &t)) in rows.clone().zip(best.iter().zip(top.iter())) {
-            let (sq, old) = (self.sqnorm[row], self.labels[row]);
-            let e = margin.of(sq);
-            let (upper, lower) = if SCORES == 2 { bounds_of(t, sq, e) } else { (upper_of(t[0], sq, e), 0.0) };
-            if count {
-                let a = j as usize;
+        if count {
+            // Before the new bounds overwrite the old ones.
+            for (row, (&j, &t)) in rows.clone().zip(best.iter().zip(top.iter())) {
+                let (sq, old, a) = (self.sqnorm[row], self.labels[row], j as usize);
+                let e = margin.of(sq);
+                let upper = upper_of(t[0], sq, e);
                 moved += (old == j && moves.settles(blk.lower(row - b0, a), upper, a, e)) as u64;
                 half += moves.settles(0.0, upper, a, e) as u64;
             }
-            blk.upper[row - b0] = upper;
-            blk.lower[row - b0] = lower;
-            changed += (old != j) as u64;
-            self.labels[row] = j;
         }
+        let changed = store_bounds::<SCORES>(
+            best,
+            top,
+            &self.sqnorm[rows.clone()],
+            &mut self.labels[rows.clone()],
+            (&mut blk.upper, &mut blk.lower),
+            margin,
+        );
         let x = &self.x[rows.start * d..rows.end * d];
         block_sums(&mut blk.sums, k, x, &self.sqnorm[rows.start..rows.end], best, &mut scratch.2);
         // The bounds are as of now.
