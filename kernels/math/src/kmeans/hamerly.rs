@@ -130,9 +130,9 @@ fn moved_lower_nonneg(stored: f64, dr: f64) -> f64 {
 /// ([`Margin::four_times_affine`]). `open` holds at least the block's rows.
 ///
 /// On its own and without a call in its loop (no `Vec::push`), so that the row loop keeps its
-/// values in registers: inlined into the bounded step, or calling `push`'s growth path, the
-/// wasm build kept 8 values on the stack (no XMM register survives a call) and ran ~45
-/// instructions per settled row.
+/// values in registers: inlined into the bounded step, with `push` (whose growth path is a
+/// call: no XMM register survives one), the wasm build kept 8 values on the stack and ran ~55
+/// instructions per settled row, now ~47.
 #[inline(never)]
 fn unsettled(
     labels: &[u32],
@@ -142,6 +142,8 @@ fn unsettled(
     (alpha, beta): (f64, f64),
     open: &mut [u32],
 ) -> usize {
+    // Else rows past its end would be counted but not written.
+    assert!(open.len() >= labels.len(), "room for {} rows, not {}", open.len(), labels.len());
     let mut n = 0;
     let rows = labels.iter().zip(sqnorm).zip(blk.upper.iter().zip(&blk.lower));
     for (i, ((&a, &sq), (&up, &lw))) in rows.enumerate() {
