@@ -59,10 +59,10 @@ mod imp {
             let second = f32x4_pmin(f32x4_pmax(p, p1), f32x4_pmin(q, q1));
             (f32x4_extract_lane::<0>(f32x4_pmin(p, p1)), f32x4_extract_lane::<0>(second))
         }
-        /// Bit `l` is set when lane `l` of `self` equals that of `o`.
+        /// Bit `l` is set when lane `l` of `self` is at most that of `o`.
         #[inline(always)]
-        pub fn eq_mask(self, o: Self) -> u32 {
-            i32x4_bitmask(f32x4_eq(self.0, o.0)) as u32
+        pub fn le_mask(self, o: Self) -> u32 {
+            i32x4_bitmask(f32x4_le(self.0, o.0)) as u32
         }
         #[inline(always)]
         pub fn hmin(self) -> f32 {
@@ -205,8 +205,8 @@ mod imp {
             (p.min(p1).0[0], p.max(p1).min(q.min(q1)).0[0])
         }
         #[inline(always)]
-        pub fn eq_mask(self, o: Self) -> u32 {
-            (0..4).fold(0, |m, l| m | (((self.0[l] == o.0[l]) as u32) << l))
+        pub fn le_mask(self, o: Self) -> u32 {
+            (0..4).fold(0, |m, l| m | (((self.0[l] <= o.0[l]) as u32) << l))
         }
         #[inline(always)]
         pub fn hmin(self) -> f32 {

@@ -2,7 +2,7 @@
 //! whose assignment they settle; the others are scored as Lloyd's step scores them.
 
 use super::lloyd::scan_block;
-use super::scan::{Centroids, ROWS_PER_BLOCK};
+use super::scan::{Centroids, Margin, ROWS_PER_BLOCK};
 use super::shard::{add_to, block_rows, block_sums, cluster_sums, Grouping, KMeansShard};
 use crate::simd::max_f64;
 
@@ -12,9 +12,10 @@ use crate::simd::max_f64;
 /// Per row an upper bound on `‖x_i − c_a‖` for the row's assigned centroid `a` and a lower
 /// bound on `‖x_i − c_j‖` for every other `j`, in exact arithmetic on the f64 centroids (stored
 /// as of the row's block's last rebuild, see [`Block`]). A step keeps a row's assignment
-/// without scoring it only when the bounds prove that the f32 scores of the full scan would
-/// pick the same centroid, with the scan's worst-case rounding error (see [`Margin`]) taken
-/// off; any row the bounds do not settle is scored exactly as Lloyd's scan scores it.
+/// without scoring it only when the bounds prove that the full scan would pick the same
+/// centroid (its exact score below every other's by over twice the scan's worst-case rounding
+/// error, [`Margin`]: so the f32 scores' argmin, and the f64 decision of a row near a tie);
+/// any row the bounds do not settle is scored exactly as Lloyd's scan scores it.
 pub(super) struct Bounds {
     /// The centroids the bounds refer to (`k × d`).
     prev: Vec<f64>,
@@ -246,45 +247,9 @@ const RESCAN_BLOCK_ABOVE: f64 = 0.5;
 /// rows, where the moved bounds settle ~0.2 % of the rows and the tightened ones ~17 %.
 const TIGHTEN_UP_TO: f64 = 0.9;
 
-/// An upper bound on `|s_j − (½‖c_j‖² − x·c_j)|`, the rounding error of a row's f32 score
-/// against any centroid (the f64 → f32 rounding of the centroids, the f32 half norms and the
-/// f32 dot product, fused or not), for a row of norm `nx`:
-/// `κ (‖x‖ C + C²) + 1e-13 (‖x‖ + C)²` (bounded above without a square root) with `C` the largest centroid norm and
-/// `κ = (d + 8) · 2⁻²³`, twice the textbook `γ_{d+2} + 2u` bound; the last term covers the
-/// f64 rounding of the bounds themselves.
-struct Margin {
-    kappa: f64,
-    cmax: f64,
-}
-
-impl Margin {
-    fn new(centroids: &[f64], k: usize, d: usize) -> Self {
-        let cmax =
-            (0..k).map(|j| centroids[j * d..(j + 1) * d].iter().map(|v| v * v).sum::<f64>().sqrt()).fold(0.0, f64::max)
-                * (1.0 + 1e-12);
-        Self { kappa: (d as f64 + 8.0) * f64::powi(2.0, -23), cmax }
-    }
-
-    /// The margin for a row with `‖x‖² = sq`, without a square root: `‖x‖ C ≤ (‖x‖² + C²) / 2`
-    /// and `(‖x‖ + C)² ≤ 2 (‖x‖² + C²)`.
-    #[inline(always)]
-    fn of(&self, sq: f64) -> f64 {
-        let c2 = self.cmax * self.cmax;
-        self.kappa * (0.5 * (sq + c2) + c2) + 2e-13 * (sq + c2)
-    }
-
-    /// `(α, β)` with `α ‖x‖² + β ≥ 4 ·` [`Self::of`]`(‖x‖²)`: the margin is affine in `‖x‖²`,
-    /// so a row loop needs one multiply-add instead of its five operations (the `1e-12` covers
-    /// the rounding of either form).
-    fn four_times_affine(&self) -> (f64, f64) {
-        let c2 = self.cmax * self.cmax;
-        let up = 1.0 + 1e-12;
-        ((2.0 * self.kappa + 8e-13) * up, (6.0 * self.kappa + 8e-13) * c2 * up)
-    }
-}
-
-/// True when `lower ≥ 0` and `lower² − upper² > 4e`: the assigned centroid's f32 score is
-/// then strictly below every other centroid's, so the full scan would keep it.
+/// True when `lower ≥ 0` and `lower² − upper² > 4e`: the assigned centroid's exact score is
+/// then below every other centroid's by over `2e`, so its f32 score is strictly below theirs
+/// and the f64 decision of a row near a tie picks it too: the full scan would keep it.
 #[inline(always)]
 fn settled(lower: f64, upper: f64, e: f64) -> bool {
     lower >= 0.0 && lower * lower - upper * upper > 4.0 * e
@@ -380,7 +345,7 @@ impl KMeansShard {
         // `fresh`: no bounds yet; `full`: every row scored (and every block's sums rebuilt).
         let fresh = st.prev.is_empty();
         let full = fresh || st.scan_all_next;
-        let margin = Margin::new(model, k, d);
+        let margin = centroids.margin();
         let moves = Moves::new(model, (!fresh).then_some(&st.prev[..]), k, d);
         let mut changed = 0u64;
         self.scored = 0;
@@ -392,7 +357,7 @@ impl KMeansShard {
             for bi in (0..blocks).step_by(SAMPLE_EVERY) {
                 let rows = bi * b..((bi + 1) * b).min(n);
                 sample_rows += rows.len() as u64;
-                let c = self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, true, &mut scratch);
+                let c = self.bounds_block::<2>(&mut st, bi, rows, centroids, margin, &moves, true, &mut scratch);
                 changed += c.0;
                 moved += c.1;
                 half += c.2;
@@ -401,7 +366,7 @@ impl KMeansShard {
             if !fresh && !st.stale && share(moved) >= BOUNDED_ABOVE {
                 // The bounds would settle most rows after all (the centroids stopped
                 // travelling): the other blocks take a bounded step.
-                let (c, settled_rows) = self.bounded_step(&mut st, centroids, &margin, &moves, out, true);
+                let (c, settled_rows) = self.bounded_step(&mut st, centroids, margin, &moves, out, true);
                 st.prev.clear();
                 st.prev.extend_from_slice(&model[..k * d]);
                 st.last_share = (settled_rows + moved) as f64 / n.max(1) as f64;
@@ -429,9 +394,9 @@ impl KMeansShard {
                 }
                 if !sample {
                     changed += if upper_only {
-                        self.bounds_block::<1>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
+                        self.bounds_block::<1>(&mut st, bi, rows, centroids, margin, &moves, false, &mut scratch).0
                     } else {
-                        self.bounds_block::<2>(&mut st, bi, rows, centroids, &margin, &moves, false, &mut scratch).0
+                        self.bounds_block::<2>(&mut st, bi, rows, centroids, margin, &moves, false, &mut scratch).0
                     };
                 }
                 add_to(out, &st.blocks[bi].sums);
@@ -445,7 +410,7 @@ impl KMeansShard {
             self.bounds = Some(st);
             return changed;
         }
-        let (changed, settled_rows) = self.bounded_step(&mut st, centroids, &margin, &moves, out, false);
+        let (changed, settled_rows) = self.bounded_step(&mut st, centroids, margin, &moves, out, false);
         st.prev.clear();
         st.prev.extend_from_slice(&model[..k * d]);
         st.last_share = settled_rows as f64 / n.max(1) as f64;
@@ -539,8 +504,11 @@ impl KMeansShard {
                 }
                 let o = g * ROWS_PER_BLOCK;
                 let m = group.len();
-                centroids.assign_rows::<2>(&buf[..m * d], &mut best[o..o + m], &mut top[o..o + m]);
+                centroids.scan_rows::<2>(&buf[..m * d], &mut best[o..o + m], &mut top[o..o + m]);
             }
+            let (x, sq) = (&self.x, &self.sqnorm);
+            let row = |t: usize| (&x[todo[t] * d..(todo[t] + 1) * d], sq[todo[t]]);
+            centroids.decide_ties::<2>(&mut best[..todo.len()], &mut top[..todo.len()], row);
             self.scored += todo.len() as u64;
             for (t, &row) in todo.iter().enumerate() {
                 let j = best[t];
@@ -621,7 +589,7 @@ impl KMeansShard {
         // and take registers from its accumulators (the wasm build ran ~20 % more instructions
         // than Lloyd's step).
         let (best, top) = (&mut scratch.0[..rows.len()], &mut scratch.1[..rows.len()]);
-        centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], best, top);
+        centroids.assign_rows::<SCORES>(&self.x[rows.start * d..rows.end * d], &self.sqnorm[rows.clone()], best, top);
         if count {
             // Before the new bounds overwrite the old ones.
             for (row, (&j, &t)) in rows.clone().zip(best.iter().zip(top.iter())) {

@@ -53,7 +53,7 @@ pub(super) fn scan_block(
 ) -> u64 {
     let best = &mut best[..rows.len()];
     let x = &x[rows.start * d..rows.end * d];
-    centroids.assign_rows::<0>(x, best, &mut []);
+    centroids.assign_rows::<0>(x, &sqnorm[rows.clone()], best, &mut []);
     let mut changed = 0u64;
     for (l, &j) in labels[rows.clone()].iter_mut().zip(best.iter()) {
         changed += (*l != j) as u64;

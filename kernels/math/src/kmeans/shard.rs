@@ -12,8 +12,10 @@ use crate::{check_chunk, DataShape};
 pub struct KMeansShard {
     pub(super) d: usize,
     pub(super) x: Vec<f32>,
-    /// `‖x‖²` of each row, in f64 (for the exact inertia).
+    /// `‖x‖²` of each row, in f64 (for the exact inertia), and the largest (for the scan's
+    /// rounding margin).
     pub(super) sqnorm: Vec<f64>,
+    pub(super) max_sqnorm: f64,
     pub(super) colsum: Vec<f64>,
     pub(super) colsumsq: Vec<f64>,
     pub(super) labels: Vec<u32>,
@@ -39,6 +41,7 @@ impl KMeansShard {
             d,
             x: Vec::new(),
             sqnorm: Vec::new(),
+            max_sqnorm: 0.0,
             colsum: vec![0.0; d],
             colsumsq: vec![0.0; d],
             labels: Vec::new(),
@@ -154,6 +157,7 @@ impl crate::Shard for KMeansShard {
                 self.colsumsq[i] += v * v;
             }
             self.sqnorm.push(s);
+            self.max_sqnorm = self.max_sqnorm.max(s);
         }
         self.labels.resize(self.labels.len() + n, u32::MAX);
         self.bounds = None;
@@ -169,7 +173,7 @@ impl crate::Shard for KMeansShard {
         let (k, hamerly) = split_model(model, d)?;
         let l = Layout { k, d };
         let mut out = vec![0.0; l.len()];
-        let centroids = Centroids::new(model, k, d);
+        let centroids = Centroids::new(model, k, d, self.max_sqnorm);
         let changed = if hamerly {
             self.step_hamerly(model, &centroids, &mut out)
         } else {
