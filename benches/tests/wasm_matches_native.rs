@@ -1,7 +1,9 @@
 //! The wasm kernels and the native build of the same source (what `kernel_step` compares)
-//! compute the same thing: partials equal to 1e-9 relative and identical k-means assignments,
-//! over shapes that exercise the SIMD tails (odd column counts, k not a multiple of 16, row
-//! counts not a multiple of the scoring block), for k-means under Lloyd and Hamerly alike.
+//! compute the same thing: partials equal to 1e-9 relative (k-means bit for bit: its rows
+//! near a tie, where fused and separate f32 multiply-adds round apart, are decided in f64)
+//! and identical k-means assignments, over shapes that exercise the SIMD tails (odd column
+//! counts, k not a multiple of 16, row counts not a multiple of the scoring block), for
+//! k-means under Lloyd and Hamerly alike.
 
 use ifp_benches::{Case, Kind};
 
@@ -16,13 +18,14 @@ fn check(kind: Kind, n: usize, d: usize, k: usize, last: Option<f64>) {
         *model.last_mut().unwrap() = v;
     }
     let m = model.len() - 1;
+    let tol = if kind == Kind::KMeans { 0.0 } else { 1e-9 };
     for step in 0..3 {
         let w = inst.step(shard, &model).expect("wasm step");
         let nv = native.step(&model).expect("native step");
         assert_eq!(w.len(), nv.len());
         for (i, (a, b)) in w.iter().zip(&nv).enumerate() {
             assert!(
-                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                (a - b).abs() <= tol * b.abs().max(1.0),
                 "{} step {step} value {i}: wasm {a} native {b}",
                 case.label()
             );
