@@ -309,8 +309,9 @@ impl Moves {
     }
 }
 
-/// A scored row's exact bounds from its smallest two f32 scores `[s0, s1]`, `‖x‖² = sq` and
-/// margin `e`: (upper, lower).
+/// A scored row's exact bounds from the scan's `[s0, s1]` (its centroid's score and one at
+/// most every other's, each within `e` of an exact score: see [`Centroids::assign_rows`]),
+/// `‖x‖² = sq` and margin `e`: (upper, lower).
 #[inline(always)]
 fn bounds_of([s0, s1]: [f32; 2], sq: f64, e: f64) -> (f64, f64) {
     (upper_of(s0, sq, e), max_f64(2.0 * (s1 as f64 - e) + sq, 0.0).sqrt() * (1.0 - 1e-12))
