@@ -444,8 +444,8 @@ impl KMeansShard {
         let mut changed = 0u64;
         // Rows the bounds settle.
         let mut settled_rows = 0u64;
+        // The clusters whose rows moved in the block (their sums to be summed again).
         let mut dirty = vec![false; k];
-        let mut dirty_list: Vec<usize> = Vec::with_capacity(k);
         let mut todo: Vec<usize> = Vec::with_capacity(b);
         let mut open = vec![0u32; b];
         // Per centroid, what the row loop reads: the block's growth of upper bounds, drop of
@@ -519,23 +519,15 @@ impl KMeansShard {
                 let old = self.labels[row];
                 if old != j {
                     changed += 1;
-                    for c in [old as usize, j as usize] {
-                        if !dirty[c] {
-                            dirty[c] = true;
-                            dirty_list.push(c);
-                        }
-                    }
+                    (dirty[old as usize], dirty[j as usize]) = (true, true);
                     self.labels[row] = j;
                 }
             }
-            if !dirty_list.is_empty() {
+            if dirty.contains(&true) {
                 // The dirty clusters' sums again, in row order from zero.
                 let (x, sq) = (&self.x[b0 * d..b1 * d], &self.sqnorm[b0..b1]);
                 cluster_sums(&mut blk.sums, k, x, sq, &self.labels[b0..b1], |j| dirty[j], &mut scratch.2);
-                for &c in &dirty_list {
-                    dirty[c] = false;
-                }
-                dirty_list.clear();
+                dirty.fill(false);
             }
             add_to(out, &blk.sums);
         }
