@@ -12,9 +12,9 @@ use crate::{check_chunk, DataShape};
 pub struct KMeansShard {
     pub(super) d: usize,
     pub(super) x: Vec<f32>,
-    /// `‖x‖²` of each row, in f64 (for the exact inertia), and the largest (for the scan's
-    /// rounding margin).
+    /// `‖x‖²` of each row, in f64 (for the exact inertia).
     pub(super) sqnorm: Vec<f64>,
+    /// The largest of them (for the scan's rounding margin).
     pub(super) max_sqnorm: f64,
     pub(super) colsum: Vec<f64>,
     pub(super) colsumsq: Vec<f64>,
