@@ -111,16 +111,11 @@ fn moved_upper(stored: f64, g: f64) -> f64 {
     stored * (1.0 + 1e-15) + g * (1.0 + 1e-15)
 }
 
-/// A stored lower bound moved by its drop `dr` (the difference's rounding covered).
+/// A stored lower bound, never negative (as [`Block::store`] stores them), moved by its drop
+/// `dr`: `stored (1 − 1e-15) − dr (1 + 1e-15)`, whose guard covers the three roundings of
+/// this form.
 #[inline(always)]
 fn moved_lower(stored: f64, dr: f64) -> f64 {
-    (stored - dr) - (stored.abs() + dr) * 1e-15
-}
-
-/// [`moved_lower`] of a stored bound that is not negative (as [`Block::store`] stores them):
-/// `stored (1 − 1e-15) − dr (1 + 1e-15)`, the same guard without the absolute value.
-#[inline(always)]
-fn moved_lower_nonneg(stored: f64, dr: f64) -> f64 {
     stored * (1.0 - 1e-15) - dr * (1.0 + 1e-15)
 }
 
@@ -149,7 +144,7 @@ fn unsettled(
     let rows = labels.iter().zip(sqnorm).zip(blk.upper.iter().zip(&blk.lower));
     for (i, ((&a, &sq), (&up, &lw))) in rows.enumerate() {
         let [g, dr, near] = per[a as usize];
-        let (u, lo) = (moved_upper(up, g), moved_lower_nonneg(lw, dr));
+        let (u, lo) = (moved_upper(up, g), moved_lower(lw, dr));
         let l = max_f64(lo, near - u);
         let settled = l >= 0.0 && l * l - u * u > alpha * sq + beta;
         if let Some(slot) = open.get_mut(n) {

@@ -273,7 +273,7 @@ fn moved_bounds_and_the_affine_margin_are_on_the_safe_side() {
         let u = moved_upper(s, g);
         assert!(u > hi || (u == hi && lo <= 0.0), "upper {s} + {g}: {u} vs {hi} + {lo}");
         let (hi, lo) = two_sum(s, -g);
-        let l = moved_lower_nonneg(s, g);
+        let l = moved_lower(s, g);
         assert!(l < hi || (l == hi && lo >= 0.0), "lower {s} - {g}: {l} vs {hi} + {lo}");
     }
     for (cmax, d) in [(0.0, 1), (1e-3, 8), (7.5, 32), (3e5, 100)] {
