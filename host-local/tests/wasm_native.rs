@@ -122,37 +122,39 @@ fn kmeans_wasm_equals_native() {
     check::<KMeans>("kmeans", &fixture("blobs.npy"), LabelCol::None, p, 100, 0.0);
 }
 
-/// Rows within ~1e-7 of the bisector of two of the first 8 rows (the initial centroids):
+/// Rows within ~1e-7 of the bisector of two of the first `k` rows (the initial centroids):
 /// their f32 scores tie up to rounding, which the wasm build (fused multiply-adds) and the
 /// native one (separate) round differently; decided in f64, both builds assign them alike,
-/// under Lloyd and Hamerly, and the runs agree bit for bit.
+/// under Lloyd and Hamerly, and the runs agree bit for bit. Even and odd column counts (the
+/// scan takes columns in pairs, an odd last one alone).
 #[test]
 fn kmeans_wasm_equals_native_bit_for_bit_near_ties() {
-    let (k, d) = (8, 6);
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut uniform = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let c: Vec<f64> = (0..k * d).map(|_| ((uniform() * 8.0 - 4.0) as f32) as f64).collect();
-    let mut csv = String::new();
-    for j in 0..k {
-        csv += &c[j * d..(j + 1) * d].iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
-        csv += "\n";
-    }
-    for _ in 0..3000 {
-        let (p, q) = ((uniform() * k as f64) as usize, (uniform() * k as f64) as usize);
-        let t = 0.5 + (uniform() - 0.5) * 2e-7;
-        let row: Vec<String> =
-            (0..d).map(|i| ((c[p * d + i] + t * (c[q * d + i] - c[p * d + i])) as f32).to_string()).collect();
-        csv += &(row.join(",") + "\n");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("near_ties.csv");
-    std::fs::write(&file, csv).unwrap();
-    for algorithm in ["lloyd", "hamerly"] {
-        let p = params(&[("k", "8"), ("init", "first"), ("algorithm", algorithm)]);
-        check::<KMeans>("kmeans", &file, LabelCol::None, p, 50, 0.0);
+    for (k, d) in [(8, 6), (5, 7)] {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut uniform = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let c: Vec<f64> = (0..k * d).map(|_| ((uniform() * 8.0 - 4.0) as f32) as f64).collect();
+        let mut csv = String::new();
+        for j in 0..k {
+            csv += &c[j * d..(j + 1) * d].iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+            csv += "\n";
+        }
+        for _ in 0..3000 {
+            let (p, q) = ((uniform() * k as f64) as usize, (uniform() * k as f64) as usize);
+            let t = 0.5 + (uniform() - 0.5) * 2e-7;
+            let row: Vec<String> =
+                (0..d).map(|i| ((c[p * d + i] + t * (c[q * d + i] - c[p * d + i])) as f32).to_string()).collect();
+            csv += &(row.join(",") + "\n");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("near_ties.csv");
+        std::fs::write(&file, csv).unwrap();
+        for algorithm in ["lloyd", "hamerly"] {
+            let p = params(&[("k", &k.to_string()), ("init", "first"), ("algorithm", algorithm)]);
+            check::<KMeans>("kmeans", &file, LabelCol::None, p, 50, 0.0);
+        }
     }
 }
 

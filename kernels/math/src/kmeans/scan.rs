@@ -19,7 +19,8 @@ const CHUNK: usize = 16;
 /// Rows scored per block: 3 rows × 4 vectors of accumulators + 4 centroid vectors + the row
 /// value fill 17 of the 16 SSE registers cranelift allocates; measured with callgrind on the
 /// wasm kernel, R = 3 runs 1.7 % fewer instructions than R = 4 (spills) and the native
-/// baseline build is as fast as with R = 4 (R = 2 is slower there).
+/// baseline build is as fast as with R = 4 (R = 2 is slower there). With two columns per
+/// trip ([`score_block`]), R = 2 ran a Lloyd step in 1.13x R = 3's time (AMD EPYC, wasm).
 pub(super) const ROWS_PER_BLOCK: usize = 3;
 
 /// Centroids laid out for scoring: per chunk of up to 16 centroids, for each column, four
@@ -396,15 +397,49 @@ fn score_block<const R: usize, const V: usize>(rows: &[f32], t: &[f32], hn: &[f3
             acc[r][v] = F32x4::load(hn, 4 * v);
         }
     }
-    // Per-row slices of length `d` and fixed 16-lane centroid columns let the compiler drop
-    // the bounds checks of the inner loop (`i < d` is the loop bound, `4·v + 4 ≤ 16`).
-    let rows: [&[f32]; R] = core::array::from_fn(|r| &rows[r * d..(r + 1) * d]);
-    for (i, tc) in (0..d).zip(t.chunks_exact(CHUNK)) {
-        let cv: [F32x4; V] = core::array::from_fn(|v| F32x4::load(tc, 4 * v));
-        for r in 0..R {
-            let x = F32x4::splat(rows[r][i]);
-            for v in 0..V {
-                acc[r][v] = F32x4::madd(x, cv[v], acc[r][v]);
+    // In the wasm build, two columns per trip: cranelift moves the accumulators back to
+    // their registers at the loop's back edge and reloads the spilled ones once per trip,
+    // so per column that halves. Per Lloyd step of 100,000 × 32 rows, k = 16: 89.1 M →
+    // 83.2 M wasm instructions, and the step 0.80-0.87x the time on an AMD EPYC (Zen 5).
+    // Tried on the same machine: three or four columns per trip (more spills: 0.97x);
+    // the pair's values read by one 8-byte load and broadcast by lane shuffles (74.7 M
+    // instructions, 0.83-0.87x: the wasm code shifts with the loop's shape); rows sliced
+    // so that the compiler drops the two bounds checks per trip (81.1 M, 0.90x). The sums
+    // are the same as one column at a time, in the same order.
+    #[cfg(target_arch = "wasm32")]
+    {
+        let rows: [&[f32]; R] = core::array::from_fn(|r| &rows[r * d..(r + 1) * d]);
+        let column = |acc: &mut [[F32x4; V]; R], i: usize, tc: &[f32]| {
+            let cv: [F32x4; V] = core::array::from_fn(|v| F32x4::load(tc, 4 * v));
+            for r in 0..R {
+                let x = F32x4::splat(rows[r][i]);
+                for v in 0..V {
+                    acc[r][v] = F32x4::madd(x, cv[v], acc[r][v]);
+                }
+            }
+        };
+        let pairs = t[..d * CHUNK].chunks_exact(2 * CHUNK);
+        let odd = pairs.remainder();
+        for (p, tc) in pairs.enumerate() {
+            column(&mut acc, 2 * p, &tc[..CHUNK]);
+            column(&mut acc, 2 * p + 1, &tc[CHUNK..]);
+        }
+        if !odd.is_empty() {
+            column(&mut acc, d - 1, odd);
+        }
+    }
+    // Natively (LLVM) one column per trip: in pairs (as above) the native baseline's step
+    // took 1.3x as long. Per-row slices of length `d` let the compiler drop the bounds checks.
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let rows: [&[f32]; R] = core::array::from_fn(|r| &rows[r * d..(r + 1) * d]);
+        for (i, tc) in (0..d).zip(t.chunks_exact(CHUNK)) {
+            let cv: [F32x4; V] = core::array::from_fn(|v| F32x4::load(tc, 4 * v));
+            for r in 0..R {
+                let x = F32x4::splat(rows[r][i]);
+                for v in 0..V {
+                    acc[r][v] = F32x4::madd(x, cv[v], acc[r][v]);
+                }
             }
         }
     }
