@@ -40,7 +40,13 @@ def linreg_wasm():
     given = os.environ.get("IFP_LINREG_WASM")
     if given:
         return Path(given)
-    found = glob.glob(str(TARGET / "debug" / "wasm-kernels" / "*" / "wasm32-wasip2" / "wasm" / "ifp_plugin_linreg.wasm"))
+    # `<target>/wasm-kernels/<checkout>/...` (kernels/build_guests.rs: the target directory is
+    # the one holding cargo's CACHEDIR.TAG); older cargo builds put it under `debug/`.
+    found = [
+        p
+        for base in (TARGET, TARGET / "debug")
+        for p in glob.glob(str(base / "wasm-kernels" / "*" / "wasm32-wasip2" / "wasm" / "ifp_plugin_linreg.wasm"))
+    ]
     if not found:
         pytest.fail("the example plugin is missing: `cargo build -p ifp-test-plugins` builds it")
     return Path(max(found, key=os.path.getmtime))
