@@ -428,8 +428,10 @@ fn score_block<const R: usize, const V: usize>(rows: &[f32], t: &[f32], hn: &[f3
             column(&mut acc, d - 1, odd);
         }
     }
-    // Natively (LLVM) one column per trip: in pairs (as above) the native baseline's step
-    // took 1.3x as long. Per-row slices of length `d` let the compiler drop the bounds checks.
+    // Natively (LLVM) one column per trip, written out: in pairs (as above) the native
+    // baseline's step took 1.3x as long, and even one column per trip through the closure
+    // above 1.2x (68-74 against 56-59 ms). Per-row slices of length `d` let the compiler
+    // drop the bounds checks.
     #[cfg(not(target_arch = "wasm32"))]
     {
         let rows: [&[f32]; R] = core::array::from_fn(|r| &rows[r * d..(r + 1) * d]);
