@@ -18,64 +18,120 @@ pub(super) const CONVERGE_MAX_ITER: u32 = 300;
 /// `tol` of every run to convergence (scikit-learn's default).
 pub(super) const CONVERGE_TOL: &str = "1e-4";
 
-/// One of our runs to convergence.
+/// One of our timed k-means runs.
 pub(super) struct Converged {
     /// Median seconds over the runs (steps, merges and updates; loading excluded).
     pub(super) secs: f64,
+    /// Per iteration, its median seconds over the runs (with `--fastest`, its fastest).
+    pub(super) steps: Vec<f64>,
     pub(super) iterations: u32,
     pub(super) converged: bool,
     pub(super) centroids: Vec<f64>,
 }
 
-/// Runs k-means with `algorithm` from `start` (centroids) to convergence `repeats` times
-/// (each on a fresh function, so Hamerly starts without bounds as it would in a new job).
-pub(super) fn converge(
+/// Where a timed run stops: when the update says it converged at `tol`, or after `max_iter`
+/// iterations.
+#[derive(Clone, Copy)]
+pub(super) struct Stop {
+    pub(super) tol: &'static str,
+    pub(super) max_iter: u32,
+}
+
+/// To convergence as scikit-learn's defaults have it.
+pub(super) const TO_CONVERGENCE: Stop = Stop { tol: CONVERGE_TOL, max_iter: CONVERGE_MAX_ITER };
+
+/// Runs k-means from `start` (centroids) until `stop` with Hamerly's bounds and with Lloyd's
+/// plain step, `repeats` times each, alternately (so that a busy neighbour slows both alike:
+/// the per-iteration ratios compare steps timed a second apart), each run on a fresh
+/// function (so Hamerly starts without bounds as it would in a new job). `what` names the
+/// runs in the spread report.
+pub(super) fn hamerly_and_lloyd(
+    what: &str,
     rows: &Arc<Rows>,
     k: u64,
     start: &[f64],
-    algorithm: &str,
+    stop: Stop,
     inner: usize,
     repeats: u64,
-) -> Result<Converged> {
+) -> Result<(Converged, Converged)> {
     let engine = KernelEngine::builtin("kmeans", Sandbox::default())?;
     let shape = DataShape { cols: rows.cols as u32, has_labels: false, total_rows: rows.len() as u64 };
-    let params: Vec<Param> =
-        vec![("k".into(), k.to_string()), ("tol".into(), CONVERGE_TOL.into()), ("algorithm".into(), algorithm.into())];
-    let spec = Arc::new(JobSpec {
-        job: "bench-converge".into(),
-        params: params.clone(),
-        shape,
-        max_iter: CONVERGE_MAX_ITER,
-        functions: 1,
-        staleness: 0,
-    });
     let data = Data::Memory(rows.clone());
-    let mut times = Vec::new();
-    let mut last = None;
+    let algorithms = ["hamerly", "lloyd"];
+    // Per algorithm: each run's total and per-iteration seconds, and the last run's result.
+    let mut totals = [Vec::new(), Vec::new()];
+    let mut steps: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
+    let mut last = [None, None];
     for _ in 0..repeats {
-        let mut f = Function::load(&engine, spec.clone(), 0, inner as u32, &data, 0..shape.total_rows, None)?;
-        let none = Sample { features: Vec::new(), labels: Vec::new() };
-        let mut model = f.instance().init(&params, shape, &none, start)?;
-        let t = Instant::now();
-        let (mut it, mut done) = (0, false);
-        while it < CONVERGE_MAX_ITER && !done {
-            let total = f.step(&model)?;
-            let u = f.instance().update(&params, shape, &model, &total)?;
-            model = u.model;
-            done = u.converged;
-            it += 1;
+        for (a, algorithm) in algorithms.iter().enumerate() {
+            let params: Vec<Param> = vec![
+                ("k".into(), k.to_string()),
+                ("tol".into(), stop.tol.into()),
+                ("algorithm".into(), (*algorithm).into()),
+            ];
+            let spec = Arc::new(JobSpec {
+                job: "bench-converge".into(),
+                params: params.clone(),
+                shape,
+                max_iter: stop.max_iter,
+                functions: 1,
+                staleness: 0,
+            });
+            let mut f = Function::load(&engine, spec, 0, inner as u32, &data, 0..shape.total_rows, None)?;
+            let none = Sample { features: Vec::new(), labels: Vec::new() };
+            let mut model = f.instance().init(&params, shape, &none, start)?;
+            let mut times = Vec::new();
+            let mut done = false;
+            while (times.len() as u32) < stop.max_iter && !done {
+                let t = Instant::now();
+                let total = f.step(&model)?;
+                let u = f.instance().update(&params, shape, &model, &total)?;
+                times.push(t.elapsed().as_secs_f64());
+                model = u.model;
+                done = u.converged;
+            }
+            totals[a].push(times.iter().sum());
+            steps[a].push(times);
+            model.truncate(start.len());
+            last[a] = Some((steps[a][0].len() as u32, done, model));
         }
-        times.push(t.elapsed().as_secs_f64());
-        model.truncate(start.len());
-        last = Some((it, done, model));
     }
-    let (iterations, converged, centroids) = last.expect("at least one run");
-    Ok(Converged {
-        secs: timed(&format!("our {algorithm} to convergence"), &mut times),
-        iterations,
-        converged,
-        centroids,
-    })
+    let mut out = algorithms.iter().zip(totals.iter_mut().zip(&steps).zip(last)).map(|(alg, ((t, s), last))| {
+        let (iterations, converged, centroids) = last.expect("at least one run");
+        Converged {
+            secs: timed(&format!("our {alg} {what}"), t),
+            steps: per_iteration(s),
+            iterations,
+            converged,
+            centroids,
+        }
+    });
+    let ham = out.next().expect("two algorithms");
+    Ok((ham, out.next().expect("two algorithms")))
+}
+
+/// Per iteration, the median (with [`FASTEST`], the fastest) of its times over the runs that
+/// got that far (runs of one algorithm from one start take the same iterations).
+pub(super) fn per_iteration(runs: &[Vec<f64>]) -> Vec<f64> {
+    let longest = runs.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .map(|i| {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| r.get(i).copied()).collect();
+            pick(&mut v)
+        })
+        .collect()
+}
+
+/// The iteration where Hamerly's step costs most against Lloyd's same iteration (the issue's
+/// "never slower than Lloyd by more than 5 % per iteration"): its index and both times.
+pub(super) fn costliest_iteration(hamerly: &[f64], lloyd: &[f64]) -> Option<(usize, f64, f64)> {
+    hamerly
+        .iter()
+        .zip(lloyd)
+        .enumerate()
+        .filter(|(_, (_, &l))| l > 0.0)
+        .max_by(|(_, (h1, l1)), (_, (h2, l2))| (*h1 / *l1).total_cmp(&(*h2 / *l2)))
+        .map(|(i, (&h, &l))| (i, h, l))
 }
 
 /// The initial centroids `init` (our `init`, seed 0) from the first 10,000 rows of `rows`.
@@ -130,6 +186,11 @@ pub(super) fn timed(what: &str, v: &mut [f64]) -> f64 {
     if s > w.0 {
         *w = (s, what.to_string());
     }
+    pick(v)
+}
+
+/// The median of `v`, or with [`FASTEST`] set its smallest value.
+fn pick(v: &mut [f64]) -> f64 {
     if FASTEST.load(std::sync::atomic::Ordering::Relaxed) {
         v.iter().copied().fold(f64::INFINITY, f64::min)
     } else {

@@ -16,7 +16,9 @@
 //!   and the first k rows): ours with Hamerly's bounds and with plain Lloyd, scikit-learn's
 //!   `lloyd` and `elkan` (`tol = 1e-4`, `max_iter = 300`), reporting times, iterations and how
 //!   far the final centroids are apart, against how far scikit-learn's float32 and float64
-//!   runs are;
+//!   runs are; ours alternate Hamerly and Lloyd runs and time every iteration, and report
+//!   Hamerly's worst iteration against Lloyd's same one (target ≤ 1.05x), here and over 20
+//!   iterations on the one blob, where the bounds help least;
 //! - times the strongest CPU peers when the interpreter has them (`peers-requirements.txt`,
 //!   installed by `--setup-python`): scikit-learn-intelex (oneDAL) per Lloyd iteration and to
 //!   convergence, faiss-cpu per full Lloyd pass (no subsampling) and for as many iterations as
@@ -120,6 +122,11 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         output::write_npy_f32(&dir.path().join("logreg_y.npy"), n, 1, lr.labels.iter().copied())?;
     }
     let ours = run_ours(&a, &km, &init, &lr)?;
+    let inner = a.inner as usize;
+    // One blob is where Hamerly's bounds help least: per iteration against Lloyd's.
+    eprintln!("Hamerly and Lloyd per iteration on the one blob ({ONE_BLOB_ITERATIONS} iterations from the first rows, {inner} inner workers)");
+    let one_blob = Stop { tol: "0", max_iter: ONE_BLOB_ITERATIONS };
+    let one_blob = hamerly_and_lloyd("on one blob", &km, a.k, &init, one_blob, inner, a.converge_repeats)?;
     drop((km, lr));
 
     eprintln!("generating {n} x {d} rows of {} Gaussian blobs (seed {}) for the runs to convergence", a.k, a.seed + 1);
@@ -128,16 +135,17 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     if python.is_some() {
         output::write_npy_f32(&blobs_x, n, d, blobs.features.iter().copied())?;
     }
-    let inner = a.inner as usize;
     // Per start: its name, our Hamerly and Lloyd runs, and the file of its centroids.
     let mut runs = Vec::new();
     for name in &a.converge_init {
         let start = converge_start(&blobs, a.k, name)?;
         let file = dir.path().join(format!("blobs_init_{name}.npy"));
         output::write_npy_f32(&file, a.k, d, start.iter().map(|&v| v as f32))?;
-        eprintln!("our k-means to convergence from {name} centroids: Hamerly, then Lloyd ({inner} inner workers)");
-        let ham = converge(&blobs, a.k, &start, "hamerly", inner, a.converge_repeats)?;
-        let lloyd = converge(&blobs, a.k, &start, "lloyd", inner, a.converge_repeats)?;
+        eprintln!(
+            "our k-means to convergence from {name} centroids: Hamerly and Lloyd, alternately ({inner} inner workers)"
+        );
+        let what = format!("to convergence from {name}");
+        let (ham, lloyd) = hamerly_and_lloyd(&what, &blobs, a.k, &start, TO_CONVERGENCE, inner, a.converge_repeats)?;
         runs.push((name.clone(), ham, lloyd, file));
     }
     drop(blobs);
@@ -167,10 +175,10 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         a.repeats,
         env!("CARGO_PKG_VERSION")
     );
-    println!("{:<60} {:>10} {:>12} {:>8} {:>8}", "measure", "ours ms", "theirs ms", "ratio", "target");
+    println!("{:<64} {:>10} {:>12} {:>8} {:>8}", "measure", "ours ms", "theirs ms", "ratio", "target");
     let row = |what: &str, o: f64, t: Option<f64>, target: &str| match t {
-        Some(t) => println!("{what:<60} {:>10} {:>12} {:>8.3} {target:>8}", ms(o), ms(t), o / t),
-        None => println!("{what:<60} {:>10} {:>12} {:>8} {target:>8}", ms(o), "-", "-"),
+        Some(t) => println!("{what:<64} {:>10} {:>12} {:>8.3} {target:>8}", ms(o), ms(t), o / t),
+        None => println!("{what:<64} {:>10} {:>12} {:>8} {target:>8}", ms(o), "-", "-"),
     };
     let (sk, np) = match &theirs {
         Some(v) => (Some(iter_secs(v, "kmeans_iter")?), Some(secs(v, "logreg_step_s")?)),
@@ -189,7 +197,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     let speedup = |what: &str, many: f64, one: f64| {
         if a.inner > 1 {
             let name = format!("{what} speed-up 1 -> {} inner workers", a.inner);
-            println!("{name:<60} {:>10} {:>12} {:>8.3} {:>8}", ms(many), ms(one), one / many, ">= 1.8");
+            println!("{name:<64} {:>10} {:>12} {:>8.3} {:>8}", ms(many), ms(one), one / many, ">= 1.8");
         }
     };
     speedup("k-means", ours.kmeans_iter, ours.kmeans_iter_1);
@@ -197,12 +205,24 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     row("logreg step, 1 wasm worker vs native (1 thread)", ours.logreg_iter_1, Some(ours.logreg_native), "<= 1.0");
     speedup("logreg", ours.logreg_iter, ours.logreg_iter_1);
     println!(
-        "{:<60} {:>10} {:>12} {:>8} {:>8}",
+        "{:<64} {:>10} {:>12} {:>8} {:>8}",
         format!("precompiled kernel + {} instances ready", a.inner),
         ms(ours.ready),
         "-",
         "-",
         "<= 50ms"
+    );
+    let worst = |what: &str, h: &Converged, l: &Converged| {
+        if let Some((i, hs, ls)) = costliest_iteration(&h.steps, &l.steps) {
+            row(&format!("{what}: worst iteration ({}), Hamerly vs Lloyd", i + 1), hs, Some(ls), "<= 1.05");
+        }
+    };
+    worst(&format!("one blob, {ONE_BLOB_ITERATIONS} it."), &one_blob.0, &one_blob.1);
+    row(
+        &format!("one blob, {ONE_BLOB_ITERATIONS} it.: Hamerly vs Lloyd, whole run"),
+        one_blob.0.secs,
+        Some(one_blob.1.secs),
+        "-",
     );
     for (start, ham, lloyd, _) in &runs {
         let theirs = match &theirs {
@@ -218,19 +238,20 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         }
         row(&label("Lloyd vs scikit-learn lloyd"), lloyd.secs, time_of("lloyd"), "-");
         row(&label("Hamerly vs our Lloyd"), ham.secs, Some(lloyd.secs), "-");
+        worst(&format!("converge from {start}"), ham, lloyd);
     }
     let data_bytes = n * d * 4;
     let rss_target = data_bytes as f64 * 1.5 + 64.0 * 1048576.0;
     match rss {
         Some(b) => println!(
-            "{:<60} {:>10} {:>12} {:>8.3} {:>8}",
+            "{:<64} {:>10} {:>12} {:>8.3} {:>8}",
             "peak RSS of 'ifp run kmeans' (MiB)",
             format!("{:.1}", b as f64 / 1048576.0),
             format!("{:.1}", rss_target / 1048576.0),
             b as f64 / rss_target,
             "<= 1.0"
         ),
-        None => println!("{:<60} {:>10}", "peak RSS of 'ifp run kmeans' (MiB)", "- (needs python)"),
+        None => println!("{:<64} {:>10}", "peak RSS of 'ifp run kmeans' (MiB)", "- (needs python)"),
     }
     let (widest, what) = WIDEST.lock().unwrap_or_else(|e| e.into_inner()).clone();
     println!(
@@ -241,6 +262,15 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         } else {
             String::new()
         }
+    );
+    println!();
+    println!(
+        "{}",
+        per_iteration_line(
+            &format!("one blob, first rows, {ONE_BLOB_ITERATIONS} iterations"),
+            &one_blob.0,
+            &one_blob.1
+        )
     );
     for (start, ham, lloyd, _) in &runs {
         println!();
@@ -254,6 +284,7 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
         );
         let same = ham.centroids.len() == lloyd.centroids.len()
             && ham.centroids.iter().zip(&lloyd.centroids).all(|(a, b)| a.to_bits() == b.to_bits());
+        println!("{}", per_iteration_line(&format!("from {start}"), ham, lloyd));
         println!(
             "check: Hamerly's final centroids are {} Lloyd's",
             if same { "bit-identical to" } else { "DIFFERENT from" }
@@ -338,6 +369,16 @@ pub fn bench_cmd(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Iterations of the one-blob runs, per-iteration Hamerly against Lloyd (tol 0): enough for
+/// several of the cycles in which Hamerly rebuilds its bounds there (every 4-5 steps).
+const ONE_BLOB_ITERATIONS: u32 = 20;
+
+/// `per iteration, Hamerly / Lloyd (WHAT): r1 r2 …`, each Hamerly step over Lloyd's same one.
+fn per_iteration_line(what: &str, ham: &Converged, lloyd: &Converged) -> String {
+    let ratios: Vec<String> = ham.steps.iter().zip(&lloyd.steps).map(|(h, l)| format!("{:.2}", h / l)).collect();
+    format!("per iteration, Hamerly / Lloyd ({what}): {}", ratios.join(" "))
+}
+
 /// The CPU model and the SIMD extensions this process can use, printed with every table:
 /// ratios only compare within one machine type (AVX2 and AVX-512 hosts differ).
 fn cpu_line() -> String {
@@ -399,5 +440,25 @@ mod tests {
         assert!((fastest_iter.unwrap() - 0.36).abs() < 1e-12);
         let (w, what) = WIDEST.lock().unwrap().clone();
         assert_eq!((w, what.as_str()), (3.0, "b"));
+    }
+
+    #[test]
+    fn per_iteration_times_and_the_costliest_hamerly_iteration() {
+        let _timing = measure::timing_test_lock();
+        // Three runs of three iterations, one cut short: each iteration's median over the
+        // runs that reached it.
+        let runs = vec![vec![1.0, 5.0, 2.0], vec![3.0, 4.0, 9.0], vec![2.0, 6.0]];
+        assert_eq!(per_iteration(&runs), vec![2.0, 5.0, 5.5]);
+        FASTEST.store(true, std::sync::atomic::Ordering::Relaxed);
+        let fastest = per_iteration(&runs);
+        FASTEST.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(fastest, vec![1.0, 4.0, 2.0]);
+        assert_eq!(per_iteration(&[]), Vec::<f64>::new());
+        // The largest ratio wins, not the largest time or difference: 1.2/1.0 over 3.0/2.8.
+        assert_eq!(costliest_iteration(&[0.5, 1.2, 3.0], &[1.0, 1.0, 2.8]), Some((1, 1.2, 1.0)));
+        assert_eq!(costliest_iteration(&[], &[]), None);
+        let ham = Converged { secs: 0.0, steps: vec![1.0, 0.5], iterations: 2, converged: true, centroids: vec![] };
+        let lloyd = Converged { steps: vec![0.8, 1.0], centroids: vec![], ..ham };
+        assert_eq!(per_iteration_line("x", &ham, &lloyd), "per iteration, Hamerly / Lloyd (x): 1.25 0.50");
     }
 }
