@@ -1,7 +1,7 @@
 //! A k-means shard: the resident rows with their squared norms, column sums and last
 //! assignments; a step decodes the model and runs Lloyd's or Hamerly's pass over the rows.
 
-use super::hamerly::Bounds;
+use super::hamerly::{Bounds, Resident};
 use super::scan::Centroids;
 use super::{split_model, Layout};
 use crate::simd::add_rows_widened;
@@ -21,6 +21,9 @@ pub struct KMeansShard {
     pub(super) labels: Vec<u32>,
     /// Hamerly state from the previous step; `None` under Lloyd or before the first step.
     pub(super) bounds: Option<Bounds>,
+    /// Under Hamerly (known from the parameters), the bounds' storage made resident as the
+    /// rows arrive, until the first step takes it.
+    pub(super) resident: Option<Resident>,
     /// Rows the last step scored against every centroid.
     pub(super) scored: u64,
     /// Whether the last step scored every row (Lloyd, or Hamerly's first or full scan).
@@ -46,6 +49,7 @@ impl KMeansShard {
             colsumsq: vec![0.0; d],
             labels: Vec::new(),
             bounds: None,
+            resident: None,
             scored: 0,
             scanned_all: false,
         }
@@ -142,6 +146,19 @@ impl crate::Shard for KMeansShard {
         self.labels.reserve_exact(rows);
     }
 
+    fn configure(&mut self, params: &[crate::Param]) -> Result<(), String> {
+        // Rows are not known yet: the host checked `k` against them.
+        let p = super::KMeansParams::parse(
+            params,
+            DataShape { cols: self.d as u32, has_labels: false, total_rows: u64::MAX },
+        )?;
+        self.resident = (p.algorithm == "hamerly").then(|| Resident::new(p.k, self.d));
+        if let Some(r) = &mut self.resident {
+            r.grow(self.sqnorm.len());
+        }
+        Ok(())
+    }
+
     fn append(&mut self, features: &[f32], labels: &[f32]) -> Result<(), String> {
         let d = self.d;
         let has_labels = !labels.is_empty();
@@ -161,6 +178,9 @@ impl crate::Shard for KMeansShard {
         }
         self.labels.resize(self.labels.len() + n, u32::MAX);
         self.bounds = None;
+        if let Some(r) = &mut self.resident {
+            r.grow(self.sqnorm.len());
+        }
         Ok(())
     }
 

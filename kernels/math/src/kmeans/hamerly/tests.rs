@@ -23,23 +23,31 @@ fn blobs(n: usize, d: usize, k: usize, spread: f64, noise: f64, offset: f64, see
 /// Runs Lloyd and Hamerly side by side from the same centroids and asserts that every
 /// step's partial and assignments are bit-identical, the models equal and the iteration
 /// counts the same; at iteration 3 a fresh Hamerly shard replays the previous model (as a
-/// host that rebuilt a shard does) and must agree too. Returns (iterations, rows Hamerly
-/// scored in total, rows Lloyd scored in total).
+/// host that rebuilt a shard does) and must agree too. The first Hamerly shard is given the
+/// parameters (as the wasm host gives them: its bounds' storage is made resident while its
+/// rows arrive, in chunks that end mid-block), the rebuilt one is not (as the native callers
+/// make shards). Returns (iterations, rows Hamerly scored in total, rows Lloyd scored in
+/// total).
 fn lloyd_vs_hamerly(x: &[f32], d: usize, k: usize, start: &[f64], max_iter: usize) -> (usize, u64, u64) {
     let n = x.len() / d;
     let sh = shape(d as u32, n as u64);
     let ps = vec![("k".to_string(), k.to_string()), ("tol".to_string(), "0".to_string())];
-    let new = || {
+    let new = |configured: bool| {
         let mut s = KMeansShard::new(sh);
-        s.append(x, &[]).unwrap();
+        if configured {
+            s.configure(&ps).unwrap();
+        }
+        for chunk in x.chunks(d * 700) {
+            s.append(chunk, &[]).unwrap();
+        }
         s
     };
-    let (mut lloyd, mut ham) = (new(), new());
+    let (mut lloyd, mut ham) = (new(false), new(true));
     let (mut ml, mut mh) = (with_code(start, 0.0), with_code(start, 1.0));
     let (mut scored, mut prev_h) = (0u64, mh.clone());
     for it in 0..max_iter {
         if it == 3 {
-            ham = new();
+            ham = new(false);
             ham.step(&prev_h).unwrap();
         }
         let pl = lloyd.step(&ml).unwrap();
@@ -72,6 +80,36 @@ fn hamerly_equals_lloyd_on_blobs_and_skips_most_rows() {
     let (iters, scored, all) = lloyd_vs_hamerly(&x, d, k, &first_rows(&x, k, d), 50);
     assert!(iters >= 3, "too few iterations ({iters}) to exercise the bounds");
     assert!(scored * 2 < all, "Hamerly scored {scored} of {all} rows: the bounds skip nothing");
+}
+
+/// Under Hamerly a configured shard makes its bounds' storage resident for every whole block
+/// as the rows arrive, and its first step takes it; under Lloyd it makes none.
+#[test]
+fn a_hamerly_shard_makes_its_bounds_resident_while_its_rows_arrive() {
+    let (d, k) = (3, 16);
+    let b = block_rows(k);
+    let x = lcg_data(5 * b + 100, d, 7);
+    let sh = shape(d as u32, (x.len() / d) as u64);
+    let params =
+        |algorithm: &str| vec![("k".to_string(), k.to_string()), ("algorithm".to_string(), algorithm.to_string())];
+    let mut s = KMeansShard::new(sh);
+    s.configure(&params("hamerly")).unwrap();
+    for chunk in x.chunks(d * (b - 37)) {
+        s.append(chunk, &[]).unwrap();
+    }
+    let r = s.resident.as_ref().expect("no resident storage under hamerly");
+    assert_eq!(r.blocks.len(), 5, "one per whole block of {b} rows of {}", x.len() / d);
+    let stride = k * d + 2 * k;
+    assert!(r.blocks.iter().all(|blk| blk.upper.len() == b && blk.lower.len() == b && blk.sums.len() == stride));
+    let first = r.blocks[4].upper.as_ptr();
+    s.step(&with_code(&first_rows(&x, k, d), 1.0)).unwrap();
+    assert!(s.resident.is_none(), "the first step did not take the resident storage");
+    let bounds = s.bounds.as_ref().expect("bounds after a Hamerly step");
+    assert_eq!(bounds.blocks[4].upper.as_ptr(), first, "the first step's bounds are not the resident storage");
+    let mut l = KMeansShard::new(sh);
+    l.configure(&params("lloyd")).unwrap();
+    l.append(&x, &[]).unwrap();
+    assert!(l.resident.is_none(), "resident bounds storage under lloyd");
 }
 
 /// The steps Hamerly's shard scans in full, after the first, over `iters` iterations
