@@ -58,8 +58,7 @@ pub(super) fn hamerly_and_lloyd(
     let shape = DataShape { cols: rows.cols as u32, has_labels: false, total_rows: rows.len() as u64 };
     let data = Data::Memory(rows.clone());
     let algorithms = ["hamerly", "lloyd"];
-    // Per algorithm: each run's total and per-iteration seconds, and the last run's result.
-    let mut totals = [Vec::new(), Vec::new()];
+    // Per algorithm: each run's per-iteration seconds, and the last run's result.
     let mut steps: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
     let mut last = [None, None];
     for _ in 0..repeats {
@@ -90,24 +89,23 @@ pub(super) fn hamerly_and_lloyd(
                 model = u.model;
                 done = u.converged;
             }
-            totals[a].push(times.iter().sum());
-            steps[a].push(times);
             model.truncate(start.len());
-            last[a] = Some((steps[a][0].len() as u32, done, model));
+            last[a] = Some((times.len() as u32, done, model));
+            steps[a].push(times);
         }
     }
-    let mut out = algorithms.iter().zip(totals.iter_mut().zip(&steps).zip(last)).map(|(alg, ((t, s), last))| {
-        let (iterations, converged, centroids) = last.expect("at least one run");
+    let [ham, lloyd] = [0, 1].map(|a| {
+        let (iterations, converged, centroids) = last[a].take().expect("at least one run");
+        let mut totals: Vec<f64> = steps[a].iter().map(|run| run.iter().sum()).collect();
         Converged {
-            secs: timed(&format!("our {alg} {what}"), t),
-            steps: per_iteration(s),
+            secs: timed(&format!("our {} {what}", algorithms[a]), &mut totals),
+            steps: per_iteration(&steps[a]),
             iterations,
             converged,
             centroids,
         }
     });
-    let ham = out.next().expect("two algorithms");
-    Ok((ham, out.next().expect("two algorithms")))
+    Ok((ham, lloyd))
 }
 
 /// Per iteration, the median (with [`FASTEST`], the fastest) of its times over the runs that
